@@ -1,0 +1,1 @@
+"""Built-in detector plugins. Registered under the entry-point group `vitmon.detectors`."""

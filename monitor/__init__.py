@@ -1,0 +1,1 @@
+"""vitmon service core: config, ingest, windows, storage, alert engine, metrics, CLI, demo."""

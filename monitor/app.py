@@ -1,0 +1,110 @@
+"""Wiring only: settings -> database, broker clients, detectors, checkpointer, consumer."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from monitor import kafka_io, migrate
+from monitor.checkpoint import Checkpointer, ReferenceLookup
+from monitor.config import Settings
+from monitor.consumer import Consumer, load_catalog
+from monitor.db import check_reachable, make_engine, mask_url, with_retry
+from monitor.errors import ConfigError
+from monitor.metrics import Metrics
+from monitor.registry import load_detectors
+from monitor.windows import WindowAssigner
+from slices import SliceCatalog, dimensions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    consumer: Consumer
+    engine: Engine
+    metrics: Metrics
+
+
+def database_url(settings: Settings) -> str:
+    url = settings.database_url()
+    if url is None:
+        raise ConfigError("database.url (VITMON_DATABASE_URL)",
+                          "not set; `vitmon run` needs a PostgreSQL URL (`vitmon demo` starts "
+                          "an embedded one)")
+    return url
+
+
+def topic_partitions(settings: Settings) -> list[tuple[str, int]]:
+    k = settings.kafka
+    topics = {k.predictions_topic: 3, k.labels_topic: 3, k.dlq_topic: 1}
+    try:
+        kafka_io.create_topics(k.client, k.bootstrap, topics)
+        tps = []
+        for topic in (k.predictions_topic, k.labels_topic):
+            parts = kafka_io.partitions_for(k.client, k.bootstrap, topic)
+            tps += [(topic, p) for p in parts if k.partitions is None or p in k.partitions]
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError("kafka.bootstrap (VITMON_KAFKA_BOOTSTRAP)",
+                          f"cannot reach a Kafka broker at {k.bootstrap}: {exc}") from None
+    if not tps:
+        raise ConfigError("kafka.partitions", f"none of {k.partitions} exist on the topics")
+    return tps
+
+
+def build(settings: Settings, references: ReferenceLookup | None = None,
+          metrics: Metrics | None = None) -> Service:
+    url = database_url(settings)
+    check_reachable(url)
+    detectors = load_detectors(settings.detectors.enabled, settings.detectors.params)
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    dims, admitted = with_retry(lambda: load_catalog(engine), initial_s=0.5, max_s=10,
+                                what="load catalog")
+    for name, value in dims.items():
+        configured = settings.models.get(name)
+        if configured and configured.embedding_dim and configured.embedding_dim != value:
+            log.warning("embedding dim differs from the learnt one model=%s configured=%d learnt=%d",
+                        name, configured.embedding_dim, value)
+    for name, m in settings.models.items():
+        if m.embedding_dim:
+            dims[name] = m.embedding_dim
+    sl = settings.slices
+    catalog = SliceCatalog(max_values=sl.max_values)
+    for attr, value in admitted:
+        catalog.admitted.setdefault(attr, {})[value] = None
+    assigner = WindowAssigner(detectors, dimensions(sl.attributes, sl.crosses, sl.buckets),
+                              catalog, settings.windows.size_s * 1000)
+    checkpointer = Checkpointer(assigner, settings.windows.allowed_lateness_s * 1000,
+                                settings.detectors.alpha, sl.min_samples, dims, references)
+    tps = topic_partitions(settings)
+    k = settings.kafka
+    source = kafka_io.make_source(k.client, k.bootstrap)
+    sink = kafka_io.make_sink(k.client, k.bootstrap)
+    metrics = metrics or Metrics()
+    consumer = Consumer(settings, engine, source, sink, checkpointer, metrics, tps)
+    log.info("monitor ready database=%s kafka=%s client=%s", mask_url(url), k.bootstrap, k.client)
+    return Service(consumer, engine, metrics)
+
+
+def run(settings: Settings, exit_when_idle_s: float | None = None) -> None:
+    service = build(settings)
+    service.metrics.serve(settings.metrics.host, settings.metrics.port)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("stopping signal=%d", signum)
+        service.consumer.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        service.consumer.run(exit_when_idle_s=exit_when_idle_s)
+    finally:
+        service.consumer.source.close()
+        service.consumer.sink.close()
+        service.engine.dispose()

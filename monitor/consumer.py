@@ -1,0 +1,213 @@
+"""The consume loop: poll -> decode -> buffer -> checkpoint (one transaction) -> metrics/alerts.
+
+Offsets live in PostgreSQL and are committed with the results they produced, so a consumer
+killed at any moment restarts from the last committed checkpoint and recounts nothing. While
+PostgreSQL is unreachable the loop stops polling (memory stays bounded by one checkpoint's
+buffer) and retries the same checkpoint with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, text
+
+from monitor import decode
+from monitor.checkpoint import Checkpointer, CheckpointInput, CheckpointResult, TopicPartition
+from monitor.config import Settings
+from monitor.db import with_retry
+from monitor.events import REASON_HEADER
+from monitor.kafka_io import Record, Sink, Source
+from monitor.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+AfterCommit = Callable[[CheckpointResult], None]
+
+
+@dataclass
+class _Buffer:
+    """Records read since the last checkpoint, already decoded."""
+
+    start: dict[TopicPartition, int] = field(default_factory=dict)
+    next: dict[TopicPartition, int] = field(default_factory=dict)
+    batches: list[Any] = field(default_factory=list)
+    labels: list[Any] = field(default_factory=list)
+    rejected: list[Any] = field(default_factory=list)
+    events: int = 0
+    opened_at: float = field(default_factory=time.monotonic)
+
+
+def load_positions(engine: Engine, group: str, tps: Sequence[TopicPartition]
+                   ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """Committed next-offsets and watermarks for ``tps`` (0 for partitions never committed)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT topic, kafka_partition, next_offset, watermark_ms "
+                                 "FROM consumer_offsets WHERE consumer_group = :g"),
+                            {"g": group}).all()
+    stored = {(r.topic, r.kafka_partition): (r.next_offset, r.watermark_ms) for r in rows}
+    return ({tp: stored.get(tp, (0, 0))[0] for tp in tps},
+            {tp: stored.get(tp, (0, 0))[1] for tp in tps})
+
+
+def load_catalog(engine: Engine) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Learnt embedding dimensions and admitted slice values (in admission order)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT kind, name, value FROM catalog ORDER BY seq")).all()
+    dims = {r.name: int(r.value) for r in rows if r.kind == "embedding_dim"}
+    values = [(r.name, r.value) for r in rows if r.kind == "slice_value"]
+    return dims, values
+
+
+class Consumer:
+    def __init__(self, settings: Settings, engine: Engine, source: Source, sink: Sink,
+                 checkpointer: Checkpointer, metrics: Metrics,
+                 tps: Sequence[TopicPartition], after_commit: AfterCommit | None = None) -> None:
+        self.s = settings
+        self.engine = engine
+        self.source = source
+        self.sink = sink
+        self.cp = checkpointer
+        self.metrics = metrics
+        self.tps = list(tps)
+        self.after_commit = after_commit
+        self.stop_event = threading.Event()
+        self.positions: dict[TopicPartition, int] = {}
+        self.max_ts: dict[TopicPartition, int] = {}
+
+    def start(self) -> None:
+        self.positions, self.max_ts = with_retry(
+            lambda: load_positions(self.engine, self.s.kafka.group, self.tps),
+            initial_s=self.s.database.retry_initial_s, max_s=self.s.database.retry_max_s,
+            what="load offsets")
+        with_retry(self._register_partitions, initial_s=self.s.database.retry_initial_s,
+                   max_s=self.s.database.retry_max_s, what="register partitions")
+        self.source.assign(dict(self.positions))
+        log.info("consumer assigned partitions=%s", ",".join(f"{t}[{p}]@{o}" for (t, p), o
+                                                             in sorted(self.positions.items())))
+
+    def _register_partitions(self) -> None:
+        """An offsets row for every assigned partition, so status shows idle ones too."""
+        with self.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset, "
+                "watermark_ms) VALUES (:g, :t, :p, 0, 0) ON CONFLICT DO NOTHING"),
+                [{"g": self.s.kafka.group, "t": t, "p": p} for t, p in self.tps])
+
+    def run(self, exit_when_idle_s: float | None = None) -> None:
+        """Consume until stopped (or, with ``exit_when_idle_s``, until caught up and idle)."""
+        self.start()
+        buf = _Buffer()
+        idle_since = time.monotonic()
+        while not self.stop_event.is_set():
+            records = self.source.poll(self.s.kafka.poll_max_records, 0.5)
+            if records:
+                idle_since = time.monotonic()
+                self._add(buf, records)
+            due = (buf.events >= self.s.checkpoint.max_events or
+                   time.monotonic() - buf.opened_at >= self.s.checkpoint.interval_s)
+            if buf.next and (due or not records):
+                self._checkpoint(buf)
+                buf = _Buffer()
+            elif exit_when_idle_s is not None and not records and \
+                    time.monotonic() - idle_since >= exit_when_idle_s:
+                self._checkpoint(buf, flush=True)
+                log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
+                return
+        if buf.next:
+            self._checkpoint(buf)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # ------------------------------------------------------------------------------------
+    def _add(self, buf: _Buffer, records: list[Record]) -> None:
+        t0 = time.perf_counter()
+        preds, labels = [], []
+        for r in records:
+            tp = (r.topic, r.partition)
+            buf.start.setdefault(tp, self.positions.get(tp, r.offset))
+            buf.next[tp] = r.offset + 1
+            (labels if r.topic == self.s.kafka.labels_topic else preds).append(r)
+        if preds:
+            out = decode.decode_predictions(preds, self.cp.embedding_dims)
+            for batch in out.batches.values():
+                buf.batches.append(batch)
+                self._advance_watermarks(batch)
+            buf.rejected.extend(out.rejected)
+        if labels:
+            out_l = decode.decode_labels(labels)
+            buf.labels.append(out_l)
+            buf.rejected.extend(out_l.rejected)
+        buf.events += len(records)
+        self.metrics.stage_seconds.labels("decode").observe(time.perf_counter() - t0)
+
+    def _advance_watermarks(self, batch: Any) -> None:
+        parts = batch.extras["_partition"]
+        topic = self.s.kafka.predictions_topic
+        for p in np.unique(parts):
+            tp = (topic, int(p))
+            self.max_ts[tp] = max(self.max_ts.get(tp, 0), int(batch.ts_ms[parts == p].max()))
+
+    def _send_dead_letters(self, rejected: Sequence[Any]) -> None:
+        """At-least-once to the DLQ topic, before the checkpoint commits (the table copy in
+        ``rejected_events`` is exactly-once)."""
+        for r in rejected:
+            self.sink.produce(self.s.kafka.dlq_topic, r.value or b"", key=r.key, headers=[
+                (REASON_HEADER, r.reason.encode()), ("vitmon-reject-detail", r.detail.encode()),
+                ("vitmon-source", f"{r.topic}/{r.partition}/{r.offset}".encode())])
+        if rejected:
+            self.sink.flush(30)
+
+    def _checkpoint(self, buf: _Buffer, flush: bool = False) -> None:
+        t0 = time.perf_counter()
+        self._send_dead_letters(buf.rejected)
+        try:
+            highs = self.source.end_offsets(self.tps)
+        except Exception as exc:  # lag is informative only; never block a checkpoint on it
+            log.warning("could not read end offsets error=%r", exc)
+            highs = {}
+        cp = CheckpointInput(group=self.s.kafka.group, start=dict(buf.start), next=dict(buf.next),
+                             max_ts=dict(self.max_ts), high_watermarks=highs,
+                             batches=buf.batches, labels=buf.labels, rejected=buf.rejected,
+                             evaluate_all=flush)
+
+        def attempt() -> CheckpointResult:
+            with self.engine.begin() as conn:
+                return self.cp.run(conn, cp)
+
+        attempts = {"n": 0}
+
+        def counted() -> CheckpointResult:
+            attempts["n"] += 1
+            if attempts["n"] > 1:
+                self.metrics.db_retries.inc()
+            return attempt()
+
+        result = with_retry(counted, initial_s=self.s.database.retry_initial_s,
+                            max_s=self.s.database.retry_max_s, should_stop=lambda: False)
+        self.cp.committed()
+        self.positions.update(buf.next)
+        self._after(result, highs, time.perf_counter() - t0)
+
+    def _after(self, result: CheckpointResult, highs: dict[TopicPartition, int], took: float) -> None:
+        k = self.s.kafka
+        self.metrics.stage_seconds.labels("checkpoint").observe(took)
+        self.metrics.record_checkpoint(k.predictions_topic, sum(result.accepted.values()),
+                                       result.duplicates, result.rejected, k.labels_topic,
+                                       result.labels)
+        for tp, high in highs.items():
+            self.metrics.lag.labels(tp[0], str(tp[1])).set(max(high - self.positions.get(tp, 0), 0))
+        self.metrics.watermark.set(result.watermark_ms / 1000.0)
+        self.metrics.record_findings(result.findings)
+        log.info("checkpoint committed accepted=%d duplicates=%d rejected=%d labels=%d "
+                 "findings=%d took_s=%.3f", sum(result.accepted.values()), result.duplicates,
+                 sum(result.rejected.values()), result.labels, len(result.findings), took)
+        if self.after_commit is not None:
+            self.after_commit(result)

@@ -1,0 +1,238 @@
+"""The detector plugin contract: the one file a detector author needs to read.
+
+A detector is an object with a ``name``, an integer ``version`` and five methods:
+
+``empty() -> State``
+    A fresh state for one (model, model_version, slice, window).
+``observe(state, batch) -> State``
+    Fold a :class:`Batch` of decoded events (already restricted to one state key) into the
+    state. Pure and vectorised over the batch; never mutates its inputs.
+``merge(a, b) -> State``
+    Combine two states of the same key. Must be associative and commutative so partitions can be
+    processed by several processes and checkpoints merged in any order:
+    ``merge(observe(empty(), a), observe(empty(), b)) == observe(empty(), a + b)``.
+``evaluate(state, context) -> tuple[Finding, ...]``
+    Turn a state plus the reference into findings. A detector with too little data returns
+    ``Status.INSUFFICIENT_DATA``; one that needs a reference and has none returns
+    ``Status.NO_REFERENCE`` -- never ``OK``.
+``dumps(state) -> bytes`` / ``loads(bytes) -> State``
+    Serialise the state for checkpoints. :class:`DataclassStateCodec` implements both for states
+    that are frozen dataclasses of numbers, strings, numpy arrays, lists and dicts of those.
+
+Detectors are registered under the entry-point group ``vitmon.detectors`` (built-ins too) and
+constructed with keyword parameters from config, each with a default. ``detectors/`` never imports
+Kafka, SQLAlchemy, Streamlit or prometheus_client; ``tests/test_contract.py`` enforces it and runs
+the contract suite over every registered detector.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import enum
+import io
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+ENTRY_POINT_GROUP = "vitmon.detectors"
+ALL_SLICE = "all"
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    WARN = "warn"
+    ALERT = "alert"
+    INSUFFICIENT_DATA = "insufficient_data"
+    NO_REFERENCE = "no_reference"
+
+
+class Severity(str, enum.Enum):
+    NONE = "none"
+    TICKET = "ticket"
+    PAGE = "page"
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Columnar view of N decoded prediction events (one row per accepted, deduplicated event).
+
+    Missing optional numbers are NaN, missing predictions are -1, missing strings are None.
+    ``embedding`` is float32 [N, D] (D fixed per model) with ``has_embedding`` marking real rows;
+    ``probs`` is float32 [N, C] with ``has_probs`` likewise. ``image`` and ``attrs`` map a field name
+    to a length-N array (float64 for ``image``, object for ``attrs``).
+    """
+
+    event_id: np.ndarray  # object[str]
+    ts_ms: np.ndarray  # int64, event time in epoch milliseconds
+    model: np.ndarray  # object[str]
+    model_version: np.ndarray  # object[str]
+    latency_ms: np.ndarray  # float64
+    is_error: np.ndarray  # bool
+    pred: np.ndarray  # int32, -1 where absent (error events)
+    confidence: np.ndarray  # float32, NaN where absent
+    probs: np.ndarray  # float32 [N, C]; C == 0 when no event carries probs
+    has_probs: np.ndarray  # bool
+    embedding: np.ndarray  # float32 [N, D]; D == 0 when no event carries an embedding
+    has_embedding: np.ndarray  # bool
+    image: Mapping[str, np.ndarray] = field(default_factory=dict)
+    attrs: Mapping[str, np.ndarray] = field(default_factory=dict)
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)  # batch_size, cold_start, ...
+
+    def __len__(self) -> int:
+        return int(self.ts_ms.shape[0])
+
+    def take(self, index: np.ndarray) -> Batch:
+        """Rows selected by an integer or boolean index, as a new Batch."""
+        pick = lambda a: a[index]  # noqa: E731 - local shorthand
+        return Batch(
+            event_id=pick(self.event_id),
+            ts_ms=pick(self.ts_ms),
+            model=pick(self.model),
+            model_version=pick(self.model_version),
+            latency_ms=pick(self.latency_ms),
+            is_error=pick(self.is_error),
+            pred=pick(self.pred),
+            confidence=pick(self.confidence),
+            probs=pick(self.probs),
+            has_probs=pick(self.has_probs),
+            embedding=pick(self.embedding),
+            has_embedding=pick(self.has_embedding),
+            image={k: pick(v) for k, v in self.image.items()},
+            attrs={k: pick(v) for k, v in self.attrs.items()},
+            extras={k: pick(v) for k, v in self.extras.items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A reference profile for one (model, model_version). Detectors read what they need.
+
+    ``profile`` holds named numpy arrays and scalars (bin edges, class frequencies, an embedding
+    sample, ...); its keys are documented by the detectors that read them.
+    """
+
+    model: str
+    model_version: str
+    reference_id: int
+    profile: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StateKey:
+    model: str
+    model_version: str
+    slice: str
+    window_start_ms: int
+    window_end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class EvalContext:
+    key: StateKey
+    reference: Reference | None
+    alpha: float  # family-wise significance level configured for this detector
+    n_tests: int = 1  # how many (slice x feature) tests share alpha, for multiple-testing correction
+    min_samples: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One result of a detector for one state key. ``subject`` names a sub-result (a feature, an
+    SLO, a group); the main finding has subject ``""``. ``details`` must be JSON-serialisable."""
+
+    detector: str
+    detector_version: int
+    status: Status
+    score: float | None = None
+    threshold: float | None = None
+    p_value: float | None = None
+    severity: Severity = Severity.NONE
+    n: int = 0
+    subject: str = ""
+    test: str = ""  # e.g. "ks", "chi2", "mmd-permutation", "summary"
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def insufficient(cls, det: Detector, n: int, need: int, subject: str = "") -> Finding:
+        return cls(det.name, det.version, Status.INSUFFICIENT_DATA, n=n, subject=subject,
+                   details={"reason": f"{n} events, need {need}"})
+
+    @classmethod
+    def no_reference(cls, det: Detector, n: int, subject: str = "") -> Finding:
+        return cls(det.name, det.version, Status.NO_REFERENCE, n=n, subject=subject,
+                   details={"reason": "no active reference for this model version"})
+
+
+@runtime_checkable
+class Detector(Protocol):
+    name: ClassVar[str]
+    version: ClassVar[int]
+
+    def empty(self) -> Any: ...
+    def observe(self, state: Any, batch: Batch) -> Any: ...
+    def merge(self, a: Any, b: Any) -> Any: ...
+    def evaluate(self, state: Any, context: EvalContext) -> tuple[Finding, ...]: ...
+    def dumps(self, state: Any) -> bytes: ...
+    def loads(self, data: bytes) -> Any: ...
+
+
+class DataclassStateCodec:
+    """Mixin: JSON serialisation for states that are frozen dataclasses (set ``state_type``).
+
+    numpy arrays are stored as base64 ``.npy`` so dtype and shape survive exactly."""
+
+    state_type: ClassVar[type]
+
+    def dumps(self, state: Any) -> bytes:
+        return json.dumps(_encode(state), separators=(",", ":")).encode()
+
+    def loads(self, data: bytes) -> Any:
+        return _decode(json.loads(data), self.state_type)
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, np.ndarray):
+        buf = io.BytesIO()
+        np.save(buf, value, allow_pickle=False)
+        return {"__npy__": base64.b64encode(buf.getvalue()).decode()}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    if isinstance(value, Mapping):
+        return {"__map__": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any, type_: type | None = None) -> Any:
+    if type_ is not None and dataclasses.is_dataclass(type_):
+        hints = {f.name: f.type for f in dataclasses.fields(type_)}
+        nested = {n: t for n, t in getattr(type_, "__nested__", {}).items()}
+        return type_(**{k: _decode(v, nested.get(k)) for k, v in value.items() if k in hints})
+    if isinstance(value, dict):
+        if "__npy__" in value:
+            return np.load(io.BytesIO(base64.b64decode(value["__npy__"])), allow_pickle=False)
+        if "__float__" in value:
+            return float(value["__float__"])
+        if "__map__" in value:
+            return {_decode(k): _decode(v) for k, v in value["__map__"]}
+    if isinstance(value, list):
+        return tuple(_decode(v) for v in value)
+    return value
+
+
+def finite_or_none(x: float | None) -> float | None:
+    """Scores go to JSON and PostgreSQL: NaN/Inf become None."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None

@@ -1,0 +1,86 @@
+"""Database connection: engine creation, credential masking, and retry with backoff."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from monitor.errors import ConfigError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced, for logs and error messages.
+
+    >>> mask_url("postgresql+psycopg://vitmon:s3cret@db:5432/vitmon")
+    'postgresql+psycopg://vitmon:***@db:5432/vitmon'
+    """
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: show nothing of it
+        return "<unparseable url>"
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver for them."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        return create_engine(normalise_url(url), pool_pre_ping=True, pool_size=4,
+                             connect_args={"connect_timeout": 5})
+    except Exception as exc:
+        raise ConfigError("database.url", f"{mask_url(url)} is not a usable URL ({exc})") from None
+
+
+def check_reachable(url: str) -> None:
+    """Raise ConfigError naming VITMON_DATABASE_URL when the server cannot be reached."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
+        raise ConfigError("database.url (VITMON_DATABASE_URL)",
+                          f"cannot connect to {mask_url(url)}: {reason}") from None
+    finally:
+        engine.dispose()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Connection loss, server shutdown, deadlock or serialisation failure: retry the checkpoint."""
+    if isinstance(exc, OperationalError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or getattr(exc.orig, "sqlstate", "") in {
+            "40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006"}
+    return False
+
+
+def with_retry(fn: Callable[[], T], *, initial_s: float, max_s: float,
+               should_stop: Callable[[], bool] = lambda: False, what: str = "checkpoint") -> T:
+    """Call ``fn`` until it succeeds, sleeping with exponential backoff on transient errors."""
+    delay = initial_s
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc) or should_stop():
+                raise
+            attempt += 1
+            first = str(getattr(exc, "orig", exc)).strip().splitlines()
+            log.warning("database unavailable, waiting what=%s attempt=%d retry_in_s=%.1f error=%r",
+                        what, attempt, delay, first[0] if first else type(exc).__name__)
+            time.sleep(delay)
+            delay = min(delay * 2, max_s)

@@ -1,0 +1,763 @@
+"""Decode and validate Kafka records into columnar batches: the consumer's hot path.
+
+Each message is parsed with ``orjson`` and checked against event contract v1 (see
+``monitor.events`` and the brief) by cheap inline type checks; a valid event becomes one tuple in
+its model's row list, and the lists become numpy columns at the end (base64 embeddings are joined
+and cast once per model, array values are checked vectorised). Bad records never raise: each
+becomes a :class:`Rejection` that keeps the original key, bytes, partition and offset, with a
+stable ``reason`` code (:data:`REASONS`) and one human line.
+
+Checks run in this order; the first failure is the reason:
+
+1. ``empty`` (null or empty value), ``oversized`` (more than ``max_bytes``; before parsing);
+2. ``malformed_json`` (not UTF-8, not JSON, not an object), ``non_finite`` (``NaN``,
+   ``Infinity`` or a number that overflows a double, anywhere in the message);
+3. ``bad_schema``: ``schema`` absent or not the topic's schema. This version gate comes before
+   any field is read, since another schema's fields mean something else;
+4. each field in contract order: required and absent (or ``null``) -> ``missing_field``; wrong
+   JSON type -> ``wrong_type`` (``true`` is not a number, ``3.0`` is not an int); right type,
+   invalid value -> ``bad_value``;
+5. ``embedding_dim`` / ``probs_dim``: the length differs from the model's known D / C;
+6. vectorised over the batch: ``bad_value`` for probs that are negative or do not sum to 1, and
+   ``non_finite`` for NaN/Inf inside a base64 embedding (or a JSON embedding value beyond
+   float32). An event that would teach its model's D or C is checked at once instead, so a
+   rejected event never teaches a dimension.
+
+Value rules and tolerances: ``event_id`` 1-128 characters; ``ts`` epoch milliseconds (int, or
+float truncated to int) or RFC 3339 with ``Z`` or an offset, 1970 <= ts < year 10000;
+``latency_ms`` >= 0; ``pred`` in [0, 2**31) and, once the model's class count C is known,
+``pred < C``; ``confidence`` in [0, 1] (max(probs) when absent); ``probs`` non-empty, every
+``p >= 0`` and ``|sum - 1| <= 1e-3 + 5e-5 * C`` (float noise, plus half a unit in the 4th decimal
+per class so producers that round to 4 decimals pass); ``embedding_dtype`` ``f16``/``f32``;
+base64 strict (RFC 4648 alphabet and padding) of a length that is a multiple of the item size;
+not both ``embedding`` and ``embedding_b64``. An ``error`` event needs ``error_code`` (string or
+integer, kept as a string) and may lack ``pred``. ``null`` in an optional field means absent (also
+inside ``image`` and ``attrs``). No string may contain ``\\u0000``, which PostgreSQL cannot store
+(``bad_value``). Unknown fields are ignored (forward compatible). A duplicate ``event_id`` is not
+a rejection: storage dedupes.
+
+``embedding_dims`` and ``class_counts`` (model -> D, model -> C) are read and *extended*: the
+first accepted event of an unknown model that carries an embedding (probs) fixes its D (C). The
+caller persists both with its checkpoint, so a restart decodes identically.
+
+>>> from types import SimpleNamespace as Rec
+>>> from monitor.events import encode_prediction
+>>> ok = encode_prediction({"event_id": "e1", "ts": "2026-01-01T00:00:00.5Z", "model": "m",
+...     "model_version": "1", "latency_ms": 12, "status": "ok", "pred": 1,
+...     "probs": [0.25, 0.75], "embedding": [0.5, -1, 2], "attrs": {"cam": 7}})
+>>> nan = b'{"schema": "vit.prediction/v1", "event_id": "e2", "latency_ms": NaN}'
+>>> recs = [Rec(topic="vit.predictions", partition=0, offset=o, key=None, value=v,
+...             timestamp_ms=0) for o, v in enumerate([ok, nan, b"{"])]
+>>> dims = {}
+>>> out = decode_predictions(recs, dims)
+>>> b = out.batches["m"]
+>>> b.ts_ms.tolist(), b.confidence.tolist(), b.embedding.shape, b.attrs["cam"].tolist()
+([1767225600500], [0.75], (1, 3), ['7'])
+>>> dims, [(r.offset, r.reason) for r in out.rejected], out.positions
+({'m': 3}, [(1, 'non_finite'), (2, 'malformed_json')], {('vit.predictions', 0): 3})
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import gc
+import json
+import sys
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+
+from monitor.contract import Batch
+from monitor.events import LABEL_SCHEMA, MAX_MESSAGE_BYTES, PREDICTION_SCHEMA
+
+OVERSIZED, EMPTY, MALFORMED_JSON, NON_FINITE = "oversized", "empty", "malformed_json", "non_finite"
+BAD_SCHEMA, MISSING_FIELD, WRONG_TYPE, BAD_VALUE = (
+    "bad_schema", "missing_field", "wrong_type", "bad_value")
+EMBEDDING_DIM, PROBS_DIM = "embedding_dim", "probs_dim"
+#: Every reason code, e.g. to start ``vitmon_events_rejected_total{reason}`` at zero.
+REASONS = (OVERSIZED, EMPTY, MALFORMED_JSON, NON_FINITE, BAD_SCHEMA, MISSING_FIELD, WRONG_TYPE,
+           BAD_VALUE, EMBEDDING_DIM, PROBS_DIM)
+
+MAX_EVENT_ID_CHARS = 128
+PROBS_SUM_ATOL = 1e-3
+PROBS_SUM_ATOL_PER_CLASS = 5e-5
+_INT32_MAX = 2**31 - 1
+_MAX_TS_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z, exclusive
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+_NAN = float("nan")
+_NUMBER = frozenset((int, float))  # `type(x) in _NUMBER` excludes bool, unlike isinstance
+_SCALAR = frozenset((str, int, float))
+_STRING_OR_NONE = frozenset((str, type(None)))
+_F16, _F32, _LIST = 1, 2, 3  # embedding payload kinds
+_DTYPES = {"f16": _F16, "f32": _F32}
+
+
+class RecordLike(Protocol):
+    """What the decoder reads from a consumed record (``monitor.kafka_io.Record`` fits).
+    Read-only properties, so frozen dataclasses and named tuples match too."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp_ms(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record that failed validation, with everything the dead-letter path stores."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str  # one of REASONS
+    detail: str  # one human line
+    event_id: str | None  # when it could be read
+    model: str | None = None  # when it could be read (rejected_events.model, status per model)
+    model_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionDecode:
+    """``batches``: one Batch per model, rows in stream order, ``extras["_partition"]`` and
+    ``extras["_offset"]`` (int64) locate each row. ``rejected`` is in stream order.
+    ``positions``: (topic, partition) -> next offset to consume (last offset seen + 1, counting
+    rejected records), what the checkpoint commits."""
+
+    batches: dict[str, Batch]
+    rejected: list[Rejection]
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    @property
+    def n_accepted(self) -> int:
+        return sum(len(b) for b in self.batches.values())
+
+
+@dataclass(frozen=True, slots=True)
+class LabelDecode:
+    """Accepted labels as columns (stream order; a later label of the same event wins)."""
+
+    event_id: np.ndarray  # object[str]
+    label: np.ndarray  # int64
+    ts_ms: np.ndarray  # int64
+    source: np.ndarray  # object[str | None]
+    partition: np.ndarray  # int64
+    offset: np.ndarray  # int64
+    rejected: list[Rejection]
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.event_id.shape[0])
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason, self.detail = reason, detail
+
+
+class _NonFinite(Exception):
+    pass
+
+
+def _show(value: Any) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check(name: str, value: Any, want: str, type_ok: bool) -> _Reject:
+    """The rejection for a field that failed its fast check (absent, wrong type or value)."""
+    if value is None:
+        return _Reject(MISSING_FIELD, f"required field {name!r} is missing")
+    reason = BAD_VALUE if type_ok else WRONG_TYPE
+    return _Reject(reason, f"field {name!r} must be {want}, got {_show(value)}")
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+def _const(name: str) -> float:
+    raise _NonFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    x = float(text)
+    if x - x != 0.0:
+        raise _NonFinite(text)
+    return x
+
+
+def _finite_int(text: str) -> int:
+    if len(text) > 309:  # beyond any double: orjson calls it infinity
+        raise _NonFinite(text[:20] + "...")
+    return int(text)
+
+
+def _loads(value: bytes | None, max_bytes: int) -> dict:
+    """The message as a dict, or _Reject (emptiness, size, JSON, non-finite numbers)."""
+    if not value:
+        raise _Reject(EMPTY, "message value is null" if value is None else "message is empty")
+    if len(value) > max_bytes:
+        raise _Reject(OVERSIZED, f"message is {len(value)} bytes, limit {max_bytes}")
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        # orjson refuses NaN, Infinity and overflowing numbers like broken JSON; the stdlib
+        # parser tells them apart. Only bad messages take this slow path.
+        try:
+            json.loads(bytes(value).decode("utf-8"), parse_constant=_const,
+                       parse_float=_finite_float, parse_int=_finite_int)
+        except _NonFinite as nf:
+            raise _Reject(NON_FINITE, f"non-finite number {nf} in message") from None
+        except (ValueError, RecursionError):
+            pass
+        raise _Reject(MALFORMED_JSON, f"not valid JSON: {exc}") from None
+    if type(obj) is not dict:
+        raise _Reject(MALFORMED_JSON, f"message must be a JSON object, got {type(obj).__name__}")
+    if b"\\" in value and b"\\u0000" in value and _has_nul(obj):  # memchr first: 15x faster
+        raise _Reject(BAD_VALUE, "strings must not contain \\u0000")
+    return obj
+
+
+def _has_nul(obj: Any) -> bool:
+    if type(obj) is str:
+        return "\x00" in obj
+    if type(obj) is dict:
+        return any(_has_nul(k) or _has_nul(v) for k, v in obj.items())
+    return type(obj) is list and any(_has_nul(v) for v in obj)
+
+
+def _readable(d: dict | None, key: str) -> str | None:
+    v = None if d is None else d.get(key)
+    return v if type(v) is str and 0 < len(v) <= MAX_EVENT_ID_CHARS else None
+
+
+# --- fields -----------------------------------------------------------------------------------
+
+def parse_ts(value: Any) -> int:
+    """Event time as epoch milliseconds, from epoch ms (int or float) or an RFC 3339 string.
+
+    Raises ValueError for anything else, including naive times and times before 1970.
+
+    >>> parse_ts("2026-01-01T00:00:00Z"), parse_ts("2026-01-01T01:00:00.25+01:00")
+    (1767225600000, 1767225600250)
+    >>> parse_ts(1767225600000.9), parse_ts("2026-01-01t00:00:00.123456789z")
+    (1767225600000, 1767225600123)
+    >>> parse_ts("2026-01-01T00:00:00")
+    Traceback (most recent call last):
+    ...
+    ValueError: not an RFC 3339 date-time with Z or an offset: '2026-01-01T00:00:00'
+    """
+    t = type(value)
+    if t is str:
+        ms = _rfc3339_ms(value)
+        if not 0 <= ms < _MAX_TS_MS:
+            raise ValueError(f"outside 1970..9999: {value!r}")
+        return ms
+    if t is int or t is float:
+        if not 0 <= value < _MAX_TS_MS:  # also refuses NaN
+            raise ValueError(f"epoch milliseconds outside [0, {_MAX_TS_MS}): {value!r}")
+        return int(value)
+    raise ValueError(f"a timestamp is a string or a number, not {t.__name__}")
+
+
+def _rfc3339_ms(s: str) -> int:
+    # YYYY-MM-DD(T|t| )HH:MM:SS[.frac](Z|z|+HH:MM|-HH:MM); fromisoformat checks the digits.
+    if (len(s) < 20 or s[4] != "-" or s[7] != "-" or s[10] not in "Tt " or s[13] != ":"
+            or s[16] != ":" or not s.isascii()):
+        raise ValueError(f"not an RFC 3339 date-time with Z or an offset: {s!r}")
+    tail = s[19:]
+    if tail[-1] in "Zz":
+        frac, offset = tail[:-1], "+00:00"
+    elif len(tail) >= 6 and tail[-6] in "+-" and tail[-3] == ":":
+        frac, offset = tail[:-6], tail[-6:]
+    else:
+        raise ValueError(f"not an RFC 3339 date-time with Z or an offset: {s!r}")
+    if frac:
+        if len(frac) < 2 or frac[0] != "." or not frac[1:].isdigit():
+            raise ValueError(f"bad fractional seconds in {s!r}")
+        frac = frac[:7].ljust(7, "0")  # microseconds (Python 3.10 needs exactly 3 or 6 digits)
+    try:
+        dt = datetime.fromisoformat(f"{s[:10]}T{s[11:19]}{frac}{offset}")
+    except ValueError as exc:
+        raise ValueError(f"invalid date-time {s!r}: {exc}") from None
+    return (dt - _EPOCH) // _MS
+
+
+def _ts(v: Any) -> int:
+    if type(v) is str:
+        try:
+            return parse_ts(v)
+        except ValueError as exc:
+            raise _Reject(BAD_VALUE, f"field 'ts': {exc}") from None
+    raise _check("ts", v, f"epoch milliseconds in [0, {_MAX_TS_MS}) or an RFC 3339 string",
+                 type(v) in _NUMBER)
+
+
+def _embedding(d: dict) -> tuple[int, Any, int]:
+    """(kind, payload, D): payload is raw little-endian bytes or a list of numbers."""
+    e, b = d.get("embedding"), d.get("embedding_b64")
+    if e is not None:
+        if b is not None:
+            raise _Reject(BAD_VALUE, "give 'embedding' or 'embedding_b64', not both")
+        if type(e) is not list or not e or not _NUMBER.issuperset(map(type, e)):
+            raise _array_error("embedding", e)
+        return _LIST, e, len(e)
+    if type(b) is not str:
+        raise _check("embedding_b64", b, "a base64 string", False)
+    dt = d.get("embedding_dtype")
+    kind = _DTYPES.get(dt) if type(dt) is str else None
+    if kind is None:
+        if dt is None:
+            raise _Reject(MISSING_FIELD, "field 'embedding_dtype' is required with 'embedding_b64'")
+        raise _check("embedding_dtype", dt, '"f16" or "f32"', type(dt) is str)
+    try:
+        raw = _b64decode(b)
+    except (binascii.Error, ValueError) as exc:
+        raise _Reject(BAD_VALUE, f"field 'embedding_b64' is not valid base64: {exc}") from None
+    size = 2 if kind == _F16 else 4
+    if not raw or len(raw) % size:
+        raise _Reject(BAD_VALUE, f"field 'embedding_b64' decodes to {len(raw)} bytes, "
+                                 f"not a positive multiple of {size} ({dt})")
+    return kind, raw, len(raw) // size
+
+
+if sys.version_info >= (3, 11):
+    def _b64_stdlib(text: str) -> bytes:
+        return binascii.a2b_base64(text, strict_mode=True)
+else:  # pragma: no cover - Python 3.10 has no strict_mode
+    def _b64_stdlib(text: str) -> bytes:
+        return base64.b64decode(text, validate=True)
+
+try:  # SIMD base64 when installed: ~4x faster than binascii, the largest cost of a b64 event
+    from pybase64 import b64decode as _pybase64_decode
+except ImportError:
+    _b64decode, B64_BACKEND = _b64_stdlib, "binascii"
+else:
+    def _b64decode(text: str) -> bytes:
+        return _pybase64_decode(text, validate=True)
+
+    B64_BACKEND = "pybase64"
+
+
+def _array_error(name: str, v: Any) -> _Reject:
+    if type(v) is not list:
+        return _check(name, v, "an array of numbers", False)
+    if not v:
+        return _Reject(BAD_VALUE, f"field {name!r} must not be empty")
+    bad = next(x for x in v if type(x) not in _NUMBER)
+    return _Reject(WRONG_TYPE, f"field {name!r} must hold numbers only, got {_show(bad)}")
+
+
+def _probs_error(p: np.ndarray) -> _Reject | None:
+    """bad_value when float64 probs ``p`` [C] are negative or do not sum to 1, else None."""
+    if p.min() < 0:
+        return _Reject(BAD_VALUE, f"field 'probs' must be >= 0, got {float(p.min()):.6g}")
+    total = float(p.sum())
+    if abs(total - 1.0) > PROBS_SUM_ATOL + PROBS_SUM_ATOL_PER_CLASS * p.size:
+        return _Reject(BAD_VALUE, f"field 'probs' must sum to 1, sums to {total:.6g}")
+    return None
+
+
+def _as_floats(kind: int, payload: Any) -> np.ndarray:
+    with np.errstate(over="ignore"):  # a JSON value beyond float32 becomes inf: non_finite
+        if kind == _LIST:
+            return np.array(payload, dtype=np.float32)
+        return np.frombuffer(payload, "<f2" if kind == _F16 else "<f4").astype(np.float32)
+
+
+def _image(v: Any) -> dict | None:
+    if type(v) is not dict:
+        raise _check("image", v, "an object of numbers", False)
+    for k, x in v.items():
+        if type(x) not in _NUMBER and x is not None:
+            raise _Reject(WRONG_TYPE, f"field 'image.{k}' must be a number, got {_show(x)}")
+    return {k: x for k, x in v.items() if x is not None}  # null statistic: absent
+
+
+def _attrs(v: Any) -> dict:
+    if type(v) is not dict:
+        raise _check("attrs", v, "an object of strings and numbers", False)
+    for k, x in v.items():
+        if type(x) not in _SCALAR and x is not None:
+            raise _Reject(WRONG_TYPE, f"field 'attrs.{k}' must be a string or a number, "
+                                      f"got {_show(x)}")
+    return {k: x for k, x in v.items() if x is not None}  # null attribute: absent
+
+
+# --- predictions ------------------------------------------------------------------------------
+
+def _prediction(d: dict, dims: MutableMapping[str, int], counts: MutableMapping[str, int],
+                ) -> tuple:
+    """One validated row (the field order of ``_batch``) or _Reject. Fast checks inline, the
+    exact reason from a helper only on failure. Learns D and C only for a valid row."""
+    get = d.get
+    if get("schema") != PREDICTION_SCHEMA:
+        raise _Reject(BAD_SCHEMA, f"schema must be {PREDICTION_SCHEMA!r}, "
+                                  f"got {_show(get('schema'))}")
+    event_id = get("event_id")
+    if type(event_id) is not str or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
+        raise _check("event_id", event_id, f"a string of 1 to {MAX_EVENT_ID_CHARS} characters",
+                     type(event_id) is str)
+    ts = get("ts")
+    if type(ts) is not int or not 0 <= ts < _MAX_TS_MS:
+        ts = int(ts) if type(ts) is float and 0 <= ts < _MAX_TS_MS else _ts(ts)
+    model = get("model")
+    if type(model) is not str or not model:
+        raise _check("model", model, "a non-empty string", type(model) is str)
+    version = get("model_version")
+    if type(version) is not str or not version:
+        raise _check("model_version", version, "a non-empty string", type(version) is str)
+    latency = get("latency_ms")
+    if type(latency) not in _NUMBER or latency < 0:
+        raise _check("latency_ms", latency, "a number >= 0", type(latency) in _NUMBER)
+    status = get("status")
+    if status == "ok":
+        is_error = False
+    elif status == "error":
+        is_error = True
+    else:
+        raise _check("status", status, '"ok" or "error"', type(status) is str)
+    pred = get("pred")
+    if type(pred) is not int or not 0 <= pred <= _INT32_MAX:
+        if pred is not None or not is_error:
+            raise (_check("pred", pred, f"an integer in [0, {_INT32_MAX}]", type(pred) is int)
+                   if pred is not None else
+                   _Reject(MISSING_FIELD, "field 'pred' is required when status is \"ok\""))
+        pred = -1
+    error_code = get("error_code")
+    if type(error_code) is not str:
+        if type(error_code) is int:
+            error_code = str(error_code)
+        elif error_code is not None:
+            raise _check("error_code", error_code, "a string", False)
+        elif is_error:
+            raise _Reject(MISSING_FIELD, "field 'error_code' is required when status is \"error\"")
+    probs = get("probs")
+    if probs is not None and (type(probs) is not list or not probs
+                              or not _NUMBER.issuperset(map(type, probs))):
+        raise _array_error("probs", probs)
+    confidence = get("confidence")
+    if confidence is None:
+        confidence = _NAN  # max(probs), vectorised in _batch
+    elif type(confidence) not in _NUMBER or not 0 <= confidence <= 1:
+        raise _check("confidence", confidence, "a number in [0, 1]", type(confidence) in _NUMBER)
+    if get("embedding_b64") is None and get("embedding") is None:
+        kind, emb, dim = 0, None, 0
+    else:
+        kind, emb, dim = _embedding(d)
+    image = get("image")
+    if image is not None and (type(image) is not dict
+                              or not _NUMBER.issuperset(map(type, image.values()))):
+        image = _image(image)
+    attrs = get("attrs")
+    if attrs is not None and (type(attrs) is not dict
+                              or not _SCALAR.issuperset(map(type, attrs.values()))):
+        attrs = _attrs(attrs)  # numbers become strings in _batch
+    batch_size, gpu_mem, gpu_util = get("batch_size"), get("gpu_mem_mb"), get("gpu_util")
+    cold, artifact, sha, uri = (get("cold_start"), get("artifact_id"), get("input_sha256"),
+                                get("sample_uri"))
+    if ((batch_size is not None and type(batch_size) not in _NUMBER)
+            or (gpu_mem is not None and type(gpu_mem) not in _NUMBER)
+            or (gpu_util is not None and type(gpu_util) not in _NUMBER)
+            or (cold is not None and type(cold) is not bool and type(cold) not in _NUMBER)
+            or (artifact is not None and type(artifact) is not str)
+            or (sha is not None and type(sha) is not str)
+            or (uri is not None and type(uri) is not str)):
+        raise _optional_error(d)
+    # dimensions last: only a row that passed everything else may teach D or C
+    known_dim, n_classes = dims.get(model), counts.get(model)
+    if kind and known_dim is not None and dim != known_dim:
+        raise _Reject(EMBEDDING_DIM, f"embedding of model {model!r} must have {known_dim} "
+                                     f"values, got {dim}")
+    if probs is not None and n_classes is not None and len(probs) != n_classes:
+        raise _Reject(PROBS_DIM, f"probs of model {model!r} must have {n_classes} values, "
+                                 f"got {len(probs)}")
+    learn_dim = kind and known_dim is None
+    learn_c = probs is not None and n_classes is None
+    if learn_dim or learn_c:  # rare: run now the checks _batch runs vectorised for the others
+        if probs is not None:
+            rej = _probs_error(np.array(probs, dtype=np.float64))
+            if rej is not None:
+                raise rej
+        if kind and not np.isfinite(_as_floats(kind, emb)).all():
+            raise _Reject(NON_FINITE, "field 'embedding' holds NaN or Infinity (or a value "
+                                      "beyond float32)")
+        if learn_c:
+            n_classes = len(probs)
+    if n_classes is not None and pred >= n_classes:
+        raise _Reject(BAD_VALUE, f"field 'pred' must be < {n_classes} (the classes of model "
+                                 f"{model!r}), got {pred}")
+    if learn_dim:
+        dims[model] = dim
+    if learn_c:
+        counts[model] = n_classes
+    return (event_id, ts, version, latency, is_error, pred, confidence, probs, kind, emb,
+            image, attrs, cold, error_code, batch_size, gpu_mem, gpu_util, artifact, sha, uri)
+
+
+def _optional_error(d: dict) -> _Reject:
+    for key in ("batch_size", "gpu_mem_mb", "gpu_util", "cold_start"):
+        v = d.get(key)
+        if v is not None and type(v) not in _NUMBER and not (key == "cold_start"
+                                                              and type(v) is bool):
+            return _check(key, v, "a boolean" if key == "cold_start" else "a number", False)
+    key = next(k for k in ("artifact_id", "input_sha256", "sample_uri")
+               if d.get(k) is not None and type(d.get(k)) is not str)
+    return _check(key, d[key], "a string", False)
+
+
+def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMapping[str, int],
+                       class_counts: MutableMapping[str, int] | None = None, *,
+                       max_bytes: int = MAX_MESSAGE_BYTES) -> PredictionDecode:
+    """Decode prediction records into one :class:`Batch` per model plus the rejections.
+
+    ``embedding_dims`` / ``class_counts`` (model -> D / C) are extended in place with what the
+    records teach; without ``class_counts``, C is learnt afresh for this call only. The cyclic
+    garbage collector is paused during the call (see ``_gc_paused``).
+    """
+    counts: MutableMapping[str, int] = {} if class_counts is None else class_counts
+    records = records if isinstance(records, Sequence) else list(records)
+    by_model: dict[str, list] = {}
+    failed: list[tuple[int, _Reject, dict | None]] = []
+    positions: dict[tuple[str, int], int] = {}
+    with _gc_paused():
+        for i, r in enumerate(records):
+            d = None
+            offset = r.offset
+            try:
+                d = _loads(r.value, max_bytes)
+                row = _prediction(d, embedding_dims, counts)
+            except _Reject as rej:
+                failed.append((i, rej, d))
+            else:
+                model = d["model"]
+                rows = by_model.get(model)
+                if rows is None:
+                    rows = by_model[model] = []
+                rows.append((i, r.partition, offset, row))
+            pos = (r.topic, r.partition)
+            if positions.get(pos, -1) <= offset:
+                positions[pos] = offset + 1
+        batches = {}
+        for model, rows in by_model.items():
+            batches[model], late = _batch(model, rows, embedding_dims.get(model, 0),
+                                          counts.get(model, 0))
+            failed.extend(late)
+    return PredictionDecode(batches, _rejections(records, failed), positions)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic GC off while a batch is decoded: the rows are thousands of acyclic containers
+    that would trigger collections for nothing (~8% of the decode time)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _rejections(records: Sequence[RecordLike], failed: list) -> list[Rejection]:
+    failed.sort(key=lambda f: f[0])
+    out = []
+    for i, rej, d in failed:
+        r = records[i]
+        out.append(Rejection(r.topic, r.partition, r.offset, r.key, r.value, rej.reason,
+                             rej.detail, _readable(d, "event_id"), _readable(d, "model"),
+                             _readable(d, "model_version")))
+    return out
+
+
+def _batch(model: str, rows: list, dim: int, n_classes: int) -> tuple[Batch, list]:
+    """Columns of one model's rows, minus the rows that fail the vectorised checks (returned as
+    ``(record index, _Reject, ids)``)."""
+    n = len(rows)
+    index, part, off, values = zip(*rows, strict=True)
+    (event_id, ts, version, latency, is_error, pred, conf, probs, kind, emb, image, attrs, cold,
+     error_code, batch_size, gpu_mem, gpu_util, artifact, sha, uri) = zip(*values, strict=True)
+    late: dict[int, _Reject] = {}
+    confidence = np.array(conf, dtype=np.float32)
+    has_probs = np.array([p is not None for p in probs], dtype=bool)
+    if has_probs.all():
+        p64 = np.array(probs, dtype=np.float64)
+    elif has_probs.any():
+        p64 = np.array([p for p in probs if p is not None], dtype=np.float64)
+    else:
+        p64 = np.zeros((0, 0))
+    if p64.size:
+        with_probs = np.flatnonzero(has_probs)
+        tol = PROBS_SUM_ATOL + PROBS_SUM_ATOL_PER_CLASS * n_classes
+        for j in np.flatnonzero((p64.min(axis=1) < 0) | (np.abs(p64.sum(axis=1) - 1) > tol)):
+            late[int(with_probs[j])] = _probs_error(p64[j])
+        derive = np.isnan(confidence[has_probs])
+        if derive.any():
+            confidence[with_probs[derive]] = p64[derive].max(axis=1)
+    if len(p64) == n:
+        prob_arr = p64.astype(np.float32)
+    else:
+        prob_arr = np.full((n, p64.shape[1]), np.nan, dtype=np.float32)
+        prob_arr[has_probs] = p64
+    kinds = np.array(kind, dtype=np.int8)
+    has_emb = kinds != 0
+    if has_emb.any():
+        emb_arr = _embeddings(kinds, emb, dim)
+        for j in np.flatnonzero(has_emb & ~np.isfinite(emb_arr).all(axis=1)):
+            late.setdefault(int(j), _Reject(
+                NON_FINITE, "field 'embedding' holds NaN or Infinity (or a value beyond float32)"))
+    else:
+        emb_arr = np.zeros((n, 0), dtype=np.float32)
+    none: dict = {}
+    images = [m if m is not None else none for m in image]
+    keys = sorted(set().union(*images))
+    image_cols = {k: np.array([m.get(k, _NAN) for m in images], dtype=np.float64) for k in keys}
+    attr_rows = [a if a is not None else none for a in attrs]
+    keys = sorted(set().union(*attr_rows))
+    attr_cols = {k: _objects(_strings([a.get(k) for a in attr_rows])) for k in keys}
+    extras = {
+        "batch_size": np.array(batch_size, dtype=np.float64),
+        "cold_start": np.array(cold, dtype=np.float64),
+        "gpu_mem_mb": np.array(gpu_mem, dtype=np.float64),
+        "gpu_util": np.array(gpu_util, dtype=np.float64),
+        "artifact_id": _objects(artifact),
+        "input_sha256": _objects(sha),
+        "sample_uri": _objects(uri),
+        "error_code": _objects(error_code),
+        "_partition": np.array(part, dtype=np.int64),
+        "_offset": np.array(off, dtype=np.int64),
+    }
+    batch = Batch(
+        event_id=_objects(event_id), ts_ms=np.array(ts, dtype=np.int64),
+        model=np.full(n, model, dtype=object), model_version=_objects(version),
+        latency_ms=np.array(latency, dtype=np.float64), is_error=np.array(is_error, dtype=bool),
+        pred=np.array(pred, dtype=np.int32), confidence=confidence, probs=prob_arr,
+        has_probs=has_probs, embedding=emb_arr, has_embedding=has_emb, image=image_cols,
+        attrs=attr_cols, extras=extras)
+    if not late:
+        return batch, []
+    keep = np.ones(n, dtype=bool)
+    keep[list(late)] = False
+    return batch.take(keep), [
+        (index[j], rej, {"event_id": event_id[j], "model": model, "model_version": version[j]})
+        for j, rej in late.items()]
+
+
+def _strings(values: list) -> list:
+    """Attribute values as strings (numbers -> ``str(x)``), None kept."""
+    if _STRING_OR_NONE.issuperset(map(type, values)):
+        return values
+    return [x if x is None or type(x) is str else str(x) for x in values]
+
+
+def _objects(values: Sequence) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+@functools.cache
+def _f16_table() -> np.ndarray:
+    """float32 value of every float16 bit pattern: a gather beats numpy's f16 cast ~2x."""
+    return np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+
+
+def _embedding_rows(kind: int, payloads: list | tuple, dim: int) -> np.ndarray:
+    if kind == _LIST:
+        with np.errstate(over="ignore"):  # beyond float32 -> inf -> non_finite
+            return np.array(payloads, dtype=np.float32)
+    if kind == _F16:
+        return np.take(_f16_table(), np.frombuffer(b"".join(payloads), "<u2").reshape(-1, dim))
+    return np.frombuffer(b"".join(payloads), "<f4").reshape(-1, dim).astype(np.float32)
+
+
+def _embeddings(kinds: np.ndarray, payloads: tuple, dim: int) -> np.ndarray:
+    """float32 [N, D]; rows without an embedding are NaN. One join and one cast per format."""
+    n = len(payloads)
+    out = None
+    for kind in (_F16, _F32, _LIST):
+        idx = np.flatnonzero(kinds == kind)
+        if idx.size == n:  # the common case: one wire format for the whole model
+            return _embedding_rows(kind, payloads, dim)
+        if idx.size:
+            if out is None:
+                out = np.full((n, dim), np.nan, dtype=np.float32)
+            out[idx] = _embedding_rows(kind, [payloads[i] for i in idx], dim)
+    assert out is not None
+    return out
+
+
+# --- labels -----------------------------------------------------------------------------------
+
+def _label(d: dict) -> tuple[str, int, int, str | None]:
+    get = d.get
+    if get("schema") != LABEL_SCHEMA:
+        raise _Reject(BAD_SCHEMA, f"schema must be {LABEL_SCHEMA!r}, got {_show(get('schema'))}")
+    event_id = get("event_id")
+    if type(event_id) is not str or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
+        raise _check("event_id", event_id, f"a string of 1 to {MAX_EVENT_ID_CHARS} characters",
+                     type(event_id) is str)
+    label = get("label")
+    if type(label) is not int or not 0 <= label <= _INT32_MAX:
+        raise _check("label", label, f"an integer in [0, {_INT32_MAX}]", type(label) is int)
+    ts = get("ts")
+    if type(ts) is not int or not 0 <= ts < _MAX_TS_MS:
+        ts = int(ts) if type(ts) is float and 0 <= ts < _MAX_TS_MS else _ts(ts)
+    source = get("source")
+    if source is not None and type(source) is not str:
+        raise _check("source", source, "a string", False)
+    return event_id, label, ts, source
+
+
+def decode_labels(records: Iterable[RecordLike], *,
+                  max_bytes: int = MAX_MESSAGE_BYTES) -> LabelDecode:
+    """Decode label records (``vit.label/v1``); same reason codes as predictions.
+
+    >>> from types import SimpleNamespace as Rec
+    >>> from monitor.events import encode_label
+    >>> vals = [encode_label("e1", 3, "2026-01-01T00:00:00Z", "human"), b'{"label": 1}']
+    >>> out = decode_labels([Rec(topic="vit.labels", partition=2, offset=o, key=None, value=v,
+    ...                          timestamp_ms=0) for o, v in enumerate(vals)])
+    >>> out.event_id.tolist(), out.label.tolist(), out.ts_ms.tolist(), out.source.tolist()
+    (['e1'], [3], [1767225600000], ['human'])
+    >>> [(r.offset, r.reason) for r in out.rejected]
+    [(1, 'bad_schema')]
+    """
+    records = records if isinstance(records, Sequence) else list(records)
+    rows: list[tuple] = []
+    failed: list[tuple[int, _Reject, dict | None]] = []
+    positions: dict[tuple[str, int], int] = {}
+    with _gc_paused():
+        for i, r in enumerate(records):
+            d = None
+            try:
+                d = _loads(r.value, max_bytes)
+                rows.append((*_label(d), r.partition, r.offset))
+            except _Reject as rej:
+                failed.append((i, rej, d))
+            pos = (r.topic, r.partition)
+            if positions.get(pos, -1) <= r.offset:
+                positions[pos] = r.offset + 1
+    event_id, label, ts, source, part, off = zip(*rows, strict=True) if rows else ((),) * 6
+    return LabelDecode(
+        event_id=_objects(event_id), label=np.array(label, dtype=np.int64),
+        ts_ms=np.array(ts, dtype=np.int64), source=_objects(source),
+        partition=np.array(part, dtype=np.int64), offset=np.array(off, dtype=np.int64),
+        rejected=_rejections(records, failed), positions=positions)

@@ -1,0 +1,36 @@
+"""One error hierarchy. Every error carries the data a handler needs, not just a message."""
+
+from __future__ import annotations
+
+
+class VitmonError(Exception):
+    """Root of vitmon's errors."""
+
+
+class ConfigError(VitmonError):
+    """A bad setting. ``str()`` is the one line printed at start: ``<setting>: <what is wrong>``."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+        self.message = message
+
+
+class BadEvent(VitmonError):
+    """A record that cannot be accepted; it goes to the dead-letter topic and table."""
+
+    def __init__(self, reason: str, topic: str, partition: int, offset: int, detail: str = "") -> None:
+        super().__init__(f"{reason} at {topic}[{partition}]@{offset}: {detail}")
+        self.reason, self.topic, self.partition, self.offset = reason, topic, partition, offset
+        self.detail = detail
+
+
+class OffsetRegression(VitmonError):
+    """A checkpoint would move a stored offset backwards, or another process moved it:
+    committing would count events twice, so the checkpoint is refused."""
+
+    def __init__(self, topic: str, partition: int, stored: int, expected: int) -> None:
+        super().__init__(
+            f"offset of {topic}[{partition}] is {stored} in the database, expected {expected}: "
+            "another consumer owns this partition, or offsets went backwards")
+        self.topic, self.partition, self.stored, self.expected = topic, partition, stored, expected

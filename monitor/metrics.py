@@ -1,0 +1,82 @@
+"""Prometheus metrics (prefix ``vitmon_``, base units, ``_total`` counters).
+
+All metrics live on an injectable registry so tests read values back without HTTP. Metrics are
+updated only after a checkpoint commits, so they never count what a crash will replay.
+Slice label values are capped (``max_slices`` per detector/model/version) so cardinality stays
+bounded; the rest are reported under slice ``other``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from monitor.contract import Finding, finite_or_none
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None, max_slices: int = 50) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter("vitmon_events", "Events read from Kafka, by topic and outcome "
+                              "(accepted, rejected, duplicate).", ["topic", "status"], registry=r)
+        self.rejected = Counter("vitmon_events_rejected", "Events rejected by validation, by "
+                                "reason; each also went to the DLQ topic and rejected_events.",
+                                ["reason"], registry=r)
+        self.labels = Counter("vitmon_labels", "Label events stored (last label per event wins).",
+                              registry=r)
+        self.lag = Gauge("vitmon_consumer_lag", "Messages between the committed offset and the "
+                         "log end, per partition.", ["topic", "partition"], registry=r)
+        self.watermark = Gauge("vitmon_watermark_timestamp_seconds", "Highest event time seen "
+                               "(windows close when it passes their end plus lateness).",
+                               registry=r)
+        self.stage_seconds = Histogram(
+            "vitmon_processing_seconds", "Time per processing stage of a batch (decode, "
+            "checkpoint).", ["stage"], registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.checkpoints = Counter("vitmon_checkpoints", "Committed checkpoints.", registry=r)
+        self.db_retries = Counter("vitmon_database_retries", "Checkpoint attempts retried "
+                                  "because PostgreSQL was unreachable.", registry=r)
+        self.drift_score = Gauge("vitmon_drift_score", "Latest drift score of a detector for a "
+                                 "model version and slice.",
+                                 ["detector", "model", "model_version", "slice"], registry=r)
+        self.finding_status = Gauge("vitmon_finding_alert", "1 when the latest finding of a "
+                                    "detector for a model version and slice is in alert.",
+                                    ["detector", "model", "model_version", "slice"], registry=r)
+        self.max_slices = max_slices
+        self._slices_seen: dict[tuple[str, str, str], set[str]] = {}
+
+    def serve(self, host: str, port: int) -> None:
+        if port:
+            start_http_server(port, addr=host, registry=self.registry)
+
+    def slice_label(self, detector: str, model: str, version: str, slice_: str) -> str:
+        seen = self._slices_seen.setdefault((detector, model, version), set())
+        if slice_ in seen or len(seen) < self.max_slices:
+            seen.add(slice_)
+            return slice_
+        return "other"
+
+    def record_checkpoint(self, topic: str, accepted: int, duplicates: int,
+                          rejected: Mapping[str, int], labels_topic: str, labels: int) -> None:
+        self.checkpoints.inc()
+        self.events.labels(topic, "accepted").inc(accepted)
+        self.events.labels(topic, "duplicate").inc(duplicates)
+        n_rejected = sum(rejected.values())
+        self.events.labels(topic, "rejected").inc(n_rejected)
+        for reason, n in rejected.items():
+            self.rejected.labels(reason).inc(n)
+        self.events.labels(labels_topic, "accepted").inc(labels)
+        self.labels.inc(labels)
+
+    def record_findings(self, findings: Iterable[tuple[object, Finding]]) -> None:
+        for key, f in findings:
+            if f.subject:  # sub-results stay in the database; metrics carry the headline
+                continue
+            s = self.slice_label(f.detector, key.model, key.model_version, key.slice)
+            labels = (f.detector, key.model, key.model_version, s)
+            score = finite_or_none(f.score)
+            if score is not None and "drift" in f.detector:
+                self.drift_score.labels(*labels).set(score)
+            self.finding_status.labels(*labels).set(1.0 if f.status.value == "alert" else 0.0)

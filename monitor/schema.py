@@ -1,0 +1,177 @@
+"""PostgreSQL schema (SQLAlchemy 2 declarative models). Migrations in ``migrations/`` create it.
+
+Times are epoch milliseconds (``*_ms`` BIGINT) for event time, ``timestamptz`` for wall time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Prediction(Base):
+    """Accepted predictions, kept for the label join until the label horizon passes.
+    The primary key makes a duplicate ``event_id`` count once."""
+
+    __tablename__ = "predictions"
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    model: Mapped[str] = mapped_column(Text, nullable=False)
+    model_version: Mapped[str] = mapped_column(Text, nullable=False)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    pred: Mapped[int] = mapped_column(Integer, nullable=False)  # -1 for error events
+    confidence: Mapped[float | None] = mapped_column(Float)
+    is_error: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    latency_ms: Mapped[float] = mapped_column(Float, nullable=False)
+    slices: Mapped[str] = mapped_column(Text, nullable=False)  # "\x1f"-joined slice names
+    attrs: Mapped[dict | None] = mapped_column(JSONB)
+    input_sha256: Mapped[str | None] = mapped_column(Text)
+    sample_uri: Mapped[str | None] = mapped_column(Text)
+    kafka_partition: Mapped[int] = mapped_column(Integer, nullable=False)
+    kafka_offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    ingested_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_predictions_model_ts", "model", "model_version", "ts_ms"),
+                      Index("ix_predictions_ts", "ts_ms"))
+
+
+class Label(Base):
+    """Ground truth by ``event_id``; the last label received wins."""
+
+    __tablename__ = "labels"
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    label: Mapped[int] = mapped_column(Integer, nullable=False)
+    ts_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    source: Mapped[str | None] = mapped_column(Text)
+    kafka_partition: Mapped[int] = mapped_column(Integer, nullable=False)
+    kafka_offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    received_at: Mapped[datetime] = _now()
+
+
+class RejectedEvent(Base):
+    """Every record that failed validation, with its original bytes and the reason."""
+
+    __tablename__ = "rejected_events"
+    topic: Mapped[str] = mapped_column(Text, primary_key=True)
+    kafka_partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kafka_offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False)
+    event_id: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    model_version: Mapped[str | None] = mapped_column(Text)
+    message_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_rejected_reason", "reason"),
+                      Index("ix_rejected_received_at", "received_at"))
+
+
+class ConsumerOffset(Base):
+    """Next offset to read per partition, committed in the same transaction as the results."""
+
+    __tablename__ = "consumer_offsets"
+    consumer_group: Mapped[str] = mapped_column(Text, primary_key=True)
+    topic: Mapped[str] = mapped_column(Text, primary_key=True)
+    kafka_partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    watermark_ms: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    high_watermark: Mapped[int | None] = mapped_column(BigInteger)  # last seen log end, for lag
+    updated_at: Mapped[datetime] = _now()
+
+
+class WindowState(Base):
+    """Detector state per (detector, model, version, slice, window): every checkpoint merges
+    its delta in, so several processes on disjoint partitions add up to one."""
+
+    __tablename__ = "window_states"
+    detector: Mapped[str] = mapped_column(Text, primary_key=True)
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    model_version: Mapped[str] = mapped_column(Text, primary_key=True)
+    slice: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    window_end_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    detector_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    n_events: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    state: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    dirty: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)  # not yet evaluated
+    updated_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_window_states_window", "window_start_ms"),
+                      Index("ix_window_states_dirty", "dirty", "window_end_ms"))
+
+
+class FindingRow(Base):
+    """The latest evaluation of each (detector, key, subject); ``revision`` counts re-evaluations."""
+
+    __tablename__ = "findings"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    detector: Mapped[str] = mapped_column(Text, nullable=False)
+    detector_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    model: Mapped[str] = mapped_column(Text, nullable=False)
+    model_version: Mapped[str] = mapped_column(Text, nullable=False)
+    slice: Mapped[str] = mapped_column(Text, nullable=False)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    window_end_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    subject: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    severity: Mapped[str] = mapped_column(Text, nullable=False)
+    test: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    score: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    details: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    revision: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    evaluated_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        Index("uq_findings_key", "detector", "model", "model_version", "slice",
+              "window_start_ms", "subject", unique=True),
+        Index("ix_findings_window", "window_start_ms"),
+        Index("ix_findings_status", "status", "window_start_ms"),
+        Index("ix_findings_evaluated_at", "evaluated_at"),
+    )
+
+
+class CatalogEntry(Base):
+    """Learnt, persisted facts that must stay stable across restarts: embedding dimension and
+    class count per model (``kind`` = "embedding_dim"/"n_classes"), admitted slice values
+    (``kind`` = "slice_value", ``name`` = attribute, ``value`` = the value)."""
+
+    __tablename__ = "catalog"
+    kind: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), nullable=False)  # admission order
+
+
+class IngestCount(Base):
+    """Accepted and duplicate events per model version, maintained by every checkpoint (the
+    predictions table is pruned after the label horizon; these totals are not)."""
+
+    __tablename__ = "ingest_counts"
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    model_version: Mapped[str] = mapped_column(Text, primary_key=True)
+    accepted: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    updated_at: Mapped[datetime] = _now()

@@ -1,0 +1,141 @@
+"""Event-time tumbling windows and slices -> per-key detector deltas. Pure: no I/O, no clock.
+
+A checkpoint's accepted events are grouped by (model, model_version, window, slice); every
+detector observes each group into a fresh state -- the *delta* -- which storage then merges into
+the stored state of that key. Because ``merge`` is associative, the stored state is the same
+whatever the checkpoint boundaries, restarts, or how partitions are spread over processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from monitor.contract import Batch, Detector, StateKey
+from slices import ALL, Dimension, SliceCatalog
+from slices.assign import dimension_labels
+
+SLICE_SEPARATOR = "\x1f"  # joins an event's slice names in the predictions table
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaKey:
+    detector: str
+    model: str
+    model_version: str
+    slice: str
+    window_start_ms: int
+
+
+@dataclass
+class Deltas:
+    """What one checkpoint adds: detector state deltas and event counts per key."""
+
+    states: dict[DeltaKey, Any] = field(default_factory=dict)
+    counts: dict[DeltaKey, int] = field(default_factory=dict)
+
+
+def window_start(ts_ms: np.ndarray, size_ms: int) -> np.ndarray:
+    """Start of the tumbling window holding each event time.
+
+    >>> window_start(np.array([0, 299_999, 300_000, -1]), 300_000).tolist()
+    [0, 0, 300000, -300000]
+    """
+    return (ts_ms // size_ms) * size_ms
+
+
+def state_key(key: DeltaKey, size_ms: int) -> StateKey:
+    return StateKey(key.model, key.model_version, key.slice, key.window_start_ms,
+                    key.window_start_ms + size_ms)
+
+
+def _numeric_columns(batch: Batch) -> dict[str, np.ndarray]:
+    cols = {f"image.{k}": v for k, v in batch.image.items()}
+    cols["latency_ms"] = batch.latency_ms
+    cols["confidence"] = batch.confidence.astype(np.float64)
+    return cols
+
+
+def _thin(batch: Batch, det: Detector) -> Batch:
+    """Drop the wide columns a detector does not read, so slicing copies less."""
+    keep_emb = getattr(det, "needs_embedding", True)
+    keep_probs = getattr(det, "needs_probs", True)
+    if keep_emb and keep_probs:
+        return batch
+    n = len(batch)
+    changes: dict[str, Any] = {}
+    if not keep_emb:
+        changes["embedding"] = np.zeros((n, 0), dtype=np.float32)
+    if not keep_probs:
+        changes["probs"] = np.zeros((n, 0), dtype=np.float32)
+    return replace(batch, **changes)
+
+
+class WindowAssigner:
+    """Assigns events to windows and slices and observes them into per-key deltas.
+
+    ``detector_dims`` optionally restricts a detector to slice ``all`` plus the named
+    dimensions (an embedding detector on every slice of 20 attributes would copy each
+    embedding 21 times).
+    """
+
+    def __init__(self, detectors: Iterable[Detector], dims: tuple[Dimension, ...],
+                 catalog: SliceCatalog, window_size_ms: int,
+                 detector_dims: Mapping[str, tuple[str, ...]] | None = None) -> None:
+        self.detectors = list(detectors)
+        self.dims = dims
+        self.catalog = catalog
+        self.size_ms = window_size_ms
+        self.detector_dims = dict(detector_dims or {})
+
+    def slice_labels(self, batch: Batch) -> list[tuple[Dimension, np.ndarray]]:
+        numeric = _numeric_columns(batch)
+        return [(d, dimension_labels(d, len(batch), batch.attrs, numeric, self.catalog))
+                for d in self.dims]
+
+    @staticmethod
+    def joined(labels: list[tuple[Dimension, np.ndarray]], n: int) -> np.ndarray:
+        """Each event's slice names joined by SLICE_SEPARATOR (stored with the prediction)."""
+        joined = np.full(n, ALL, dtype=object)
+        for _, lab in labels:
+            joined = joined + SLICE_SEPARATOR + lab
+        return joined
+
+    def observe(self, batch: Batch, labels: list[tuple[Dimension, np.ndarray]],
+                deltas: Deltas) -> None:
+        """Fold ``batch`` (one model; ``labels`` from :meth:`slice_labels`) into ``deltas``."""
+        if len(batch) == 0:
+            return
+        starts = window_start(batch.ts_ms, self.size_ms)
+        versions, v_code = np.unique(batch.model_version.astype(str), return_inverse=True)
+        windows, w_code = np.unique(starts, return_inverse=True)
+        group = v_code.astype(np.int64) * len(windows) + w_code
+        thin = {det.name: _thin(batch, det) for det in self.detectors}
+        model = str(batch.model[0])
+        for g in np.unique(group):
+            rows = np.flatnonzero(group == g)
+            version, start = str(versions[g // len(windows)]), int(windows[g % len(windows)])
+            for slice_name, dim_name, idx in self._slices(rows, labels):
+                for det in self.detectors:
+                    allowed = self.detector_dims.get(det.name)
+                    if allowed is not None and dim_name is not None and dim_name not in allowed:
+                        continue
+                    key = DeltaKey(det.name, model, version, slice_name, int(start))
+                    sub = thin[det.name].take(idx)
+                    prev = deltas.states.get(key)
+                    deltas.states[key] = det.observe(det.empty() if prev is None else prev, sub)
+                    deltas.counts[key] = deltas.counts.get(key, 0) + len(idx)
+
+    @staticmethod
+    def _slices(rows: np.ndarray, labels: list[tuple[Dimension, np.ndarray]]):
+        yield ALL, None, rows
+        for dim, lab in labels:
+            sub = lab[rows].astype(str)
+            uniq, inverse = np.unique(sub, return_inverse=True)
+            order = np.argsort(inverse, kind="stable")
+            bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+            for j, name in enumerate(uniq):
+                yield str(name), dim.name, rows[order[bounds[j]:bounds[j + 1]]]

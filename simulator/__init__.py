@@ -1,0 +1,1 @@
+"""ViT traffic simulator: a real small Vision Transformer driven through scripted incidents."""

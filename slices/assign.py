@@ -1,0 +1,141 @@
+"""Slice definitions and vectorised slice-key assignment.
+
+Every event is in slice ``all``; besides, in one slice per configured *dimension*:
+
+- an attribute, ``camera_id`` -> slice ``camera_id=cam-3``;
+- a cross of attributes, ``(region, device)`` -> slice ``region=eu,device=mobile``;
+- numeric buckets of a field, ``image.brightness`` with edges ``(0.3, 0.6)`` ->
+  ``image.brightness<0.3``, ``image.brightness=[0.3,0.6)``, ``image.brightness>=0.6``.
+
+High-cardinality attributes are capped: the first ``max_values`` distinct values seen (in stream
+order, persisted with the checkpoint so a restart assigns identically) keep their name, later ones
+fold into ``other``. A missing attribute is the value ``missing``.
+
+>>> import numpy as np
+>>> dims = dimensions(attributes=("camera",), crosses=(("region", "device"),))
+>>> attrs = {"camera": np.array(["c1", "c2", "c1"], dtype=object),
+...          "region": np.array(["eu", "eu", None], dtype=object),
+...          "device": np.array(["ios", "web", "ios"], dtype=object)}
+>>> catalog = SliceCatalog(max_values=10)
+>>> for name, idx in assign(3, attrs, {}, dims, catalog):
+...     print(name, idx.tolist())
+all [0, 1, 2]
+camera=c1 [0, 2]
+camera=c2 [1]
+region=eu,device=ios [0]
+region=eu,device=web [1]
+region=missing,device=ios [2]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ALL = "all"
+OTHER = "other"
+MISSING = "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class Dimension:
+    """One way of slicing: ``fields`` are attribute names (``kind`` attribute/cross) or one
+    numeric field such as ``image.brightness`` or ``latency_ms`` (``kind`` bucket)."""
+
+    name: str
+    kind: str  # "attribute" | "cross" | "bucket"
+    fields: tuple[str, ...]
+    edges: tuple[float, ...] = ()
+
+
+def dimensions(attributes: tuple[str, ...] = (), crosses: tuple[tuple[str, ...], ...] = (),
+               buckets: Mapping[str, tuple[float, ...]] | None = None) -> tuple[Dimension, ...]:
+    dims = [Dimension(a, "attribute", (a,)) for a in attributes]
+    dims += [Dimension("×".join(c), "cross", tuple(c)) for c in crosses]
+    for name, edges in (buckets or {}).items():
+        if list(edges) != sorted(edges):
+            raise ValueError(f"slices.buckets.{name}: edges must be ascending")
+        dims.append(Dimension(name, "bucket", (name,), tuple(float(e) for e in edges)))
+    return tuple(dims)
+
+
+@dataclass
+class SliceCatalog:
+    """Admitted values per attribute (the cardinality cap). Mutable; persisted by the caller."""
+
+    max_values: int = 50
+    admitted: dict[str, dict[str, None]] = field(default_factory=dict)  # ordered sets
+    added: list[tuple[str, str]] = field(default_factory=list)  # since the last drain
+
+    def cap(self, attribute: str, values: np.ndarray) -> np.ndarray:
+        """``values`` with values beyond the cap replaced by ``other``, admitting new ones."""
+        known = self.admitted.setdefault(attribute, {})
+        uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+        mapped = uniq.copy()
+        for i in np.argsort(first, kind="stable"):  # admit in stream order
+            value = uniq[i]
+            if value in known:
+                continue
+            if len(known) < self.max_values:
+                known[value] = None
+                self.added.append((attribute, value))
+            else:
+                mapped[i] = OTHER
+        return mapped[inverse]
+
+    def drain_added(self) -> list[tuple[str, str]]:
+        added, self.added = self.added, []
+        return added
+
+
+def _attribute_values(attrs: Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray:
+    column = attrs.get(name)
+    if column is None:
+        return np.full(n, MISSING, dtype=object)
+    out = column.astype(object, copy=True)
+    out[np.equal(out, None)] = MISSING
+    return out.astype(str)
+
+
+def _bucket_labels(dim: Dimension, values: np.ndarray) -> np.ndarray:
+    edges = dim.edges
+    names = [f"{dim.name}<{edges[0]:g}"] if edges else []
+    names += [f"{dim.name}=[{lo:g},{hi:g})" for lo, hi in zip(edges, edges[1:])]
+    names += [f"{dim.name}>={edges[-1]:g}"] if edges else [f"{dim.name}=any"]
+    labels = np.array(names + [f"{dim.name}={MISSING}"], dtype=object)
+    idx = np.searchsorted(np.asarray(edges, dtype=float), values, side="right")
+    idx[np.isnan(values)] = len(names)
+    return labels[idx]
+
+
+def dimension_labels(dim: Dimension, n: int, attrs: Mapping[str, np.ndarray],
+                     numeric: Mapping[str, np.ndarray], catalog: SliceCatalog) -> np.ndarray:
+    """The slice name of every row for one dimension (object array of str)."""
+    if dim.kind == "bucket":
+        values = numeric.get(dim.fields[0])
+        if values is None:
+            values = np.full(n, np.nan)
+        return _bucket_labels(dim, np.asarray(values, dtype=float))
+    parts = []
+    for f in dim.fields:
+        capped = catalog.cap(f, _attribute_values(attrs, f, n))
+        parts.append(np.char.add(f"{f}=", capped.astype(str)))
+    label = parts[0]
+    for p in parts[1:]:
+        label = np.char.add(np.char.add(label, ","), p)
+    return label.astype(object)
+
+
+def assign(n: int, attrs: Mapping[str, np.ndarray], numeric: Mapping[str, np.ndarray],
+           dims: tuple[Dimension, ...], catalog: SliceCatalog) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(slice_name, row_indices)`` for ``all`` and every slice present in the rows."""
+    yield ALL, np.arange(n)
+    for dim in dims:
+        labels = dimension_labels(dim, n, attrs, numeric, catalog)
+        uniq, inverse = np.unique(labels.astype(str), return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+        for j, name in enumerate(uniq):
+            yield str(name), order[bounds[j]:bounds[j + 1]]

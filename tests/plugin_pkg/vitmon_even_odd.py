@@ -1,0 +1,45 @@
+"""Counts even and odd predicted classes per window: a minimal third-party detector."""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from monitor.contract import Batch, DataclassStateCodec, EvalContext, Finding, Status
+
+
+@dataclass(frozen=True, slots=True)
+class EvenOddState:
+    even: int
+    odd: int
+
+
+class EvenOdd(DataclassStateCodec):
+    """Share of even predicted classes (a toy, but through the real plugin path).
+
+    >>> from monitor.testing import make_batch, make_context
+    >>> d = EvenOdd()
+    >>> d.evaluate(d.observe(d.empty(), make_batch(n=50)), make_context())[0].n
+    50
+    """
+
+    name: ClassVar[str] = "even_odd"
+    version: ClassVar[int] = 1
+    state_type: ClassVar[type] = EvenOddState
+    needs_embedding: ClassVar[bool] = False
+    needs_probs: ClassVar[bool] = False
+
+    def empty(self) -> EvenOddState:
+        return EvenOddState(0, 0)
+
+    def observe(self, state: EvenOddState, batch: Batch) -> EvenOddState:
+        even = int(np.sum(batch.pred % 2 == 0))
+        return EvenOddState(state.even + even, state.odd + len(batch) - even)
+
+    def merge(self, a: EvenOddState, b: EvenOddState) -> EvenOddState:
+        return EvenOddState(a.even + b.even, a.odd + b.odd)
+
+    def evaluate(self, state: EvenOddState, context: EvalContext) -> tuple[Finding, ...]:
+        n = state.even + state.odd
+        return (Finding(self.name, self.version, Status.OK, score=state.even / max(n, 1), n=n,
+                        test="summary"),)

@@ -1,0 +1,95 @@
+"""Helpers for integration tests: run ``vitmon`` as a subprocess against real services."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from monitor import kafka_io
+
+VITMON = str(Path(sys.executable).with_name("vitmon"))
+
+
+@dataclass(frozen=True)
+class Topics:
+    predictions: str
+    labels: str
+    dlq: str
+
+
+def make_topics(topic_names, client: str, bootstrap: str, partitions: int = 3) -> Topics:
+    base = topic_names()
+    t = Topics(f"{base}.pred", f"{base}.labels", f"{base}.dlq")
+    kafka_io.create_topics(client, bootstrap, {t.predictions: partitions, t.labels: partitions,
+                                               t.dlq: 1})
+    return t
+
+
+def produce(client: str, bootstrap: str, topic: str,
+            messages: Sequence[tuple[bytes | None, bytes]]) -> None:
+    sink = kafka_io.make_sink(client, bootstrap)
+    try:
+        for key, value in messages:
+            sink.produce(topic, value, key=key)
+        sink.flush(60)
+    finally:
+        sink.close()
+
+
+def monitor_env(bootstrap: str, db_url: str, topics: Topics, client: str,
+                **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VITMON_")}
+    env.update({
+        "VITMON_KAFKA_BOOTSTRAP": bootstrap, "VITMON_DATABASE_URL": db_url,
+        "VITMON_KAFKA_CLIENT": client, "VITMON_METRICS_PORT": "0",
+        "VITMON_KAFKA__PREDICTIONS_TOPIC": topics.predictions,
+        "VITMON_KAFKA__LABELS_TOPIC": topics.labels, "VITMON_KAFKA__DLQ_TOPIC": topics.dlq,
+        "VITMON_WINDOWS__SIZE_S": "60", "VITMON_SLICES__ATTRIBUTES": '["a0", "a1"]',
+        "VITMON_DATABASE__RETRY_MAX_S": "2",
+    })
+    env.update(extra)
+    return env
+
+
+def start_monitor(env: Mapping[str, str], *args: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([VITMON, "run", *args], env=dict(env), stdout=log.open("ab"),
+                            stderr=subprocess.STDOUT)
+
+
+def run_cli(env: Mapping[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([VITMON, *args], env=dict(env), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def status_json(env: Mapping[str, str]) -> dict:
+    out = run_cli(env, "status", "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def window_counts(db_url: str, detector: str = "traffic") -> dict[tuple[str, str, int], int]:
+    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT model, model_version, window_start_ms, n_events FROM window_states "
+                "WHERE detector = :d AND slice = 'all'"), {"d": detector}).all()
+    finally:
+        engine.dispose()
+    return {(r.model, r.model_version, r.window_start_ms): r.n_events for r in rows}
+
+
+def query(db_url: str, sql: str, **params) -> list:
+    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql), params).all())
+    finally:
+        engine.dispose()

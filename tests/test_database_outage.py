@@ -1,0 +1,51 @@
+"""PostgreSQL stopped for 30 s mid-stream: the consumer waits, retries with backoff, catches up,
+and the counts are still exact. Uses a PostgreSQL server of its own so it can stop it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from monitor.embedded import EmbeddedPostgres, create_database
+from monitor.testing import synthetic_stream
+from tests.support import make_topics, monitor_env, produce, start_monitor, window_counts
+
+pytestmark = pytest.mark.integration
+
+
+def test_postgres_down_30s_mid_stream_then_counts_exact(broker, topic_names, tmp_path):
+    client = "confluent-kafka"
+    pg = EmbeddedPostgres(tmp_path / "pgdata").start()
+    try:
+        db_url = create_database(pg.url, "outage")
+        topics = make_topics(topic_names, client, broker.bootstrap)
+        messages, truth, _ = synthetic_stream(20_000, seed=21)
+        half = len(messages) // 2
+        produce(client, broker.bootstrap, topics.predictions, messages[:half])
+        env = monitor_env(broker.bootstrap, db_url, topics, client,
+                          VITMON_CHECKPOINT__MAX_EVENTS="2000",
+                          VITMON_CHECKPOINT__INTERVAL_S="0.5")
+        log = tmp_path / "monitor.log"
+        proc = start_monitor(env, "--exit-when-idle", "8", log=log)
+        deadline = time.monotonic() + 120
+        while "checkpoint committed" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "checkpoint committed" in log.read_text(), log.read_text()[-3000:]
+
+        pg.stop()
+        # The rest of the stream arrives while the database is down.
+        produce(client, broker.bootstrap, topics.predictions, messages[half:])
+        time.sleep(30)
+        assert proc.poll() is None, "the consumer must keep running while PostgreSQL is down"
+        text = log.read_text()
+        assert "database unavailable, waiting" in text, text[-3000:]
+        retries = text.count("database unavailable, waiting")
+        pg.start()
+
+        assert proc.wait(300) == 0, log.read_text()[-3000:]
+        assert window_counts(db_url) == truth
+        # Backoff, not a busy loop: 30 s of waiting with delays doubling to 2 s is ~20 attempts.
+        assert 3 <= retries <= 40, retries
+    finally:
+        pg.stop()

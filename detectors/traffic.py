@@ -68,6 +68,7 @@ class TrafficStats(DataclassStateCodec):
     state_type: ClassVar[type] = TrafficState
     needs_embedding: ClassVar[bool] = False
     needs_probs: ClassVar[bool] = False
+    needs_attrs: ClassVar[bool] = False
 
     def __init__(self, min_samples: int | None = None) -> None:
         self.min_samples = min_samples

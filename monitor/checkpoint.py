@@ -7,7 +7,9 @@
    the rows actually inserted go on (a duplicate ``event_id`` is counted once, across restarts).
 4. Observe the new rows into per-(detector, model, version, slice, window) deltas and merge
    them into the stored window states (insert new keys, lock and merge existing ones).
-5. Store labels (last one wins).
+5. Join labels with predictions, whichever came first: store labels (the last one wins) and
+   fold each (prediction, label) change into the prediction's own window and slices (+1 for a
+   new label, -1/+1 for a replaced one) for detectors that observe labels.
 6. Evaluate windows the watermark has closed and that changed since their last evaluation.
 7. Persist learnt catalog entries (embedding dims, admitted slice values) and the offsets.
 8. Commit. Only the caller, after this returns, updates metrics and sends alerts.
@@ -19,15 +21,23 @@ import logging
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
 from sqlalchemy import Connection, text
 
-from monitor.contract import Batch, Detector, EvalContext, Finding, Reference, finite_or_none
+from monitor.contract import (
+    Batch,
+    Detector,
+    EvalContext,
+    Finding,
+    LabelledBatch,
+    Reference,
+    finite_or_none,
+)
 from monitor.errors import OffsetRegression
-from monitor.windows import DeltaKey, Deltas, WindowAssigner, state_key, window_start
+from monitor.windows import SLICE_SEPARATOR, DeltaKey, Deltas, WindowAssigner, state_key, window_start
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +64,16 @@ class CheckpointResult:
     duplicates: int = 0
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
     labels: int = 0
+    labels_joined: int = 0  # net (prediction, label) pairs joined by this checkpoint
     findings: list[tuple[DeltaKey, Finding]] = field(default_factory=list)
     watermark_ms: int = 0
+
+
+class CheckpointHook(Protocol):
+    """Extra work inside the checkpoint transaction (e.g. SLO good/total buckets)."""
+
+    def on_predictions(self, conn: Connection, batch: Batch) -> None: ...
+    def before_commit(self, conn: Connection, result: CheckpointResult) -> None: ...
 
 
 def pack(data: bytes) -> bytes:
@@ -68,7 +86,8 @@ def unpack(data: bytes) -> bytes:
 
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
-                 embedding_dims: dict[str, int], references: ReferenceLookup | None = None) -> None:
+                 embedding_dims: dict[str, int], references: ReferenceLookup | None = None,
+                 hooks: Sequence[CheckpointHook] = ()) -> None:
         self.assigner = assigner
         # Learnt by the decoder from the first embedding of each model; persisted here.
         self.embedding_dims = embedding_dims
@@ -78,6 +97,8 @@ class Checkpointer:
         self.min_samples = min_samples
         self.references = references
         self.by_name: dict[str, Detector] = {d.name: d for d in assigner.detectors}
+        self._label_aware = [d for d in assigner.detectors if hasattr(d, "observe_labels")]
+        self.hooks: list[CheckpointHook] = list(hooks)
 
     def run(self, conn: Connection, cp: CheckpointInput) -> CheckpointResult:
         """Steps 1-7; the caller owns the transaction and commits it (step 8)."""
@@ -85,6 +106,7 @@ class Checkpointer:
         stored = self._lock_offsets(conn, cp)  # 1
         self._store_rejected(conn, cp.rejected, result)  # 2
         deltas = Deltas()
+        new_ids: list[str] = []
         for batch in cp.batches:  # 3
             batch, within = _first_occurrences(batch)
             result.duplicates += within
@@ -95,12 +117,21 @@ class Checkpointer:
             fresh = batch.take(idx)
             self.assigner.observe(fresh, [(d, lab[idx]) for d, lab in labels], deltas)  # 4
             _count_accepted(fresh, result)
-        self._merge(conn, deltas)
+            new_ids += fresh.event_id.tolist()
+            for hook in self.hooks:
+                hook.on_predictions(conn, fresh)
+        labelled = self._labels_known_before(conn, new_ids)  # 5: labels that came first
+        result.labels, relabelled = self._store_labels(conn, cp.labels)
+        labelled += relabelled
+        result.labels_joined = sum(r["weight"] for r in labelled)
+        self._observe_labels(labelled, deltas)
+        self._merge(conn, deltas)  # 4 (the merge, once, with prediction and label deltas)
         self._store_counts(conn, result.accepted)
-        result.labels = self._store_labels(conn, cp.labels)  # 5
         watermark = max([*cp.max_ts.values(), *(w for w, _ in stored.values())], default=0)
         result.watermark_ms = watermark
         result.findings = self._evaluate(conn, watermark, cp.evaluate_all)  # 6
+        for hook in self.hooks:
+            hook.before_commit(conn, result)
         self._store_catalog(conn)  # 7
         self._store_offsets(conn, cp, stored)
         return result
@@ -238,21 +269,77 @@ class Checkpointer:
                 [{"m": m, "v": v, "n": n} for (m, v), n in sorted(accepted.items())])
 
     # -- 5 ---------------------------------------------------------------------------------
-    def _store_labels(self, conn: Connection, labels: Sequence[Any]) -> int:
+    def _labels_known_before(self, conn: Connection, event_ids: list[str]) -> list[dict[str, Any]]:
+        """Predictions inserted now whose label arrived earlier: join them (+1 each)."""
+        if not event_ids or not self._label_aware:
+            return []
+        rows = conn.execute(text(
+            "SELECT l.event_id, l.label FROM labels l WHERE l.event_id = ANY(:ids)"),
+            {"ids": event_ids}).all()
+        return self._with_predictions(conn, {r.event_id: [(int(r.label), 1)] for r in rows})
+
+    def _store_labels(self, conn: Connection, labels: Sequence[Any]) -> tuple[int, list[dict[str, Any]]]:
+        """Upsert labels (the last one received wins) and return the joins they change:
+        +1 for a first label, -1/+1 for a label replaced by a different one."""
         rows: dict[str, dict[str, Any]] = {}
         for lab in labels:  # in offset order, so the last label of an event wins
             for i in range(len(lab.event_id)):
                 rows[lab.event_id[i]] = {"e": lab.event_id[i], "l": int(lab.label[i]),
                                          "t": int(lab.ts_ms[i]), "src": lab.source[i],
                                          "p": int(lab.partition[i]), "o": int(lab.offset[i])}
-        if rows:
-            conn.execute(text(
-                "INSERT INTO labels (event_id, label, ts_ms, source, kafka_partition, kafka_offset) "
-                "VALUES (:e, :l, :t, :src, :p, :o) ON CONFLICT (event_id) DO UPDATE SET "
-                "label = excluded.label, ts_ms = excluded.ts_ms, source = excluded.source, "
-                "kafka_partition = excluded.kafka_partition, kafka_offset = excluded.kafka_offset, "
-                "received_at = now()"), list(rows.values()))
-        return len(rows)
+        if not rows:
+            return 0, []
+        ids = sorted(rows)
+        old = {r.event_id: int(r.label) for r in conn.execute(text(
+            "SELECT event_id, label FROM labels WHERE event_id = ANY(:ids) ORDER BY event_id "
+            "FOR UPDATE"), {"ids": ids}).all()}
+        conn.execute(text(
+            "INSERT INTO labels (event_id, label, ts_ms, source, kafka_partition, kafka_offset) "
+            "VALUES (:e, :l, :t, :src, :p, :o) ON CONFLICT (event_id) DO UPDATE SET "
+            "label = excluded.label, ts_ms = excluded.ts_ms, source = excluded.source, "
+            "kafka_partition = excluded.kafka_partition, kafka_offset = excluded.kafka_offset, "
+            "received_at = now()"), [rows[e] for e in ids])
+        if not self._label_aware:
+            return len(rows), []
+        changes: dict[str, list[tuple[int, int]]] = {}
+        for e in ids:
+            new, prev = rows[e]["l"], old.get(e)
+            if prev is None:
+                changes[e] = [(new, 1)]
+            elif prev != new:
+                changes[e] = [(prev, -1), (new, 1)]
+        return len(rows), self._with_predictions(conn, changes)
+
+    def _with_predictions(self, conn: Connection,
+                          changes: Mapping[str, list[tuple[int, int]]]) -> list[dict[str, Any]]:
+        if not changes:
+            return []
+        preds = conn.execute(text(
+            "SELECT event_id, model, model_version, ts_ms, window_start_ms, pred, confidence, "
+            "is_error, slices, attrs FROM predictions WHERE event_id = ANY(:ids)"),
+            {"ids": list(changes)}).all()
+        out = []
+        for p in preds:
+            for label, weight in changes[p.event_id]:
+                out.append({**p._asdict(), "label": label, "weight": weight})
+        return out
+
+    def _observe_labels(self, labelled: list[dict[str, Any]], deltas: Deltas) -> None:
+        """Group joined rows by (model, version, window, slice) and fold them into deltas."""
+        if not labelled:
+            return
+        groups: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
+        for row in labelled:
+            for slice_name in row["slices"].split(SLICE_SEPARATOR):
+                key = (row["model"], row["model_version"], row["window_start_ms"], slice_name)
+                groups.setdefault(key, []).append(row)
+        for (model, version, start, slice_name), rows in sorted(groups.items()):
+            batch = _labelled_batch(rows)
+            for det in self._label_aware:
+                key = DeltaKey(det.name, model, version, slice_name, start)
+                prev = deltas.states.get(key)
+                deltas.states[key] = det.observe_labels(det.empty() if prev is None else prev, batch)
+                deltas.counts.setdefault(key, 0)
 
     # -- 6 ---------------------------------------------------------------------------------
     def _evaluate(self, conn: Connection, watermark: int, everything: bool) -> list[tuple[DeltaKey, Finding]]:
@@ -379,6 +466,22 @@ def _count_accepted(batch: Batch, result: CheckpointResult) -> None:
     for version, count in zip(versions, counts):
         key = (model, str(version))
         result.accepted[key] = result.accepted.get(key, 0) + int(count)
+
+
+def _labelled_batch(rows: list[dict[str, Any]]) -> LabelledBatch:
+    n = len(rows)
+    names = sorted({k for r in rows for k in (r["attrs"] or {})})
+    attrs = {k: np.array([(r["attrs"] or {}).get(k) for r in rows], dtype=object) for k in names}
+    return LabelledBatch(
+        event_id=np.array([r["event_id"] for r in rows], dtype=object),
+        ts_ms=np.fromiter((r["ts_ms"] for r in rows), np.int64, n),
+        pred=np.fromiter((r["pred"] for r in rows), np.int32, n),
+        label=np.fromiter((r["label"] for r in rows), np.int64, n),
+        weight=np.fromiter((r["weight"] for r in rows), np.int64, n),
+        confidence=np.array([np.nan if r["confidence"] is None else r["confidence"] for r in rows],
+                            dtype=np.float32),
+        is_error=np.fromiter((r["is_error"] for r in rows), bool, n),
+        attrs=attrs)
 
 
 def _attrs_json(batch: Batch) -> list[str | None]:

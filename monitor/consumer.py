@@ -28,6 +28,7 @@ from monitor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+LAG_REFRESH_S = 5.0
 AfterCommit = Callable[[CheckpointResult], None]
 
 
@@ -80,6 +81,7 @@ class Consumer:
         self.stop_event = threading.Event()
         self.positions: dict[TopicPartition, int] = {}
         self.max_ts: dict[TopicPartition, int] = {}
+        self._lag_read_at = float("-inf")
 
     def start(self) -> None:
         self.positions, self.max_ts = with_retry(
@@ -168,11 +170,13 @@ class Consumer:
     def _checkpoint(self, buf: _Buffer, flush: bool = False) -> None:
         t0 = time.perf_counter()
         self._send_dead_letters(buf.rejected)
-        try:
-            highs = self.source.end_offsets(self.tps)
-        except Exception as exc:  # lag is informative only; never block a checkpoint on it
-            log.warning("could not read end offsets error=%r", exc)
-            highs = {}
+        highs: dict[TopicPartition, int] = {}
+        if time.monotonic() - self._lag_read_at >= LAG_REFRESH_S or flush:
+            try:  # a broker round trip per partition: lag is refreshed, not read per checkpoint
+                highs = self.source.end_offsets(self.tps)
+                self._lag_read_at = time.monotonic()
+            except Exception as exc:  # lag is informative only; never block a checkpoint on it
+                log.warning("could not read end offsets error=%r", exc)
         cp = CheckpointInput(group=self.s.kafka.group, start=dict(buf.start), next=dict(buf.next),
                              max_ts=dict(self.max_ts), high_watermarks=highs,
                              batches=buf.batches, labels=buf.labels, rejected=buf.rejected,

@@ -15,6 +15,11 @@ A detector is an object with a ``name``, an integer ``version`` and five methods
     Turn a state plus the reference into findings. A detector with too little data returns
     ``Status.INSUFFICIENT_DATA``; one that needs a reference and has none returns
     ``Status.NO_REFERENCE`` -- never ``OK``.
+``observe_labels(state, labelled) -> State`` (optional)
+    Fold late ground truth into the state of the *prediction's* key (its window and slices).
+    Each row carries a ``weight``: +1 adds a (prediction, label) pair, -1 retracts one (a label
+    replaced by a later one for the same event: the last label wins), so states must be
+    additive (counts), which also keeps ``merge`` associative.
 ``dumps(state) -> bytes`` / ``loads(bytes) -> State``
     Serialise the state for checkpoints. :class:`DataclassStateCodec` implements both for states
     that are frozen dataclasses of numbers, strings, numpy arrays, lists and dicts of those.
@@ -30,14 +35,13 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
-import io
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+import orjson
 
 ENTRY_POINT_GROUP = "vitmon.detectors"
 ALL_SLICE = "all"
@@ -106,6 +110,28 @@ class Batch:
             attrs={k: pick(v) for k, v in self.attrs.items()},
             extras={k: pick(v) for k, v in self.extras.items()},
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledBatch:
+    """Predictions joined with their ground truth (one model, version, window and slice)."""
+
+    event_id: np.ndarray  # object[str]
+    ts_ms: np.ndarray  # int64, the prediction's event time
+    pred: np.ndarray  # int32, -1 for error events
+    label: np.ndarray  # int64
+    weight: np.ndarray  # int64: +1 add, -1 retract (a replaced label)
+    confidence: np.ndarray  # float32, NaN where absent
+    is_error: np.ndarray  # bool
+    attrs: Mapping[str, np.ndarray] = field(default_factory=dict)  # object[str | None]
+
+    def __len__(self) -> int:
+        return int(self.ts_ms.shape[0])
+
+    def take(self, index: np.ndarray) -> LabelledBatch:
+        return LabelledBatch(self.event_id[index], self.ts_ms[index], self.pred[index],
+                             self.label[index], self.weight[index], self.confidence[index],
+                             self.is_error[index], {k: v[index] for k, v in self.attrs.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,24 +210,35 @@ class Detector(Protocol):
 class DataclassStateCodec:
     """Mixin: JSON serialisation for states that are frozen dataclasses (set ``state_type``).
 
-    numpy arrays are stored as base64 ``.npy`` so dtype and shape survive exactly."""
+    numpy arrays are stored as dtype, shape and base64 bytes, so they survive exactly.
+
+    >>> @dataclass(frozen=True)
+    ... class S:
+    ...     n: int
+    ...     counts: np.ndarray
+    >>> class C(DataclassStateCodec):
+    ...     state_type = S
+    >>> C().loads(C().dumps(S(3, np.arange(4, dtype=np.int16)))).counts
+    array([0, 1, 2, 3], dtype=int16)
+    """
 
     state_type: ClassVar[type]
 
     def dumps(self, state: Any) -> bytes:
-        return json.dumps(_encode(state), separators=(",", ":")).encode()
+        return orjson.dumps(_encode(state))
 
     def loads(self, data: bytes) -> Any:
-        return _decode(json.loads(data), self.state_type)
+        return _decode(orjson.loads(data), self.state_type)
 
 
 def _encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
         return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, np.ndarray):
-        buf = io.BytesIO()
-        np.save(buf, value, allow_pickle=False)
-        return {"__npy__": base64.b64encode(buf.getvalue()).decode()}
+        if value.dtype.hasobject:
+            raise TypeError("object arrays are not serialisable state; use lists of str")
+        return {"__nd__": [value.dtype.str, list(value.shape),
+                           base64.b64encode(np.ascontiguousarray(value).tobytes()).decode()]}
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -219,8 +256,9 @@ def _decode(value: Any, type_: type | None = None) -> Any:
         nested = {n: t for n, t in getattr(type_, "__nested__", {}).items()}
         return type_(**{k: _decode(v, nested.get(k)) for k, v in value.items() if k in hints})
     if isinstance(value, dict):
-        if "__npy__" in value:
-            return np.load(io.BytesIO(base64.b64decode(value["__npy__"])), allow_pickle=False)
+        if "__nd__" in value:
+            dtype, shape, data = value["__nd__"]
+            return np.frombuffer(base64.b64decode(data), dtype=dtype).reshape(shape).copy()
         if "__float__" in value:
             return float(value["__float__"])
         if "__map__" in value:

@@ -61,17 +61,16 @@ def _numeric_columns(batch: Batch) -> dict[str, np.ndarray]:
 
 def _thin(batch: Batch, det: Detector) -> Batch:
     """Drop the wide columns a detector does not read, so slicing copies less."""
-    keep_emb = getattr(det, "needs_embedding", True)
-    keep_probs = getattr(det, "needs_probs", True)
-    if keep_emb and keep_probs:
-        return batch
     n = len(batch)
     changes: dict[str, Any] = {}
-    if not keep_emb:
+    if not getattr(det, "needs_embedding", True):
         changes["embedding"] = np.zeros((n, 0), dtype=np.float32)
-    if not keep_probs:
+    if not getattr(det, "needs_probs", True):
         changes["probs"] = np.zeros((n, 0), dtype=np.float32)
-    return replace(batch, **changes)
+    if not getattr(det, "needs_attrs", True):
+        changes["attrs"] = {}
+        changes["extras"] = {}
+    return replace(batch, **changes) if changes else batch
 
 
 class WindowAssigner:

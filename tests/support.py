@@ -93,3 +93,13 @@ def query(db_url: str, sql: str, **params) -> list:
             return list(conn.execute(text(sql), params).all())
     finally:
         engine.dispose()
+
+
+PLUGIN_PKG = Path(__file__).parent / "plugin_pkg"
+
+
+def install_plugin(target: Path) -> Path:
+    """Install the third-party test plugin into ``target`` (put it on PYTHONPATH to load it)."""
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--target", str(target), str(PLUGIN_PKG)], check=True)
+    return target

@@ -4,14 +4,11 @@ bad settings fail at start with one line."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from monitor.testing import synthetic_stream
 from tests.support import (
+    install_plugin,
     make_topics,
     monitor_env,
     produce,
@@ -22,7 +19,6 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.integration
-PLUGIN_PKG = Path(__file__).parent / "plugin_pkg"
 
 
 def _rounded(value):
@@ -73,9 +69,7 @@ def test_two_processes_on_disjoint_partitions_equal_one(broker, db_url_factory, 
 
 def test_plugin_from_separate_package_is_listed_and_runs(broker, db_url_factory, topic_names,
                                                          tmp_path):
-    target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(target), str(PLUGIN_PKG)], check=True)
+    target = install_plugin(tmp_path / "site")
     client = "confluent-kafka"
     topics = make_topics(topic_names, client, broker.bootstrap)
     db_url = db_url_factory()

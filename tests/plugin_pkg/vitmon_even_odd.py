@@ -43,3 +43,45 @@ class EvenOdd(DataclassStateCodec):
         n = state.even + state.odd
         return (Finding(self.name, self.version, Status.OK, score=state.even / max(n, 1), n=n,
                         test="summary"),)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelCountState:
+    predictions: int
+    labelled: int
+    correct: int
+
+
+class LabelCounts(DataclassStateCodec):
+    """Labelled and correctly predicted events per window: exercises ``observe_labels``.
+
+    >>> from monitor.testing import make_batch, make_context
+    >>> d = LabelCounts()
+    >>> d.evaluate(d.observe(d.empty(), make_batch(n=40)), make_context())[0].n
+    40
+    """
+
+    name: ClassVar[str] = "label_counts"
+    version: ClassVar[int] = 1
+    state_type: ClassVar[type] = LabelCountState
+    needs_embedding: ClassVar[bool] = False
+    needs_probs: ClassVar[bool] = False
+
+    def empty(self) -> LabelCountState:
+        return LabelCountState(0, 0, 0)
+
+    def observe(self, state: LabelCountState, batch: Batch) -> LabelCountState:
+        return LabelCountState(state.predictions + len(batch), state.labelled, state.correct)
+
+    def observe_labels(self, state: LabelCountState, batch) -> LabelCountState:
+        correct = int(np.sum(batch.weight * (batch.pred == batch.label)))
+        return LabelCountState(state.predictions, state.labelled + int(batch.weight.sum()),
+                               state.correct + correct)
+
+    def merge(self, a: LabelCountState, b: LabelCountState) -> LabelCountState:
+        return LabelCountState(a.predictions + b.predictions, a.labelled + b.labelled,
+                               a.correct + b.correct)
+
+    def evaluate(self, state: LabelCountState, context: EvalContext) -> tuple[Finding, ...]:
+        return (Finding(self.name, self.version, Status.OK, n=state.predictions, test="summary",
+                        details={"labelled": state.labelled, "correct": state.correct}),)

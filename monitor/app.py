@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from monitor import kafka_io, migrate
-from monitor.checkpoint import Checkpointer, ReferenceLookup
+from monitor.checkpoint import CheckpointHook, Checkpointer
+from monitor.checkpoint import ReferenceLookup as ReferenceLookupFn
 from monitor.config import Settings
 from monitor.consumer import Consumer, load_catalog
 from monitor.db import check_reachable, make_engine, mask_url, with_retry
 from monitor.errors import ConfigError
 from monitor.metrics import Metrics
+from monitor.references import ReferenceLookup
 from monitor.registry import load_detectors
 from monitor.windows import WindowAssigner
 from slices import SliceCatalog, dimensions
@@ -57,8 +60,8 @@ def topic_partitions(settings: Settings) -> list[tuple[str, int]]:
     return tps
 
 
-def build(settings: Settings, references: ReferenceLookup | None = None,
-          metrics: Metrics | None = None) -> Service:
+def build(settings: Settings, references: ReferenceLookupFn | None = None,
+          metrics: Metrics | None = None, hooks: Sequence[CheckpointHook] = ()) -> Service:
     url = database_url(settings)
     check_reachable(url)
     detectors = load_detectors(settings.detectors.enabled, settings.detectors.params)
@@ -80,8 +83,12 @@ def build(settings: Settings, references: ReferenceLookup | None = None,
         catalog.admitted.setdefault(attr, {})[value] = None
     assigner = WindowAssigner(detectors, dimensions(sl.attributes, sl.crosses, sl.buckets),
                               catalog, settings.windows.size_s * 1000)
+    if references is None:
+        references = ReferenceLookup({name: m.baseline_version
+                                      for name, m in settings.models.items()})
     checkpointer = Checkpointer(assigner, settings.windows.allowed_lateness_s * 1000,
-                                settings.detectors.alpha, sl.min_samples, dims, references)
+                                settings.detectors.alpha, sl.min_samples, dims, references,
+                                hooks)
     tps = topic_partitions(settings)
     k = settings.kafka
     source = kafka_io.make_source(k.client, k.bootstrap)

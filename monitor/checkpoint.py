@@ -103,6 +103,8 @@ class Checkpointer:
     def run(self, conn: Connection, cp: CheckpointInput) -> CheckpointResult:
         """Steps 1-7; the caller owns the transaction and commits it (step 8)."""
         result = CheckpointResult()
+        if hasattr(self.references, "tick"):  # lets a cached reference lookup expire
+            self.references.tick()
         stored = self._lock_offsets(conn, cp)  # 1
         self._store_rejected(conn, cp.rejected, result)  # 2
         deltas = Deltas()

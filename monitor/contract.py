@@ -231,6 +231,16 @@ class DataclassStateCodec:
         return _decode(orjson.loads(data), self.state_type)
 
 
+def encode_value(value: Any) -> bytes:
+    """Serialise nested dataclasses/dicts/lists of numbers, strings and numpy arrays (used for
+    detector states and reference profiles)."""
+    return orjson.dumps(_encode(value))
+
+
+def decode_value(data: bytes, type_: type | None = None) -> Any:
+    return _decode(orjson.loads(data), type_)
+
+
 def _encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
         return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}

@@ -55,3 +55,9 @@ def current_heads(url: str) -> list[str]:
             return list(MigrationContext.configure(conn).get_current_heads())
     finally:
         engine.dispose()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -175,3 +176,24 @@ class IngestCount(Base):
     model_version: Mapped[str] = mapped_column(Text, primary_key=True)
     accepted: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     updated_at: Mapped[datetime] = _now()
+
+
+class ReferenceProfile(Base):
+    """A versioned reference profile for one model version (bin edges, class frequencies, an
+    embedding sample, ...); detectors compare windows against the active one."""
+
+    __tablename__ = "reference_profiles"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(Text, nullable=False)
+    model_version: Mapped[str] = mapped_column(Text, nullable=False)
+    source: Mapped[str] = mapped_column(Text, nullable=False)  # "file:..." or "range:T1..T2"
+    n_events: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    profile: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # zlib(JSON codec)
+    summary: Mapped[dict] = mapped_column(JSONB, nullable=False)  # what `reference show` prints
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        Index("ix_reference_model", "model", "model_version"),
+        Index("uq_reference_active", "model", "model_version", unique=True,
+              postgresql_where=text("active")),
+    )

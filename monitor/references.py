@@ -1,0 +1,89 @@
+"""Reference profiles in PostgreSQL: store, list, show, activate, and the lookup the
+checkpoint uses when it evaluates a window.
+
+A version without an active reference falls back to the active reference of the model's
+configured baseline version (``models.<name>.baseline_version``); with neither, detectors that
+need one report ``no_reference``, never ``ok``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from monitor.contract import Reference, decode_value, encode_value
+
+
+def store(conn: Connection, model: str, version: str, profile: Mapping[str, Any], source: str,
+          n_events: int, summary: Mapping[str, Any], activate: bool = True) -> int:
+    if activate:
+        conn.execute(text("UPDATE reference_profiles SET active = false WHERE model = :m "
+                          "AND model_version = :v AND active"), {"m": model, "v": version})
+    import orjson
+
+    return conn.execute(text(
+        "INSERT INTO reference_profiles (model, model_version, source, n_events, profile, "
+        "summary, active) VALUES (:m, :v, :src, :n, :p, CAST(:s AS jsonb), :a) RETURNING id"),
+        {"m": model, "v": version, "src": source, "n": n_events,
+         "p": zlib.compress(encode_value(dict(profile)), 1),
+         "s": orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+         "a": activate}).scalar_one()
+
+
+def activate(conn: Connection, reference_id: int) -> None:
+    row = conn.execute(text("SELECT model, model_version FROM reference_profiles WHERE id = :i"),
+                       {"i": reference_id}).one_or_none()
+    if row is None:
+        raise KeyError(reference_id)
+    conn.execute(text("UPDATE reference_profiles SET active = (id = :i) WHERE model = :m "
+                      "AND model_version = :v"), {"i": reference_id, "m": row.model,
+                                                    "v": row.model_version})
+
+
+def list_all(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(text(
+        "SELECT id, model, model_version, source, n_events, active, created_at, summary "
+        "FROM reference_profiles ORDER BY model, model_version, id")).all()
+    return [{**r._asdict(), "created_at": r.created_at.isoformat()} for r in rows]
+
+
+def load(conn: Connection, reference_id: int) -> Reference:
+    r = conn.execute(text("SELECT id, model, model_version, profile FROM reference_profiles "
+                          "WHERE id = :i"), {"i": reference_id}).one()
+    return Reference(r.model, r.model_version, r.id, decode_value(zlib.decompress(r.profile)))
+
+
+def active(conn: Connection, model: str, version: str) -> Reference | None:
+    r = conn.execute(text("SELECT id FROM reference_profiles WHERE model = :m "
+                          "AND model_version = :v AND active"), {"m": model, "v": version}
+                     ).one_or_none()
+    return load(conn, r.id) if r else None
+
+
+class ReferenceLookup:
+    """Active reference per (model, version), falling back to the baseline version's.
+    Cached per process; ``vitmon reference activate`` takes effect on restart or after
+    ``ttl_checkpoints`` checkpoints."""
+
+    def __init__(self, baselines: Mapping[str, str | None], ttl_checkpoints: int = 30) -> None:
+        self.baselines = dict(baselines)
+        self.ttl = ttl_checkpoints
+        self._cache: dict[tuple[str, str], tuple[int, Reference | None]] = {}
+        self._tick = 0
+
+    def tick(self) -> None:
+        self._tick += 1
+
+    def __call__(self, conn: Connection, model: str, version: str) -> Reference | None:
+        hit = self._cache.get((model, version))
+        if hit is not None and self._tick - hit[0] < self.ttl:
+            return hit[1]
+        ref = active(conn, model, version)
+        baseline = self.baselines.get(model)
+        if ref is None and baseline and baseline != version:
+            ref = active(conn, model, baseline)
+        self._cache[(model, version)] = (self._tick, ref)
+        return ref

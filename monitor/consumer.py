@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,9 @@ class Consumer:
         self.positions: dict[TopicPartition, int] = {}
         self.max_ts: dict[TopicPartition, int] = {}
         self._lag_read_at = float("-inf")
+        self.read_positions: dict[TopicPartition, int] = {}
+        self._inflight: Future[None] | None = None
+        self._worker: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
         self.positions, self.max_ts = with_retry(
@@ -90,6 +94,7 @@ class Consumer:
             what="load offsets")
         with_retry(self._register_partitions, initial_s=self.s.database.retry_initial_s,
                    max_s=self.s.database.retry_max_s, what="register partitions")
+        self.read_positions = dict(self.positions)
         self.source.assign(dict(self.positions))
         log.info("consumer assigned partitions=%s", ",".join(f"{t}[{p}]@{o}" for (t, p), o
                                                              in sorted(self.positions.items())))
@@ -103,27 +108,37 @@ class Consumer:
                 [{"g": self.s.kafka.group, "t": t, "p": p} for t, p in self.tps])
 
     def run(self, exit_when_idle_s: float | None = None) -> None:
-        """Consume until stopped (or, with ``exit_when_idle_s``, until caught up and idle)."""
+        """Consume until stopped (or, with ``exit_when_idle_s``, until caught up and idle).
+
+        Checkpoints run on one worker thread, in order, while this thread polls and decodes
+        the next buffer: PostgreSQL's work overlaps decoding. At most one checkpoint is in
+        flight and one buffer filling, so memory stays bounded by two buffers."""
         self.start()
         buf = _Buffer()
         idle_since = time.monotonic()
-        while not self.stop_event.is_set():
-            records = self.source.poll(self.s.kafka.poll_max_records, 0.5)
-            if records:
-                idle_since = time.monotonic()
-                self._add(buf, records)
-            due = (buf.events >= self.s.checkpoint.max_events or
-                   time.monotonic() - buf.opened_at >= self.s.checkpoint.interval_s)
-            if buf.next and (due or not records):
-                self._checkpoint(buf)
-                buf = _Buffer()
-            elif exit_when_idle_s is not None and not records and \
-                    time.monotonic() - idle_since >= exit_when_idle_s:
-                self._checkpoint(buf, flush=True)
-                log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
-                return
-        if buf.next:
-            self._checkpoint(buf)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint") as worker:
+            self._worker = worker
+            try:
+                while not self.stop_event.is_set():
+                    records = self.source.poll(self.s.kafka.poll_max_records, 0.5)
+                    if records:
+                        idle_since = time.monotonic()
+                        self._add(buf, records)
+                    due = (buf.events >= self.s.checkpoint.max_events or
+                           time.monotonic() - buf.opened_at >= self.s.checkpoint.interval_s)
+                    if buf.next and (due or not records):
+                        self._submit(buf)
+                        buf = _Buffer()
+                    elif exit_when_idle_s is not None and not records and \
+                            time.monotonic() - idle_since >= exit_when_idle_s:
+                        self._submit(buf, flush=True)
+                        self._wait_inflight()
+                        log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
+                        return
+                if buf.next:
+                    self._submit(buf)
+            finally:
+                self._wait_inflight()
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -134,8 +149,8 @@ class Consumer:
         preds, labels = [], []
         for r in records:
             tp = (r.topic, r.partition)
-            buf.start.setdefault(tp, self.positions.get(tp, r.offset))
-            buf.next[tp] = r.offset + 1
+            buf.start.setdefault(tp, self.read_positions.get(tp, r.offset))
+            buf.next[tp] = self.read_positions[tp] = r.offset + 1
             (labels if r.topic == self.s.kafka.labels_topic else preds).append(r)
         if preds:
             out = decode.decode_predictions(preds, self.cp.embedding_dims)
@@ -167,9 +182,8 @@ class Consumer:
         if rejected:
             self.sink.flush(30)
 
-    def _checkpoint(self, buf: _Buffer, flush: bool = False) -> None:
-        t0 = time.perf_counter()
-        self._send_dead_letters(buf.rejected)
+    def _submit(self, buf: _Buffer, flush: bool = False) -> None:
+        """Hand a buffer to the checkpoint worker (waiting for the previous one first)."""
         highs: dict[TopicPartition, int] = {}
         if time.monotonic() - self._lag_read_at >= LAG_REFRESH_S or flush:
             try:  # a broker round trip per partition: lag is refreshed, not read per checkpoint
@@ -181,24 +195,32 @@ class Consumer:
                              max_ts=dict(self.max_ts), high_watermarks=highs,
                              batches=buf.batches, labels=buf.labels, rejected=buf.rejected,
                              evaluate_all=flush)
+        self._wait_inflight()
+        self._inflight = self._worker.submit(self._checkpoint, cp, buf.rejected)
 
-        def attempt() -> CheckpointResult:
-            with self.engine.begin() as conn:
-                return self.cp.run(conn, cp)
+    def _wait_inflight(self) -> None:
+        """Block until the checkpoint in flight committed; re-raise what it raised."""
+        if self._inflight is not None:
+            inflight, self._inflight = self._inflight, None
+            inflight.result()
 
+    def _checkpoint(self, cp: CheckpointInput, rejected: Sequence[Any]) -> None:
+        t0 = time.perf_counter()
+        self._send_dead_letters(rejected)
         attempts = {"n": 0}
 
-        def counted() -> CheckpointResult:
+        def attempt() -> CheckpointResult:
             attempts["n"] += 1
             if attempts["n"] > 1:
                 self.metrics.db_retries.inc()
-            return attempt()
+            with self.engine.begin() as conn:
+                return self.cp.run(conn, cp)
 
-        result = with_retry(counted, initial_s=self.s.database.retry_initial_s,
-                            max_s=self.s.database.retry_max_s, should_stop=lambda: False)
+        result = with_retry(attempt, initial_s=self.s.database.retry_initial_s,
+                            max_s=self.s.database.retry_max_s)
         self.cp.committed()
-        self.positions.update(buf.next)
-        self._after(result, highs, time.perf_counter() - t0)
+        self.positions.update(cp.next)
+        self._after(result, cp.high_watermarks, time.perf_counter() - t0)
 
     def _after(self, result: CheckpointResult, highs: dict[TopicPartition, int], took: float) -> None:
         k = self.s.kafka

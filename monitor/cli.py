@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "no_reference"])
     p.add_argument("--limit", type=int, default=1000)
 
+    from monitor import cli_reference
+    cli_reference.register(sub, add)
+
     p = add("simulate", "publish ViT traffic from a real small ViT to Kafka (or a file)",
             cmd_simulate)
     try:

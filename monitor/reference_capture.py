@@ -1,0 +1,147 @@
+"""``vitmon reference capture``: build a reference profile for one model version from a JSONL
+file (``vitmon simulate --out`` format: ``{"topic", "key", "value"}`` per line) or from the
+predictions topic over an event-time range, and store it (active) in PostgreSQL.
+
+Labels found alongside (the labels topic, or label lines in the file) calibrate the label-free
+accuracy estimate of the ``performance`` detector.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from tqdm import tqdm
+
+from monitor import decode, kafka_io
+from monitor.config import Settings
+from monitor.contract import Batch
+from monitor.kafka_io import Record
+from monitor.windows import SLICE_SEPARATOR, WindowAssigner
+from slices import SliceCatalog, dimensions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Captured:
+    profile: dict[str, Any]
+    n_events: int
+    n_labelled: int
+    source: str
+
+
+def _file_records(path: Path, predictions_topic: str, labels_topic: str) -> Iterator[Record]:
+    with path.open("rb") as fh:
+        for i, line in enumerate(fh):
+            if not line.strip():
+                continue
+            obj = orjson.loads(line)
+            topic = obj.get("topic", predictions_topic)
+            kind = labels_topic if "label" in topic else predictions_topic
+            value = obj["value"]
+            value = value.encode() if isinstance(value, str) else orjson.dumps(value)
+            key = obj.get("key")
+            yield Record(kind, 0, i, key.encode() if isinstance(key, str) else None, value, 0)
+
+
+def _kafka_records(settings: Settings, from_ms: int, to_ms: int) -> Iterator[Record]:
+    """Every record of both topics up to their current end (a bounded replay)."""
+    k = settings.kafka
+    source = kafka_io.make_source(k.client, k.bootstrap)
+    try:
+        tps = [(t, p) for t in (k.predictions_topic, k.labels_topic)
+               for p in kafka_io.partitions_for(k.client, k.bootstrap, t)]
+        source.assign({tp: 0 for tp in tps})
+        ends = source.end_offsets(tps)
+        done: dict[tuple[str, int], int] = {}
+        deadline = time.monotonic() + 600
+        while any(done.get(tp, 0) < end for tp, end in ends.items()) and time.monotonic() < deadline:
+            batch = source.poll(20_000, 1.0)
+            for r in batch:
+                done[(r.topic, r.partition)] = r.offset + 1
+            yield from batch
+    finally:
+        source.close()
+
+
+def _select(records: Iterable[Record], settings: Settings, model: str, version: str,
+            from_ms: int | None, to_ms: int | None) -> tuple[list[Batch], dict[str, int]]:
+    dims: dict[str, int] = {}
+    batches: list[Batch] = []
+    labels: dict[str, int] = {}
+    chunk: list[Record] = []
+
+    def flush() -> None:
+        preds = [r for r in chunk if r.topic != settings.kafka.labels_topic]
+        labs = [r for r in chunk if r.topic == settings.kafka.labels_topic]
+        out = decode.decode_predictions(preds, dims)
+        batch = out.batches.get(model)
+        if batch is not None:
+            keep = batch.model_version == version
+            if from_ms is not None:
+                keep &= (batch.ts_ms >= from_ms) & (batch.ts_ms < to_ms)
+            if keep.any():
+                batches.append(batch.take(np.flatnonzero(keep)))
+        ld = decode.decode_labels(labs)
+        labels.update(zip(ld.event_id.tolist(), ld.label.tolist()))
+        chunk.clear()
+
+    for r in tqdm(records, desc="reading", unit="msg", disable=None, leave=False):
+        chunk.append(r)
+        if len(chunk) >= 20_000:
+            flush()
+    flush()
+    return batches, labels
+
+
+def capture(settings: Settings, model: str, version: str, *, file: Path | None = None,
+            from_ms: int | None = None, to_ms: int | None = None) -> Captured:
+    from detectors.performance import build_performance_profile
+    from detectors.reference import build_reference_profile
+
+    k = settings.kafka
+    if file is not None:
+        records = _file_records(file, k.predictions_topic, k.labels_topic)
+        source = f"file:{file.name}"
+    else:
+        records = _kafka_records(settings, from_ms, to_ms)
+        source = f"range:{from_ms}..{to_ms}"
+    batches, labels = _select(records, settings, model, version, from_ms, to_ms)
+    n = sum(len(b) for b in batches)
+    if n == 0:
+        raise ValueError(f"no events of {model} {version} in {source}")
+    profile = build_reference_profile(batches)
+    sl = settings.slices
+    assigner = WindowAssigner([], dimensions(sl.attributes, sl.crosses, sl.buckets),
+                              SliceCatalog(sl.max_values), settings.windows.size_s * 1000)
+    conf, pred, lab, row_slices = [], [], [], []
+    for b in batches:
+        joined = assigner.joined(assigner.slice_labels(b), len(b))
+        for i, eid in enumerate(b.event_id.tolist()):
+            if eid in labels and not b.is_error[i]:
+                conf.append(float(b.confidence[i]))
+                pred.append(int(b.pred[i]))
+                lab.append(labels[eid])
+                row_slices.append(joined[i].split(SLICE_SEPARATOR))
+    if len(lab) >= 50:
+        profile["performance"] = build_performance_profile(
+            np.asarray(conf), np.asarray(pred), np.asarray(lab), row_slices)
+    else:
+        log.warning("too few labels for a performance baseline labelled=%d", len(lab))
+    return Captured(profile, n, len(lab), source)
+
+
+def summary(c: Captured) -> dict[str, Any]:
+    p = c.profile
+    return {"n_events": c.n_events, "n_labelled": c.n_labelled,
+            "numeric_features": sorted(p.get("numeric", {})),
+            "categorical_features": sorted(p.get("categorical", {})),
+            "embedding_dim": int(p.get("embedding", {}).get("dim", 0)),
+            "accuracy": p.get("performance", {}).get("accuracy")}

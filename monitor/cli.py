@@ -115,7 +115,15 @@ def cmd_findings(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from simulator import cli as sim_cli
 
+    if getattr(args, "bootstrap", None) is None:  # the YAML setting, when env gave none
+        args.bootstrap = settings.kafka.bootstrap
     return sim_cli.run(args)
+
+
+def cmd_simulate_train(args: argparse.Namespace, settings: Settings) -> int:
+    from simulator import cli as sim_cli
+
+    return sim_cli.run_train(args)
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -164,11 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("simulate", "publish ViT traffic from a real small ViT to Kafka (or a file)",
             cmd_simulate)
-    try:
-        from simulator import cli as sim_cli
-        sim_cli.add_arguments(p)
-    except ImportError:  # the simulator is optional at run time
-        pass
+    from simulator import cli as sim_cli
+
+    sim_cli.add_arguments(p)
+    p = add("simulate-train", "retrain the simulator's ViT with the fixed recipe "
+            "(--check only verifies the stored weights)", cmd_simulate_train)
+    sim_cli.add_train_arguments(p)
     return parser
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from monitor import kafka_io, migrate
+from monitor import alerting, kafka_io, migrate, retention
 from monitor.checkpoint import CheckpointHook, Checkpointer
 from monitor.checkpoint import ReferenceLookup as ReferenceLookupFn
 from monitor.config import Settings
@@ -64,7 +64,7 @@ def build(settings: Settings, references: ReferenceLookupFn | None = None,
           metrics: Metrics | None = None, hooks: Sequence[CheckpointHook] = ()) -> Service:
     url = database_url(settings)
     check_reachable(url)
-    detectors = load_detectors(settings.detectors.enabled, settings.detectors.params)
+    detectors = load_detectors(settings.detectors.enabled, settings.detector_params())
     migrate.upgrade(url)
     engine = make_engine(url)
     dims, admitted = with_retry(lambda: load_catalog(engine), initial_s=0.5, max_s=10,
@@ -82,19 +82,23 @@ def build(settings: Settings, references: ReferenceLookupFn | None = None,
     for attr, value in admitted:
         catalog.admitted.setdefault(attr, {})[value] = None
     assigner = WindowAssigner(detectors, dimensions(sl.attributes, sl.crosses, sl.buckets),
-                              catalog, settings.windows.size_s * 1000)
+                              catalog, settings.windows.size_s * 1000,
+                              settings.detectors.slice_dimensions)
     if references is None:
         references = ReferenceLookup({name: m.baseline_version
                                       for name, m in settings.models.items()})
+    alert_wiring = alerting.wire(settings, detectors)  # SLO/version-health hooks first, alerts last
     checkpointer = Checkpointer(assigner, settings.windows.allowed_lateness_s * 1000,
                                 settings.detectors.alpha, sl.min_samples, dims, references,
-                                hooks)
+                                [*alert_wiring.first, *hooks, *retention.hooks(settings.retention),
+                                 *alert_wiring.last])
     tps = topic_partitions(settings)
     k = settings.kafka
     source = kafka_io.make_source(k.client, k.bootstrap)
     sink = kafka_io.make_sink(k.client, k.bootstrap)
     metrics = metrics or Metrics()
-    consumer = Consumer(settings, engine, source, sink, checkpointer, metrics, tps)
+    consumer = Consumer(settings, engine, source, sink, checkpointer, metrics, tps,
+                        after_commit=alert_wiring.after_commit(metrics))
     log.info("monitor ready database=%s kafka=%s client=%s", mask_url(url), k.bootstrap, k.client)
     return Service(consumer, engine, metrics)
 
@@ -102,6 +106,7 @@ def build(settings: Settings, references: ReferenceLookupFn | None = None,
 def run(settings: Settings, exit_when_idle_s: float | None = None) -> None:
     service = build(settings)
     service.metrics.serve(settings.metrics.host, settings.metrics.port)
+    sender = alerting.start_sender(settings, service.engine, service.metrics)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("stopping signal=%d", signum)
@@ -112,6 +117,8 @@ def run(settings: Settings, exit_when_idle_s: float | None = None) -> None:
     try:
         service.consumer.run(exit_when_idle_s=exit_when_idle_s)
     finally:
+        if sender is not None:
+            sender.stop()
         service.consumer.source.close()
         service.consumer.sink.close()
         service.engine.dispose()

@@ -70,7 +70,11 @@ class CheckpointResult:
 
 
 class CheckpointHook(Protocol):
-    """Extra work inside the checkpoint transaction (e.g. SLO good/total buckets)."""
+    """Extra work inside the checkpoint transaction (e.g. SLO good/total buckets).
+
+    A hook may also define ``on_labels(conn, rows)``: the label-join changes of step 5 (dicts
+    with the prediction's columns plus ``label`` and ``weight`` +1/-1), e.g. for accuracy SLOs.
+    """
 
     def on_predictions(self, conn: Connection, batch: Batch) -> None: ...
     def before_commit(self, conn: Connection, result: CheckpointResult) -> None: ...
@@ -99,6 +103,7 @@ class Checkpointer:
         self.by_name: dict[str, Detector] = {d.name: d for d in assigner.detectors}
         self._label_aware = [d for d in assigner.detectors if hasattr(d, "observe_labels")]
         self.hooks: list[CheckpointHook] = list(hooks)
+        self._label_hooks = [h for h in self.hooks if hasattr(h, "on_labels")]
 
     def run(self, conn: Connection, cp: CheckpointInput) -> CheckpointResult:
         """Steps 1-7; the caller owns the transaction and commits it (step 8)."""
@@ -126,6 +131,8 @@ class Checkpointer:
         result.labels, relabelled = self._store_labels(conn, cp.labels)
         labelled += relabelled
         result.labels_joined = sum(r["weight"] for r in labelled)
+        for hook in self._label_hooks:
+            hook.on_labels(conn, labelled)
         self._observe_labels(labelled, deltas)
         self._merge(conn, deltas)  # 4 (the merge, once, with prediction and label deltas)
         self._store_counts(conn, result.accepted)
@@ -273,7 +280,7 @@ class Checkpointer:
     # -- 5 ---------------------------------------------------------------------------------
     def _labels_known_before(self, conn: Connection, event_ids: list[str]) -> list[dict[str, Any]]:
         """Predictions inserted now whose label arrived earlier: join them (+1 each)."""
-        if not event_ids or not self._label_aware:
+        if not event_ids or not (self._label_aware or self._label_hooks):
             return []
         rows = conn.execute(text(
             "SELECT l.event_id, l.label FROM labels l WHERE l.event_id = ANY(:ids)"),
@@ -301,7 +308,7 @@ class Checkpointer:
             "label = excluded.label, ts_ms = excluded.ts_ms, source = excluded.source, "
             "kafka_partition = excluded.kafka_partition, kafka_offset = excluded.kafka_offset, "
             "received_at = now()"), [rows[e] for e in ids])
-        if not self._label_aware:
+        if not (self._label_aware or self._label_hooks):
             return len(rows), []
         changes: dict[str, list[tuple[int, int]]] = {}
         for e in ids:
@@ -328,7 +335,7 @@ class Checkpointer:
 
     def _observe_labels(self, labelled: list[dict[str, Any]], deltas: Deltas) -> None:
         """Group joined rows by (model, version, window, slice) and fold them into deltas."""
-        if not labelled:
+        if not labelled or not self._label_aware:
             return
         groups: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
         for row in labelled:

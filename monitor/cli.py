@@ -167,8 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
                                         "no_reference"])
     p.add_argument("--limit", type=int, default=1000)
 
-    from monitor import cli_reference
+    from monitor import cli_alerts, cli_audit, cli_reference, cli_ui
     cli_reference.register(sub, add)
+    cli_alerts.register(sub, add)
+    cli_audit.register(sub, add, db)
+    cli_ui.register(sub, add)
 
     p = add("simulate", "publish ViT traffic from a real small ViT to Kafka (or a file)",
             cmd_simulate)

@@ -23,10 +23,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from monitor.alerts.settings import AlertSettings
 from monitor.errors import ConfigError
 from monitor.events import DLQ_TOPIC, LABELS_TOPIC, PREDICTIONS_TOPIC
+from monitor.slo.spec import BurnRatePolicy, SloSpec, check_slos
 
 KafkaClient = Literal["kafka-python", "confluent-kafka"]
 
@@ -96,10 +106,29 @@ class MetricsSettings(_Section):
 
 class AlertmanagerSettings(_Section):
     url: str | None = None
+    #: Firing alerts are re-sent this often, with endsAt `ends_at_intervals` intervals ahead
+    #: (as Prometheus does), so Alertmanager resolves them itself if vitmon goes away.
+    resend_interval_s: float = Field(60.0, gt=0)
+    ends_at_intervals: int = Field(4, ge=2)
+    #: Resolved alerts are re-sent (endsAt = resolution time) for this long (Prometheus: 15 min).
+    resolved_resend_s: float = Field(900.0, ge=0)
+    timeout_s: float = Field(5.0, gt=0)
+    #: Backoff while Alertmanager is unreachable: initial, doubling up to max.
+    retry_initial_s: float = Field(1.0, gt=0)
+    retry_max_s: float = Field(60.0, gt=0)
+    poll_s: float = Field(1.0, gt=0)
 
 
 class UISettings(_Section):
+    #: Where users reach the UI; alerts' ``dashboard_url`` links start with it.
     base_url: str = "http://localhost:8501"
+    host: str = "0.0.0.0"
+    port: int = Field(8501, ge=1, le=65535)
+    #: When set, the UI asks for this password before showing anything (``VITMON_UI__PASSWORD``).
+    password: SecretStr | None = None
+    #: Serving cost of the model fleet per hour (any currency), for the Overview's cost per
+    #: 1,000 inferences; None hides that figure.
+    cost_per_hour: float | None = Field(None, ge=0)
 
 
 class LoggingSettings(_Section):
@@ -132,6 +161,9 @@ class DetectorSettings(_Section):
     alpha: float = Field(0.01, gt=0, lt=1)
     #: Per-detector keyword parameters, passed to the plugin's constructor.
     params: Mapping[str, Mapping[str, Any]] = Field(default_factory=dict)
+    #: Per detector, the slice dimensions it runs on besides ``all`` (default: every one). An
+    #: embedding detector on every slice copies each embedding once per slice: restrict it.
+    slice_dimensions: Mapping[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @field_validator("enabled", mode="before")
     @classmethod
@@ -139,6 +171,54 @@ class DetectorSettings(_Section):
         if isinstance(v, str):
             return tuple(p.strip() for p in v.split(",") if p.strip())
         return v
+
+
+class FairnessSettings(_Section):
+    """The fairness audit: the ``fairness`` detector and ``vitmon fairness report``."""
+
+    #: Protected attributes (keys of the events' ``attrs``), each audited on its own.
+    attributes: tuple[str, ...] = ()
+    #: Intersections audited as groups of their own, e.g. ``[[group, region]]``.
+    intersections: tuple[tuple[str, ...], ...] = ()
+    #: Reference group per attribute or intersection (``group: A``, ``group×region: A,eu-west``);
+    #: absent: the group with most predictions.
+    reference_groups: Mapping[str, str] = Field(default_factory=dict)
+    #: Classes whose selection rate, TPR and FPR are compared (one-vs-rest); accuracy always is.
+    positive_classes: tuple[int, ...] = ()
+    #: Groups with fewer predictions (labelled ones for label-based rates) are not compared.
+    min_group_size: int = Field(30, ge=1)
+    #: Four-fifths rule (EEOC Uniform Guidelines, 29 CFR 1607.4(D)): selection-rate ratio bound.
+    min_ratio: float = Field(0.8, gt=0, le=1)
+    #: Accuracy/TPR/FPR difference to the reference group beyond which a significant gap alerts.
+    max_difference: float = Field(0.05, ge=0, le=1)
+    #: Level of the reported intervals (decisions use the Bonferroni-corrected detectors.alpha).
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class RetentionSettings(_Section):
+    """Predictions are kept for the label join this long (event time), then pruned."""
+
+    #: Labels arriving later than this after their prediction no longer join. 14 days covers the
+    #: simulator's (and typical annotation queues') day-scale label delays.
+    label_horizon_s: int = Field(14 * 86_400, ge=60)
+    #: Rows deleted per statement (short transactions, no long lock on the table).
+    batch_size: int = Field(5_000, ge=1)
+    #: The consumer prunes at most one batch per checkpoint, at most this often; 0 = never
+    #: (prune with ``vitmon db prune`` instead).
+    interval_s: float = Field(60.0, ge=0)
+
+
+class WorstSliceSettings(_Section):
+    """``vitmon slices discover``: search attribute combinations for the worst slices."""
+
+    #: Attributes searched; empty = every attribute found in the labelled predictions.
+    attributes: tuple[str, ...] = ()
+    max_order: int = Field(3, ge=1, le=3)  # attributes per combination
+    #: Minimum labelled predictions in a slice (support; also the Apriori pruning bound).
+    min_support: int = Field(50, ge=1)
+    #: Smallest error-rate excess over the overall rate worth reporting.
+    min_effect: float = Field(0.02, ge=0, le=1)
+    top_k: int = Field(20, ge=1)
 
 
 class Settings(_Section):
@@ -153,9 +233,27 @@ class Settings(_Section):
     models: Mapping[str, ModelSettings] = Field(default_factory=dict)
     slices: SliceSettings = SliceSettings()
     detectors: DetectorSettings = DetectorSettings()
+    slos: tuple[SloSpec, ...] = ()
+    burn_rate: BurnRatePolicy = BurnRatePolicy()
+    alerts: AlertSettings = AlertSettings()
+    fairness: FairnessSettings = FairnessSettings()
+    retention: RetentionSettings = RetentionSettings()
+    worst_slices: WorstSliceSettings = WorstSliceSettings()
+
+    @model_validator(mode="after")
+    def _slos_can_fire(self) -> Settings:
+        check_slos(self.slos, self.burn_rate)  # raises ConfigError naming the setting
+        return self
 
     def database_url(self) -> str | None:
         return self.database.url.get_secret_value() if self.database.url else None
+
+    def detector_params(self) -> dict[str, dict[str, Any]]:
+        """Constructor parameters per detector: ``detectors.params``, plus the ``fairness``
+        section for the ``fairness`` detector (its explicit ``detectors.params`` win)."""
+        params = {k: dict(v) for k, v in self.detectors.params.items()}
+        params["fairness"] = {**self.fairness.model_dump(), **params.get("fairness", {})}
+        return params
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -162,7 +162,7 @@ class EvalContext:
     key: StateKey
     reference: Reference | None
     alpha: float  # family-wise significance level configured for this detector
-    n_tests: int = 1  # how many (slice x feature) tests share alpha, for multiple-testing correction
+    n_tests: int = 1  # slices (state keys) of this detector evaluated in the window: share alpha
     min_samples: int = 30
 
 

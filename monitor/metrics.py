@@ -9,10 +9,14 @@ bounded; the rest are reported under slice ``other``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from monitor.contract import Finding, finite_or_none
+
+if TYPE_CHECKING:
+    from monitor.slo.burn import SloVerdict
 
 
 class Metrics:
@@ -44,6 +48,20 @@ class Metrics:
         self.finding_status = Gauge("vitmon_finding_alert", "1 when the latest finding of a "
                                     "detector for a model version and slice is in alert.",
                                     ["detector", "model", "model_version", "slice"], registry=r)
+        self.slo_burn_rate = Gauge("vitmon_slo_burn_rate", "Error-budget burn rate of an SLO "
+                                   "over an event-time window (1 = on budget), at the last "
+                                   "judged minute.", ["slo", "window"], registry=r)
+        self.slo_budget = Gauge("vitmon_slo_error_budget_remaining", "Share of the SLO's error "
+                                "budget left over its period (1 untouched, 0 spent, negative "
+                                "overspent).", ["slo"], registry=r)
+        self.slo_events = Counter("vitmon_slo_events", "Events counted by a latency or "
+                                  "availability SLO, by outcome (good, bad); the source of the "
+                                  "exported Prometheus rules.", ["slo", "outcome"], registry=r)
+        self.alerts_firing = Gauge("vitmon_alerts_firing", "Alerts currently firing, by "
+                                   "severity.", ["severity"], registry=r)
+        self.alert_deliveries = Counter("vitmon_alert_deliveries", "POSTs of alerts to "
+                                        "Alertmanager, by outcome (ok, error).", ["outcome"],
+                                        registry=r)
         self.max_slices = max_slices
         self._slices_seen: dict[tuple[str, str, str], set[str]] = {}
 
@@ -80,3 +98,12 @@ class Metrics:
             if score is not None and "drift" in f.detector:
                 self.drift_score.labels(*labels).set(score)
             self.finding_status.labels(*labels).set(1.0 if f.status.value == "alert" else 0.0)
+
+    def record_slo(self, slo: str, verdict: SloVerdict) -> None:
+        """Burn rate per window and the budget left of one SLO at its last judged minute."""
+        from monitor.slo.spec import format_duration
+
+        for tv in verdict.tiers:
+            for seconds, value in ((tv.tier.long_s, tv.burn_long), (tv.tier.short_s, tv.burn_short)):
+                self.slo_burn_rate.labels(slo, format_duration(seconds)).set(value)
+        self.slo_budget.labels(slo).set(verdict.budget_remaining)

@@ -197,3 +197,73 @@ class ReferenceProfile(Base):
         Index("uq_reference_active", "model", "model_version", unique=True,
               postgresql_where=text("active")),
     )
+
+
+# -- SLOs and alerts (migration 0003) ---------------------------------------------------------
+class SloBucket(Base):
+    """Good and total events of one SLO per 1-minute event-time bucket, added to by every
+    checkpoint (and by label arrivals for accuracy SLOs): burn rates over 5 min..3 days and the
+    error budget over the period are exact sums of these, and survive restarts."""
+
+    __tablename__ = "slo_buckets"
+    slo: Mapped[str] = mapped_column(Text, primary_key=True)
+    bucket_start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    good: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    total: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class SloProgress(Base):
+    """Event time up to which each SLO has been judged (one finding per judged minute)."""
+
+    __tablename__ = "slo_progress"
+    slo: Mapped[str] = mapped_column(Text, primary_key=True)
+    evaluated_to_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[datetime] = _now()
+
+
+class AlertRow(Base):
+    """One alert (one incident of one fingerprint): rule state and Alertmanager delivery state.
+    At most one open (pending/firing/suppressed) alert per fingerprint."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(Text, nullable=False)
+    rule: Mapped[str] = mapped_column(Text, nullable=False)
+    severity: Mapped[str] = mapped_column(Text, nullable=False)
+    state: Mapped[str] = mapped_column(Text, nullable=False)  # pending|firing|suppressed|resolved
+    labels: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    annotations: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    consecutive: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_window_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)  # event time
+    first_window_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    fired_window_ms: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_window_ms: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = _now()
+    fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # startsAt
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # endsAt
+    updated_at: Mapped[datetime] = _now()
+    last_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sent_state: Mapped[str | None] = mapped_column(Text)  # firing|resolved
+    sent_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    send_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # failures in a row
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        Index("uq_alerts_open_fingerprint", "fingerprint", unique=True,
+              postgresql_where=text("state IN ('pending', 'firing', 'suppressed')")),
+        Index("ix_alerts_state", "state", "updated_at"),
+    )
+
+
+class AlertTransition(Base):
+    """Every state change of every alert, in order (the alert history)."""
+
+    __tablename__ = "alert_transitions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    fingerprint: Mapped[str] = mapped_column(Text, nullable=False)
+    from_state: Mapped[str] = mapped_column(Text, nullable=False)  # "inactive" for a new alert
+    to_state: Mapped[str] = mapped_column(Text, nullable=False)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)  # event time
+    at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_alert_transitions_alert", "alert_id", "id"),)

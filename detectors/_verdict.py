@@ -1,0 +1,125 @@
+"""The decision rule shared by the drift detectors: p-values in, calibrated findings out.
+
+Every drift detector tests a family of hypotheses for one state key (its features, its classes,
+its one MMD test) and reports one main finding whose
+
+* ``p_value`` is the smallest family-adjusted p-value, multiplied by ``EvalContext.n_tests``
+  (Bonferroni across the slices that share ``alpha``) and capped at 1, so it is compared with the
+  configured ``alpha`` directly;
+* ``score`` is ``-log10(p_value)`` and ``threshold`` is ``-log10(alpha)``: one unit-free,
+  higher-is-worse scale for every detector, and ``score >= threshold`` exactly when it alerts.
+
+So under stationary traffic each (detector, window) alarms with probability at most ``alpha`` in
+total over all its slices and features. Effect sizes (PSI, MMD^2, ...) are reported beside it; a
+test that is significant but below the detector's ``min_effect`` gives ``warn``, not ``alert``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from scipy.stats import chi2
+
+from detectors.stats.correction import adjust, critical_p
+from detectors.stats.univariate import ks_critical
+from monitor.contract import EvalContext, Finding, Severity, StateKey, Status
+
+P_FLOOR = 1e-300  # p-values underflow to 0 for gross drift; keep -log10 finite
+_TOL = 1 + 1e-9  # p == alpha exactly (e.g. 1/100 vs 0.01) must reject
+
+
+def alpha_per_key(ctx: EvalContext) -> float:
+    """The level one state key is tested at: ``alpha / n_tests``."""
+    return ctx.alpha / max(1, ctx.n_tests)
+
+
+def evidence(p: float) -> float:
+    """``-log10 p``, floored so it stays finite."""
+    return -math.log10(max(float(p), P_FLOOR))
+
+
+def key_seed(seed: int, key: StateKey) -> int:
+    """A deterministic per-(key, seed) random seed: same inputs, same permutations, in any process,
+    while different windows do not reuse one set of permutations."""
+    text = f"{seed}|{key.model}|{key.model_version}|{key.slice}|{key.window_start_ms}"
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
+
+
+def family(p_raw: np.ndarray, ctx: EvalContext, method: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Adjust a family of raw p-values for its size and for ``ctx.n_tests``.
+
+    Returns ``(p_adjusted, rejected, critical_raw_p)``: a test is rejected exactly when its raw
+    p-value is at most ``critical_raw_p``.
+    """
+    p_raw = np.asarray(p_raw, np.float64)
+    p_adj = np.minimum(1.0, adjust(p_raw, method) * max(1, ctx.n_tests))
+    rejected = p_adj <= ctx.alpha * _TOL
+    return p_adj, rejected, critical_p(p_raw, alpha_per_key(ctx), method)
+
+
+def main_finding(det: Any, ctx: EvalContext, *, p_adj: np.ndarray, rejected: np.ndarray,
+                 effect_ok: np.ndarray, n: int, test: str, details: Mapping[str, Any]) -> Finding:
+    """The detector-level finding from a family's adjusted p-values (see module docstring)."""
+    p_main = float(np.min(p_adj)) if p_adj.size else 1.0
+    if np.any(rejected & effect_ok):
+        status = Status.ALERT
+    elif np.any(rejected):
+        status = Status.WARN
+    else:
+        status = Status.OK
+    return Finding(
+        det.name, det.version, status,
+        score=evidence(p_main), threshold=evidence(ctx.alpha), p_value=p_main,
+        severity=Severity.TICKET if status is Status.ALERT else Severity.NONE,
+        n=n, test=test,
+        details=jsonable({"alpha": ctx.alpha, "n_tests": ctx.n_tests,
+                          "alpha_per_slice": alpha_per_key(ctx), **details}),
+    )
+
+
+def thresholds(rows: list[Mapping[str, Any]], crit: float) -> list[float]:
+    """Critical value of each row's statistic at the raw level ``crit``: the KS D or chi-square
+    at which its p-value equals ``crit``, so ``score > threshold`` reads like the decision.
+    Computed once per distinct (test, sizes, dof): scipy's exact KS inverse costs milliseconds
+    and the BBSD rows of one window all share their sizes."""
+    memo: dict[tuple, float] = {}
+    out = []
+    for r in rows:
+        key = (r["test"], r.get("n_ref"), r["n"], r.get("dof"))
+        if key not in memo:
+            memo[key] = (ks_critical(crit, r["n_ref"], r["n"]) if r["test"] == "ks"
+                         else float(chi2.isf(crit, max(r.get("dof") or 1, 1))))
+        out.append(memo[key])
+    return out
+
+
+def sub_status(rejected: bool, effect_ok: bool) -> Status:
+    if rejected:
+        return Status.ALERT if effect_ok else Status.WARN
+    return Status.OK
+
+
+def no_reference(det: Any, n: int, reason: str, subject: str = "") -> Finding:
+    return Finding(det.name, det.version, Status.NO_REFERENCE, n=n, subject=subject,
+                   details={"reason": reason})
+
+
+def jsonable(value: Any) -> Any:
+    """Finding details for JSON/PostgreSQL: numpy to Python, NaN/Inf to None, tuples to lists."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    return value

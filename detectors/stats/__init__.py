@@ -1,0 +1,11 @@
+"""Pure statistics behind the drift detectors: numpy/torch arrays in, numbers out.
+
+No clock, no I/O, no module state. Each module holds one family of statistics:
+
+``histograms``        the fixed-grid histogram sketch (mergeable quantile sketch) and its folds
+``univariate``        KS, chi-square, PSI, Wasserstein-1, Jensen-Shannon on counts or samples
+``correction``        Bonferroni and Benjamini-Hochberg
+``mmd``               kernel MMD^2 with a batched permutation test (torch)
+``domain_classifier`` cross-validated logistic-regression AUC test
+``embeddings``        event-id hashing for the bottom-k reservoir, PCA, cosine distance
+"""

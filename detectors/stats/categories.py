@@ -1,0 +1,79 @@
+"""A mergeable, bounded category counter, and its alignment with a reference.
+
+A sketch is ``(names, counts, other)``: exact counts for at most ``cap`` categories plus the
+total ``other`` of the rest. Which categories are kept is decided by a stable hash of the name
+(the ``cap`` smallest hashes), never by arrival order, so a category is kept by the merge of two
+sketches exactly when it is kept by a sketch of all the data: merging is exact, associative and
+commutative, and memory is bounded however many distinct values arrive. Names are stored in
+``(hash, name)`` order so equal data give equal sketches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectors.stats.embeddings import event_hashes
+
+
+def _canonical(names: np.ndarray, counts: np.ndarray, other: int,
+               cap: int) -> tuple[tuple[str, ...], np.ndarray, int]:
+    keep = counts > 0
+    names, counts = names[keep], counts[keep]
+    order = np.lexsort((names.astype(str), event_hashes(names)))
+    names, counts = names[order], counts[order]
+    other += int(counts[cap:].sum())
+    return tuple(str(v) for v in names[:cap]), counts[:cap].astype(np.int64), other
+
+
+def present(values: np.ndarray) -> np.ndarray:
+    """Mask of values that are present: not None and not a float NaN."""
+    values = np.asarray(values, dtype=object)
+    isnan = np.frompyfunc(lambda v: isinstance(v, float) and v != v, 1, 1)(values).astype(bool)
+    return np.not_equal(values, None) & ~isnan
+
+
+def count(values: np.ndarray, cap: int) -> tuple[tuple[str, ...], np.ndarray, int]:
+    """Sketch of the present values (compared as ``str``) of an object array.
+
+    >>> names, counts, other = count(np.array(["a", "b", "a", None], dtype=object), cap=10)
+    >>> sorted(zip(names, counts.tolist())), other
+    ([('a', 2), ('b', 1)], 0)
+    """
+    values = np.asarray(values, dtype=object)
+    strs = values[present(values)].astype(str)
+    names, counts = np.unique(strs, return_counts=True)
+    return _canonical(names.astype(object), counts.astype(np.int64), 0, cap)
+
+
+def merge(a: tuple[tuple[str, ...], np.ndarray, int], b: tuple[tuple[str, ...], np.ndarray, int],
+          cap: int) -> tuple[tuple[str, ...], np.ndarray, int]:
+    """Sum of two sketches, re-capped."""
+    totals: dict[str, int] = {}
+    for names, counts, _ in (a, b):
+        for name, c in zip(names, counts.tolist(), strict=True):
+            totals[name] = totals.get(name, 0) + c
+    names = np.asarray(list(totals), dtype=object)
+    counts = np.asarray(list(totals.values()), dtype=np.int64)
+    return _canonical(names, counts, a[2] + b[2], cap)
+
+
+def align(ref_names: np.ndarray, ref_counts: np.ndarray, ref_other: int,
+          win_names: tuple[str, ...], win_counts: np.ndarray,
+          win_other: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Category columns comparable on both sides, plus a last pooled column ``"(other)"``.
+
+    A category is its own column when its count is known on both sides: a reference category is
+    known in the window when the window kept it or dropped nothing (then it is truly 0); a new
+    window category is a column (reference count 0) only when the reference dropped nothing.
+    Everything else is pooled, on both sides alike, so the pooled column compares like with like.
+    """
+    win = dict(zip(win_names, win_counts.tolist(), strict=True))
+    ref = dict(zip([str(v) for v in ref_names], np.asarray(ref_counts).tolist(), strict=True))
+    cols = [c for c in ref if c in win or win_other == 0]
+    if ref_other == 0:
+        cols += [c for c in win if c not in ref]
+    r = np.asarray([ref.get(c, 0) for c in cols], np.int64)
+    w = np.asarray([win.get(c, 0) for c in cols], np.int64)
+    r_pool = sum(ref.values()) + ref_other - int(r.sum())
+    w_pool = sum(win.values()) + win_other - int(w.sum())
+    return cols + ["(other)"], np.append(r, r_pool), np.append(w, w_pool)

@@ -1,0 +1,174 @@
+"""Fixed-grid histograms: the mergeable sketch every numeric drift statistic is computed from.
+
+Why a universal grid rather than the reference's quantile edges: a window's state is built before,
+and independently of, the reference it will be compared with (``Detector.empty()`` takes no
+reference), and a window re-evaluated against a newly activated reference must not need its raw
+rows again. So values are counted on a fixed, data-independent grid fine enough that binning
+costs almost no power, and folded onto the reference's quantile bins at evaluation time. Counting
+on a fixed grid is integer addition, so merging is exact, associative and order-independent; the
+grid doubles as a quantile sketch with a relative-error guarantee (as in DDSketch).
+
+A sketch is a pair ``(lo, counts)``: ``counts[i]`` is the number of values in grid bin ``lo + i``.
+
+Two grids:
+
+``real``  uniform in ``asinh(x / scale)``: relative resolution ``step`` for ``|x| >> scale``,
+          absolute resolution ``step * scale`` near zero; negatives, zeros and heavy tails
+          (latency) need no configuration. Values are clipped to ``|x| <= 1e12`` so the number of
+          bins, hence memory, is bounded whatever arrives.
+``unit``  uniform in ``logit(x)`` over ``[1e-7, 1 - 1e-7]``, for probabilities: a ViT's confidence
+          lives in 0.99..0.9999, where a grid uniform in ``x`` would put everything in one bin.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+_REAL_CLIP = 1e12
+_UNIT_EPS = 1e-7
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """A fixed binning of the real line. ``spec`` round-trips it through a string."""
+
+    kind: str = "real"  # "real" or "unit"
+    step: float = 0.002
+    scale: float = 1e-3  # only used by "real"
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}:{self.step:g}:{self.scale:g}"
+
+    @classmethod
+    def parse(cls, spec: str) -> Grid:
+        """
+        >>> Grid.parse(Grid("unit", 0.05).spec)
+        Grid(kind='unit', step=0.05, scale=0.001)
+        """
+        kind, step, scale = spec.split(":")
+        return cls(kind, float(step), float(scale))
+
+    @property
+    def unit_bins(self) -> int:
+        """Number of bins of a ``unit`` grid (fixed: the grid covers all of [0, 1])."""
+        return int(math.ceil(2 * _logit(1 - _UNIT_EPS) / self.step))
+
+
+REAL = Grid("real", 0.002, 1e-3)
+UNIT = Grid("unit", 0.02)
+
+
+def _logit(p: float | np.ndarray) -> float | np.ndarray:
+    return np.log(p) - np.log1p(-p)
+
+
+def bin_index(grid: Grid, x: np.ndarray) -> np.ndarray:
+    """Grid bin of each finite value of ``x`` (int64). Callers drop NaN first."""
+    x = np.asarray(x, dtype=np.float64)
+    if grid.kind == "unit":
+        half = _logit(1 - _UNIT_EPS)
+        z = _logit(np.clip(x, _UNIT_EPS, 1 - _UNIT_EPS))
+        idx = np.floor((z + half) / grid.step).astype(np.int64)
+        return np.clip(idx, 0, grid.unit_bins - 1)
+    z = np.arcsinh(np.clip(x, -_REAL_CLIP, _REAL_CLIP) / grid.scale)
+    return np.floor(z / grid.step).astype(np.int64)
+
+
+def bin_edges(grid: Grid, lo: int, n: int) -> np.ndarray:
+    """The ``n + 1`` edges, in data units, of grid bins ``lo .. lo + n - 1``."""
+    k = np.arange(lo, lo + n + 1, dtype=np.float64)
+    if grid.kind == "unit":
+        half = _logit(1 - _UNIT_EPS)
+        edges = 1.0 / (1.0 + np.exp(-(k * grid.step - half)))
+        # The outer unit bins also hold the clipped values 0 and 1.
+        edges[k == 0] = 0.0
+        edges[k == grid.unit_bins] = 1.0
+        return edges
+    return grid.scale * np.sinh(k * grid.step)
+
+
+def count(grid: Grid, x: np.ndarray) -> tuple[int, np.ndarray]:
+    """Sketch of the finite values of ``x``: ``(lo, counts)``; ``(0, [])`` when there are none.
+
+    >>> count(Grid("real", 1.0, 1.0), np.array([0.1, 0.2, 2.0, np.nan]))
+    (0, array([2, 1]))
+    """
+    x = np.asarray(x, dtype=np.float64)
+    idx = bin_index(grid, x[np.isfinite(x)])
+    if idx.size == 0:
+        return 0, np.zeros(0, dtype=np.int64)
+    lo = int(idx.min())
+    return lo, np.bincount(idx - lo).astype(np.int64)
+
+
+def align(lo_a: int, a: np.ndarray, lo_b: int, b: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Both sketches over their common bin range: ``(lo, a', b')`` with ``len(a') == len(b')``."""
+    if a.size == 0 and b.size == 0:
+        return 0, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    spans = [(lo, lo + c.size) for lo, c in ((lo_a, a), (lo_b, b)) if c.size]
+    lo = min(s for s, _ in spans)
+    hi = max(e for _, e in spans)
+    out = []
+    for start, c in ((lo_a, a), (lo_b, b)):
+        full = np.zeros(hi - lo, dtype=np.int64)
+        if c.size:
+            full[start - lo:start - lo + c.size] = c
+        out.append(full)
+    return lo, out[0], out[1]
+
+
+def merge(lo_a: int, a: np.ndarray, lo_b: int, b: np.ndarray) -> tuple[int, np.ndarray]:
+    """Sum of two sketches, trimmed of empty outer bins so equal data give equal sketches."""
+    lo, a2, b2 = align(lo_a, a, lo_b, b)
+    return trim(lo, a2 + b2)
+
+
+def trim(lo: int, c: np.ndarray) -> tuple[int, np.ndarray]:
+    """Drop zero bins at both ends (the canonical form ``count`` produces)."""
+    nz = np.flatnonzero(c)
+    if nz.size == 0:
+        return 0, np.zeros(0, dtype=np.int64)
+    return lo + int(nz[0]), c[nz[0]:nz[-1] + 1].astype(np.int64)
+
+
+def quantile_cuts(c: np.ndarray, n_bins: int) -> np.ndarray:
+    """Start positions (into ``c``) of at most ``n_bins`` bins of roughly equal mass.
+
+    Cuts fall on grid-bin boundaries, so folding another sketch on the same grid onto them is
+    exact. A single heavy grid bin (a constant feature) yields fewer, unequal bins.
+
+    >>> quantile_cuts(np.array([5, 5, 5, 5]), 2)
+    array([0, 2])
+    """
+    total = c.sum()
+    if total == 0:
+        return np.zeros(1, dtype=np.int64)
+    cdf = np.cumsum(c) / total
+    targets = np.arange(1, n_bins) / n_bins
+    # A bin ends at the grid bin where the cdf first reaches the target quantile.
+    ends = np.searchsorted(cdf, targets - 1e-12, side="left") + 1
+    cuts = np.unique(np.concatenate([[0], ends[ends < c.size]]))
+    return cuts.astype(np.int64)
+
+
+def fold(c: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Counts of ``c`` summed over the bins starting at ``cuts``."""
+    if c.size == 0:
+        return np.zeros(cuts.size, dtype=np.int64)
+    return np.add.reduceat(c, cuts).astype(np.int64)
+
+
+def moments(grid: Grid, lo: int, c: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation from a sketch, with each bin at its midpoint."""
+    n = c.sum()
+    if n == 0:
+        return math.nan, math.nan
+    e = bin_edges(grid, lo, c.size)
+    mid = 0.5 * (e[:-1] + e[1:])
+    mean = float(np.dot(c, mid) / n)
+    var = float(np.dot(c, (mid - mean) ** 2) / n)
+    return mean, math.sqrt(max(var, 0.0))

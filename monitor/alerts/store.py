@@ -1,0 +1,159 @@
+"""The alerts and alert_transitions tables: read open alerts, write incidents and transitions,
+and the read-only views behind ``vitmon alerts``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, text
+
+from monitor.alerts.state import OPEN, AlertState
+from monitor.contract import Finding, Severity, Status
+
+
+@dataclass
+class Incident:
+    """One alert row being updated by a checkpoint (``id`` None until inserted)."""
+
+    id: int | None
+    fingerprint: str
+    rule: str
+    severity: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    state: AlertState
+    first_window_ms: int
+    fired_window_ms: int | None = None
+    resolved_window_ms: int | None = None
+    transitions: list[tuple[str, str, int]] = field(default_factory=list)  # from, to, window
+    changed: bool = False
+
+
+def load_open(conn: Connection, fingerprints: Sequence[str]) -> dict[str, Incident]:
+    """Open alerts of these fingerprints, locked for this checkpoint (sorted: no deadlocks)."""
+    if not fingerprints:
+        return {}
+    rows = conn.execute(text(
+        "SELECT id, fingerprint, rule, severity, state, labels, annotations, consecutive, "
+        "last_window_ms, first_window_ms, fired_window_ms, resolved_window_ms FROM alerts "
+        "WHERE fingerprint = ANY(:f) AND state = ANY(:open) ORDER BY fingerprint FOR UPDATE"),
+        {"f": sorted(fingerprints), "open": list(OPEN)}).all()
+    return {r.fingerprint: Incident(r.id, r.fingerprint, r.rule, r.severity, dict(r.labels),
+                                    dict(r.annotations),
+                                    AlertState(r.state, r.consecutive, r.last_window_ms),
+                                    r.first_window_ms, r.fired_window_ms, r.resolved_window_ms)
+            for r in rows}
+
+
+def save(conn: Connection, incidents: Sequence[Incident]) -> None:
+    """Updates first (a resolved row frees its fingerprint), then new rows, then transitions.
+    Wall-clock columns take the transaction's ``now()``; event-time columns the windows."""
+    for inc in sorted((i for i in incidents if i.id is not None and i.changed),
+                      key=lambda i: i.id):
+        conn.execute(text(
+            "UPDATE alerts SET state = CAST(:st AS text), consecutive = :n, last_window_ms = :lw, "
+            "annotations = CAST(:ann AS jsonb), fired_window_ms = CAST(:fw AS bigint), "
+            "resolved_window_ms = CAST(:rw AS bigint), "
+            "fired_at = CASE WHEN :st = 'firing' THEN coalesce(fired_at, now()) ELSE fired_at END, "
+            "resolved_at = CASE WHEN :st = 'firing' THEN NULL WHEN :st IN ('resolved', "
+            "'suppressed') THEN coalesce(resolved_at, now()) ELSE resolved_at END, "
+            "updated_at = now(), next_attempt_at = CASE WHEN state <> :st THEN NULL "
+            "ELSE next_attempt_at END WHERE id = :id"), _params(inc))
+    for inc in incidents:
+        if inc.id is None:
+            inc.id = conn.execute(text(
+                "INSERT INTO alerts (fingerprint, rule, severity, state, labels, annotations, "
+                "consecutive, last_window_ms, first_window_ms, fired_window_ms, "
+                "resolved_window_ms, fired_at, resolved_at, sent_count, send_attempts) VALUES "
+                "(:fp, :rule, :sev, :st, CAST(:lab AS jsonb), CAST(:ann AS jsonb), :n, :lw, :first, "
+                "CAST(:fw AS bigint), CAST(:rw AS bigint), "
+                "CASE WHEN CAST(:fw AS bigint) IS NOT NULL THEN now() END, "
+                "CASE WHEN CAST(:st AS text) IN ('resolved', 'suppressed') "
+                "AND CAST(:fw AS bigint) IS NOT NULL THEN now() END, "
+                "0, 0) RETURNING id"), _params(inc)).scalar_one()
+    rows = [{"a": inc.id, "fp": inc.fingerprint, "f": f, "t": t, "w": w}
+            for inc in incidents for f, t, w in inc.transitions]
+    if rows:
+        conn.execute(text(
+            "INSERT INTO alert_transitions (alert_id, fingerprint, from_state, to_state, "
+            "window_start_ms) VALUES (:a, :fp, :f, :t, :w)"), rows)
+
+
+def _params(inc: Incident) -> dict[str, Any]:
+    return {"id": inc.id, "fp": inc.fingerprint, "rule": inc.rule, "sev": inc.severity,
+            "st": inc.state.state, "n": inc.state.consecutive, "lw": inc.state.last_window_ms,
+            "first": inc.first_window_ms, "fw": inc.fired_window_ms,
+            "rw": inc.resolved_window_ms, "lab": orjson.dumps(inc.labels).decode(),
+            "ann": orjson.dumps(inc.annotations).decode()}
+
+
+def group_findings(conn: Connection, model: str, version: str, slice_: str,
+                   window_ms: int) -> list[Finding]:
+    """Stored findings of one (model, version, slice, window), for composite rules."""
+    rows = conn.execute(text(
+        "SELECT detector, detector_version, status, severity, score, threshold, p_value, n, "
+        "subject, test, details FROM findings WHERE model = :m AND model_version = :v "
+        "AND slice = :s AND window_start_ms = :w ORDER BY detector, subject"),
+        {"m": model, "v": version, "s": slice_, "w": window_ms}).all()
+    return [Finding(r.detector, r.detector_version, Status(r.status), r.score, r.threshold,
+                    r.p_value, Severity(r.severity), int(r.n), r.subject, r.test, r.details)
+            for r in rows]
+
+
+def firing_counts(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(text("SELECT severity, count(*) AS n FROM alerts WHERE state = 'firing' "
+                             "GROUP BY severity")).all()
+    return {"page": 0, "ticket": 0, **{r.severity: int(r.n) for r in rows}}
+
+
+def list_alerts(engine: Engine, state: str | None = None, limit: int = 1000,
+                history: bool = False) -> list[dict[str, Any]]:
+    """What ``vitmon alerts --json`` prints: newest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT * FROM alerts WHERE (CAST(:st AS text) IS NULL OR state = :st) "
+            "ORDER BY updated_at DESC, id DESC LIMIT :lim"), {"st": state, "lim": limit}).all()
+        trans: dict[int, list[dict[str, Any]]] = {}
+        if history and rows:
+            for t in conn.execute(text(
+                    "SELECT alert_id, from_state, to_state, window_start_ms, at FROM "
+                    "alert_transitions WHERE alert_id = ANY(:ids) ORDER BY id"),
+                    {"ids": [r.id for r in rows]}).all():
+                trans.setdefault(t.alert_id, []).append(
+                    {"from": t.from_state, "to": t.to_state,
+                     "window_start_ms": t.window_start_ms, "at": _iso(t.at)})
+    out = []
+    for r in rows:
+        item = {
+            "id": r.id, "fingerprint": r.fingerprint, "alertname": r.rule,
+            "severity": r.severity, "state": r.state, "labels": r.labels,
+            "annotations": r.annotations, "startsAt": _iso(r.fired_at),
+            "endsAt": _iso(r.resolved_at), "first_window_ms": r.first_window_ms,
+            "fired_window_ms": r.fired_window_ms, "resolved_window_ms": r.resolved_window_ms,
+            "last_window_ms": r.last_window_ms, "consecutive": r.consecutive,
+            "delivery": {"status": delivery_status(r), "last_sent_at": _iso(r.last_sent_at),
+                         "last_sent_state": r.last_sent_state, "sent_count": r.sent_count,
+                         "failed_attempts": r.send_attempts, "last_error": r.last_error,
+                         "next_attempt_at": _iso(r.next_attempt_at)}}
+        if history:
+            item["transitions"] = trans.get(r.id, [])
+        out.append(item)
+    return out
+
+
+def delivery_status(r: Any) -> str:
+    """not_applicable (never fired), delivered (Alertmanager has the current state),
+    retrying (the last POST failed), pending (not yet sent in its current state)."""
+    if r.fired_at is None:
+        return "not_applicable"
+    if r.send_attempts:
+        return "retrying"
+    want = "firing" if r.state == "firing" else "resolved"
+    return "delivered" if r.last_sent_state == want else "pending"
+
+
+def _iso(t: Any) -> str | None:
+    return None if t is None else t.isoformat()

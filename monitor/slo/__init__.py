@@ -1,0 +1,3 @@
+"""Service level objectives: specs (:mod:`.spec`), burn-rate maths (:mod:`.burn`), the checkpoint
+hook that counts good/total events in 1-minute event-time buckets (:mod:`.hook`), and the
+Prometheus rules export (:mod:`.promrules`). Importing this package imports nothing heavy."""

@@ -1,0 +1,124 @@
+"""Alert delivery against a real Alertmanager (Debian's binary) and the real `vitmon run`:
+a maintenance window suppresses; Alertmanager stopped for 60 s then started receives the alert
+once it is back, and the alert history in PostgreSQL loses nothing.
+
+Traffic is generated (tests/alerting_support.py: contract-v1 events without the ViT) so the
+error ratio per minute is exact: 1 hour healthy, then 100 % errors, then healthy again.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.alerting_support import alerts_json, error_stream, seen_in_alertmanager, write_config
+from tests.alertmanager_support import Alertmanager
+from tests.support import make_topics, monitor_env, produce, run_cli, start_monitor
+
+CLIENT = "confluent-kafka"
+T0 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
+MIN = 60_000
+
+
+@pytest.fixture
+def alertmanager(tmp_path):
+    am = Alertmanager(tmp_path)
+    am.start()
+    yield am
+    am.stop()
+
+
+def _env(broker, db_url, topics, config, am):
+    return monitor_env(broker.bootstrap, db_url, topics, CLIENT, VITMON_CONFIG=str(config),
+                       VITMON_ALERTMANAGER_URL=am.url, VITMON_DETECTORS="traffic",
+                       VITMON_SLICES__ATTRIBUTES="[]")
+
+
+def _wait(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_maintenance_window_suppresses_the_page(broker, db_url_factory, topic_names, tmp_path,
+                                                  alertmanager):
+    config = write_config(tmp_path / "vitmon.yaml", alerts={"maintenance": [{
+        "name": "failover-drill", "start": "2026-11-01T00:50:00Z",
+        "end": "2026-11-01T03:00:00Z", "models": ["vit-tiny-digits"]}]})
+    db_url = db_url_factory()
+    topics = make_topics(topic_names, CLIENT, broker.bootstrap)
+    env = _env(broker, db_url, topics, config, alertmanager)
+    outage = lambda m: 1.0 if 60 <= m < 75 else 0.0  # noqa: E731
+    produce(CLIENT, broker.bootstrap, topics.predictions, error_stream(T0, 120, 60, outage))
+    log = tmp_path / "monitor.log"
+    assert start_monitor(env, "--exit-when-idle", "3", log=log).wait(300) == 0, log.read_text()
+    alerts = [a for a in alerts_json(env) if a["labels"].get("subject") == "availability"]
+    page = [a for a in alerts if a["alertname"] == "SLOFastBurn"]
+    assert len(page) == 1, alerts
+    # it would have fired at once (for: 1); maintenance kept it from Alertmanager
+    assert [(t["from"], t["to"]) for t in page[0]["transitions"]] == [
+        ("inactive", "suppressed"), ("suppressed", "resolved")]
+    assert page[0]["startsAt"] is None and page[0]["delivery"]["status"] == "not_applicable"
+    assert alertmanager.alerts() == []
+
+
+def test_alertmanager_down_for_60s_gets_the_alert_when_back(broker, db_url_factory, topic_names,
+                                                            tmp_path, alertmanager):
+    config = write_config(tmp_path / "vitmon.yaml")
+    db_url = db_url_factory()
+    topics = make_topics(topic_names, CLIENT, broker.bootstrap)
+    env = _env(broker, db_url, topics, config, alertmanager)
+    assert run_cli(env, "db", "upgrade").returncode == 0  # so `vitmon alerts` works at once
+    log = tmp_path / "monitor.log"
+    monitor = start_monitor(env, log=log)
+    try:
+        alertmanager.stop()
+        down_at = time.monotonic()
+        produce(CLIENT, broker.bootstrap, topics.predictions,
+                error_stream(T0, 75, 60, lambda m: 1.0 if m >= 60 else 0.0))
+
+        def firing_and_retrying():
+            rows = [a for a in alerts_json(env, "--state", "firing")
+                    if a["alertname"] == "SLOFastBurn"]
+            return rows if rows and rows[0]["delivery"]["status"] == "retrying" else None
+
+        before = _wait(firing_and_retrying, 120, "a firing page that cannot be delivered")[0]
+        assert before["delivery"]["failed_attempts"] >= 1 and before["delivery"]["last_error"]
+        time.sleep(max(0.0, 60 - (time.monotonic() - down_at)))  # Alertmanager down for 60 s
+        alertmanager.start()
+        got = _wait(lambda: [a for a in alertmanager.alerts()
+                             if a["labels"]["alertname"] == "SLOFastBurn"], 60,
+                    "the page in Alertmanager")
+        assert seen_in_alertmanager(got) == {("SLOFastBurn", "page", "availability")}
+        am = got[0]
+        assert am["labels"] == before["labels"]
+        assert set(am["annotations"]) >= {"summary", "description", "runbook_url",
+                                          "dashboard_url"}
+        assert am["annotations"]["dashboard_url"].startswith("http://localhost:8501/?page=slo&")
+        after = _wait(lambda: [a for a in alerts_json(env, "--state", "firing")
+                               if a["delivery"]["status"] == "delivered"], 30, "delivered")[0]
+        assert after["id"] == before["id"] and after["delivery"]["failed_attempts"] == 0
+        # recovery: healthy traffic resolves it (once the 6x tier's 30 min short window is
+        # clean too, about 30 min of event time), and Alertmanager is told (endsAt = now)
+        produce(CLIENT, broker.bootstrap, topics.predictions,
+                error_stream(T0 + 75 * MIN, 45, 60, lambda m: 0.0))
+        _wait(lambda: not [a for a in alertmanager.alerts()
+                           if a["labels"]["alertname"] == "SLOFastBurn"], 120,
+              "the page to resolve in Alertmanager")
+    finally:
+        monitor.terminate()
+        monitor.wait(60)
+    history = [a for a in alerts_json(env) if a["alertname"] == "SLOFastBurn"]
+    assert len(history) == 1
+    assert [(t["from"], t["to"]) for t in history[0]["transitions"]] == [
+        ("inactive", "firing"), ("firing", "resolved")]
+    assert history[0]["delivery"]["last_sent_state"] == "resolved"
+    assert "alertmanager unreachable, will retry" in log.read_text()
+    ticket = [a for a in alerts_json(env) if a["severity"] == "ticket"]
+    assert all(a["labels"]["alertname"] == "SLOSlowBurn" for a in ticket)
+    assert run_cli(env, "alerts").returncode == 0

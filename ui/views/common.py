@@ -1,0 +1,97 @@
+"""Small pieces the pages share: number formatting, status badges, empty states, link tables."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+import streamlit as st
+
+from ui.links import format_time, page_for_detector
+from ui.nav import Context
+from ui.queries.findings import FindingPoint
+from ui.queries.labels import Counts
+
+#: How a finding status reads in tables (plain words: they survive copy-paste into tickets).
+STATUS_ICON = {"ok": "ok", "warn": "warn", "alert": "ALERT",
+               "insufficient_data": "insufficient data", "no_reference": "no reference"}
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    """``0.9123`` -> ``'91.2 %'``; a dash for no value.
+
+    >>> pct(0.9123), pct(None), pct(float("nan"))
+    ('91.2 %', '–', '–')
+    """
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x * 100:.{digits}f} %"
+
+
+def num(x: float | None, fmt: str = ".3g") -> str:
+    """A number in ``fmt``; a dash for no value.
+
+    >>> num(0.000123), num(None), num(1234567, ",.0f")
+    ('0.000123', '–', '1,234,567')
+    """
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return format(x, fmt)
+
+
+def hhmm(ms: int) -> str:
+    """``2026-11-01 01:05`` (UTC) for tables and captions."""
+    return format_time(ms)[:16].replace("T", " ")
+
+
+def empty(what: str, why: str) -> None:
+    """An empty state that says what is missing and how to get it (never a blank chart)."""
+    st.info(f"**{what}.** {why}")
+
+
+def header(title: str, ctx: Context) -> None:
+    st.title(title)
+    where = f"`{ctx.model}` · version `{ctx.version}`"
+    if ctx.slice != "all":
+        where += f" · slice `{ctx.slice}`"
+    st.caption(f"{where} · event time {hhmm(ctx.start_ms)} → {hhmm(ctx.end_ms)} UTC")
+
+
+def total(counts: Iterable[Counts]) -> Counts:
+    """Sum of several counts (the mean confidence weighted by events)."""
+    items = list(counts)
+    n = sum(c.n for c in items)
+    conf_n = sum(c.n - c.errors for c in items if c.mean_confidence is not None)
+    conf = (sum(c.mean_confidence * (c.n - c.errors) for c in items
+                if c.mean_confidence is not None) / conf_n) if conf_n else None
+    return Counts(n, sum(c.errors for c in items), sum(c.labelled for c in items),
+                  sum(c.correct for c in items), conf)
+
+
+def findings_frame(points: Sequence[FindingPoint], ctx: Context) -> pd.DataFrame:
+    """A table of headline findings with a link to the page that explains each one."""
+    rows = []
+    for p in points:
+        page = page_for_detector(p.detector)
+        rows.append({
+            "window": hhmm(p.window_start_ms), "detector": p.detector, "version": p.version,
+            "slice": p.slice, "status": STATUS_ICON.get(p.status, p.status),
+            "severity": p.severity, "score": p.score, "threshold": p.threshold,
+            "p-value": p.p_value, "n": p.n,
+            "open": ctx.link(page=page, version=p.version, slice=p.slice, detector=p.detector,
+                             window_ms=p.window_start_ms)})
+    return pd.DataFrame(rows)
+
+
+LINK_COLUMN = st.column_config.LinkColumn("open", display_text="open", width="small")
+NUMBER_COLUMNS = {"score": st.column_config.NumberColumn(format="%.4g"),
+                  "threshold": st.column_config.NumberColumn(format="%.4g"),
+                  "p-value": st.column_config.NumberColumn(format="%.2e")}
+
+
+def table(df: pd.DataFrame, **columns: object) -> None:
+    """``st.dataframe`` with the shared column formats, no index, full width."""
+    config = {"open": LINK_COLUMN, **NUMBER_COLUMNS, **columns}
+    st.dataframe(df, hide_index=True, width="stretch",
+                 column_config={k: v for k, v in config.items() if k in df.columns})

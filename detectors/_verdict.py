@@ -123,3 +123,13 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (np.floating, float)):
         return float(value) if math.isfinite(value) else None
     return value
+
+
+def slice_profile(context: EvalContext) -> Mapping[str, Any]:
+    """The reference profile a slice's window is compared with: the slice's own sub-profile
+    (``slices.<slice>``, stored by ``vitmon reference capture`` for slices with enough reference
+    events) when there is one, else the whole version's. Why: a camera's frames differ from the
+    all-camera mix by construction (its look, size, region), so comparing one camera with the
+    whole traffic would alarm in every window."""
+    profile = context.reference.profile
+    return profile.get("slices", {}).get(context.key.slice, profile)

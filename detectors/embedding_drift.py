@@ -139,7 +139,7 @@ class EmbeddingDrift(DataclassStateCodec):
     def evaluate(self, state: EmbeddingDriftState, context: EvalContext) -> tuple[Finding, ...]:
         if context.reference is None:
             return (Finding.no_reference(self, state.n),)
-        ref = context.reference.profile.get("embedding")
+        ref = verdict.slice_profile(context).get("embedding")
         if not ref:
             return (verdict.no_reference(self, state.n, "reference profile has no embeddings"),)
         if len(state.ids) < context.min_samples:

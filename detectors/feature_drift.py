@@ -136,7 +136,7 @@ class FeatureDrift(DataclassStateCodec):
     def evaluate(self, state: FeatureDriftState, context: EvalContext) -> tuple[Finding, ...]:
         if context.reference is None:
             return (Finding.no_reference(self, state.n),)
-        profile = context.reference.profile
+        profile = verdict.slice_profile(context)
         num_ref, cat_ref = profile.get("numeric", {}), profile.get("categorical", {})
         if not num_ref and not cat_ref:
             return (verdict.no_reference(self, state.n, "reference profile has no features"),)

@@ -119,7 +119,7 @@ class PredictionDrift(DataclassStateCodec):
     def evaluate(self, state: PredictionDriftState, context: EvalContext) -> tuple[Finding, ...]:
         if context.reference is None:
             return (Finding.no_reference(self, state.n),)
-        ref = context.reference.profile.get("prediction")
+        ref = verdict.slice_profile(context).get("prediction")
         if not ref:
             return (verdict.no_reference(self, state.n, "reference profile has no predictions"),)
         n = int(state.class_counts.sum())

@@ -37,6 +37,11 @@ JSON, arrays as ``.npy``); scalars are floats. Keys (``<f>`` is a feature name):
     ``bandwidth_sigma2``                 float64 [q]: median squared distance of the projected
                                          sample on the first 1..q axes (the MMD kernel's
                                          median-heuristic bandwidth for each choice of q)
+``slices.<s>``                           optional, added by ``vitmon reference capture``: per
+                                         slice ``<s>`` (e.g. ``camera_id=cam-03``) with enough
+                                         reference events, a profile of that slice's events
+                                         alone (the keys above); the drift detectors compare the
+                                         slice's windows with it instead of the whole version
 """
 
 from __future__ import annotations

@@ -167,8 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "no_reference"])
     p.add_argument("--limit", type=int, default=1000)
 
-    from monitor import cli_alerts, cli_audit, cli_reference, cli_ui
+    from monitor import cli_alerts, cli_audit, cli_reference, cli_report, cli_ui
     cli_reference.register(sub, add)
+    cli_report.register(sub, add)
     cli_alerts.register(sub, add)
     cli_audit.register(sub, add, db)
     cli_ui.register(sub, add)

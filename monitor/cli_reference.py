@@ -17,7 +17,7 @@ def cmd_capture(args: argparse.Namespace, settings: Settings) -> int:
     if (args.file is None) == (args.from_ is None):
         raise SystemExit("vitmon reference capture: give either --file or --from/--to")
     captured = capture(settings, args.model, args.version, file=args.file, from_ms=args.from_,
-                       to_ms=args.to)
+                       to_ms=args.to, embedding_sample=args.embedding_sample)
     engine = _engine(settings)
     from monitor import migrate
     from monitor.app import database_url
@@ -90,6 +90,9 @@ def register(sub, add) -> None:
     p.add_argument("--from", dest="from_", type=parse_time, metavar="T")
     p.add_argument("--to", type=parse_time, metavar="T")
     p.add_argument("--inactive", action="store_true", help="store without activating")
+    p.add_argument("--embedding-sample", type=int, metavar="N",
+                   help="reference embeddings MMD compares each window with (default 2000; "
+                        "fewer: faster embedding_drift, less power)")
     p = add("list", "stored references (* = active)", cmd_list, ref)
     p.add_argument("--json", action="store_true")
     p = add("show", "one reference's summary", cmd_show, ref)

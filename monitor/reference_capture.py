@@ -28,6 +28,10 @@ from slices import SliceCatalog, dimensions
 
 log = logging.getLogger(__name__)
 
+#: A slice gets its own reference sub-profile from this many reference events on; smaller
+#: slices are compared with the whole version's profile.
+MIN_SLICE_EVENTS = 200
+
 
 @dataclass(frozen=True)
 class Captured:
@@ -101,10 +105,30 @@ def _select(records: Iterable[Record], settings: Settings, model: str, version: 
     return batches, labels
 
 
-def capture(settings: Settings, model: str, version: str, *, file: Path | None = None,
-            from_ms: int | None = None, to_ms: int | None = None) -> Captured:
-    from detectors.performance import build_performance_profile
+def _slice_profiles(batches: list[Batch], assigner: WindowAssigner,
+                    config: Any) -> dict[str, dict[str, Any]]:
+    """One sub-profile per slice (besides ``all``) with at least ``MIN_SLICE_EVENTS`` events:
+    drift detectors compare a slice's windows with its own reference (``profile["slices"]``)."""
     from detectors.reference import build_reference_profile
+
+    rows: dict[str, list[Batch]] = {}
+    for b in batches:
+        joined = assigner.joined(assigner.slice_labels(b), len(b))
+        names = np.array([j.split(SLICE_SEPARATOR)[1:] for j in joined], dtype=object)
+        for name in {n for row in names for n in row}:
+            rows.setdefault(name, []).append(
+                b.take(np.flatnonzero([name in row for row in names])))
+    return {name: build_reference_profile(parts, config) for name, parts in sorted(rows.items())
+            if sum(len(p) for p in parts) >= MIN_SLICE_EVENTS}
+
+
+def capture(settings: Settings, model: str, version: str, *, file: Path | None = None,
+            from_ms: int | None = None, to_ms: int | None = None,
+            embedding_sample: int | None = None) -> Captured:
+    """``embedding_sample`` overrides the rows MMD compares each window with (default 2,000):
+    a permutation test costs O((sample + window)^2 x permutations) per window and slice."""
+    from detectors.performance import build_performance_profile
+    from detectors.reference import ProfileConfig, build_reference_profile
 
     k = settings.kafka
     if file is not None:
@@ -117,10 +141,14 @@ def capture(settings: Settings, model: str, version: str, *, file: Path | None =
     n = sum(len(b) for b in batches)
     if n == 0:
         raise ValueError(f"no events of {model} {version} in {source}")
-    profile = build_reference_profile(batches)
+    config = ProfileConfig()
+    if embedding_sample is not None:
+        config = ProfileConfig(embedding_sample_size=embedding_sample)
+    profile = build_reference_profile(batches, config)
     sl = settings.slices
     assigner = WindowAssigner([], dimensions(sl.attributes, sl.crosses, sl.buckets),
                               SliceCatalog(sl.max_values), settings.windows.size_s * 1000)
+    profile["slices"] = _slice_profiles(batches, assigner, config)
     conf, pred, lab, row_slices = [], [], [], []
     for b in batches:
         joined = assigner.joined(assigner.slice_labels(b), len(b))

@@ -41,6 +41,8 @@ class EvenOdd(DataclassStateCodec):
 
     def evaluate(self, state: EvenOddState, context: EvalContext) -> tuple[Finding, ...]:
         n = state.even + state.odd
+        if n < context.min_samples:
+            return (Finding.insufficient(self, n, context.min_samples),)
         return (Finding(self.name, self.version, Status.OK, score=state.even / max(n, 1), n=n,
                         test="summary"),)
 
@@ -83,5 +85,7 @@ class LabelCounts(DataclassStateCodec):
                                a.correct + b.correct)
 
     def evaluate(self, state: LabelCountState, context: EvalContext) -> tuple[Finding, ...]:
+        if state.predictions < context.min_samples:
+            return (Finding.insufficient(self, state.predictions, context.min_samples),)
         return (Finding(self.name, self.version, Status.OK, n=state.predictions, test="summary",
                         details={"labelled": state.labelled, "correct": state.correct}),)

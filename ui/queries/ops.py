@@ -145,21 +145,34 @@ def _delivered(sent_count: int, attempts: int, error: str | None) -> str:
     return f"sent {sent_count}x" if sent_count else "not sent"
 
 
+_ALERT_COLS = ("id, rule, severity, state, labels, annotations, first_window_ms, last_window_ms, "
+               "fired_window_ms, resolved_window_ms, fired_at, resolved_at, sent_count, "
+               "send_attempts, last_error")
+
+
 def alerts(conn: Connection, start_ms: int, end_ms: int, model: str | None = None,
-           limit: int = 200) -> tuple[Alert, ...]:
-    """Alerts open now or active during the range, newest first (primary-key order; one row
-    per incident, so the scan stops after ``limit`` rows)."""
+           limit: int = 500) -> tuple[Alert, ...]:
+    """Open alerts (pending, firing, suppressed), then resolved ones that were active during
+    the range; newest first within each, at most ``limit`` of each (``ix_alerts_state``)."""
     rows = conn.execute(text(
-        "SELECT id, rule, severity, state, labels, annotations, first_window_ms, last_window_ms, "
-        "fired_window_ms, resolved_window_ms, fired_at, resolved_at, sent_count, send_attempts, "
-        "last_error FROM alerts WHERE (state IN ('pending', 'firing', 'suppressed') OR "
-        "(first_window_ms < :b AND coalesce(resolved_window_ms, last_window_ms) >= :a)) "
-        "AND (CAST(:m AS text) IS NULL OR labels->>'model' = :m) ORDER BY id DESC LIMIT :lim"),
+        f"(SELECT {_ALERT_COLS} FROM alerts WHERE state IN ('pending', 'firing', 'suppressed') "
+        "AND (CAST(:m AS text) IS NULL OR labels->>'model' = :m) ORDER BY id DESC LIMIT :lim) "
+        f"UNION ALL (SELECT {_ALERT_COLS} FROM alerts WHERE state = 'resolved' "
+        "AND first_window_ms < :b AND coalesce(resolved_window_ms, last_window_ms) >= :a "
+        "AND (CAST(:m AS text) IS NULL OR labels->>'model' = :m) ORDER BY id DESC LIMIT :lim)"),
         {"a": start_ms, "b": end_ms, "m": model, "lim": limit})
     return tuple(Alert(r.id, r.rule, r.severity, r.state, r.labels or {}, r.annotations or {},
                        r.first_window_ms, r.last_window_ms, r.fired_window_ms,
                        r.resolved_window_ms, r.fired_at, r.resolved_at,
                        _delivered(r.sent_count, r.send_attempts, r.last_error)) for r in rows)
+
+
+def firing_by_severity(conn: Connection, model: str | None = None) -> Mapping[str, int]:
+    """How many alerts fire now, per severity (``ix_alerts_state``)."""
+    rows = conn.execute(text(
+        "SELECT severity, count(*) AS n FROM alerts WHERE state = 'firing' "
+        "AND (CAST(:m AS text) IS NULL OR labels->>'model' = :m) GROUP BY severity"), {"m": model})
+    return {r.severity: int(r.n) for r in rows}
 
 
 def transitions(conn: Connection, alert_ids: Sequence[int]) -> tuple[Transition, ...]:

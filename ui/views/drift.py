@@ -186,5 +186,6 @@ def _evidently(ctx: Context, window: qf.FindingPoint) -> None:
            "--slice", ctx.slice, "--window-start", format_time(window.window_start_ms),
            "--out", "drift-report.html"]
     st.caption("Evidently's data drift report of this window against the reference, for a deep "
-               "dive:")
+               "dive. It replays the window's events from Kafka (the UI itself reads only "
+               "PostgreSQL), so it runs from the command line:")
     st.code(shlex.join(cmd), language="bash")

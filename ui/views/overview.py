@@ -4,6 +4,7 @@ burn, cost per 1,000 inferences, the most affected slices, and what is firing no
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
 import pandas as pd
 import streamlit as st
@@ -36,8 +37,8 @@ def render(ctx: Context) -> None:
     incidents = store.get(qf.incidents, ctx.start_ms, ctx.end_ms, ctx.model)
     alerts = (store.get(qo.alerts, ctx.start_ms, ctx.end_ms, ctx.model)
               if "alerts" in ctx.tables else None)
-    firing = [a for a in alerts or () if a.state == "firing"]
-    _kpis(ctx, overall, firing, alerts is not None, incidents)
+    firing = store.get(qo.firing_by_severity, ctx.model) if alerts is not None else None
+    _kpis(ctx, overall, firing, incidents)
     left, right = st.columns(2)
     with left:
         st.subheader("Accuracy over time")
@@ -54,7 +55,7 @@ def render(ctx: Context) -> None:
         _firing(ctx, alerts, incidents)
 
 
-def _kpis(ctx: Context, overall: ql.Counts, firing: list, have_alerts: bool,
+def _kpis(ctx: Context, overall: ql.Counts, firing: Mapping[str, int] | None,
           incidents: tuple[qf.FindingPoint, ...]) -> None:
     lo, hi = overall.interval
     cols = st.columns(6)
@@ -71,8 +72,10 @@ def _kpis(ctx: Context, overall: ql.Counts, firing: list, have_alerts: bool,
                    help="ui.cost_per_hour × hours in range ÷ thousands of inferences"
                         if cost is not None else "Set ui.cost_per_hour (VITMON_UI__COST_PER_HOUR) "
                         "to the fleet's hourly cost to see this.")
-    if have_alerts:
-        cols[5].metric("Alerts firing", len(firing))
+    if firing is not None:
+        cols[5].metric("Alerts firing", sum(firing.values()),
+                       help=", ".join(f"{n} {sev}" for sev, n in sorted(firing.items()))
+                       or "none")
     else:
         cols[5].metric("Windows in alert", len(incidents),
                        help="Detector findings in alert (the alert engine's table is not there).")
@@ -167,6 +170,7 @@ def _firing(ctx: Context, alerts: tuple[qo.Alert, ...] | None,
     if not firing:
         common.empty("Nothing firing", "No alert is firing for this model right now.")
         return
+    firing.sort(key=lambda a: (a.severity != "page", -a.id))  # pages first
     common.table(pd.DataFrame([{
         "alert": a.rule, "severity": a.severity, "version": a.labels.get("model_version", ""),
         "slice": a.labels.get("slice", ""), "since": hhmm(a.fired_window_ms or a.first_window_ms),

@@ -1,0 +1,164 @@
+"""Must-show scenarios for the drift detectors, end to end: `vitmon simulate` writes real ViT
+traffic (with its ground-truth manifest), `vitmon reference capture` stores a reference from a
+separate steady period, the scenario's messages go to the real broker, `vitmon run` evaluates
+`feature_drift`, `prediction_drift` and `embedding_drift` per minute and per camera into
+PostgreSQL, and the assertions read the findings.
+
+Runs are shorter than the scenarios' recommendation (one-minute windows, 3-5 events/s) so the
+file stays within a few minutes of CPU; run with ``-s`` to see the measured figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simulator.sinks import read_jsonl
+from tests.support import make_topics, monitor_env, produce, query, run_cli, start_monitor
+
+pytestmark = pytest.mark.integration
+
+MODEL, VERSION = "vit-tiny-digits", "2026.11.1"
+CLIENT = "confluent-kafka"
+START = "2026-11-01T00:00:00Z"
+WINDOW_MS = 60_000
+ALPHA = 0.01
+DRIFT = ("feature_drift", "prediction_drift", "embedding_drift")
+
+
+def simulate(tmp: Path, scenario: str, rate: float, duration: float, seed: int = 0,
+             start: str = START) -> tuple[Path, dict]:
+    out = tmp / f"{scenario}-s{seed}.jsonl"
+    done = run_cli({"PATH": "/usr/bin:/bin"}, "simulate", "--scenario", scenario, "--rate",
+                   str(rate), "--duration", str(duration), "--start", start, "--seed", str(seed),
+                   "--out", str(out), "--no-progress", timeout=300)
+    assert done.returncode == 0, done.stderr
+    return out, json.loads(out.with_suffix(".manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reference_file(tmp_path_factory) -> Path:
+    """A steady day-before period with another seed: 6,000 events, enough for the 2,000-event
+    embedding sample and the 2,000 disjoint PCA rows of the reference profile."""
+    path, _ = simulate(tmp_path_factory.mktemp("reference"), "steady", rate=5, duration=1200,
+                       seed=1, start="2026-10-31T00:00:00Z")
+    return path
+
+
+def run_scenario(broker, topic_names, db_url_factory, tmp: Path, reference: Path,
+                 scenario: Path) -> str:
+    """Capture the reference, publish the scenario, consume it; returns the database URL."""
+    topics = make_topics(topic_names, CLIENT, broker.bootstrap)
+    db_url = db_url_factory()
+    env = monitor_env(broker.bootstrap, db_url, topics, CLIENT,
+                      VITMON_DETECTORS="traffic," + ",".join(DRIFT),
+                      VITMON_WINDOWS__SIZE_S=str(WINDOW_MS // 1000),
+                      VITMON_WINDOWS__ALLOWED_LATENESS_S="0",
+                      VITMON_SLICES__ATTRIBUTES='["camera_id"]',
+                      # One embedding copy per event per slice: all + its camera only.
+                      VITMON_DETECTORS__SLICE_DIMENSIONS='{"embedding_drift": ["camera_id"]}',
+                      VITMON_DETECTORS__ALPHA=str(ALPHA), VITMON_ALERTS__RULES="[]")
+    # A 500-row embedding sample (not 2,000) makes each MMD permutation test ~10x cheaper.
+    done = run_cli(env, "reference", "capture", "--model", MODEL, "--version", VERSION,
+                   "--file", str(reference), "--embedding-sample", "500", timeout=300)
+    assert done.returncode == 0, done.stderr
+    messages = list(read_jsonl(scenario))
+    for kind, topic in (("vit.predictions", topics.predictions), ("vit.labels", topics.labels)):
+        produce(CLIENT, broker.bootstrap, topic, [(k, v) for t, k, v in messages if t == kind])
+    log = tmp / f"{scenario.stem}.log"
+    proc = start_monitor(env, "--exit-when-idle", "3", log=log)
+    assert proc.wait(900) == 0, log.read_text()[-3000:]
+    return db_url
+
+
+def main_findings(db_url: str, detector: str) -> list:
+    return query(db_url, "SELECT slice, window_start_ms, status, details FROM findings WHERE "
+                         "detector = :d AND subject = '' ORDER BY window_start_ms, slice",
+                 d=detector)
+
+
+def test_steady_false_alarm_rate_within_twice_alpha(broker, topic_names, db_url_factory,
+                                                    tmp_path, reference_file):
+    scenario, _ = simulate(tmp_path, "steady", rate=3, duration=205 * WINDOW_MS // 1000)
+    db_url = run_scenario(broker, topic_names, db_url_factory, tmp_path, reference_file,
+                          scenario)
+    print()
+    for det in DRIFT:
+        rows = main_findings(db_url, det)
+        tested = [r for r in rows if r.status in ("ok", "warn", "alert")]
+        assert not [r for r in rows if r.status == "no_reference"]
+        windows = {r.window_start_ms for r in tested}
+        alarms = [r for r in tested if r.status == "alert"]
+        alarm_windows = {r.window_start_ms for r in alarms}
+        # alpha bounds the alarm probability per detector and window over all its slices.
+        per_window = len(alarm_windows) / len(windows)
+        per_finding = len(alarms) / len(tested)
+        print(f"steady {det}: {len(alarm_windows)}/{len(windows)} windows alarmed "
+              f"({per_window:.4f}); {len(alarms)}/{len(tested)} slice findings "
+              f"({per_finding:.4f}); alarms at {[(r.slice, r.window_start_ms) for r in alarms]}")
+        assert len(windows) >= 200
+        assert 0 <= per_window <= 2 * ALPHA and per_finding <= 2 * ALPHA
+
+
+def test_camera_firmware_flags_the_camera_early_and_names_the_features(
+        broker, topic_names, db_url_factory, tmp_path, reference_file):
+    scenario, manifest = simulate(tmp_path, "camera-firmware", rate=5, duration=1800)
+    incident = manifest["incidents"][0]
+    camera = f"camera_id={incident['slice']['camera_id']}"
+    changed = next(s["features"] for s in incident["expected_signals"]
+                   if s["detector"] == "feature_drift")
+    onset = incident["start_ms"]
+    db_url = run_scenario(broker, topic_names, db_url_factory, tmp_path, reference_file,
+                          scenario)
+    print()
+    for det in ("embedding_drift", "feature_drift"):
+        rows = main_findings(db_url, det)
+        hits = [r for r in rows if r.slice == camera and r.status == "alert"
+                and r.window_start_ms + WINDOW_MS > onset]
+        assert hits, [(r.window_start_ms, r.status) for r in rows if r.slice == camera]
+        first = hits[0]
+        # Within 2 windows of onset: the window holding the onset or the next one.
+        delay = (first.window_start_ms + WINDOW_MS - onset) / WINDOW_MS
+        after = [r for r in rows if r.slice == camera and r.window_start_ms >= onset]
+        print(f"camera-firmware {det}: {camera} first alert in the window starting "
+              f"{(first.window_start_ms - onset) // 1000:+d} s from onset ({delay:.0f} window(s)); "
+              f"{len(hits)} alert windows of {len(after)}")
+        assert first.window_start_ms < onset + 2 * WINDOW_MS
+        before = [r for r in rows if r.slice == camera and r.window_start_ms + WINDOW_MS <= onset]
+        assert before and not [r for r in before if r.status == "alert"]
+        others = [r for r in rows if r.slice.startswith("camera_id=") and r.slice != camera
+                  and r.status in ("ok", "warn", "alert")]
+        false_alarms = [r for r in others if r.status == "alert"]
+        print(f"camera-firmware {det}: unaffected cameras {len(false_alarms)}/{len(others)} "
+              f"alerts")
+        assert len(false_alarms) <= max(1, 2 * ALPHA * len(others))
+        if det == "feature_drift":
+            tops = [r.details["top_features"][:3] for r in hits]
+            print(f"camera-firmware feature_drift top features (first alerts): {tops[:3]}")
+            assert all(set(t) <= set(changed) for t in tops), (changed, tops)
+
+
+def test_gradual_drift_delay_to_first_detection(broker, topic_names, db_url_factory, tmp_path,
+                                                reference_file):
+    scenario, manifest = simulate(tmp_path, "gradual-drift", rate=3, duration=3600)
+    incident = manifest["incidents"][0]
+    onset, end = incident["start_ms"], incident["end_ms"]
+    db_url = run_scenario(broker, topic_names, db_url_factory, tmp_path, reference_file,
+                          scenario)
+    print()
+    for det in DRIFT:
+        rows = [r for r in main_findings(db_url, det) if r.slice == "all"]
+        hits = [r for r in rows if r.status == "alert" and r.window_start_ms + WINDOW_MS > onset]
+        if not hits:
+            print(f"gradual-drift {det}: not detected")
+            continue
+        delay_s = (hits[0].window_start_ms + WINDOW_MS - onset) / 1000
+        print(f"gradual-drift {det}: first alert {delay_s:.0f} s after onset (window end), "
+              f"{(delay_s * 1000) / (end - onset):.0%} of the drift ramp; top "
+              f"{hits[0].details.get('top_features', hits[0].details.get('top_tests'))}")
+    detected = {det for det in ("feature_drift", "embedding_drift")
+                if any(r.status == "alert" and onset < r.window_start_ms + WINDOW_MS
+                       and r.window_start_ms < end
+                       for r in main_findings(db_url, det) if r.slice == "all")}
+    assert detected == {"feature_drift", "embedding_drift"}

@@ -43,7 +43,8 @@ def admin_url(tmp: Path) -> str:
     return url
 
 
-def run_once(client: str, bootstrap: str, messages, admin: str, tmp: Path) -> dict:
+def run_once(client: str, bootstrap: str, messages, admin: str, tmp: Path,
+             detectors: str) -> dict:
     base = f"bench{uuid.uuid4().hex[:6]}"
     topics = {f"{base}.pred": 3, f"{base}.labels": 3, f"{base}.dlq": 1}
     kafka_io.create_topics(client, bootstrap, topics)
@@ -60,7 +61,10 @@ def run_once(client: str, bootstrap: str, messages, admin: str, tmp: Path) -> di
            "VITMON_KAFKA__PREDICTIONS_TOPIC": f"{base}.pred",
            "VITMON_KAFKA__LABELS_TOPIC": f"{base}.labels", "VITMON_KAFKA__DLQ_TOPIC": f"{base}.dlq",
            "VITMON_SLICES__ATTRIBUTES": "[" + ",".join(SLICED) + "]",
-           "VITMON_CHECKPOINT__MAX_EVENTS": "20000", "VITMON_CHECKPOINT__INTERVAL_S": "2"}
+           "VITMON_CHECKPOINT__MAX_EVENTS": "20000", "VITMON_CHECKPOINT__INTERVAL_S": "2",
+           "VITMON_DETECTORS": detectors,
+           # the embedding detector on `all` and one attribute, as the docs recommend
+           "VITMON_DETECTORS__SLICE_DIMENSIONS": "{embedding_drift: [a0]}"}
     log = tmp / f"{base}.log"
     start = time.perf_counter()
     with log.open("w") as out:
@@ -100,6 +104,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--clients", default="confluent-kafka,kafka-python")
+    ap.add_argument("--detectors", default="traffic",
+                    help="VITMON_DETECTORS for the run (default: traffic, i.e. ingest cost)")
     args = ap.parse_args()
     print(f"generating {args.events} events (768-d f16 embeddings, 20 slice attributes)...",
           file=sys.stderr)
@@ -113,7 +119,7 @@ def main() -> None:
         print(f"{'client':<16} {'events':>8} {'sustained ev/s':>15} {'wall s':>8} "
               f"{'peak RSS MB':>12}   (mean message {size:.0f} B)")
         for client in args.clients.split(","):
-            r = run_once(client, broker.bootstrap, messages, admin, tmp)
+            r = run_once(client, broker.bootstrap, messages, admin, tmp, args.detectors)
             print(f"{r['client']:<16} {r['events']:>8} {r['sustained_eps']:>15,.0f} "
                   f"{r['wall_s']:>8.1f} {r['peak_rss_mb']:>12.0f}", flush=True)
 

@@ -7,10 +7,12 @@ Procedure (each step logs one line; every URL is printed once everything answers
    under its own consumer group), else the embedded server on ``database.data_dir`` with a fresh
    ``vitmon_demo`` database; migrate.
 3. Alertmanager, when Debian's ``prometheus-alertmanager`` is installed; the UI (``vitmon ui``).
-4. The simulator on the scenario (default ``mixed``) with time compression (default 60x).
+4. The simulator on the scenario (default ``mixed``) with time compression (default 30x), and
+   the monitor (``vitmon run``) with the metrics endpoint; the URLs are printed once they answer.
 5. Once the scenario's first, healthy stretch has been published: a reference profile of the
-   baseline version from it (``monitor.reference_capture``), so drift is judged from window one.
-6. The monitor (``vitmon run``) with the metrics endpoint; it reads the topics from the start.
+   baseline version from it (``monitor.reference_capture``). The monitor picks it up within a
+   minute (its reference cache), well before the first incident; until then drift detectors
+   report ``no_reference``, never ``ok``.
 
 Ctrl-C (SIGINT) or SIGTERM stops the children newest first, then the broker and PostgreSQL.
 Settings: ``--config`` if given, else ``monitor/defaults/demo.yaml``; ``VITMON_*`` still win.

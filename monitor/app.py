@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from monitor import alerting, kafka_io, migrate, retention
-from monitor.checkpoint import CheckpointHook, Checkpointer
+from monitor.checkpoint import Checkpointer, CheckpointHook
 from monitor.checkpoint import ReferenceLookup as ReferenceLookupFn
 from monitor.config import Settings
 from monitor.consumer import Consumer, load_catalog

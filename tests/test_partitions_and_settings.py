@@ -4,6 +4,7 @@ bad settings fail at start with one line."""
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from monitor.testing import synthetic_stream

@@ -34,9 +34,9 @@ from monitor.contract import (
     Finding,
     LabelledBatch,
     Reference,
-    finite_or_none,
 )
 from monitor.errors import OffsetRegression
+from monitor.finding_rows import upsert_findings
 from monitor.windows import SLICE_SEPARATOR, DeltaKey, Deltas, WindowAssigner, state_key, window_start
 
 log = logging.getLogger(__name__)
@@ -388,26 +388,8 @@ class Checkpointer:
         return out
 
     def _store_findings(self, conn: Connection, findings: list[tuple[DeltaKey, Finding]]) -> None:
-        if not findings:
-            return
         size = self.assigner.size_ms
-        conn.execute(text(
-            "INSERT INTO findings (detector, detector_version, model, model_version, slice, "
-            "window_start_ms, window_end_ms, subject, status, severity, test, score, threshold, "
-            "p_value, n, details, revision) VALUES (:d, :dv, :m, :v, :s, :w, :e, :sub, :st, :sev, "
-            ":test, :score, :thr, :p, :n, CAST(:details AS jsonb), 1) "
-            "ON CONFLICT (detector, model, model_version, slice, window_start_ms, subject) "
-            "DO UPDATE SET detector_version = excluded.detector_version, status = excluded.status, "
-            "severity = excluded.severity, test = excluded.test, score = excluded.score, "
-            "threshold = excluded.threshold, p_value = excluded.p_value, n = excluded.n, "
-            "details = excluded.details, revision = findings.revision + 1, evaluated_at = now()"),
-            [{"d": f.detector, "dv": f.detector_version, "m": k.model, "v": k.model_version,
-              "s": k.slice, "w": k.window_start_ms, "e": k.window_start_ms + size,
-              "sub": f.subject, "st": f.status.value, "sev": f.severity.value, "test": f.test,
-              "score": finite_or_none(f.score), "thr": finite_or_none(f.threshold),
-              "p": finite_or_none(f.p_value), "n": int(f.n),
-              "details": orjson.dumps(f.details, option=orjson.OPT_SERIALIZE_NUMPY).decode()}
-             for k, f in findings])
+        upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in findings])
 
     # -- 7 ---------------------------------------------------------------------------------
     def _store_catalog(self, conn: Connection) -> None:

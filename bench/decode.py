@@ -1,4 +1,4 @@
-"""Decode throughput on one core: events/s of ``monitor.decode.decode_predictions``.
+"""Decode throughput on one core: events/s of ``monitor.core.ingest.decode.decode_predictions``.
 
 (a) 768-d float16 ``embedding_b64``, probs over 10 classes, 6 image stats, 5 attrs (target:
     >= 60,000 events/s); (b) the same with a 192-d JSON-list ``embedding``.
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from monitor.decode import B64_BACKEND, _b64decode, decode_predictions
-from monitor.events import PREDICTIONS_TOPIC, embedding_to_b64, encode_prediction
+from monitor.core.ingest.decode import B64_BACKEND, _b64decode, decode_predictions
+from monitor.core.ingest.events import PREDICTIONS_TOPIC, embedding_to_b64, encode_prediction
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor import kafka_io  # noqa: E402
-from monitor.embedded import EmbeddedBroker, check_database, create_database, resolve_database  # noqa: E402
-from monitor.testing import synthetic_stream  # noqa: E402
+from monitor.core import kafka as kafka_io  # noqa: E402
+from monitor.devstack.broker import EmbeddedBroker  # noqa: E402
+from monitor.devstack.postgres import resolve_database  # noqa: E402
+from monitor.devstack.synthetic import synthetic_stream  # noqa: E402
+from monitor.store.db import check_database, create_database  # noqa: E402
 
 # 20 slices (+ `all`): 4 sliced attributes with 5 values each; events carry 20 attributes.
 SLICED = [f"a{i}" for i in range(4)]

@@ -1,7 +1,7 @@
 """Benchmark: produce then consume N messages of ~2 KB with each Kafka client.
 
 Runs against a fresh embedded Tansu broker per client (memory storage; a fresh broker keeps
-one client's data from slowing the other), through vitmon's own :mod:`monitor.kafka_io`, so
+one client's data from slowing the other), through vitmon's own :mod:`monitor.core.kafka`, so
 the figures are what the monitor gets. Messages are realistic prediction events (JSON with a
 base64 f16 embedding) padded to the target size.
 
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor import kafka_io
-from monitor.embedded import EmbeddedBroker
-from monitor.events import embedding_to_b64, encode_prediction
+from monitor.core import kafka as kafka_io
+from monitor.core.ingest.events import embedding_to_b64, encode_prediction
+from monitor.devstack.broker import EmbeddedBroker
 
 
 def make_messages(n_distinct: int, size: int, seed: int = 0) -> list[bytes]:

@@ -31,8 +31,9 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from simulator.engine import PREDICTIONS, RunConfig, Simulation, default_models  # noqa: E402
+from simulator.engine import Simulation, default_models  # noqa: E402
 from simulator.images import LOOKS  # noqa: E402
+from simulator.messages import PREDICTIONS, RunConfig  # noqa: E402
 from simulator.pool import classify  # noqa: E402
 from simulator.scenarios import SCENARIOS  # noqa: E402
 from simulator.sinks import Client, FileSink, Sink, create_topics, kafka_sink  # noqa: E402
@@ -94,7 +95,7 @@ def main() -> int:
     with ExitStack() as stack:
         bootstrap = os.environ.get("VITMON_KAFKA_BOOTSTRAP")
         if not bootstrap:
-            from monitor.embedded import EmbeddedBroker  # bench only: the simulator never does
+            from monitor.devstack.broker import EmbeddedBroker  # bench only: the simulator never does
 
             bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap
         for client in cast(list[Client], args.clients.split(",")):

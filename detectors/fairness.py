@@ -14,15 +14,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from detectors import fairness_report
 from detectors._verdict import jsonable
 from detectors.fairness_audit import Audit, AuditConfig, Comparison, audit
 from detectors.stats import confusion
 from monitor.contract import (
     Batch,
+    ConfigError,
     DataclassStateCodec,
     EvalContext,
     Finding,
     LabelledBatch,
+    ReportScope,
     Severity,
     Status,
 )
@@ -67,8 +70,9 @@ class Fairness(DataclassStateCodec):
     [``min_ratio``, 1/``min_ratio``] for a selection-rate ratio (the four-fifths rule) or beyond
     ``max_difference`` for an accuracy/TPR/FPR difference; significant (Fisher exact, corrected)
     but not surely beyond, it ``warn``s. Groups with fewer than ``min_group_size`` predictions
-    are ``insufficient_data``. Parameters mirror the ``fairness``
-    settings section (:class:`monitor.config.FairnessSettings`).
+    are ``insufficient_data``. Parameters come from ``detectors.params.fairness`` (the older
+    top-level ``fairness`` section still works). The audit of a range renders itself
+    (:meth:`render_report`: ``vitmon fairness report``, HTML or CSV).
 
     Example
     -------
@@ -95,8 +99,8 @@ class Fairness(DataclassStateCodec):
     name: ClassVar[str] = "fairness"
     version: ClassVar[int] = 1
     state_type: ClassVar[type] = FairnessState
-    needs_embedding: ClassVar[bool] = False
-    needs_probs: ClassVar[bool] = False
+    wide_columns: ClassVar[frozenset[str]] = frozenset({"attrs"})
+    report_formats: ClassVar[tuple[str, ...]] = ("html", "csv")
 
     attributes: tuple[str, ...] = ()
     intersections: tuple[tuple[str, ...], ...] = ()
@@ -111,6 +115,12 @@ class Fairness(DataclassStateCodec):
         object.__setattr__(self, "attributes", tuple(self.attributes))
         object.__setattr__(self, "intersections", tuple(tuple(i) for i in self.intersections))
         object.__setattr__(self, "positive_classes", tuple(int(c) for c in self.positive_classes))
+        for name, ok in (("min_group_size", self.min_group_size >= 1),
+                         ("min_ratio", 0 < self.min_ratio <= 1),
+                         ("max_difference", 0 <= self.max_difference <= 1),
+                         ("confidence", 0 < self.confidence < 1)):
+            if not ok:  # the service reports it as a bad setting detectors.params.fairness
+                raise ValueError(f"{name}={getattr(self, name)!r} is out of range")
 
     @property
     def dimensions(self) -> tuple[tuple[str, ...], ...]:
@@ -157,6 +167,16 @@ class Fairness(DataclassStateCodec):
 
     def audit(self, state: FairnessState, alpha: float, n_tests: int = 1) -> Audit:
         return audit(state.predicted, state.labelled, self.config(alpha, n_tests))
+
+    def render_report(self, state: FairnessState, scope: ReportScope, fmt: str) -> str:
+        """The audit of a range's merged state as a self-contained HTML file or CSV."""
+        if not self.dimensions:
+            raise ConfigError("fairness.attributes", "no protected attributes configured")
+        result = self.audit(state, scope.alpha)
+        if fmt == "csv":
+            return fairness_report.render_csv(result)
+        return fairness_report.render_html(result, scope.model, scope.model_version,
+                                           scope.from_ms, scope.to_ms, scope.windows, scope.slice)
 
     def evaluate(self, state: FairnessState, context: EvalContext) -> tuple[Finding, ...]:
         if not self.dimensions:

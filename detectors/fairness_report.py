@@ -1,11 +1,11 @@
-"""``vitmon fairness report``: the fairness audit of one model version over a time range, as a
-self-contained HTML file (inline CSS and SVG, no external resource) or CSV.
+"""The fairness audit rendered as a self-contained HTML file (inline CSS and SVG, no external
+resource) or CSV: pure functions of an :class:`~detectors.fairness_audit.Audit`, kept beside the
+audit as Evidently keeps a metric's rendering beside the metric.
 
-The numbers are the ``fairness`` detector's: its window states of slice ``all`` (``--slice`` for
-another) whose windows start in ``[from, to)`` are merged -- exact, the states are counts -- and
-audited once by :func:`detectors.fairness_audit.audit` with the ``fairness`` settings. So the
-report needs the ``fairness`` detector enabled while the traffic was consumed, and it is not
-limited by the predictions' retention.
+``vitmon fairness report`` (``monitor/reports/fairness_report.py``) merges the ``fairness``
+detector's window states of a range and calls :meth:`detectors.fairness.Fairness.render_report`,
+which audits the merged state once and renders it here; the UI's Fairness page offers the same
+files for download.
 """
 
 from __future__ import annotations
@@ -15,36 +15,8 @@ import html
 import io
 from datetime import datetime, timezone
 
-from sqlalchemy import Engine, text
-
-from detectors.fairness import Fairness, FairnessState
 from detectors.fairness_audit import Audit, Comparison
 from detectors.stats.proportions import wilson
-from monitor.checkpoint import unpack
-from monitor.errors import VitmonError
-
-
-class NoFairnessData(VitmonError):
-    def __init__(self, model: str, version: str, slice_: str) -> None:
-        super().__init__(f"no fairness state for {model} {version} slice {slice_} in that range "
-                         "(was the `fairness` detector enabled, with fairness.attributes set?)")
-
-
-def load_state(engine: Engine, det: Fairness, model: str, version: str, from_ms: int, to_ms: int,
-               slice_: str = "all") -> tuple[FairnessState, int]:
-    """The merged state of the range and how many windows it came from."""
-    with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT state FROM window_states WHERE detector = :d AND model = :m AND "
-            "model_version = :v AND slice = :s AND window_start_ms >= :a AND window_start_ms < :b "
-            "ORDER BY window_start_ms"),
-            {"d": det.name, "m": model, "v": version, "s": slice_, "a": from_ms, "b": to_ms}).all()
-    if not rows:
-        raise NoFairnessData(model, version, slice_)
-    state = det.empty()
-    for r in rows:
-        state = det.merge(state, det.loads(unpack(r.state)))
-    return state, len(rows)
 
 
 def _iso(ms: int) -> str:
@@ -202,11 +174,3 @@ max − min over the compared groups, ratios min / max; equalized odds differenc
 the TPR and FPR differences, its ratio the smaller ratio.</li></ul></body></html>""")
     return "\n".join(out)
 
-
-def report(engine: Engine, det: Fairness, alpha: float, model: str, version: str, from_ms: int,
-           to_ms: int, fmt: str, slice_: str = "all") -> str:
-    state, windows = load_state(engine, det, model, version, from_ms, to_ms, slice_)
-    result = det.audit(state, alpha)
-    if fmt == "csv":
-        return render_csv(result)
-    return render_html(result, model, version, from_ms, to_ms, windows, slice_)

@@ -137,9 +137,7 @@ class Performance(DataclassStateCodec):
     name: ClassVar[str] = "performance"
     version: ClassVar[int] = 1
     state_type: ClassVar[type] = PerformanceState
-    needs_embedding: ClassVar[bool] = False
-    needs_probs: ClassVar[bool] = False
-    needs_attrs: ClassVar[bool] = False
+    wide_columns: ClassVar[frozenset[str]] = frozenset()
 
     min_samples: int | None = None  # labelled predictions; None: the service's slices.min_samples
     min_coverage: float = 0.0  # labelled / predictions under which a window is insufficient

@@ -55,9 +55,9 @@ class TrafficStats(DataclassStateCodec):
 
     Example
     -------
-    >>> from monitor.testing import make_batch, make_context
+    >>> from monitor.testing import make_context, synthetic_batch
     >>> det = TrafficStats()
-    >>> s = det.observe(det.empty(), make_batch(n=200, seed=0, error_rate=0.1))
+    >>> s = det.observe(det.empty(), synthetic_batch(n=200, seed=0, error_rate=0.1))
     >>> f = det.evaluate(s, make_context())[0]
     >>> f.status.value, f.n, round(f.details["error_rate"], 2)
     ('ok', 200, 0.13)
@@ -66,9 +66,7 @@ class TrafficStats(DataclassStateCodec):
     name: ClassVar[str] = "traffic"
     version: ClassVar[int] = 1
     state_type: ClassVar[type] = TrafficState
-    needs_embedding: ClassVar[bool] = False
-    needs_probs: ClassVar[bool] = False
-    needs_attrs: ClassVar[bool] = False
+    wide_columns: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, min_samples: int | None = None) -> None:
         self.min_samples = min_samples

@@ -4,8 +4,10 @@ The state of one (model, version, slice, window) holds what the comparison needs
 errors, a latency histogram, a confidence histogram (the mean confidence is the label-free
 accuracy estimate) and, from late labels, realised accuracy counts (additive, so a replaced
 label retracts with weight -1). ``evaluate`` describes one version; the comparison of two
-versions is :func:`compare`, called by the monitor (``monitor/version_health.py``), which reads
-both versions' states for the same slice and window -- a detector only ever sees one key.
+versions is :func:`compare`, the detector's ``compare_versions`` ability
+(:class:`monitor.contract.VersionComparator`), called by the alerting layer
+(``monitor/alerting/comparisons.py``), which reads both versions' states for the same slice and
+window -- ``evaluate`` only ever sees one key.
 
 Tests (one-sided, canary worse), Holm-corrected at ``alpha / n_slices``:
 
@@ -123,14 +125,14 @@ class VersionHealth(DataclassStateCodec):
 
     Example
     -------
-    >>> from monitor.testing import make_batch, make_context
+    >>> from monitor.testing import make_context, synthetic_batch
     >>> det = VersionHealth()
-    >>> base = det.observe(det.empty(), make_batch(n=2000, seed=0, error_rate=0.001))
-    >>> canary = det.observe(det.empty(), make_batch(n=400, seed=1, error_rate=0.08))
+    >>> base = det.observe(det.empty(), synthetic_batch(n=2000, seed=0, error_rate=0.001))
+    >>> canary = det.observe(det.empty(), synthetic_batch(n=400, seed=1, error_rate=0.08))
     >>> f = compare(det, canary, base, "1", alpha=0.01, n_tests=1, min_samples=30)
     >>> f.status.value, f.severity.value, f.details["verdict"]
     ('alert', 'page', 'rollback recommended')
-    >>> compare(det, det.observe(det.empty(), make_batch(n=400, seed=2, error_rate=0.001)), base,
+    >>> compare(det, det.observe(det.empty(), synthetic_batch(n=400, seed=2, error_rate=0.001)), base,
     ...         "1", alpha=0.01, n_tests=1, min_samples=30).status.value
     'ok'
     """
@@ -138,9 +140,7 @@ class VersionHealth(DataclassStateCodec):
     name: ClassVar[str] = "version_health"
     version: ClassVar[int] = 1
     state_type: ClassVar[type] = HealthState
-    needs_embedding: ClassVar[bool] = False
-    needs_probs: ClassVar[bool] = False
-    needs_attrs: ClassVar[bool] = False
+    wide_columns: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, min_error_increase: float = 0.005, min_latency_ratio: float = 1.2,
                  min_confidence_drop: float = 0.02, min_accuracy_drop: float = 0.02) -> None:
@@ -177,6 +177,12 @@ class VersionHealth(DataclassStateCodec):
         return HealthState(a.n + b.n, a.n_error + b.n_error, a.latency_hist + b.latency_hist,
                            a.conf_hist + b.conf_hist, a.n_conf + b.n_conf,
                            a.conf_sum + b.conf_sum, a.labelled + b.labelled, a.correct + b.correct)
+
+    def compare_versions(self, candidate: HealthState, baseline: HealthState,
+                         baseline_version: str, context: EvalContext) -> Finding:
+        """The canary-vs-baseline finding (see :func:`compare`)."""
+        return compare(self, candidate, baseline, baseline_version, context.alpha,
+                       context.n_tests, context.min_samples)
 
     def evaluate(self, state: HealthState, context: EvalContext) -> tuple[Finding, ...]:
         """Describes one version (the comparison needs two: see :func:`compare`)."""

@@ -15,19 +15,46 @@ A detector is an object with a ``name``, an integer ``version`` and five methods
     Turn a state plus the reference into findings. A detector with too little data returns
     ``Status.INSUFFICIENT_DATA``; one that needs a reference and has none returns
     ``Status.NO_REFERENCE`` -- never ``OK``.
-``observe_labels(state, labelled) -> State`` (optional)
-    Fold late ground truth into the state of the *prediction's* key (its window and slices).
-    Each row carries a ``weight``: +1 adds a (prediction, label) pair, -1 retracts one (a label
-    replaced by a later one for the same event: the last label wins), so states must be
-    additive (counts), which also keeps ``merge`` associative.
 ``dumps(state) -> bytes`` / ``loads(bytes) -> State``
     Serialise the state for checkpoints. :class:`DataclassStateCodec` implements both for states
     that are frozen dataclasses of numbers, strings, numpy arrays, lists and dicts of those.
 
+Optional abilities: a detector declares one by having its members; each is a
+``runtime_checkable`` Protocol below, and the service tests for it with ``isinstance``, never by
+the detector's name. Abilities a detector does not declare cost it nothing.
+
+:class:`WideColumnNeeds` (``wide_columns``)
+    The wide columns of :data:`WIDE_COLUMNS` (``embedding``, ``probs``, ``attrs`` with
+    ``extras``) the detector reads. The core drops the others from the batches it hands this
+    detector, so slicing copies less; a detector that does not declare it gets every column.
+:class:`LabelObserver` (``observe_labels(state, labelled) -> State``)
+    Fold late ground truth into the state of the *prediction's* key (its window and slices).
+    Each row carries a ``weight``: +1 adds a (prediction, label) pair, -1 retracts one (a label
+    replaced by a later one for the same event: the last label wins), so states must be
+    additive (counts), which also keeps ``merge`` associative.
+:class:`ReferenceObserver` (``observe_with_reference(state, batch, reference) -> State``)
+    For a detector whose per-window state is a sketch on the reference's basis (e.g. embeddings
+    projected on the reference's principal axes): the core calls it *instead of* ``observe``,
+    with the active reference of the batch's (model, version) -- the same cached lookup the
+    evaluation uses -- or None when there is none yet. ``merge`` must still be associative for
+    states observed against the same reference.
+:class:`VersionComparator` (``compare_versions(candidate, baseline, baseline_version, context)``)
+    Compare a candidate (canary) version's state with the baseline version's state of the same
+    slice and window; a comparison spans two keys, so it is not ``evaluate``. Whenever a window
+    of the detector is (re-)evaluated, the alerting layer reads both states and stores the
+    returned finding under the candidate's key (subject ``vs <baseline>``); ``context.key`` is
+    the candidate's, ``context.n_tests`` the number of slices compared in that window.
+:class:`RangeReporter` (``report_formats``, ``render_report(state, scope, fmt) -> str``)
+    Render the state merged over a range of windows (:class:`ReportScope`) as a self-contained
+    document, e.g. the fairness audit as HTML or CSV. The detector renders itself; the reports
+    layer only loads and merges the window states. A parameter that makes the report impossible
+    is a :class:`ConfigError` naming the setting.
+
 Detectors are registered under the entry-point group ``vitmon.detectors`` (built-ins too) and
-constructed with keyword parameters from config, each with a default. ``detectors/`` never imports
-Kafka, SQLAlchemy, Streamlit or prometheus_client; ``tests/test_contract.py`` enforces it and runs
-the contract suite over every registered detector.
+constructed with keyword parameters from config, each with a default. ``detectors/`` and
+``slices/`` import nothing of ``monitor`` but this module, and never Kafka, SQLAlchemy,
+Streamlit or prometheus_client; ``tests/test_contract.py`` and the import-linter contracts in
+``pyproject.toml`` enforce it, and the contract suite runs over every registered detector.
 """
 
 from __future__ import annotations
@@ -43,8 +70,19 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import orjson
 
+from monitor.errors import ConfigError
+
 ENTRY_POINT_GROUP = "vitmon.detectors"
 ALL_SLICE = "all"
+#: Columns of a :class:`Batch` that are wide (per-event vectors or mappings): see
+#: :class:`WideColumnNeeds`. ``attrs`` stands for ``extras`` too.
+WIDE_COLUMNS = frozenset({"embedding", "probs", "attrs"})
+
+__all__ = ["ALL_SLICE", "ENTRY_POINT_GROUP", "WIDE_COLUMNS", "Batch", "ConfigError",
+           "DataclassStateCodec", "Detector", "EvalContext", "Finding", "LabelObserver",
+           "LabelledBatch", "RangeReporter", "Reference", "ReferenceObserver", "ReportScope",
+           "Severity", "StateKey", "Status", "VersionComparator", "WideColumnNeeds",
+           "decode_value", "encode_value", "finite_or_none"]
 
 
 class Status(str, enum.Enum):
@@ -159,11 +197,33 @@ class StateKey:
 
 @dataclass(frozen=True, slots=True)
 class EvalContext:
+    """What ``evaluate`` gets besides the state.
+
+    ``key``
+        The (model, version, slice, window) evaluated.
+    ``reference``
+        The active reference profile of the model version (or of the model's baseline version),
+        None when there is none: a detector that needs one reports ``no_reference``.
+    ``alpha``
+        The family-wise significance level configured for this detector (``detectors.alpha``).
+    ``n_tests``
+        The number of slices configured for this detector in this (model, version) window: they
+        share ``alpha`` (e.g. Bonferroni: each slice tests at ``alpha / n_tests``).
+    ``min_samples``
+        Below this many events (or labels) a detector reports ``insufficient_data``.
+    ``look``
+        How many earlier evaluations of this same (detector, model, version, slice, window) there
+        were: 0 the first time, then one more for each re-evaluation after late events or labels.
+        A detector whose decision must keep its false-alarm guarantee over all looks (alpha
+        spending, a sequential test) uses it; a one-look test ignores it.
+    """
+
     key: StateKey
     reference: Reference | None
-    alpha: float  # family-wise significance level configured for this detector
-    n_tests: int = 1  # slices (state keys) of this detector evaluated in the window: share alpha
+    alpha: float
+    n_tests: int = 1
     min_samples: int = 30
+    look: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +265,58 @@ class Detector(Protocol):
     def evaluate(self, state: Any, context: EvalContext) -> tuple[Finding, ...]: ...
     def dumps(self, state: Any) -> bytes: ...
     def loads(self, data: bytes) -> Any: ...
+
+
+@runtime_checkable
+class WideColumnNeeds(Protocol):
+    """Declares the wide columns (a subset of :data:`WIDE_COLUMNS`) the detector reads."""
+
+    wide_columns: ClassVar[frozenset[str]]
+
+
+@runtime_checkable
+class LabelObserver(Protocol):
+    """Folds late ground truth (signed weights: +1 add, -1 retract) into a state."""
+
+    def observe_labels(self, state: Any, labelled: LabelledBatch) -> Any: ...
+
+
+@runtime_checkable
+class ReferenceObserver(Protocol):
+    """Observes a batch against the active reference (called instead of ``observe``)."""
+
+    def observe_with_reference(self, state: Any, batch: Batch, reference: Reference | None) -> Any: ...
+
+
+@runtime_checkable
+class VersionComparator(Protocol):
+    """Compares a candidate version's state with the baseline version's (same slice, window)."""
+
+    def compare_versions(self, candidate: Any, baseline: Any, baseline_version: str,
+                         context: EvalContext) -> Finding: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReportScope:
+    """What a range report covers: one model version and slice over ``[from_ms, to_ms)`` of event
+    time, merged from ``windows`` window states, judged at family-wise level ``alpha``."""
+
+    model: str
+    model_version: str
+    slice: str
+    from_ms: int
+    to_ms: int
+    windows: int
+    alpha: float
+
+
+@runtime_checkable
+class RangeReporter(Protocol):
+    """Renders its state merged over a range of windows as a self-contained document."""
+
+    report_formats: ClassVar[tuple[str, ...]]  # e.g. ("html", "csv")
+
+    def render_report(self, state: Any, scope: ReportScope, fmt: str) -> str: ...
 
 
 class DataclassStateCodec:

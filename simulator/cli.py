@@ -19,9 +19,10 @@ import orjson
 import torch
 from tqdm import tqdm
 
-from monitor.events import LABELS_TOPIC, PREDICTIONS_TOPIC
-from simulator.engine import LABELS, PREDICTIONS, RunConfig, Simulation, default_models
+from monitor.core.ingest.events import LABELS_TOPIC, PREDICTIONS_TOPIC
+from simulator.engine import Simulation, default_models
 from simulator.manifest import build_manifest
+from simulator.messages import LABELS, PREDICTIONS, RunConfig
 from simulator.scenarios import SCENARIOS
 from simulator.sinks import FileSink, Sink, create_topics, kafka_sink
 
@@ -161,34 +162,3 @@ def run(args: argparse.Namespace) -> int:
           f"msg/s{f', max lag {lag_s:.1f} s' if paced else ''}); manifest {manifest_path}",
           file=sys.stderr)
     return 130 if interrupted else 0
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``vitmon simulate-train``."""
-    parser.description = ("Retrain the simulator's ViT from scikit-learn's digits and rewrite "
-                          "simulator/weights/ (about 95 s on one core).")
-    parser.add_argument("--check", action="store_true", help="only verify that the stored "
-                        "weights match their checksum and the code's recipe hash")
-
-
-def run_train(args: argparse.Namespace) -> int:
-    """Run ``vitmon simulate-train``; returns the process exit code."""
-    from simulator.train import load_model, recipe_hash, retrain
-
-    if args.check:
-        try:
-            _, meta = load_model()
-        except (OSError, ValueError) as exc:
-            print(f"vitmon simulate-train: {exc}", file=sys.stderr)
-            return 1
-        if meta["recipe_hash"] != recipe_hash():
-            print("vitmon simulate-train: the training recipe changed since the weights were "
-                  "built; retrain with `vitmon simulate-train`", file=sys.stderr)
-            return 1
-        print(f"weights ok: sha256 {meta['weights_sha256']}, recipe {meta['recipe_hash'][:12]}, "
-              f"held-out accuracy {meta['heldout_accuracy']}")
-        return 0
-    meta = retrain()
-    print(f"trained in {meta['train_seconds']} s, held-out accuracy {meta['heldout_accuracy']}, "
-          f"sha256 {meta['weights_sha256']}")
-    return 0

@@ -13,16 +13,15 @@ import hashlib
 import heapq
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.events import encode_label, encode_prediction, prediction_key
+from monitor.core.ingest.events import encode_label, encode_prediction, prediction_key
 from simulator import malformed
 from simulator.manifest import Tally
+from simulator.messages import LABELS, PREDICTIONS, Message, RunConfig
 from simulator.pool import FramePool
-from simulator.records import EmbeddingFormat, Outcome, prediction_events
-from simulator.scenarios import Scenario
+from simulator.records import Outcome, prediction_events
 from simulator.traffic import (
     BASELINE,
     CANARY,
@@ -39,32 +38,9 @@ from simulator.vit import ViT, corrupt_position_embeddings
 
 CHUNK = 512  # events per chunk: one generator and one inference batch group each
 EARLY_LABEL_S = 30.0  # labels can precede their prediction by up to this much (traffic.py)
-PREDICTIONS, LABELS = "predictions", "labels"
 # The canary's bad export: 70% of the way to fully permuted position embeddings costs about 20
 # points of accuracy while the model stays confident (see docs/simulator.md).
 CANARY_CORRUPTION, CANARY_SEED = 0.7, 11
-
-
-@dataclass(frozen=True)
-class Message:
-    publish_s: float  # seconds of event time since the start at which the message is sent
-    topic: str  # PREDICTIONS or LABELS (the sink maps these to real topic names)
-    key: bytes | None
-    value: bytes
-    # prediction, label, label-repeat, duplicate or malformed:<kind> (for the tally)
-    kind: str = "prediction"
-    ref: tuple = ()  # (event_id, ts) of a duplicate or malformed message
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    scenario: Scenario
-    rate: float  # events per second of event time
-    duration_s: float
-    start_ms: int
-    seed: int = 0
-    embedding_format: EmbeddingFormat = "b64"
-    pool_capacity: int = 2048
 
 
 def default_models() -> tuple[dict[str, ViT], dict]:

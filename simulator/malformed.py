@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from monitor.events import MAX_MESSAGE_BYTES, embedding_to_b64, encode_prediction
+from monitor.core.ingest.events import MAX_MESSAGE_BYTES, embedding_to_b64, encode_prediction
 
 Event = dict[str, Any]
 _NAN, _INF = "__vitmon_nan__", "__vitmon_inf__"

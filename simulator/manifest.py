@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simulator.incidents import ALL_VERSIONS
+from simulator.messages import Message, RunConfig
 from simulator.records import rfc3339
 from simulator.traffic import (
     BASELINE,
@@ -26,8 +27,7 @@ from simulator.traffic import (
     Chunk,
 )
 
-if TYPE_CHECKING:  # engine imports this module; the types are only needed for annotations
-    from simulator.engine import Message, RunConfig
+if TYPE_CHECKING:  # only needed for annotations
     from simulator.pool import Frames
     from simulator.records import Outcome
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from monitor.events import embedding_to_b64
+from monitor.core.ingest.events import embedding_to_b64
 from simulator.pool import STAT_NAMES, Frames
 from simulator.traffic import CAMERAS, GROUPS, MODEL, TIERS, VERSIONS, Chunk, Infra
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from monitor.events import encode_prediction
+from monitor.core.ingest.events import encode_prediction
 from tests.support import query, run_cli
 
 MODEL = "vit-tiny-digits"

@@ -15,13 +15,9 @@ from uuid import uuid4
 
 import pytest
 
-from monitor.embedded import (
-    EmbeddedBroker,
-    EmbeddedPostgres,
-    check_database,
-    create_database,
-    drop_database,
-)
+from monitor.devstack.broker import EmbeddedBroker
+from monitor.devstack.postgres import EmbeddedPostgres
+from monitor.store.db import check_database, create_database, drop_database
 
 LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SERVICE_FIXTURES = frozenset({"broker", "pg_admin_url", "fresh_db_url", "db_url_factory"})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from monitor import kafka_io
+from monitor.core import kafka as kafka_io
 
 VITMON = str(Path(sys.executable).with_name("vitmon"))
 

@@ -6,11 +6,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from monitor.alerts.rules import alert_labels, annotations, fingerprint, observe
-from monitor.alerts.settings import AlertRule, AlertSettings, MaintenanceWindow
-from monitor.alerts.state import AlertState, step
+from monitor.alerting.rules import alert_labels, annotations, fingerprint, observe
+from monitor.alerting.settings import AlertRule, AlertSettings, MaintenanceWindow
+from monitor.alerting.state import AlertState, step
 from monitor.contract import Finding, Severity, Status
-from monitor.windows import DeltaKey
+from monitor.store.keys import WindowKey
 
 T0 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
 MIN = 60_000
@@ -23,8 +23,8 @@ def slo_finding(subject: str, status: Status, severity: Severity, score: float =
                             "error_budget_remaining": 0.8})
 
 
-def key(window: int, version: str = "*", slice_: str = "all") -> DeltaKey:
-    return DeltaKey("slo_burn_rate", "vit", version, slice_, window)
+def key(window: int, version: str = "*", slice_: str = "all") -> WindowKey:
+    return WindowKey("slo_burn_rate", "vit", version, slice_, window)
 
 
 def run(states: list[tuple[int, bool | None]], for_windows: int,
@@ -69,7 +69,7 @@ def test_default_rules_page_only_on_fast_burn_and_severe_regressions():
     assert [o.rule.name for o in observe(rules, [(key(T0), slow)], lambda *a: []) if o.holds] == \
         ["SLOSlowBurn"]
     drift = Finding("embedding_drift", 1, Status.ALERT, severity=Severity.PAGE)
-    held = [o.rule for o in observe(rules, [(DeltaKey("embedding_drift", "vit", "1", "all", T0),
+    held = [o.rule for o in observe(rules, [(WindowKey("embedding_drift", "vit", "1", "all", T0),
                                               drift)], lambda *a: []) if o.holds]
     assert [(r.name, r.severity, r.for_windows) for r in held] == [("DriftDetected", "ticket", 2)]
 
@@ -96,7 +96,7 @@ def test_label_templates_and_annotations_with_the_dashboard_deep_link():
     f = Finding("version_health", 1, Status.ALERT, score=-0.28, threshold=-0.02, p_value=1e-9,
                 severity=Severity.PAGE, n=300, subject="vs 2026.11.1",
                 details={"verdict": "rollback recommended"})
-    obs = observe([rule], [(DeltaKey("version_health", "vit", "2026.11.2", "region=eu west", T0),
+    obs = observe([rule], [(WindowKey("version_health", "vit", "2026.11.2", "region=eu west", T0),
                             f)], lambda *a: [])[0]
     assert alert_labels(rule, obs.identity)["team"] == "ml-vit"
     ann = annotations(obs, "http://ui:8501/", "https://docs/alerting.md")

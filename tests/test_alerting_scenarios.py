@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from monitor.slo.burn import detection_time_s
+from monitor.alerting.slo.burn import detection_time_s
 from tests.alerting_support import alerts_json, evaluated_to, slo_ratio, write_config
 from tests.alertmanager_support import Alertmanager
 from tests.support import VITMON, make_topics, monitor_env, query, start_monitor

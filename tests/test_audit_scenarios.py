@@ -17,10 +17,10 @@ import orjson
 import pytest
 
 from detectors.performance import build_performance_profile
-from monitor import migrate, references
-from monitor.db import make_engine
-from monitor.decode import parse_ts
-from simulator.sinks import read_jsonl
+from monitor.core.ingest.decode import parse_ts
+from monitor.core.ingest.jsonl import read_messages
+from monitor.store import migrate, references
+from monitor.store.db import make_engine
 from tests.support import make_topics, monitor_env, produce, query, run_cli, start_monitor
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def simulate(tmp: Path, scenario: str, rate: float, duration: float) -> tuple[li
                    "--out", str(out), "--no-progress", timeout=300)
     assert done.returncode == 0, done.stderr
     manifest = json.loads(out.with_suffix(".manifest.json").read_text())
-    return list(read_jsonl(out)), manifest
+    return list(read_messages(out)), manifest
 
 
 def consume(env: dict, tmp: Path, broker, topics, messages: list, phase: str) -> None:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from monitor.contract import Detector, Finding, Status
-from monitor.registry import discover
-from monitor.testing import make_batch, make_context
+from monitor.core.registry import discover
+from monitor.testing import make_context, synthetic_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = discover()
@@ -45,13 +45,13 @@ def test_implements_the_protocol_with_name_and_version(detector):
 
 
 def test_merge_of_observed_halves_equals_observing_the_whole(detector):
-    joined = make_batch(n=200, seed=1)
+    joined = synthetic_batch(n=200, seed=1)
     a, b = joined.take(np.arange(120)), joined.take(np.arange(120, 200))
     e = detector.empty()
     merged = detector.merge(detector.observe(e, a), detector.observe(e, b))
     assert _states_equal(detector, merged, detector.observe(e, joined))
     # Associative and commutative: partitions may merge in any order.
-    c = detector.observe(e, make_batch(n=50, seed=3))
+    c = detector.observe(e, synthetic_batch(n=50, seed=3))
     sa, sb = detector.observe(e, a), detector.observe(e, b)
     left = detector.merge(detector.merge(sa, sb), c)
     right = detector.merge(sa, detector.merge(c, sb))
@@ -59,15 +59,15 @@ def test_merge_of_observed_halves_equals_observing_the_whole(detector):
 
 
 def test_state_round_trips_through_its_checkpoint_and_continues_identically(detector):
-    s = detector.observe(detector.empty(), make_batch(n=100, seed=4))
+    s = detector.observe(detector.empty(), synthetic_batch(n=100, seed=4))
     restored = detector.loads(detector.dumps(s))
     assert _states_equal(detector, restored, s)
-    nxt = make_batch(n=60, seed=5)
+    nxt = synthetic_batch(n=60, seed=5)
     assert _states_equal(detector, detector.observe(restored, nxt), detector.observe(s, nxt))
 
 
 def test_evaluate_is_deterministic_and_returns_findings(detector):
-    s = detector.observe(detector.empty(), make_batch(n=300, seed=6))
+    s = detector.observe(detector.empty(), synthetic_batch(n=300, seed=6))
     f1 = detector.evaluate(s, make_context())
     f2 = detector.evaluate(detector.loads(detector.dumps(s)), make_context())
     assert f1 and all(isinstance(f, Finding) for f in f1)
@@ -77,7 +77,7 @@ def test_evaluate_is_deterministic_and_returns_findings(detector):
 
 
 def test_small_samples_are_insufficient_data_never_healthy(detector):
-    s = detector.observe(detector.empty(), make_batch(n=3, seed=7))
+    s = detector.observe(detector.empty(), synthetic_batch(n=3, seed=7))
     statuses = {f.status for f in detector.evaluate(s, make_context(min_samples=30))}
     assert Status.OK not in statuses and Status.ALERT not in statuses
 
@@ -122,7 +122,7 @@ def test_every_registered_detector_is_documented():
 
 
 def test_every_metric_has_help_text():
-    from monitor.metrics import Metrics
+    from monitor.core.metrics import Metrics
 
     for metric in Metrics().registry.collect():
         assert metric.documentation.strip(), metric.name

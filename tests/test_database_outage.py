@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from monitor.embedded import EmbeddedPostgres, create_database
-from monitor.testing import synthetic_stream
+from monitor.devstack.postgres import EmbeddedPostgres
+from monitor.devstack.synthetic import synthetic_stream
+from monitor.store.db import create_database
 from tests.support import make_topics, monitor_env, produce, start_monitor, window_counts
 
 pytestmark = pytest.mark.integration

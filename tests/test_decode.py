@@ -1,4 +1,4 @@
-"""Unit tests of monitor.decode: every reason code from a concrete bad message, exact columns of
+"""Unit tests of monitor.core.ingest.decode: every reason code from a concrete bad message, exact columns of
 valid events, learning of embedding dimensions and class counts, labels. No broker needed."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import orjson
 import pytest
 
-from monitor import decode as dec
-from monitor.decode import (
+from monitor.core.ingest import decode as dec
+from monitor.core.ingest.decode import (
     REASONS,
     LabelDecode,
     PredictionDecode,
@@ -22,7 +22,7 @@ from monitor.decode import (
     decode_predictions,
     parse_ts,
 )
-from monitor.events import (
+from monitor.core.ingest.events import (
     LABELS_TOPIC,
     MAX_MESSAGE_BYTES,
     PREDICTIONS_TOPIC,

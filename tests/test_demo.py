@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.embedded import free_port
+from monitor.devstack.processes import free_port
 from tests.support import VITMON, query
 
 # What the mixed scenario breaks (simulator/scenarios.py): the camera, the region, the canary.

@@ -13,9 +13,9 @@ from scipy import stats
 
 from detectors.batches import make_batch
 from detectors.reference import build_reference_profile
-from monitor import drift_report
+from monitor.core.ingest.jsonl import read_messages
 from monitor.errors import VitmonError
-from simulator.sinks import read_jsonl
+from monitor.reports import drift_report
 from tests.support import make_topics, monitor_env, produce, run_cli
 
 MODEL, VERSION = "vit-tiny-digits", "2026.11.1"
@@ -81,7 +81,7 @@ def test_report_for_the_firmware_camera_window(broker, topic_names, db_url_facto
                    "--file", str(runs["steady"]), timeout=300)
     assert done.returncode == 0, done.stderr
     produce(CLIENT, broker.bootstrap, topics.predictions,
-            [(k, v) for t, k, v in read_jsonl(runs["camera-firmware"]) if t == "vit.predictions"])
+            [(k, v) for t, k, v in read_messages(runs["camera-firmware"]) if t == "vit.predictions"])
 
     window = str(incident["start_ms"] + 60_000)  # the first whole minute after the onset
     for name, extra in (("sampled", ()), ("file", ("--reference-file", str(runs["steady"])))):

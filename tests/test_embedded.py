@@ -14,17 +14,11 @@ import psutil
 import psycopg
 import pytest
 
-from monitor.embedded import (
-    EmbeddedBroker,
-    EmbeddedPostgres,
-    check_database,
-    create_database,
-    drop_database,
-    free_port,
-    kafka_metadata_ok,
-    resolve_database,
-)
+from monitor.devstack.broker import EmbeddedBroker, kafka_metadata_ok
+from monitor.devstack.postgres import EmbeddedPostgres, resolve_database
+from monitor.devstack.processes import free_port
 from monitor.errors import ConfigError
+from monitor.store.db import check_database, create_database, drop_database
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +119,8 @@ def test_services_die_with_a_sigkilled_parent(tmp_path: Path):
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from monitor.embedded import EmbeddedBroker, EmbeddedPostgres
+        from monitor.devstack.broker import EmbeddedBroker
+        from monitor.devstack.postgres import EmbeddedPostgres
         broker = EmbeddedBroker(log_dir=Path({str(tmp_path)!r})).start()
         pg = EmbeddedPostgres(Path({str(tmp_path / "pgdata")!r})).start()
         print(broker.pid, pg.pid, flush=True)

@@ -11,9 +11,9 @@ from collections import Counter
 
 import pytest
 
-from monitor import kafka_io
-from monitor.events import REASON_HEADER
-from monitor.testing import synthetic_stream
+from monitor.core import kafka as kafka_io
+from monitor.core.ingest.events import REASON_HEADER
+from monitor.devstack.synthetic import synthetic_stream
 from tests.support import (
     make_topics,
     monitor_env,

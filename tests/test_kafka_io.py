@@ -7,10 +7,11 @@ from collections import defaultdict
 
 import pytest
 
-from monitor import kafka_io
-from monitor.embedded import EmbeddedBroker, free_port
+from monitor.core import kafka as kafka_io
+from monitor.core.kafka import CLIENTS, KafkaIOError, Record
+from monitor.devstack.broker import EmbeddedBroker
+from monitor.devstack.processes import free_port
 from monitor.errors import ConfigError
-from monitor.kafka_io import CLIENTS, KafkaIOError, Record
 
 N = 300
 PARTITIONS = 3

@@ -7,8 +7,8 @@ import numpy as np
 import orjson
 import pytest
 
-from monitor.events import encode_label
-from monitor.testing import synthetic_stream
+from monitor.core.ingest.events import encode_label
+from monitor.devstack.synthetic import synthetic_stream
 from tests.support import (
     install_plugin,
     make_topics,

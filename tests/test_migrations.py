@@ -7,9 +7,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from monitor import migrate
-from monitor.db import normalise_url
-from monitor.schema import Base
+from monitor.store import migrate
+from monitor.store.db import normalise_url
+from monitor.store.schema import Base
 
 
 def test_migrations_match_the_models_and_are_idempotent(fresh_db_url):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from monitor.testing import synthetic_stream
+from monitor.devstack.synthetic import synthetic_stream
 from tests.support import (
     install_plugin,
     make_topics,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from monitor.config import load_settings
-from monitor.slo.promrules import export
+from monitor.alerting.slo.promrules import export
+from monitor.app.config import load_settings
 from tests.support import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,8 @@ def test_committed_rules_are_a_fresh_export(tmp_path):
 
 def test_export_follows_the_configured_tiers_and_leaves_accuracy_slos_out():
     settings = load_settings(CONFIG, env={})
-    groups = yaml.safe_load(export(settings))["groups"]
+    groups = yaml.safe_load(export(settings.slos, settings.burn_rate, settings.ui.base_url,
+                                   settings.alerts.runbook_base_url))["groups"]
     names = [g["name"] for g in groups]
     assert "vitmon-slo-alerts-availability" in names
     assert not any("accuracy-90" in n for n in names)

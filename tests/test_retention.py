@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from monitor import migrate
-from monitor.config import RetentionSettings
-from monitor.db import make_engine
-from monitor.retention import RetentionHook, delete_batch, prune
+from monitor.core.retention import RetentionHook, prune
+from monitor.core.settings import RetentionSettings
+from monitor.store import migrate
+from monitor.store.db import make_engine
+from monitor.store.predictions import delete_before
 from tests.support import run_cli
 
 pytestmark = pytest.mark.integration
@@ -96,7 +97,7 @@ def test_hook_prunes_one_batch_per_interval_inside_the_checkpoint(engine):
     checkpoint()
     assert _count(engine, "old-") == 5 and _count(engine, "new-") == 5
     with engine.begin() as conn:
-        assert delete_batch(conn, T0, 10) == 0  # nothing before the first prediction
+        assert delete_before(conn, T0, 10) == 0  # nothing before the first prediction
 
 
 def test_db_prune_command(engine, fresh_db_url):

@@ -18,9 +18,9 @@ import numpy as np
 import orjson
 import pytest
 
-from monitor.decode import decode_labels, decode_predictions, parse_ts
+from monitor.core.ingest.decode import decode_labels, decode_predictions, parse_ts
+from monitor.core.ingest.jsonl import read_messages
 from simulator.cli import add_arguments, run
-from simulator.sinks import read_jsonl
 
 START = "2026-11-01T00:00:00Z"
 
@@ -29,7 +29,7 @@ class Stream:
     """A simulated run read back from its JSONL file, plus its manifest."""
 
     def __init__(self, out: Path) -> None:
-        self.messages = list(read_jsonl(out))
+        self.messages = list(read_messages(out))
         self.manifest: dict[str, Any] = orjson.loads(out.with_suffix(".manifest.json").read_bytes())
         bad = {m["sha256"] for m in self.manifest["malformed"]}
         self.malformed = [v for t, _, v in self.messages if hashlib.sha256(v).hexdigest() in bad]

@@ -12,9 +12,9 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from monitor.embedded import EmbeddedBroker
+from monitor.core.ingest.jsonl import read_messages
+from monitor.devstack.broker import EmbeddedBroker
 from simulator.cli import add_arguments, run
-from simulator.sinks import read_jsonl
 
 ARGS = ["--scenario", "bad-input", "--rate", "20", "--duration", "90", "--seed", "9",
         "--start", "2026-11-01T00:00:00Z", "--no-progress"]
@@ -56,7 +56,7 @@ def test_publishes_the_same_stream_to_the_broker(client: str, broker: EmbeddedBr
                     "--predictions-topic", pred, "--labels-topic", labels,
                     "--speedup", "1000", "--manifest", str(manifest_path)) == 0
     assert simulate("--out", str(tmp_path / "same.jsonl")) == 0
-    expected = Counter((t, v) for t, _, v in read_jsonl(tmp_path / "same.jsonl"))
+    expected = Counter((t, v) for t, _, v in read_messages(tmp_path / "same.jsonl"))
     manifest = orjson.loads(manifest_path.read_bytes())
     counts = manifest["counts"]["messages"]
     got_pred, parts = read_topic(broker.bootstrap, pred, counts["predictions_topic"])

@@ -7,10 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from monitor.config import load_settings
-from monitor.contract import Severity, Status
-from monitor.errors import ConfigError
-from monitor.slo.burn import (
+from monitor.alerting.slo.burn import (
     Tier,
     burn_rate,
     detection_time_s,
@@ -19,7 +16,10 @@ from monitor.slo.burn import (
     rolling_sums,
     to_finding,
 )
-from monitor.slo.spec import BurnRatePolicy, BurnRateTier
+from monitor.alerting.slo.spec import BurnRatePolicy, BurnRateTier
+from monitor.app.config import load_settings
+from monitor.contract import Severity, Status
+from monitor.errors import ConfigError
 
 PAGE_1H = Tier("page-1h", "page", 14.4, 3600, 300)
 PAGE_6H = Tier("page-6h", "page", 6.0, 21600, 1800)
@@ -154,9 +154,9 @@ def test_tier_windows_must_be_whole_minutes():
 
 
 def test_hook_counts_good_and_total_per_minute_and_forgets_an_aborted_attempt():
-    from monitor.slo.hook import SloHook
-    from monitor.slo.spec import SloSpec
-    from monitor.testing import make_batch
+    from monitor.alerting.slo.hook import SloHook
+    from monitor.alerting.slo.spec import SloSpec
+    from monitor.testing import synthetic_batch
 
     specs = (SloSpec(name="lat", model="m", sli="latency", threshold_ms=25, objective=0.99),
              SloSpec(name="avail-c1", model="m", sli="availability", objective=0.99,
@@ -165,7 +165,7 @@ def test_hook_counts_good_and_total_per_minute_and_forgets_an_aborted_attempt():
                      tiers=(BurnRateTier(name="t", severity="ticket", budget_share=0.5,
                                          long_window="1h", short_window="5m"),)))
     hook = SloHook(specs, BurnRatePolicy())
-    batch = make_batch(n=500, seed=3, error_rate=0.1)
+    batch = synthetic_batch(n=500, seed=3, error_rate=0.1)
     first, second = object(), object()  # two checkpoint attempts (connections)
     hook.on_predictions(first, batch)
     hook.on_predictions(second, batch)  # the retry: the first attempt's deltas are dropped

@@ -20,10 +20,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from monitor import migrate
-from monitor.demo import DEMO_SETTINGS
-from monitor.embedded import free_port
-from monitor.supervise import wait_http
+from monitor.devstack.demo import DEMO_SETTINGS
+from monitor.devstack.processes import free_port, wait_http
+from monitor.store import migrate
 from tests.support import VITMON, make_topics, monitor_env, query, run_cli, start_monitor
 from ui.links import format_time
 from ui.views.common import pct

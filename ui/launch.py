@@ -10,8 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from monitor.config import Settings
-from monitor.db import check_reachable
+from monitor.app.config import Settings
+from monitor.store.db import check_reachable
 
 APP = Path(__file__).with_name("app.py")
 
@@ -33,9 +33,7 @@ def streamlit_argv(host: str, port: int) -> list[str]:
 
 def run(settings: Settings, config: str | None, host: str | None, port: int | None) -> None:
     """Check the database, then replace this process with the Streamlit server."""
-    from monitor.app import database_url
-
-    check_reachable(database_url(settings))  # one clear line now, not an error page later
+    check_reachable(settings.required_database_url())  # one clear line now, not an error page later
     if config:  # the app reads settings like every vitmon command: VITMON_CONFIG + VITMON_*
         os.environ["VITMON_CONFIG"] = str(Path(config).resolve())
     argv = streamlit_argv(host or settings.ui.host, port or settings.ui.port)

@@ -31,6 +31,8 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
+from monitor.core.ingest.timestamps import parse_time
+
 #: Page name in the URL -> title in the navigation, in navigation order.
 PAGES: dict[str, str] = {
     "overview": "Overview",
@@ -49,27 +51,6 @@ ALL_SLICE = "all"
 RANGES: dict[str, int | None] = {"1h": 3_600_000, "6h": 21_600_000, "24h": 86_400_000,
                                  "7d": 604_800_000, "all": None}
 DEFAULT_RANGE = "6h"
-
-
-def parse_time(value: str | None) -> int | None:
-    """Epoch milliseconds from RFC 3339 (``Z`` or an offset; naive means UTC) or epoch ms;
-    None for anything else (a bad link degrades to the default range, never an error page).
-
-    >>> parse_time("2026-11-01T00:00:00Z"), parse_time("1793491200000"), parse_time("soon")
-    (1793491200000, 1793491200000, None)
-    """
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return int(value)
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1000)
 
 
 def format_time(ms: int) -> str:

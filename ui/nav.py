@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from monitor.config import Settings
+from monitor.app.config import Settings
 from ui import store
 from ui.links import ALL_SLICE, PAGES, RANGES, View, format_time
 from ui.queries import findings as qf

@@ -14,8 +14,8 @@ from typing import TypeVar
 import streamlit as st
 from sqlalchemy import Engine
 
-from monitor.config import Settings, load_settings
-from monitor.db import make_engine, mask_url
+from monitor.app.config import Settings, load_settings
+from monitor.store.db import make_engine, mask_url
 from ui.queries import findings
 
 T = TypeVar("T")

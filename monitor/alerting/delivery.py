@@ -22,22 +22,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import requests
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from monitor.config import AlertmanagerSettings
+from monitor.alerting.settings import AlertmanagerSettings
+from monitor.store import alerts
 
 log = logging.getLogger(__name__)
-
-_DUE = text(
-    "SELECT id, state, labels, annotations, fired_at, resolved_at FROM alerts "
-    "WHERE fired_at IS NOT NULL AND (next_attempt_at IS NULL OR next_attempt_at <= now()) AND ("
-    "(state = 'firing' AND (last_sent_state IS DISTINCT FROM 'firing' "
-    "  OR last_sent_at <= now() - make_interval(secs => :resend))) "
-    "OR (state IN ('resolved', 'suppressed') AND (last_sent_state IS DISTINCT FROM 'resolved' "
-    "  OR (resolved_at >= now() - make_interval(secs => :keep) "
-    "      AND last_sent_at <= now() - make_interval(secs => :resend))))) "
-    "ORDER BY id LIMIT :lim")
-
 
 def payload(row: Any, now: datetime, am: AlertmanagerSettings) -> dict[str, Any]:
     """One alert in Alertmanager's API v2 format."""
@@ -92,32 +82,22 @@ class AlertSender:
     def send_due(self) -> int:
         """POST every alert that is due; returns how many were due."""
         with self.engine.connect() as conn:
-            rows = conn.execute(_DUE, {"resend": self.am.resend_interval_s,
-                                       "keep": self.am.resolved_resend_s,
-                                       "lim": self.batch_size}).all()
+            rows = alerts.due(conn, self.am.resend_interval_s, self.am.resolved_resend_s,
+                              self.batch_size)
         if not rows:
             return 0
         now = datetime.now(timezone.utc)
         body = [payload(r, now, self.am) for r in rows]
         error = self._post(body)
-        ids = [r.id for r in rows]
         with self.engine.begin() as conn:
             if error is None:
                 for state in ("firing", "resolved"):
                     sent = [r.id for r in rows if (r.state == "firing") == (state == "firing")]
                     if sent:
-                        conn.execute(text(
-                            "UPDATE alerts SET last_sent_at = now(), last_sent_state = :s, "
-                            "sent_count = sent_count + 1, send_attempts = 0, "
-                            "next_attempt_at = NULL, last_error = NULL WHERE id = ANY(:ids)"),
-                            {"s": state, "ids": sent})
+                        alerts.mark_sent(conn, sent, state)
             else:
-                conn.execute(text(
-                    "UPDATE alerts SET send_attempts = send_attempts + 1, last_error = :e, "
-                    "next_attempt_at = now() + make_interval(secs => least(:mx, "
-                    ":ini * power(2, send_attempts))) WHERE id = ANY(:ids)"),
-                    {"e": error[:500], "mx": self.am.retry_max_s, "ini": self.am.retry_initial_s,
-                     "ids": ids})
+                alerts.mark_failed(conn, [r.id for r in rows], error, self.am.retry_initial_s,
+                                   self.am.retry_max_s)
         if self.metrics is not None:
             self.metrics.alert_deliveries.labels("ok" if error is None else "error").inc()
         if error is None:

@@ -3,7 +3,7 @@ burn rates, version health) goes through the rules and the state machine, and ev
 change is written to ``alerts``/``alert_transitions`` in the checkpoint's own transaction. Alert
 state is therefore exactly-once like every other result: a crash before the commit replays the
 same findings into the same transitions. Delivery to Alertmanager happens elsewhere
-(:mod:`monitor.alerts.delivery` reads the table), so the consume loop never waits on it.
+(:mod:`monitor.alerting.delivery` reads the table), so the consume loop never waits on it.
 
 Must run after the hooks that add findings (the SLO and version-health hooks).
 """
@@ -11,22 +11,26 @@ Must run after the hooks that add findings (the SLO and version-health hooks).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import Connection
 
-from monitor.alerts import store
-from monitor.alerts.rules import Observation, alert_labels, annotations, fingerprint, iso_time, observe
-from monitor.alerts.settings import AlertSettings
-from monitor.alerts.state import AlertState, step
-from monitor.alerts.store import Incident
+from monitor.alerting.rules import Observation, alert_labels, annotations, fingerprint, iso_time, observe
+from monitor.alerting.settings import AlertSettings
+from monitor.alerting.state import AlertState, step
 from monitor.contract import Batch
+from monitor.core.checkpoint import CheckpointResult
+from monitor.core.metrics import Metrics
+from monitor.store import alerts as store
+from monitor.store.alerts import Incident
+from monitor.store.findings import group_findings
 
 log = logging.getLogger(__name__)
 
 
 class AlertHook:
-    def __init__(self, settings: AlertSettings, ui_base_url: str, metrics: Any = None,
+    """A :class:`~monitor.core.checkpoint.CheckpointHook` and ``AfterCommitHook``."""
+
+    def __init__(self, settings: AlertSettings, ui_base_url: str, metrics: Metrics | None = None,
                  runbooks: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.ui_base_url = ui_base_url
@@ -37,11 +41,11 @@ class AlertHook:
     def on_predictions(self, conn: Connection, batch: Batch) -> None:
         """Alerts follow findings, not events."""
 
-    def before_commit(self, conn: Connection, result: Any) -> None:
+    def before_commit(self, conn: Connection, result: CheckpointResult) -> None:
         self._firing = None
         if not result.findings:
             return
-        lookup = lambda m, v, s, w: store.group_findings(conn, m, v, s, w)  # noqa: E731
+        lookup = lambda m, v, s, w: group_findings(conn, m, v, s, w)  # noqa: E731
         observations = observe(self.settings.rules, result.findings, lookup)
         by_fp: dict[str, list[tuple[Observation, dict[str, str]]]] = {}
         for obs in observations:
@@ -85,13 +89,14 @@ class AlertHook:
                 inc.resolved_window_ms = obs.window_start_ms
             if obs.holds:
                 inc.annotations = annotations(obs, self.ui_base_url, self.settings.runbook_base_url,
-                                              self.runbooks.get(obs.identity.subject))
+                                              self.runbooks.get(obs.identity.subject),
+                                              self.settings.ui_pages)
                 inc.annotations["since"] = iso_time(inc.first_window_ms)
             if before.state != after.state:
                 inc.transitions.append((before.state, after.state, obs.window_start_ms))
         return out
 
-    def after_commit(self, result: Any) -> None:
+    def after_commit(self, result: CheckpointResult) -> None:
         if self.metrics is not None and self._firing is not None:
             for severity, n in self._firing.items():
                 self.metrics.alerts_firing.labels(severity).set(n)

@@ -1,11 +1,11 @@
 """Findings -> rule observations, labels, annotations and fingerprints. Pure: no I/O, no clock.
 
 >>> from monitor.contract import Finding, Severity, Status
->>> from monitor.windows import DeltaKey
->>> from monitor.alerts.settings import AlertRule
+>>> from monitor.store.keys import WindowKey
+>>> from monitor.alerting.settings import AlertRule
 >>> rule = AlertRule.model_validate({"name": "SLOFastBurn", "severity": "page",
 ...     "match": {"detector": "slo_burn_rate", "severity": ["page"]}})
->>> key = DeltaKey("slo_burn_rate", "vit", "*", "all", 0)
+>>> key = WindowKey("slo_burn_rate", "vit", "*", "all", 0)
 >>> f = Finding("slo_burn_rate", 1, Status.ALERT, severity=Severity.PAGE, subject="latency")
 >>> [(o.identity.subject, o.holds) for o in observe([rule], [(key, f)], lambda *a: [])]
 [('latency', True)]
@@ -26,15 +26,12 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlencode
 
-from monitor.alerts.settings import AlertRule, FindingMatch
+from monitor.alerting.settings import AlertRule, FindingMatch, default_ui_pages
 from monitor.contract import Finding, Status
-from monitor.windows import DeltaKey
+from monitor.store.keys import WindowKey
 
 #: Findings that say nothing about health: they neither advance nor reset an alert.
 UNKNOWN = frozenset({Status.INSUFFICIENT_DATA, Status.NO_REFERENCE})
-#: UI page per detector for the dashboard deep link (other detectors: "findings").
-UI_PAGES = {"slo_burn_rate": "slo", "version_health": "versions", "fairness": "fairness",
-            "performance": "performance"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +57,7 @@ class Observation:
 GroupLookup = Callable[[str, str, str, int], Sequence[Finding]]
 
 
-def selects(m: FindingMatch, key: DeltaKey, f: Finding) -> bool:
+def selects(m: FindingMatch, key: WindowKey, f: Finding) -> bool:
     """Whether rule condition ``m`` watches this finding (patterns are shell-style)."""
     return all(pattern is None or fnmatchcase(value, pattern) for pattern, value in (
         (m.detector, f.detector), (m.subject, f.subject), (m.model, key.model),
@@ -73,7 +70,7 @@ def verdict(m: FindingMatch, f: Finding) -> bool | None:
     return None if f.status in UNKNOWN else False
 
 
-def observe(rules: Sequence[AlertRule], findings: Sequence[tuple[DeltaKey, Finding]],
+def observe(rules: Sequence[AlertRule], findings: Sequence[tuple[WindowKey, Finding]],
             lookup: GroupLookup) -> list[Observation]:
     """One observation per (rule, identity, window) touched by ``findings``.
 
@@ -92,7 +89,7 @@ def observe(rules: Sequence[AlertRule], findings: Sequence[tuple[DeltaKey, Findi
                          for k, f in findings if any(selects(p, k, f) for p in rule.all_of)})
         detector = "+".join(sorted({p.detector or "*" for p in rule.all_of}))
         for model, version, slice_, window in groups:
-            key = DeltaKey("", model, version, slice_, window)
+            key = WindowKey("", model, version, slice_, window)
             group = list(lookup(model, version, slice_, window))
             parts = []
             for p in rule.all_of:
@@ -125,15 +122,19 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def dashboard_url(base_url: str, ident: Identity) -> str:
-    query = urlencode({"page": UI_PAGES.get(ident.detector.split("+")[0], "findings"),
+def dashboard_url(base_url: str, ident: Identity, ui_pages: Mapping[str, str]) -> str:
+    """The UI view of an alert: the page of its (first) detector (``alerts.ui_pages``)."""
+    query = urlencode({"page": ui_pages.get(ident.detector.split("+")[0], "findings"),
                        "model": ident.model, "version": ident.model_version,
                        "slice": ident.slice, "detector": ident.detector})
     return f"{base_url.rstrip('/')}/?{query}"
 
 
 def annotations(obs: Observation, base_url: str, runbook_base_url: str,
-                runbook_override: str | None = None) -> dict[str, str]:
+                runbook_override: str | None = None,
+                ui_pages: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Summary, description, runbook and dashboard links (``ui_pages``: default
+    ``alerts.ui_pages``)."""
     rule, ident = obs.rule, obs.identity
     head = obs.findings[0] if obs.findings else None
     fields = {"rule": rule.name, **_ident_fields(ident), **_finding_fields(head)}
@@ -143,7 +144,9 @@ def annotations(obs: Observation, base_url: str, runbook_base_url: str,
                f"{runbook_base_url}#{ident.detector.split('+')[0]}")
     return {"summary": summary.format_map(_Missing(fields)),
             "description": description.format_map(_Missing(fields)),
-            "runbook_url": runbook, "dashboard_url": dashboard_url(base_url, ident),
+            "runbook_url": runbook,
+            "dashboard_url": dashboard_url(base_url, ident,
+                                           default_ui_pages() if ui_pages is None else ui_pages),
             "window_start": iso_time(obs.window_start_ms)}
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor.slo.spec import _defaults
+from monitor.alerting.slo.spec import _defaults
 
 FindingStatus = Literal["ok", "warn", "alert", "insufficient_data", "no_reference"]
 FindingSeverity = Literal["none", "ticket", "page"]
@@ -108,11 +108,17 @@ def _default_rules() -> tuple[AlertRule, ...]:
     return tuple(AlertRule.model_validate(r) for r in _defaults()["alerts"]["rules"])
 
 
+def default_ui_pages() -> dict[str, str]:
+    return dict(_defaults()["alerts"]["ui_pages"])
+
+
 class AlertSettings(_Section):
     rules: tuple[AlertRule, ...] = Field(default_factory=_default_rules)
     maintenance: tuple[MaintenanceWindow, ...] = ()
     #: runbook_url of rules without their own: this URL + "#" + the detector name.
     runbook_base_url: str = "https://github.com/vitmon/vitmon/blob/main/docs/alerting.md"
+    #: UI page of an alert's ``dashboard_url`` per detector (others: ``findings``).
+    ui_pages: Mapping[str, str] = Field(default_factory=default_ui_pages)
 
     @field_validator("rules")
     @classmethod
@@ -127,3 +133,18 @@ class AlertSettings(_Section):
 def default_settings() -> Mapping[str, Any]:
     """The packaged defaults, for docs and tests."""
     return _defaults()
+
+
+class AlertmanagerSettings(_Section):
+    url: str | None = None
+    #: Firing alerts are re-sent this often, with endsAt `ends_at_intervals` intervals ahead
+    #: (as Prometheus does), so Alertmanager resolves them itself if vitmon goes away.
+    resend_interval_s: float = Field(60.0, gt=0)
+    ends_at_intervals: int = Field(4, ge=2)
+    #: Resolved alerts are re-sent (endsAt = resolution time) for this long (Prometheus: 15 min).
+    resolved_resend_s: float = Field(900.0, ge=0)
+    timeout_s: float = Field(5.0, gt=0)
+    #: Backoff while Alertmanager is unreachable: initial, doubling up to max.
+    retry_initial_s: float = Field(1.0, gt=0)
+    retry_max_s: float = Field(60.0, gt=0)
+    poll_s: float = Field(1.0, gt=0)

@@ -14,20 +14,7 @@ window, driven by event time, so a replay after a crash takes the same steps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-OPEN = ("pending", "firing", "suppressed")
-
-
-@dataclass(frozen=True, slots=True)
-class AlertState:
-    state: str = "inactive"  # inactive | pending | firing | suppressed | resolved
-    consecutive: int = 0  # consecutive windows the condition has held
-    last_window_ms: int | None = None
-
-    @property
-    def open(self) -> bool:
-        return self.state in OPEN
+from monitor.store.alerts import AlertState
 
 
 def step(s: AlertState, window_ms: int, holds: bool | None, for_windows: int,

@@ -1,65 +1,56 @@
-"""Wiring of SLOs, version health and the alert engine into the checkpoint (used by
-``monitor/app.py``): which hooks run first (they add findings), which last (it turns every
-finding into alert state), what runs after the commit (metrics), and the Alertmanager sender."""
+"""Wiring of SLOs, version comparisons and the alert engine into the checkpoint (called by
+``monitor/app/service.py``): which hooks run first (they add findings), which last (it turns
+every finding into alert state), and the Alertmanager sender."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Engine
 
-from monitor.alerts.engine import AlertHook
-from monitor.config import Settings
-from monitor.contract import Detector
+from monitor.alerting.comparisons import VersionComparisonHook
+from monitor.alerting.delivery import AlertSender
+from monitor.alerting.engine import AlertHook
+from monitor.alerting.settings import AlertmanagerSettings, AlertSettings
+from monitor.alerting.slo.hook import SloHook
+from monitor.alerting.slo.spec import BurnRatePolicy, SloSpec
+from monitor.contract import Detector, VersionComparator
+from monitor.core.checkpoint import CheckpointHook
+from monitor.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Alerting:
-    first: list[Any]  # add findings: SLO burn rates, version-health comparisons
-    last: list[Any]  # consumes every finding: the alert engine
-
-    def after_commit(self, metrics: Any) -> Callable[[Any], None]:
-        hooks = [h for h in (*self.first, *self.last) if hasattr(h, "after_commit")]
-        for h in hooks:
-            h.metrics = metrics
-
-        def run(result: Any) -> None:
-            for h in hooks:
-                h.after_commit(result)
-        return run
+    first: list[CheckpointHook]  # add findings: SLO burn rates, version comparisons
+    last: list[CheckpointHook]  # consumes every finding: the alert engine
 
 
-def wire(settings: Settings, detectors: Sequence[Detector]) -> Alerting:
-    first: list[Any] = []
-    if settings.slos:
-        from monitor.slo.hook import SloHook
-
-        first.append(SloHook(settings.slos, settings.burn_rate))
-    baselines = {name: m.baseline_version for name, m in settings.models.items()
-                 if m.baseline_version}
-    health = next((d for d in detectors if d.name == "version_health"), None)
-    if health is not None and baselines:
-        from monitor.version_health import VersionHealthHook
-
-        first.append(VersionHealthHook(health, baselines, settings.detectors.alpha,
-                                       settings.slices.min_samples, settings.windows.size_s * 1000))
-    runbooks = {s.name: s.runbook_url for s in settings.slos if s.runbook_url}
-    return Alerting(first, [AlertHook(settings.alerts, settings.ui.base_url, runbooks=runbooks)])
+def wire(detectors: Sequence[Detector], metrics: Metrics, *, alerts: AlertSettings,
+         slos: Sequence[SloSpec], burn_rate: BurnRatePolicy, baselines: Mapping[str, str | None],
+         alpha: float, min_samples: int, window_size_ms: int, ui_base_url: str) -> Alerting:
+    """The alerting hooks: an SLO hook when SLOs are configured, a comparison hook per detector
+    that compares versions (when a model has a baseline version), and the alert engine."""
+    first: list[CheckpointHook] = []
+    if slos:
+        first.append(SloHook(slos, burn_rate, metrics))
+    with_baseline = {model: v for model, v in baselines.items() if v}
+    if with_baseline:
+        first += [VersionComparisonHook(d, with_baseline, alpha, min_samples, window_size_ms)
+                  for d in detectors if isinstance(d, VersionComparator)]
+    runbooks = {s.name: s.runbook_url for s in slos if s.runbook_url}
+    return Alerting(first, [AlertHook(alerts, ui_base_url, metrics, runbooks=runbooks)])
 
 
-def start_sender(settings: Settings, engine: Engine, metrics: Any) -> Any:
+def start_sender(am: AlertmanagerSettings, engine: Engine, metrics: Metrics) -> AlertSender | None:
     """The background Alertmanager sender, or None without ``alertmanager.url``."""
-    if not settings.alertmanager.url:
+    if not am.url:
         log.info("alertmanager.url not set: alerts are kept in PostgreSQL, not delivered")
         return None
-    from monitor.alerts.delivery import AlertSender
-
-    sender = AlertSender(engine, settings.alertmanager, metrics)
+    sender = AlertSender(engine, am, metrics)
     sender.start()
-    log.info("alert sender started url=%s", settings.alertmanager.url)
+    log.info("alert sender started url=%s", am.url)
     return sender

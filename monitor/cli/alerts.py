@@ -1,25 +1,23 @@
-"""``vitmon alerts`` and ``vitmon rules export`` (registered by ``monitor/cli.py``)."""
+"""``vitmon alerts`` and ``vitmon rules export``."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
-from monitor.config import Settings
+from monitor.app.config import Settings
+from monitor.cli.common import Subparsers, command, engine, group, print_json
 
 STATES = ["pending", "firing", "suppressed", "resolved"]
 
 
 def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.alerts.store import list_alerts
-    from monitor.cli import _engine
+    from monitor.store.alerts import list_alerts
 
-    rows = list_alerts(_engine(settings), args.state, args.limit, history=args.history)
+    rows = list_alerts(engine(settings), args.state, args.limit, history=args.history)
     if args.json:
-        print(json.dumps(rows, indent=2, default=str))
+        print_json(rows)
         return 0
     for r in rows:
         lab = r["labels"]
@@ -30,12 +28,13 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rules_export(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.slo.promrules import export
+    from monitor.alerting.slo.promrules import export
 
     if not settings.slos:
         print("vitmon: no SLOs configured (slos: in the config file)", file=sys.stderr)
         return 1
-    text = export(settings)
+    text = export(settings.slos, settings.burn_rate, settings.ui.base_url,
+                  settings.alerts.runbook_base_url)
     if args.out is None:
         sys.stdout.write(text)
     else:
@@ -45,16 +44,15 @@ def cmd_rules_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(sub: Any, add: Any) -> None:
-    p = add("alerts", "alerts with labels, state, startsAt, endsAt and delivery status",
-            cmd_alerts)
+def register(sub: Subparsers) -> None:
+    p = command(sub, "alerts", "alerts with labels, state, startsAt, endsAt and delivery status",
+                cmd_alerts)
     p.add_argument("--json", action="store_true")
     p.add_argument("--state", choices=STATES)
     p.add_argument("--history", action="store_true", help="include every state transition")
     p.add_argument("--limit", type=int, default=1000)
 
-    rules = sub.add_parser("rules", help="Prometheus rules").add_subparsers(
-        dest="rules_command", required=True)
-    p = add("export", "Prometheus recording and alerting rules for the configured SLOs",
-            cmd_rules_export, rules)
+    rules = group(sub, "rules", "Prometheus rules")
+    p = command(rules, "export", "Prometheus recording and alerting rules for the configured SLOs",
+                cmd_rules_export)
     p.add_argument("--out", type=Path, help="write to this file (default: stdout)")

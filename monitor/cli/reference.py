@@ -6,24 +6,21 @@ import argparse
 import json
 from pathlib import Path
 
-from monitor.config import Settings
+from monitor.app.config import Settings
+from monitor.cli.common import Subparsers, command, engine, group, print_json, time_range
 
 
 def cmd_capture(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor import references
-    from monitor.cli import _engine
-    from monitor.reference_capture import capture, summary
+    from monitor.reports.reference_capture import capture, summary
+    from monitor.store import migrate, references
 
     if (args.file is None) == (args.from_ is None):
         raise SystemExit("vitmon reference capture: give either --file or --from/--to")
     captured = capture(settings, args.model, args.version, file=args.file, from_ms=args.from_,
                        to_ms=args.to, embedding_sample=args.embedding_sample)
-    engine = _engine(settings)
-    from monitor import migrate
-    from monitor.app import database_url
-
-    migrate.upgrade(database_url(settings))
-    with engine.begin() as conn:
+    db = engine(settings)
+    migrate.upgrade(settings.required_database_url())
+    with db.begin() as conn:
         ref_id = references.store(conn, args.model, args.version, captured.profile,
                                   captured.source, captured.n_events, summary(captured),
                                   activate=not args.inactive)
@@ -33,13 +30,12 @@ def cmd_capture(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor import references
-    from monitor.cli import _engine
+    from monitor.store import references
 
-    with _engine(settings).connect() as conn:
+    with engine(settings).connect() as conn:
         rows = references.list_all(conn)
     if args.json:
-        print(json.dumps(rows, indent=2, default=str))
+        print_json(rows)
     else:
         for r in rows:
             mark = "*" if r["active"] else " "
@@ -49,25 +45,20 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    from sqlalchemy import text
+    from monitor.store import references
 
-    from monitor.cli import _engine
-
-    with _engine(settings).connect() as conn:
-        row = conn.execute(text("SELECT id, model, model_version, source, n_events, active, "
-                                "created_at, summary FROM reference_profiles WHERE id = :i"),
-                           {"i": args.id}).one_or_none()
+    with engine(settings).connect() as conn:
+        row = references.show(conn, args.id)
     if row is None:
         raise SystemExit(f"vitmon reference show: no reference with id {args.id}")
-    print(json.dumps(row._asdict(), indent=2, default=str))
+    print_json(row)
     return 0
 
 
 def cmd_activate(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor import references
-    from monitor.cli import _engine
+    from monitor.store import references
 
-    with _engine(settings).begin() as conn:
+    with engine(settings).begin() as conn:
         try:
             references.activate(conn, args.id)
         except KeyError:
@@ -76,26 +67,24 @@ def cmd_activate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(sub, add) -> None:
-    from monitor.cli import parse_time
-
-    ref = sub.add_parser("reference", help="versioned reference profiles").add_subparsers(
-        dest="reference_command", required=True)
-    p = add("capture", "build and store a reference profile for a model version from a JSONL "
-            "file (vitmon simulate --out) or the predictions topic over an event-time range",
-            cmd_capture, ref)
+def register(sub: Subparsers) -> None:
+    ref = group(sub, "reference", "versioned reference profiles")
+    p = command(ref, "capture", "build and store a reference profile for a model version from a "
+                "JSONL file (raw events, or vitmon simulate --out) or the predictions topic over "
+                "an event-time range", cmd_capture)
     p.add_argument("--model", required=True)
     p.add_argument("--version", required=True)
-    p.add_argument("--file", type=Path, help="JSONL of {topic, key, value} messages")
-    p.add_argument("--from", dest="from_", type=parse_time, metavar="T")
-    p.add_argument("--to", type=parse_time, metavar="T")
+    p.add_argument("--file", type=Path, help="JSONL of raw events or of {topic, key, value} "
+                   "messages (vitmon simulate --out)")
+    time_range(p, required=False)
     p.add_argument("--inactive", action="store_true", help="store without activating")
     p.add_argument("--embedding-sample", type=int, metavar="N",
                    help="reference embeddings MMD compares each window with (default 2000; "
                         "fewer: faster embedding_drift, less power)")
-    p = add("list", "stored references (* = active)", cmd_list, ref)
+    p = command(ref, "list", "stored references (* = active)", cmd_list)
     p.add_argument("--json", action="store_true")
-    p = add("show", "one reference's summary", cmd_show, ref)
+    p = command(ref, "show", "one reference's summary", cmd_show)
     p.add_argument("id", type=int)
-    p = add("activate", "make a reference the active one of its model version", cmd_activate, ref)
+    p = command(ref, "activate", "make a reference the active one of its model version",
+                cmd_activate)
     p.add_argument("id", type=int)

@@ -6,36 +6,35 @@ import argparse
 import json
 from pathlib import Path
 
-from monitor.config import Settings
+from monitor.app.config import Settings
+from monitor.cli.common import Subparsers, command, engine, group, time_arg
 
 
 def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
-    from monitor.drift_report import drift_report
+    from monitor.reports.drift_report import drift_report
 
-    summary = drift_report(settings, args.model, args.version, args.slice, args.window_start,
-                           args.out, reference_file=args.reference_file,
+    summary = drift_report(settings, engine(settings), args.model, args.version, args.slice,
+                           args.window_start, args.out, reference_file=args.reference_file,
                            reference_rows=args.reference_rows)
     print(json.dumps(summary))
     return 0
 
 
-def register(sub, add) -> None:
-    from monitor.cli import parse_time
-    from monitor.drift_report import DEFAULT_REFERENCE_ROWS
+def register(sub: Subparsers) -> None:
+    from monitor.reports.drift_report import DEFAULT_REFERENCE_ROWS
 
-    rep = sub.add_parser("report", help="deep-dive reports").add_subparsers(
-        dest="report_command", required=True)
-    p = add("drift", "Evidently's data drift report (HTML) for one window of one slice vs the "
-            "active reference; the window's events are replayed from the predictions topic",
-            cmd_drift, rep)
+    rep = group(sub, "report", "deep-dive reports")
+    p = command(rep, "drift", "Evidently's data drift report (HTML) for one window of one slice "
+                "vs the active reference; the window's events are replayed from the predictions "
+                "topic", cmd_drift)
     p.add_argument("--model", required=True)
     p.add_argument("--version", required=True)
     p.add_argument("--slice", default="all", help="e.g. camera_id=cam-03 (default: all)")
-    p.add_argument("--window-start", required=True, type=parse_time, metavar="T",
+    p.add_argument("--window-start", required=True, type=time_arg, metavar="T",
                    help="any time inside the window (RFC 3339 or epoch ms)")
     p.add_argument("--out", required=True, type=Path, help="HTML file to write")
     p.add_argument("--reference-file", type=Path, metavar="F.jsonl",
-                   help="reference rows from this JSONL (vitmon simulate --out format) instead of "
-                        "sampling them from the stored profile's sketches")
+                   help="reference rows from this JSONL (raw events or vitmon simulate --out) "
+                        "instead of sampling them from the stored profile's sketches")
     p.add_argument("--reference-rows", type=int, default=DEFAULT_REFERENCE_ROWS,
                    help="rows sampled from the profile (default %(default)s)")

@@ -18,31 +18,22 @@
 from __future__ import annotations
 
 import logging
-import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
-from monitor.contract import (
-    Batch,
-    Detector,
-    EvalContext,
-    Finding,
-    LabelledBatch,
-    Reference,
-)
+from monitor.contract import Batch, Detector, EvalContext, Finding, LabelledBatch, LabelObserver, Reference
+from monitor.core.windows import SLICE_SEPARATOR, Deltas, WindowAssigner, state_key, window_start
 from monitor.errors import OffsetRegression
-from monitor.finding_rows import upsert_findings
-from monitor.windows import SLICE_SEPARATOR, DeltaKey, Deltas, WindowAssigner, state_key, window_start
+from monitor.store import catalog, ingest_counts, labels, offsets, predictions, rejected, window_states
+from monitor.store.findings import upsert_findings
+from monitor.store.keys import TopicPartition, WindowKey
 
 log = logging.getLogger(__name__)
-
-TopicPartition = tuple[str, int]
-ReferenceLookup = Callable[[Connection, str, str], "Reference | None"]
 
 
 @dataclass
@@ -53,8 +44,8 @@ class CheckpointInput:
     max_ts: dict[TopicPartition, int]  # highest event time seen per partition
     high_watermarks: dict[TopicPartition, int]
     batches: Sequence[Batch] = ()
-    labels: Sequence[Any] = ()  # monitor.decode.LabelDecode
-    rejected: Sequence[Any] = ()  # monitor.decode.Rejection
+    labels: Sequence[Any] = ()  # monitor.core.ingest.decode.LabelDecode
+    rejected: Sequence[Any] = ()  # monitor.core.ingest.decode.Rejection
     evaluate_all: bool = False  # flush: evaluate every changed window, closed or not
 
 
@@ -65,27 +56,57 @@ class CheckpointResult:
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
     labels: int = 0
     labels_joined: int = 0  # net (prediction, label) pairs joined by this checkpoint
-    findings: list[tuple[DeltaKey, Finding]] = field(default_factory=list)
+    findings: list[tuple[WindowKey, Finding]] = field(default_factory=list)
     watermark_ms: int = 0
 
 
-class CheckpointHook(Protocol):
-    """Extra work inside the checkpoint transaction (e.g. SLO good/total buckets).
+class ReferenceLookup(Protocol):
+    """The active reference of a (model, version), as the service looks it up (cached)."""
 
-    A hook may also define ``on_labels(conn, rows)``: the label-join changes of step 5 (dicts
-    with the prediction's columns plus ``label`` and ``weight`` +1/-1), e.g. for accuracy SLOs.
-    """
+    def __call__(self, conn: Connection, model: str, version: str) -> Reference | None: ...
+
+    def tick(self) -> None:
+        """Called at the start of every checkpoint: lets cached entries expire."""
+
+
+class CheckpointHook(Protocol):
+    """Extra work inside the checkpoint transaction (e.g. SLO good/total buckets, alerts)."""
 
     def on_predictions(self, conn: Connection, batch: Batch) -> None: ...
     def before_commit(self, conn: Connection, result: CheckpointResult) -> None: ...
 
 
-def pack(data: bytes) -> bytes:
-    return zlib.compress(data, 1)
+@runtime_checkable
+class LabelHook(Protocol):
+    """A hook that also wants the label-join changes of step 5: dicts with the prediction's
+    columns plus ``label`` and ``weight`` (+1 a new label, -1 a replaced one), e.g. for accuracy
+    SLOs."""
+
+    def on_labels(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None: ...
 
 
-def unpack(data: bytes) -> bytes:
-    return zlib.decompress(data)
+@runtime_checkable
+class AfterCommitHook(Protocol):
+    """A hook with work for after the commit (metrics): the consumer calls it once committed."""
+
+    def after_commit(self, result: CheckpointResult) -> None: ...
+
+
+class CheckpointReferences:
+    """The active reference of each (model, version) for one checkpoint attempt: looked up once
+    through the service's cached lookup, and the same for observing (a
+    :class:`~monitor.contract.ReferenceObserver`) and for evaluating."""
+
+    def __init__(self, lookup: ReferenceLookup | None, conn: Connection | None) -> None:
+        self.lookup, self.conn = lookup, conn
+        self._seen: dict[tuple[str, str], Reference | None] = {}
+
+    def __call__(self, model: str, version: str) -> Reference | None:
+        key = (model, version)
+        if key not in self._seen:
+            self._seen[key] = (self.lookup(self.conn, model, version)
+                               if self.lookup is not None else None)
+        return self._seen[key]
 
 
 class Checkpointer:
@@ -101,15 +122,16 @@ class Checkpointer:
         self.min_samples = min_samples
         self.references = references
         self.by_name: dict[str, Detector] = {d.name: d for d in assigner.detectors}
-        self._label_aware = [d for d in assigner.detectors if hasattr(d, "observe_labels")]
+        self._label_aware = [d for d in assigner.detectors if isinstance(d, LabelObserver)]
         self.hooks: list[CheckpointHook] = list(hooks)
-        self._label_hooks = [h for h in self.hooks if hasattr(h, "on_labels")]
+        self._label_hooks = [h for h in self.hooks if isinstance(h, LabelHook)]
 
     def run(self, conn: Connection, cp: CheckpointInput) -> CheckpointResult:
         """Steps 1-7; the caller owns the transaction and commits it (step 8)."""
         result = CheckpointResult()
-        if hasattr(self.references, "tick"):  # lets a cached reference lookup expire
+        if self.references is not None:
             self.references.tick()
+        refs = CheckpointReferences(self.references, conn)
         stored = self._lock_offsets(conn, cp)  # 1
         self._store_rejected(conn, cp.rejected, result)  # 2
         deltas = Deltas()
@@ -117,12 +139,15 @@ class Checkpointer:
         for batch in cp.batches:  # 3
             batch, within = _first_occurrences(batch)
             result.duplicates += within
-            labels = self.assigner.slice_labels(batch)
-            keep = self._insert_predictions(conn, batch, self.assigner.joined(labels, len(batch)))
+            slice_labels = self.assigner.slice_labels(batch)
+            keep = predictions.insert_new(conn, batch,
+                                          window_start(batch.ts_ms, self.assigner.size_ms),
+                                          self.assigner.joined(slice_labels, len(batch)))
             result.duplicates += int((~keep).sum())
             idx = np.flatnonzero(keep)
             fresh = batch.take(idx)
-            self.assigner.observe(fresh, [(d, lab[idx]) for d, lab in labels], deltas)  # 4
+            self.assigner.observe(fresh, [(d, lab[idx]) for d, lab in slice_labels], deltas,
+                                  refs)  # 4
             _count_accepted(fresh, result)
             new_ids += fresh.event_id.tolist()
             for hook in self.hooks:
@@ -134,27 +159,24 @@ class Checkpointer:
         for hook in self._label_hooks:
             hook.on_labels(conn, labelled)
         self._observe_labels(labelled, deltas)
-        self._merge(conn, deltas)  # 4 (the merge, once, with prediction and label deltas)
-        self._store_counts(conn, result.accepted)
+        # 4 (the merge, once, with prediction and label deltas)
+        window_states.merge_deltas(conn, self.by_name, deltas.states, deltas.counts,
+                                   self.assigner.size_ms)
+        ingest_counts.add(conn, result.accepted)
         watermark = max([*cp.max_ts.values(), *(w for w, _ in stored.values())], default=0)
         result.watermark_ms = watermark
-        result.findings = self._evaluate(conn, watermark, cp.evaluate_all)  # 6
+        result.findings = self._evaluate(conn, watermark, cp.evaluate_all, refs)  # 6
         for hook in self.hooks:
             hook.before_commit(conn, result)
         self._store_catalog(conn)  # 7
-        self._store_offsets(conn, cp, stored)
+        offsets.save(conn, cp.group, cp.next,
+                     {tp: max(cp.max_ts.get(tp, 0), stored.get(tp, (0, 0))[0]) for tp in cp.next},
+                     cp.high_watermarks)
         return result
 
     # -- 1 ---------------------------------------------------------------------------------
     def _lock_offsets(self, conn: Connection, cp: CheckpointInput) -> dict[TopicPartition, tuple[int, int]]:
-        tps = sorted(cp.next)
-        rows = conn.execute(text(
-            "SELECT topic, kafka_partition, next_offset, watermark_ms FROM consumer_offsets "
-            "WHERE consumer_group = :g AND (topic, kafka_partition) IN "
-            "(SELECT * FROM unnest(CAST(:t AS text[]), CAST(:p AS int[]))) "
-            "ORDER BY topic, kafka_partition FOR UPDATE"),
-            {"g": cp.group, "t": [t for t, _ in tps], "p": [p for _, p in tps]}).all()
-        stored = {(r.topic, r.kafka_partition): (r.watermark_ms, r.next_offset) for r in rows}
+        stored = offsets.lock(conn, cp.group, list(cp.next))
         for tp, start in cp.start.items():
             have = stored.get(tp, (0, 0))[1]
             if have != start or cp.next[tp] < start:
@@ -162,11 +184,9 @@ class Checkpointer:
         return stored
 
     # -- 2 ---------------------------------------------------------------------------------
-    def _store_rejected(self, conn: Connection, rejected: Sequence[Any], result: CheckpointResult) -> None:
-        if not rejected:
-            return
+    def _store_rejected(self, conn: Connection, rejections: Sequence[Any], result: CheckpointResult) -> None:
         rows = []
-        for r in rejected:
+        for r in rejections:
             model = version = None
             try:  # best effort, so `vitmon status` can attribute rejects to a model version
                 body = orjson.loads(r.value) if r.value else None
@@ -180,138 +200,32 @@ class Checkpointer:
                          "detail": r.detail[:1000], "eid": r.event_id, "model": model,
                          "ver": version, "key": r.key, "raw": r.value})
             result.rejected[r.reason] = result.rejected.get(r.reason, 0) + 1
-        conn.execute(text(
-            "INSERT INTO rejected_events (topic, kafka_partition, kafka_offset, reason, detail, "
-            "event_id, model, model_version, message_key, raw) VALUES (:topic, :p, :o, :reason, "
-            ":detail, :eid, :model, :ver, :key, :raw) ON CONFLICT DO NOTHING"), rows)
-
-    # -- 3 ---------------------------------------------------------------------------------
-    def _insert_predictions(self, conn: Connection, batch: Batch, slices: np.ndarray) -> np.ndarray:
-        """COPY into a temp table, insert what is new; return a mask of the rows inserted."""
-        n = len(batch)
-        if n == 0:
-            return np.zeros(0, dtype=bool)
-        starts = window_start(batch.ts_ms, self.assigner.size_ms)
-        attrs = _attrs_json(batch)
-        none = np.full(n, None, dtype=object)
-        sha = batch.extras.get("input_sha256", none)
-        uri = batch.extras.get("sample_uri", none)
-        part, off = batch.extras["_partition"], batch.extras["_offset"]
-        conf = batch.confidence.astype(np.float64)
-        conf_col = np.where(np.isnan(conf), None, conf).tolist()
-        rows = zip(batch.event_id.tolist(), batch.ts_ms.tolist(), batch.model.tolist(),
-                   batch.model_version.tolist(), starts.tolist(), batch.pred.tolist(), conf_col,
-                   batch.is_error.tolist(), batch.latency_ms.tolist(), slices.tolist(), attrs,
-                   sha.tolist(), uri.tolist(), part.tolist(), off.tolist())
-        raw = conn.connection.dbapi_connection
-        with raw.cursor() as cur:
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS tmp_predictions "
-                        "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-            with cur.copy(f"COPY tmp_predictions ({_PRED_COLS}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(f"INSERT INTO predictions ({_PRED_COLS}) SELECT {_PRED_COLS} "
-                        "FROM tmp_predictions ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
-            inserted = {r[0] for r in cur.fetchall()}
-        return np.fromiter((e in inserted for e in batch.event_id), dtype=bool, count=n)
-
-    # -- 4 ---------------------------------------------------------------------------------
-    def _merge(self, conn: Connection, deltas: Deltas) -> None:
-        """Merge deltas into stored states. Keys are handled in sorted order so two processes
-        lock rows in the same order (no deadlock between them)."""
-        if not deltas.states:
-            return
-        size = self.assigner.size_ms
-        keys = sorted(deltas.states, key=_key_tuple)
-        params = [{"d": k.detector, "m": k.model, "v": k.model_version, "s": k.slice,
-                   "w": k.window_start_ms, "e": k.window_start_ms + size,
-                   "dv": self.by_name[k.detector].version, "n": deltas.counts[k],
-                   "st": pack(self.by_name[k.detector].dumps(deltas.states[k]))} for k in keys]
-        # New keys take the delta as their state; for keys that exist, DO NOTHING waits for a
-        # concurrent inserter to commit, then the merge below sees its committed state.
-        inserted = conn.execute(text(
-            "INSERT INTO window_states (detector, model, model_version, slice, window_start_ms, "
-            "window_end_ms, detector_version, n_events, state, dirty) "
-            "SELECT * FROM unnest(CAST(:d AS text[]), CAST(:m AS text[]), CAST(:v AS text[]), "
-            "CAST(:s AS text[]), CAST(:w AS bigint[]), CAST(:e AS bigint[]), CAST(:dv AS int[]), "
-            "CAST(:n AS bigint[]), CAST(:st AS bytea[]), "
-            "array_fill(true, ARRAY[cardinality(CAST(:d AS text[]))])) "
-            "ON CONFLICT DO NOTHING "
-            "RETURNING detector, model, model_version, slice, window_start_ms"),
-            _columns(params)).all()
-        fresh = {tuple(r) for r in inserted}
-        existing = [k for k in keys if _key_tuple(k) not in fresh]
-        if not existing:
-            return
-        cols = _columns([{"d": k.detector, "m": k.model, "v": k.model_version, "s": k.slice,
-                          "w": k.window_start_ms} for k in existing])
-        rows = conn.execute(text(
-            "SELECT ws.detector, ws.model, ws.model_version, ws.slice, ws.window_start_ms, "
-            "ws.state, ws.n_events FROM window_states ws JOIN unnest(CAST(:d AS text[]), "
-            "CAST(:m AS text[]), CAST(:v AS text[]), CAST(:s AS text[]), CAST(:w AS bigint[])) "
-            "AS k(d, m, v, s, w) ON ws.detector = k.d AND ws.model = k.m "
-            "AND ws.model_version = k.v AND ws.slice = k.s AND ws.window_start_ms = k.w "
-            "ORDER BY 1, 2, 3, 4, 5 FOR UPDATE OF ws"), cols).all()
-        updates = []
-        for r in rows:
-            key = DeltaKey(r.detector, r.model, r.model_version, r.slice, r.window_start_ms)
-            det = self.by_name[key.detector]
-            merged = det.merge(det.loads(unpack(r.state)), deltas.states[key])
-            updates.append({"d": key.detector, "m": key.model, "v": key.model_version,
-                            "s": key.slice, "w": key.window_start_ms,
-                            "n": r.n_events + deltas.counts[key],
-                            "st": pack(det.dumps(merged))})
-        conn.execute(text(
-            "UPDATE window_states ws SET state = u.st, n_events = u.n, dirty = true, "
-            "updated_at = now() FROM unnest(CAST(:d AS text[]), CAST(:m AS text[]), "
-            "CAST(:v AS text[]), CAST(:s AS text[]), CAST(:w AS bigint[]), CAST(:n AS bigint[]), "
-            "CAST(:st AS bytea[])) AS u(d, m, v, s, w, n, st) WHERE ws.detector = u.d "
-            "AND ws.model = u.m AND ws.model_version = u.v AND ws.slice = u.s "
-            "AND ws.window_start_ms = u.w"), _columns(updates))
-
-    def _store_counts(self, conn: Connection, accepted: Mapping[tuple[str, str], int]) -> None:
-        if accepted:
-            conn.execute(text(
-                "INSERT INTO ingest_counts (model, model_version, accepted) VALUES (:m, :v, :n) "
-                "ON CONFLICT (model, model_version) DO UPDATE SET "
-                "accepted = ingest_counts.accepted + excluded.accepted, updated_at = now()"),
-                [{"m": m, "v": v, "n": n} for (m, v), n in sorted(accepted.items())])
+        rejected.insert(conn, rows)
 
     # -- 5 ---------------------------------------------------------------------------------
     def _labels_known_before(self, conn: Connection, event_ids: list[str]) -> list[dict[str, Any]]:
         """Predictions inserted now whose label arrived earlier: join them (+1 each)."""
         if not event_ids or not (self._label_aware or self._label_hooks):
             return []
-        rows = conn.execute(text(
-            "SELECT l.event_id, l.label FROM labels l WHERE l.event_id = ANY(:ids)"),
-            {"ids": event_ids}).all()
-        return self._with_predictions(conn, {r.event_id: [(int(r.label), 1)] for r in rows})
+        known = labels.known(conn, event_ids)
+        return self._with_predictions(conn, {e: [(label, 1)] for e, label in known.items()})
 
-    def _store_labels(self, conn: Connection, labels: Sequence[Any]) -> tuple[int, list[dict[str, Any]]]:
+    def _store_labels(self, conn: Connection, decoded: Sequence[Any]) -> tuple[int, list[dict[str, Any]]]:
         """Upsert labels (the last one received wins) and return the joins they change:
         +1 for a first label, -1/+1 for a label replaced by a different one."""
         rows: dict[str, dict[str, Any]] = {}
-        for lab in labels:  # in offset order, so the last label of an event wins
+        for lab in decoded:  # in offset order, so the last label of an event wins
             for i in range(len(lab.event_id)):
                 rows[lab.event_id[i]] = {"e": lab.event_id[i], "l": int(lab.label[i]),
                                          "t": int(lab.ts_ms[i]), "src": lab.source[i],
                                          "p": int(lab.partition[i]), "o": int(lab.offset[i])}
         if not rows:
             return 0, []
-        ids = sorted(rows)
-        old = {r.event_id: int(r.label) for r in conn.execute(text(
-            "SELECT event_id, label FROM labels WHERE event_id = ANY(:ids) ORDER BY event_id "
-            "FOR UPDATE"), {"ids": ids}).all()}
-        conn.execute(text(
-            "INSERT INTO labels (event_id, label, ts_ms, source, kafka_partition, kafka_offset) "
-            "VALUES (:e, :l, :t, :src, :p, :o) ON CONFLICT (event_id) DO UPDATE SET "
-            "label = excluded.label, ts_ms = excluded.ts_ms, source = excluded.source, "
-            "kafka_partition = excluded.kafka_partition, kafka_offset = excluded.kafka_offset, "
-            "received_at = now()"), [rows[e] for e in ids])
+        old = labels.upsert(conn, rows)
         if not (self._label_aware or self._label_hooks):
             return len(rows), []
         changes: dict[str, list[tuple[int, int]]] = {}
-        for e in ids:
+        for e in sorted(rows):
             new, prev = rows[e]["l"], old.get(e)
             if prev is None:
                 changes[e] = [(new, 1)]
@@ -323,12 +237,8 @@ class Checkpointer:
                           changes: Mapping[str, list[tuple[int, int]]]) -> list[dict[str, Any]]:
         if not changes:
             return []
-        preds = conn.execute(text(
-            "SELECT event_id, model, model_version, ts_ms, window_start_ms, pred, confidence, "
-            "is_error, slices, attrs FROM predictions WHERE event_id = ANY(:ids)"),
-            {"ids": list(changes)}).all()
         out = []
-        for p in preds:
+        for p in predictions.join_rows(conn, changes):
             for label, weight in changes[p.event_id]:
                 out.append({**p._asdict(), "label": label, "weight": weight})
         return out
@@ -345,99 +255,47 @@ class Checkpointer:
         for (model, version, start, slice_name), rows in sorted(groups.items()):
             batch = _labelled_batch(rows)
             for det in self._label_aware:
-                key = DeltaKey(det.name, model, version, slice_name, start)
+                key = WindowKey(det.name, model, version, slice_name, start)
                 prev = deltas.states.get(key)
                 deltas.states[key] = det.observe_labels(det.empty() if prev is None else prev, batch)
                 deltas.counts.setdefault(key, 0)
 
     # -- 6 ---------------------------------------------------------------------------------
-    def _evaluate(self, conn: Connection, watermark: int, everything: bool) -> list[tuple[DeltaKey, Finding]]:
+    def _evaluate(self, conn: Connection, watermark: int, everything: bool,
+                  refs: CheckpointReferences) -> list[tuple[WindowKey, Finding]]:
         """Evaluate changed windows whose end + allowed lateness the watermark has passed."""
         horizon = None if everything else watermark - self.lateness_ms
-        rows = conn.execute(text(
-            "SELECT detector, model, model_version, slice, window_start_ms, state, n_events "
-            "FROM window_states WHERE dirty AND (CAST(:h AS bigint) IS NULL OR window_end_ms <= :h) "
-            "ORDER BY detector, model, model_version, window_start_ms, slice FOR UPDATE"),
-            {"h": horizon}).all()
-        if not rows:
-            return []
-        slices_per = {}
-        for r in rows:  # slices evaluated together share the detector's alpha
-            k = (r.detector, r.model, r.model_version, r.window_start_ms)
+        dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=horizon,
+                                          lock=True)
+        slices_per: dict[tuple[str, str, str, int], int] = {}
+        for s in dirty:  # the slices of a detector evaluated together share its alpha
+            k = (s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
             slices_per[k] = slices_per.get(k, 0) + 1
-        refs: dict[tuple[str, str], Reference | None] = {}
-        out: list[tuple[DeltaKey, Finding]] = []
-        for r in rows:
-            det = self.by_name.get(r.detector)
-            if det is None:  # a detector disabled since: keep its state, do not evaluate
-                continue
-            key = DeltaKey(r.detector, r.model, r.model_version, r.slice, r.window_start_ms)
-            if (r.model, r.model_version) not in refs:
-                refs[(r.model, r.model_version)] = (
-                    self.references(conn, r.model, r.model_version) if self.references else None)
-            n_tests = slices_per[(r.detector, r.model, r.model_version, r.window_start_ms)]
+        out: list[tuple[WindowKey, Finding]] = []
+        for s in dirty:
+            key = s.key
+            n_tests = slices_per[(key.detector, key.model, key.model_version, key.window_start_ms)]
             ctx = EvalContext(state_key(key, self.assigner.size_ms),
-                              refs[(r.model, r.model_version)], self.alpha, n_tests,
+                              refs(key.model, key.model_version), self.alpha, n_tests,
                               self.min_samples)
-            for finding in det.evaluate(det.loads(unpack(r.state)), ctx):
+            for finding in s.detector.evaluate(s.state, ctx):
                 out.append((key, finding))
-        self._store_findings(conn, out)
-        conn.execute(text(
-            "UPDATE window_states SET dirty = false WHERE dirty "
-            "AND (CAST(:h AS bigint) IS NULL OR window_end_ms <= :h)"), {"h": horizon})
-        return out
-
-    def _store_findings(self, conn: Connection, findings: list[tuple[DeltaKey, Finding]]) -> None:
         size = self.assigner.size_ms
-        upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in findings])
+        upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
+        window_states.mark_evaluated(conn, horizon)
+        return out
 
     # -- 7 ---------------------------------------------------------------------------------
     def _store_catalog(self, conn: Connection) -> None:
-        added = [("slice_value", a, v) for a, v in self.assigner.catalog.added]
-        added += [("embedding_dim", m, str(d)) for m, d in self.embedding_dims.items()
+        added = [(catalog.SLICE_VALUE, a, v) for a, v in self.assigner.catalog.added]
+        added += [(catalog.EMBEDDING_DIM, m, str(d)) for m, d in self.embedding_dims.items()
                   if m not in self._dims_saved]
-        if added:
-            conn.execute(text("INSERT INTO catalog (kind, name, value) VALUES (:k, :n, :v) "
-                              "ON CONFLICT DO NOTHING"),
-                         [{"k": k, "n": n, "v": v} for k, n, v in added])
+        catalog.add(conn, added)
 
     def committed(self) -> None:
         """Call after the transaction commits: learnt catalog entries are now durable."""
         self.assigner.catalog.drain_added()
         self._dims_saved = set(self.embedding_dims)
-
-    def _store_offsets(self, conn: Connection, cp: CheckpointInput,
-                       stored: Mapping[TopicPartition, tuple[int, int]]) -> None:
-        rows = [{"g": cp.group, "t": tp[0], "p": tp[1], "o": nxt,
-                 "w": max(cp.max_ts.get(tp, 0), stored.get(tp, (0, 0))[0]),
-                 "h": cp.high_watermarks.get(tp)} for tp, nxt in cp.next.items()]
-        idle = [{"g": cp.group, "t": tp[0], "p": tp[1], "h": h}
-                for tp, h in cp.high_watermarks.items() if tp not in cp.next]
-        if idle:  # partitions without records this time: only their log end moved
-            conn.execute(text(
-                "UPDATE consumer_offsets SET high_watermark = :h WHERE consumer_group = :g "
-                "AND topic = :t AND kafka_partition = :p"), idle)
-        if rows:
-            conn.execute(text(
-                "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset, "
-                "watermark_ms, high_watermark) VALUES (:g, :t, :p, :o, :w, :h) "
-                "ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET "
-                "next_offset = excluded.next_offset, watermark_ms = excluded.watermark_ms, "
-                "high_watermark = excluded.high_watermark, updated_at = now()"), rows)
-
-
-_PRED_COLS = ("event_id, ts_ms, model, model_version, window_start_ms, pred, confidence, "
-              "is_error, latency_ms, slices, attrs, input_sha256, sample_uri, "
-              "kafka_partition, kafka_offset")
-
-
-def _key_tuple(k: DeltaKey) -> tuple[str, str, str, str, int]:
-    return (k.detector, k.model, k.model_version, k.slice, k.window_start_ms)
-
-
-def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """Row dicts -> one list per parameter, for ``unnest`` (one statement, not N)."""
-    return {name: [r[name] for r in rows] for name in rows[0]} if rows else {}
 
 
 def _first_occurrences(batch: Batch) -> tuple[Batch, int]:
@@ -473,12 +331,3 @@ def _labelled_batch(rows: list[dict[str, Any]]) -> LabelledBatch:
                             dtype=np.float32),
         is_error=np.fromiter((r["is_error"] for r in rows), bool, n),
         attrs=attrs)
-
-
-def _attrs_json(batch: Batch) -> list[str | None]:
-    if not batch.attrs:
-        return [None] * len(batch)
-    names = list(batch.attrs)
-    cols = [batch.attrs[k].tolist() for k in names]
-    return [orjson.dumps({k: v for k, v in zip(names, vals) if v is not None}).decode()
-            for vals in zip(*cols)]

@@ -11,26 +11,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from monitor import decode
-from monitor.checkpoint import Checkpointer, CheckpointInput, CheckpointResult, TopicPartition
-from monitor.config import Settings
-from monitor.db import with_retry
-from monitor.events import REASON_HEADER
-from monitor.kafka_io import Record, Sink, Source
-from monitor.metrics import Metrics
+from monitor.core.checkpoint import (
+    AfterCommitHook,
+    Checkpointer,
+    CheckpointInput,
+    CheckpointResult,
+)
+from monitor.core.ingest import decode
+from monitor.core.ingest.events import REASON_HEADER
+from monitor.core.kafka import Record, Sink, Source
+from monitor.core.metrics import Metrics
+from monitor.core.settings import CheckpointSettings, DatabaseSettings, KafkaSettings
+from monitor.store import catalog, offsets
+from monitor.store.db import with_retry
+from monitor.store.keys import TopicPartition
 
 log = logging.getLogger(__name__)
 
 LAG_REFRESH_S = 5.0
-AfterCommit = Callable[[CheckpointResult], None]
 
 
 @dataclass
@@ -50,10 +56,7 @@ def load_positions(engine: Engine, group: str, tps: Sequence[TopicPartition]
                    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
     """Committed next-offsets and watermarks for ``tps`` (0 for partitions never committed)."""
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT topic, kafka_partition, next_offset, watermark_ms "
-                                 "FROM consumer_offsets WHERE consumer_group = :g"),
-                            {"g": group}).all()
-    stored = {(r.topic, r.kafka_partition): (r.next_offset, r.watermark_ms) for r in rows}
+        stored = offsets.positions(conn, group)
     return ({tp: stored.get(tp, (0, 0))[0] for tp in tps},
             {tp: stored.get(tp, (0, 0))[1] for tp in tps})
 
@@ -61,24 +64,22 @@ def load_positions(engine: Engine, group: str, tps: Sequence[TopicPartition]
 def load_catalog(engine: Engine) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Learnt embedding dimensions and admitted slice values (in admission order)."""
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT kind, name, value FROM catalog ORDER BY seq")).all()
-    dims = {r.name: int(r.value) for r in rows if r.kind == "embedding_dim"}
-    values = [(r.name, r.value) for r in rows if r.kind == "slice_value"]
-    return dims, values
+        return catalog.load(conn)
 
 
 class Consumer:
-    def __init__(self, settings: Settings, engine: Engine, source: Source, sink: Sink,
-                 checkpointer: Checkpointer, metrics: Metrics,
-                 tps: Sequence[TopicPartition], after_commit: AfterCommit | None = None) -> None:
-        self.s = settings
+    def __init__(self, kafka: KafkaSettings, database: DatabaseSettings,
+                 checkpoint: CheckpointSettings, engine: Engine, source: Source, sink: Sink,
+                 checkpointer: Checkpointer, metrics: Metrics, tps: Sequence[TopicPartition],
+                 after_commit: Sequence[AfterCommitHook] = ()) -> None:
+        self.kafka, self.database, self.checkpoint = kafka, database, checkpoint
         self.engine = engine
         self.source = source
         self.sink = sink
         self.cp = checkpointer
         self.metrics = metrics
         self.tps = list(tps)
-        self.after_commit = after_commit
+        self.after_commit = list(after_commit)
         self.stop_event = threading.Event()
         self.positions: dict[TopicPartition, int] = {}
         self.max_ts: dict[TopicPartition, int] = {}
@@ -87,13 +88,14 @@ class Consumer:
         self._inflight: Future[None] | None = None
         self._worker: ThreadPoolExecutor | None = None
 
+    def _retry(self, fn: Any, what: str) -> Any:
+        return with_retry(fn, initial_s=self.database.retry_initial_s,
+                          max_s=self.database.retry_max_s, what=what)
+
     def start(self) -> None:
-        self.positions, self.max_ts = with_retry(
-            lambda: load_positions(self.engine, self.s.kafka.group, self.tps),
-            initial_s=self.s.database.retry_initial_s, max_s=self.s.database.retry_max_s,
-            what="load offsets")
-        with_retry(self._register_partitions, initial_s=self.s.database.retry_initial_s,
-                   max_s=self.s.database.retry_max_s, what="register partitions")
+        self.positions, self.max_ts = self._retry(
+            lambda: load_positions(self.engine, self.kafka.group, self.tps), "load offsets")
+        self._retry(self._register_partitions, "register partitions")
         self.read_positions = dict(self.positions)
         self.source.assign(dict(self.positions))
         log.info("consumer assigned partitions=%s", ",".join(f"{t}[{p}]@{o}" for (t, p), o
@@ -102,10 +104,7 @@ class Consumer:
     def _register_partitions(self) -> None:
         """An offsets row for every assigned partition, so status shows idle ones too."""
         with self.engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset, "
-                "watermark_ms) VALUES (:g, :t, :p, 0, 0) ON CONFLICT DO NOTHING"),
-                [{"g": self.s.kafka.group, "t": t, "p": p} for t, p in self.tps])
+            offsets.register(conn, self.kafka.group, self.tps)
 
     def run(self, exit_when_idle_s: float | None = None) -> None:
         """Consume until stopped (or, with ``exit_when_idle_s``, until caught up and idle).
@@ -120,12 +119,12 @@ class Consumer:
             self._worker = worker
             try:
                 while not self.stop_event.is_set():
-                    records = self.source.poll(self.s.kafka.poll_max_records, 0.5)
+                    records = self.source.poll(self.kafka.poll_max_records, 0.5)
                     if records:
                         idle_since = time.monotonic()
                         self._add(buf, records)
-                    due = (buf.events >= self.s.checkpoint.max_events or
-                           time.monotonic() - buf.opened_at >= self.s.checkpoint.interval_s)
+                    due = (buf.events >= self.checkpoint.max_events or
+                           time.monotonic() - buf.opened_at >= self.checkpoint.interval_s)
                     if buf.next and (due or not records):
                         self._submit(buf)
                         buf = _Buffer()
@@ -151,7 +150,7 @@ class Consumer:
             tp = (r.topic, r.partition)
             buf.start.setdefault(tp, self.read_positions.get(tp, r.offset))
             buf.next[tp] = self.read_positions[tp] = r.offset + 1
-            (labels if r.topic == self.s.kafka.labels_topic else preds).append(r)
+            (labels if r.topic == self.kafka.labels_topic else preds).append(r)
         if preds:
             out = decode.decode_predictions(preds, self.cp.embedding_dims)
             for batch in out.batches.values():
@@ -167,7 +166,7 @@ class Consumer:
 
     def _advance_watermarks(self, batch: Any) -> None:
         parts = batch.extras["_partition"]
-        topic = self.s.kafka.predictions_topic
+        topic = self.kafka.predictions_topic
         for p in np.unique(parts):
             tp = (topic, int(p))
             self.max_ts[tp] = max(self.max_ts.get(tp, 0), int(batch.ts_ms[parts == p].max()))
@@ -176,7 +175,7 @@ class Consumer:
         """At-least-once to the DLQ topic, before the checkpoint commits (the table copy in
         ``rejected_events`` is exactly-once)."""
         for r in rejected:
-            self.sink.produce(self.s.kafka.dlq_topic, r.value or b"", key=r.key, headers=[
+            self.sink.produce(self.kafka.dlq_topic, r.value or b"", key=r.key, headers=[
                 (REASON_HEADER, r.reason.encode()), ("vitmon-reject-detail", r.detail.encode()),
                 ("vitmon-source", f"{r.topic}/{r.partition}/{r.offset}".encode())])
         if rejected:
@@ -191,7 +190,7 @@ class Consumer:
                 self._lag_read_at = time.monotonic()
             except Exception as exc:  # lag is informative only; never block a checkpoint on it
                 log.warning("could not read end offsets error=%r", exc)
-        cp = CheckpointInput(group=self.s.kafka.group, start=dict(buf.start), next=dict(buf.next),
+        cp = CheckpointInput(group=self.kafka.group, start=dict(buf.start), next=dict(buf.next),
                              max_ts=dict(self.max_ts), high_watermarks=highs,
                              batches=buf.batches, labels=buf.labels, rejected=buf.rejected,
                              evaluate_all=flush)
@@ -216,14 +215,13 @@ class Consumer:
             with self.engine.begin() as conn:
                 return self.cp.run(conn, cp)
 
-        result = with_retry(attempt, initial_s=self.s.database.retry_initial_s,
-                            max_s=self.s.database.retry_max_s)
+        result = self._retry(attempt, "checkpoint")
         self.cp.committed()
         self.positions.update(cp.next)
         self._after(result, cp.high_watermarks, time.perf_counter() - t0)
 
     def _after(self, result: CheckpointResult, highs: dict[TopicPartition, int], took: float) -> None:
-        k = self.s.kafka
+        k = self.kafka
         self.metrics.stage_seconds.labels("checkpoint").observe(took)
         self.metrics.record_checkpoint(k.predictions_topic, sum(result.accepted.values()),
                                        result.duplicates, result.rejected, k.labels_topic,
@@ -235,5 +233,5 @@ class Consumer:
         log.info("checkpoint committed accepted=%d duplicates=%d rejected=%d labels=%d "
                  "findings=%d took_s=%.3f", sum(result.accepted.values()), result.duplicates,
                  sum(result.rejected.values()), result.labels, len(result.findings), took)
-        if self.after_commit is not None:
-            self.after_commit(result)
+        for hook in self.after_commit:
+            hook.after_commit(result)

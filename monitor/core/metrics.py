@@ -9,14 +9,10 @@ bounded; the rest are reported under slice ``other``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from monitor.contract import Finding, finite_or_none
-
-if TYPE_CHECKING:
-    from monitor.slo.burn import SloVerdict
 
 
 class Metrics:
@@ -98,12 +94,3 @@ class Metrics:
             if score is not None and "drift" in f.detector:
                 self.drift_score.labels(*labels).set(score)
             self.finding_status.labels(*labels).set(1.0 if f.status.value == "alert" else 0.0)
-
-    def record_slo(self, slo: str, verdict: SloVerdict) -> None:
-        """Burn rate per window and the budget left of one SLO at its last judged minute."""
-        from monitor.slo.spec import format_duration
-
-        for tv in verdict.tiers:
-            for seconds, value in ((tv.tier.long_s, tv.burn_long), (tv.tier.short_s, tv.burn_short)):
-                self.slo_burn_rate.labels(slo, format_duration(seconds)).set(value)
-        self.slo_budget.labels(slo).set(verdict.budget_remaining)

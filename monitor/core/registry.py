@@ -57,7 +57,7 @@ def load_detectors(enabled: tuple[str, ...] | None,
         cls = available[name][1]
         try:
             det = cls(**dict(params.get(name, {})))
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # an unknown parameter, or a bad value
             raise ConfigError(f"detectors.params.{name}", str(exc)) from None
         if not isinstance(det, Detector):
             raise ConfigError("detectors.enabled", f"{name} does not implement the detector contract")

@@ -17,23 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
-from monitor.config import RetentionSettings
-
-_DELETE = text(
-    "DELETE FROM predictions WHERE ctid = ANY(ARRAY("
-    "SELECT ctid FROM predictions WHERE ts_ms < :cutoff LIMIT :batch))")
-
-
-def delete_batch(conn: Connection, cutoff_ms: int, batch_size: int) -> int:
-    """Delete up to ``batch_size`` predictions with ``ts_ms < cutoff_ms``; return how many."""
-    return conn.execute(_DELETE, {"cutoff": cutoff_ms, "batch": batch_size}).rowcount
-
-
-def watermark_ms(conn: Connection) -> int | None:
-    """The highest event time any consumer has committed (None before the first checkpoint)."""
-    return conn.execute(text("SELECT max(watermark_ms) FROM consumer_offsets")).scalar()
+from monitor.contract import Batch
+from monitor.core.checkpoint import CheckpointResult
+from monitor.core.settings import RetentionSettings
+from monitor.store import offsets, predictions
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +37,7 @@ def prune(engine: Engine, settings: RetentionSettings, before_ms: int | None = N
     """Delete every prediction older than ``before_ms`` (default: watermark - horizon), one
     batch per transaction."""
     with engine.connect() as conn:
-        wm = watermark_ms(conn)
+        wm = offsets.max_watermark(conn)
     cutoff = before_ms if before_ms is not None else (
         None if wm is None else wm - settings.label_horizon_s * 1000)
     if cutoff is None:
@@ -56,7 +45,7 @@ def prune(engine: Engine, settings: RetentionSettings, before_ms: int | None = N
     deleted = batches = 0
     while max_batches is None or batches < max_batches:
         with engine.begin() as conn:
-            n = delete_batch(conn, cutoff, settings.batch_size)
+            n = predictions.delete_before(conn, cutoff, settings.batch_size)
         batches += 1
         deleted += n
         if n < settings.batch_size:
@@ -77,17 +66,17 @@ class RetentionHook:
         self._last = float("-inf")
         self.deleted = 0
 
-    def on_predictions(self, conn: Connection, batch: object) -> None:
+    def on_predictions(self, conn: Connection, batch: Batch) -> None:
         return None
 
-    def before_commit(self, conn: Connection, result: object) -> None:
+    def before_commit(self, conn: Connection, result: CheckpointResult) -> None:
         now = self.clock()
-        wm = getattr(result, "watermark_ms", 0)
+        wm = result.watermark_ms
         if not self.settings.interval_s or now - self._last < self.settings.interval_s or not wm:
             return
         self._last = now
-        self.deleted += delete_batch(conn, wm - self.settings.label_horizon_s * 1000,
-                                     self.settings.batch_size)
+        self.deleted += predictions.delete_before(
+            conn, wm - self.settings.label_horizon_s * 1000, self.settings.batch_size)
 
 
 def hooks(settings: RetentionSettings) -> list[RetentionHook]:

@@ -8,34 +8,28 @@ whatever the checkpoint boundaries, restarts, or how partitions are spread over 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from monitor.contract import Batch, Detector, StateKey
+from monitor.contract import Batch, Detector, Reference, ReferenceObserver, StateKey, WideColumnNeeds
+from monitor.store.keys import WindowKey
 from slices import ALL, Dimension, SliceCatalog
 from slices.assign import dimension_labels
 
 SLICE_SEPARATOR = "\x1f"  # joins an event's slice names in the predictions table
-
-
-@dataclass(frozen=True, slots=True)
-class DeltaKey:
-    detector: str
-    model: str
-    model_version: str
-    slice: str
-    window_start_ms: int
+#: (model, version) -> the active reference, for :class:`~monitor.contract.ReferenceObserver`s.
+ReferenceSource = Callable[[str, str], "Reference | None"]
 
 
 @dataclass
 class Deltas:
     """What one checkpoint adds: detector state deltas and event counts per key."""
 
-    states: dict[DeltaKey, Any] = field(default_factory=dict)
-    counts: dict[DeltaKey, int] = field(default_factory=dict)
+    states: dict[WindowKey, Any] = field(default_factory=dict)
+    counts: dict[WindowKey, int] = field(default_factory=dict)
 
 
 def window_start(ts_ms: np.ndarray, size_ms: int) -> np.ndarray:
@@ -47,7 +41,7 @@ def window_start(ts_ms: np.ndarray, size_ms: int) -> np.ndarray:
     return (ts_ms // size_ms) * size_ms
 
 
-def state_key(key: DeltaKey, size_ms: int) -> StateKey:
+def state_key(key: WindowKey, size_ms: int) -> StateKey:
     return StateKey(key.model, key.model_version, key.slice, key.window_start_ms,
                     key.window_start_ms + size_ms)
 
@@ -60,14 +54,17 @@ def _numeric_columns(batch: Batch) -> dict[str, np.ndarray]:
 
 
 def _thin(batch: Batch, det: Detector) -> Batch:
-    """Drop the wide columns a detector does not read, so slicing copies less."""
+    """Drop the wide columns a detector does not read (:class:`WideColumnNeeds`), so slicing
+    copies less."""
+    if not isinstance(det, WideColumnNeeds):
+        return batch
     n = len(batch)
     changes: dict[str, Any] = {}
-    if not getattr(det, "needs_embedding", True):
+    if "embedding" not in det.wide_columns:
         changes["embedding"] = np.zeros((n, 0), dtype=np.float32)
-    if not getattr(det, "needs_probs", True):
+    if "probs" not in det.wide_columns:
         changes["probs"] = np.zeros((n, 0), dtype=np.float32)
-    if not getattr(det, "needs_attrs", True):
+    if "attrs" not in det.wide_columns:
         changes["attrs"] = {}
         changes["extras"] = {}
     return replace(batch, **changes) if changes else batch
@@ -104,8 +101,11 @@ class WindowAssigner:
         return joined
 
     def observe(self, batch: Batch, labels: list[tuple[Dimension, np.ndarray]],
-                deltas: Deltas) -> None:
-        """Fold ``batch`` (one model; ``labels`` from :meth:`slice_labels`) into ``deltas``."""
+                deltas: Deltas, references: ReferenceSource | None = None) -> None:
+        """Fold ``batch`` (one model; ``labels`` from :meth:`slice_labels`) into ``deltas``.
+
+        A :class:`~monitor.contract.ReferenceObserver` observes against
+        ``references(model, version)`` (None without a source)."""
         if len(batch) == 0:
             return
         starts = window_start(batch.ts_ms, self.size_ms)
@@ -122,10 +122,15 @@ class WindowAssigner:
                     allowed = self.detector_dims.get(det.name)
                     if allowed is not None and dim_name is not None and dim_name not in allowed:
                         continue
-                    key = DeltaKey(det.name, model, version, slice_name, int(start))
+                    key = WindowKey(det.name, model, version, slice_name, int(start))
                     sub = thin[det.name].take(idx)
                     prev = deltas.states.get(key)
-                    deltas.states[key] = det.observe(det.empty() if prev is None else prev, sub)
+                    prev = det.empty() if prev is None else prev
+                    if isinstance(det, ReferenceObserver):
+                        ref = references(model, version) if references is not None else None
+                        deltas.states[key] = det.observe_with_reference(prev, sub, ref)
+                    else:
+                        deltas.states[key] = det.observe(prev, sub)
                     deltas.counts[key] = deltas.counts.get(key, 0) + len(idx)
 
     @staticmethod

@@ -10,7 +10,7 @@ Procedure (each step logs one line; every URL is printed once everything answers
 4. The simulator on the scenario (default ``mixed``) with time compression (default 30x), and
    the monitor (``vitmon run``) with the metrics endpoint; the URLs are printed once they answer.
 5. Once the scenario's first, healthy stretch has been published: a reference profile of the
-   baseline version from it (``monitor.reference_capture``). The monitor picks it up within a
+   baseline version from it (``monitor.reports.reference_capture``). The monitor picks it up within a
    minute (its reference cache), well before the first incident; until then drift detectors
    report ``no_reference``, never ``ok``.
 
@@ -29,14 +29,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor import embedded, migrate
-from monitor.config import Settings, load_settings
-from monitor.db import mask_url
-from monitor.supervise import Supervisor, tail, wait_http
+from monitor.app.config import Settings, load_settings
+from monitor.devstack.broker import EmbeddedBroker
+from monitor.devstack.postgres import EmbeddedPostgres, resolve_database
+from monitor.devstack.processes import LOCALHOST, Supervisor, free_port, tail, wait_http
+from monitor.store import migrate
+from monitor.store.db import create_database, make_engine, mask_url
 
 log = logging.getLogger("vitmon.demo")
 
-DEMO_SETTINGS = Path(__file__).with_name("defaults") / "demo.yaml"
+DEMO_SETTINGS = Path(__file__).resolve().parents[1] / "defaults" / "demo.yaml"
 DEMO_DATABASE = "vitmon_demo"
 MODEL, BASELINE = "vit-tiny-digits", "2026.11.1"  # the simulator's model (simulator/traffic.py)
 ALERTMANAGER_BIN = "prometheus-alertmanager"
@@ -67,20 +69,20 @@ class _Running:
     """What the demo started in-process, recorded as soon as it runs (for the clean-up)."""
 
     services: Supervisor
-    broker: embedded.EmbeddedBroker | None = None
-    server: embedded.EmbeddedPostgres | None = None
+    broker: EmbeddedBroker | None = None
+    server: EmbeddedPostgres | None = None
 
 
 def _port(preferred: int) -> int:
     """``preferred`` when nothing listens on it, else a free port."""
-    return preferred if preferred and _free(preferred) else embedded.free_port()
+    return preferred if preferred and _free(preferred) else free_port()
 
 
 def _free(port: int) -> bool:
     import socket
 
     with socket.socket() as s:
-        return s.connect_ex((embedded.LOCALHOST, port)) != 0
+        return s.connect_ex((LOCALHOST, port)) != 0
 
 
 def reference_span(scenario: str, duration_s: float) -> float:
@@ -130,15 +132,15 @@ def _run(opts: DemoOptions, running: _Running) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     bootstrap = os.environ.get("VITMON_KAFKA_BOOTSTRAP")
     if not bootstrap:
-        running.broker = embedded.EmbeddedBroker(log_dir=workdir / "logs")
+        running.broker = EmbeddedBroker(log_dir=workdir / "logs")
         bootstrap = running.broker.start().bootstrap
     broker = running.broker
     _say(f"kafka {bootstrap} ({'embedded Tansu' if broker else 'VITMON_KAFKA_BOOTSTRAP'})")
-    url, server = embedded.resolve_database(settings.database_url(), settings.database.data_dir)
+    url, server = resolve_database(settings.database_url(), settings.database.data_dir)
     running.server = server
     env = {k: v for k, v in os.environ.items() if k != "VITMON_CONFIG"}
     if server is not None:
-        url = embedded.create_database(url, DEMO_DATABASE)  # fresh: the broker starts empty too
+        url = create_database(url, DEMO_DATABASE)  # fresh: the broker starts empty too
     else:  # the user's database: keep its data, read the new topics under a new group
         env["VITMON_KAFKA__GROUP"] = f"demo-{int(time.time())}"
     migrate.upgrade(url)
@@ -195,8 +197,8 @@ def _capture_reference(settings: Settings, opts: DemoOptions, start_ms: int,
                        sim_started: float) -> None:
     """Store a reference of the baseline from the scenario's healthy first stretch."""
     try:
-        from monitor import references
-        from monitor.reference_capture import capture
+        from monitor.reports.reference_capture import capture
+        from monitor.store import references
     except ImportError:
         _say("reference capture is not available in this build; drift detectors will report "
              "`no reference`")
@@ -212,8 +214,6 @@ def _capture_reference(settings: Settings, opts: DemoOptions, start_ms: int,
     except ValueError as exc:  # no events of the baseline in the span (e.g. a custom scenario)
         _say(f"no reference captured ({exc}); drift detectors will report `no reference`")
         return
-    from monitor.db import make_engine
-
     engine = make_engine(settings.database_url() or "")
     try:
         with engine.begin() as conn:

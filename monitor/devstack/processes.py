@@ -1,28 +1,98 @@
-"""Child processes of ``vitmon demo``: started with their output in log files, watched, and
-stopped so that nothing is left running.
+"""The one child-process helper of the dev stack: the embedded broker, the embedded PostgreSQL
+and every child of ``vitmon demo`` start, stop and report through it.
 
-Each child leads its own process group (so the terminal's Ctrl-C reaches only the demo, which
-then stops the children in order) and is told by the kernel to terminate if the demo itself is
-killed (``PR_SET_PDEATHSIG``, see :mod:`monitor.embedded`).
+A child leads its own process group, so a terminal's Ctrl-C reaches only its parent, which then
+stops children in order; its output goes to a log file; and when started from the main thread
+it is told by the kernel to terminate if its parent dies without running ``atexit`` (SIGKILL),
+through ``PR_SET_PDEATHSIG``. Stopping signals the whole group, then SIGKILLs what is left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from monitor.embedded import _die_with_parent, _stop_group, _tail
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+LOCALHOST = "127.0.0.1"
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """A TCP port nobody listens on right now (the OS picks it; a race is possible but rare)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A ``preexec_fn`` making the child receive ``sig`` when its parent dies (Linux only).
+
+    ``atexit`` does not run when the parent is SIGKILLed; this covers that case. Linux sends
+    the signal when the *thread* that forked exits, so it is only armed from the main thread:
+    a service (re)started from a worker thread, e.g. a timer restarting PostgreSQL, must not
+    die with that thread. The libc function is resolved here, so the forked child makes one
+    C call and nothing else.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, int(sig), 0, 0, 0)
+
+
+def spawn(argv: Sequence[str], log_path: Path, parent_death_signal: signal.Signals,
+          **popen: Any) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as the leader of a new process group, output appended to ``log_path``,
+    signalled with ``parent_death_signal`` if this process dies (see :func:`die_with_parent`).
+    ``popen``: further ``subprocess.Popen`` arguments (``env``, ``cwd``, ``user``...)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(  # noqa: S603 - argv built by vitmon, no shell
+            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=die_with_parent(parent_death_signal), **popen)
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM the process group led by ``proc``, then SIGKILL it; always reap ``proc``."""
+    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        # the leader is gone; make sure no child of it survives in the group
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return
+    log.error("process did not exit after SIGKILL pid=%d", proc.pid)
+
+
+def tail_of(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file ('' if unreadable)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 @dataclass
@@ -34,19 +104,18 @@ class Child:
 
 
 class Supervisor:
+    """The children of ``vitmon demo``: started with their output in ``log_dir/<name>.log``,
+    watched, and stopped newest first so that nothing is left running."""
+
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.children: list[Child] = []
 
     def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
               stop_signal: signal.Signals = signal.SIGTERM) -> Child:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
-        with open(log_path, "ab") as out:
-            proc = subprocess.Popen(  # noqa: S603 - argv built by the demo, no shell
-                list(argv), env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_die_with_parent(signal.SIGTERM))
+        proc = spawn(argv, log_path, signal.SIGTERM,
+                     env=dict(env) if env is not None else None)
         child = Child(name, proc, log_path, stop_signal)
         self.children.append(child)
         log.info("started name=%s pid=%d log=%s", name, proc.pid, log_path)
@@ -70,14 +139,14 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 log.warning("did not stop in time, killing name=%s pid=%d", child.name,
                             child.proc.pid)
-            _stop_group(child.proc, 0.1)  # SIGKILLs the group if anything of it survived
+            stop_group(child.proc, 0.1)  # SIGKILLs the group if anything of it survived
             log.info("stopped name=%s pid=%d rc=%s", child.name, child.proc.pid,
                      child.proc.returncode)
         self.children.clear()
 
 
 def tail(child: Child, lines: int = 15) -> str:
-    return _tail(child.log_path, lines)
+    return tail_of(child.log_path, lines)
 
 
 def wait_http(url: str, timeout_s: float, child: Child | None = None) -> bool:

@@ -30,11 +30,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Engine
 
-from monitor.config import Settings
+from monitor.app.config import Settings
 from monitor.contract import Batch
+from monitor.core.ingest.records import Record
+from monitor.core.windows import SLICE_SEPARATOR
 from monitor.errors import VitmonError
-from monitor.kafka_io import Record
+from monitor.reports.reference_capture import (
+    file_records,
+    select_batches,
+    slice_assigner,
+    topic_records,
+)
+from monitor.store import references
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +117,9 @@ def sample_profile(profile: Mapping[str, Any], cols: Columns, n: int,
 
 def _rows(records: Iterable[Record], settings: Settings, model: str, version: str,
           cols: Columns, window: tuple[int, int] | None, slice_name: str) -> dict[str, np.ndarray]:
-    from monitor.reference_capture import _select
-    from monitor.windows import SLICE_SEPARATOR, WindowAssigner
-    from slices import SliceCatalog, dimensions
-
     lo, hi = window if window is not None else (None, None)
-    batches, _ = _select(records, settings, model, version, lo, hi)
-    sl = settings.slices
-    assigner = WindowAssigner([], dimensions(sl.attributes, sl.crosses, sl.buckets),
-                              SliceCatalog(sl.max_values), settings.windows.size_s * 1000)
+    batches, _ = select_batches(records, settings, model, version, lo, hi)
+    assigner = slice_assigner(settings)
     parts: list[dict[str, np.ndarray]] = []
     for b in batches:
         b = b.take(np.flatnonzero(~b.is_error))  # error events carry no prediction or image
@@ -145,16 +148,12 @@ def write_report(reference: Mapping[str, np.ndarray], current: Mapping[str, np.n
     return snapshot.dict()
 
 
-def drift_report(settings: Settings, model: str, version: str, slice_name: str,
+def drift_report(settings: Settings, engine: Engine, model: str, version: str, slice_name: str,
                  window_start_ms: int, out: Path, reference_file: Path | None = None,
                  reference_rows: int = DEFAULT_REFERENCE_ROWS) -> dict[str, Any]:
     """Write the report for one window; returns a summary (row counts, source, drifted columns)."""
-    from monitor import references
-    from monitor.cli import _engine
-    from monitor.reference_capture import _file_records, _kafka_records
-
     _evidently()  # fail before a replay, not after it
-    with _engine(settings).connect() as conn:
+    with engine.connect() as conn:
         ref = references.active(conn, model, version)
     if ref is None:
         raise VitmonError(f"no active reference for {model} {version}: "
@@ -165,17 +164,14 @@ def drift_report(settings: Settings, model: str, version: str, slice_name: str,
     size_ms = settings.windows.size_s * 1000
     start = window_start_ms - window_start_ms % size_ms
     window = (start, start + size_ms)
-    current = _rows(_kafka_records(settings, *window), settings, model, version, cols, window,
-                    slice_name)
+    current = _rows(topic_records(settings), settings, model, version, cols, window, slice_name)
     n_current = len(next(iter(current.values()), ()))
     if n_current == 0:
         raise VitmonError(f"no events of {model} {version} in slice {slice_name} of the window "
                           f"starting at {start} (ms) on the predictions topic")
-    k = settings.kafka
     if reference_file is not None:
-        reference = _rows(_file_records(reference_file, k.predictions_topic, k.labels_topic),
-                          settings, model, version, cols, None,
-                          slice_name if own is not None else "all")
+        reference = _rows(file_records(reference_file, settings), settings, model, version, cols,
+                          None, slice_name if own is not None else "all")
         source = f"file:{reference_file.name}"
     else:
         reference = sample_profile(profile, cols, reference_rows)

@@ -1,6 +1,6 @@
 """``vitmon reference capture``: build a reference profile for one model version from a JSONL
-file (``vitmon simulate --out`` format: ``{"topic", "key", "value"}`` per line) or from the
-predictions topic over an event-time range, and store it (active) in PostgreSQL.
+file (raw events, or ``vitmon simulate --out`` messages: :mod:`monitor.core.ingest.jsonl`) or
+from the predictions topic over an event-time range; the command stores it (active).
 
 Labels found alongside (the labels topic, or label lines in the file) calibrate the label-free
 accuracy estimate of the ``performance`` detector.
@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 from tqdm import tqdm
 
-from monitor import decode, kafka_io
-from monitor.config import Settings
+from monitor.app.config import Settings
 from monitor.contract import Batch
-from monitor.kafka_io import Record
-from monitor.windows import SLICE_SEPARATOR, WindowAssigner
+from monitor.core import kafka
+from monitor.core.ingest import decode, jsonl
+from monitor.core.ingest.records import Record
+from monitor.core.windows import SLICE_SEPARATOR, WindowAssigner
 from slices import SliceCatalog, dimensions
 
 log = logging.getLogger(__name__)
@@ -41,27 +41,19 @@ class Captured:
     source: str
 
 
-def _file_records(path: Path, predictions_topic: str, labels_topic: str) -> Iterator[Record]:
-    with path.open("rb") as fh:
-        for i, line in enumerate(fh):
-            if not line.strip():
-                continue
-            obj = orjson.loads(line)
-            topic = obj.get("topic", predictions_topic)
-            kind = labels_topic if "label" in topic else predictions_topic
-            value = obj["value"]
-            value = value.encode() if isinstance(value, str) else orjson.dumps(value)
-            key = obj.get("key")
-            yield Record(kind, 0, i, key.encode() if isinstance(key, str) else None, value, 0)
+def file_records(path: Path, settings: Settings) -> Iterator[Record]:
+    """The records of a JSONL file (raw events or simulator messages) as if consumed from the
+    configured topics; a bad line raises :class:`~monitor.core.ingest.jsonl.JsonlError`."""
+    return jsonl.read_records(path, settings.kafka.predictions_topic, settings.kafka.labels_topic)
 
 
-def _kafka_records(settings: Settings, from_ms: int, to_ms: int) -> Iterator[Record]:
+def topic_records(settings: Settings) -> Iterator[Record]:
     """Every record of both topics up to their current end (a bounded replay)."""
     k = settings.kafka
-    source = kafka_io.make_source(k.client, k.bootstrap)
+    source = kafka.make_source(k.client, k.bootstrap)
     try:
         tps = [(t, p) for t in (k.predictions_topic, k.labels_topic)
-               for p in kafka_io.partitions_for(k.client, k.bootstrap, t)]
+               for p in kafka.partitions_for(k.client, k.bootstrap, t)]
         source.assign({tp: 0 for tp in tps})
         ends = source.end_offsets(tps)
         done: dict[tuple[str, int], int] = {}
@@ -75,8 +67,10 @@ def _kafka_records(settings: Settings, from_ms: int, to_ms: int) -> Iterator[Rec
         source.close()
 
 
-def _select(records: Iterable[Record], settings: Settings, model: str, version: str,
-            from_ms: int | None, to_ms: int | None) -> tuple[list[Batch], dict[str, int]]:
+def select_batches(records: Iterable[Record], settings: Settings, model: str, version: str,
+                   from_ms: int | None, to_ms: int | None) -> tuple[list[Batch], dict[str, int]]:
+    """The decoded events of one model version (in ``[from_ms, to_ms)`` when given) and the
+    labels found alongside (event_id -> label), read in chunks."""
     dims: dict[str, int] = {}
     batches: list[Batch] = []
     labels: dict[str, int] = {}
@@ -105,6 +99,13 @@ def _select(records: Iterable[Record], settings: Settings, model: str, version: 
     return batches, labels
 
 
+def slice_assigner(settings: Settings) -> WindowAssigner:
+    """A detector-less assigner that names each event's slices as ``vitmon run`` does."""
+    sl = settings.slices
+    return WindowAssigner([], dimensions(sl.attributes, sl.crosses, sl.buckets),
+                          SliceCatalog(sl.max_values), settings.windows.size_s * 1000)
+
+
 def _slice_profiles(batches: list[Batch], assigner: WindowAssigner,
                     config: Any) -> dict[str, dict[str, Any]]:
     """One sub-profile per slice (besides ``all``) with at least ``MIN_SLICE_EVENTS`` events:
@@ -130,14 +131,13 @@ def capture(settings: Settings, model: str, version: str, *, file: Path | None =
     from detectors.performance import build_performance_profile
     from detectors.reference import ProfileConfig, build_reference_profile
 
-    k = settings.kafka
     if file is not None:
-        records = _file_records(file, k.predictions_topic, k.labels_topic)
+        records = file_records(file, settings)
         source = f"file:{file.name}"
     else:
-        records = _kafka_records(settings, from_ms, to_ms)
+        records = topic_records(settings)
         source = f"range:{from_ms}..{to_ms}"
-    batches, labels = _select(records, settings, model, version, from_ms, to_ms)
+    batches, labels = select_batches(records, settings, model, version, from_ms, to_ms)
     n = sum(len(b) for b in batches)
     if n == 0:
         raise ValueError(f"no events of {model} {version} in {source}")
@@ -145,9 +145,7 @@ def capture(settings: Settings, model: str, version: str, *, file: Path | None =
     if embedding_sample is not None:
         config = ProfileConfig(embedding_sample_size=embedding_sample)
     profile = build_reference_profile(batches, config)
-    sl = settings.slices
-    assigner = WindowAssigner([], dimensions(sl.attributes, sl.crosses, sl.buckets),
-                              SliceCatalog(sl.max_values), settings.windows.size_s * 1000)
+    assigner = slice_assigner(settings)
     profile["slices"] = _slice_profiles(batches, assigner, config)
     conf, pred, lab, row_slices = [], [], [], []
     for b in batches:

@@ -15,10 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import orjson
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
-from monitor.config import WorstSliceSettings
+from monitor.app.config import WorstSliceSettings
+from monitor.contract import Finding, Severity, Status
+from monitor.store import findings, predictions
+from monitor.store.keys import WindowKey
 from slices.assign import MISSING
 from slices.discovery import SliceFinding, discover
 
@@ -40,11 +42,7 @@ def labelled_rows(conn: Connection, model: str, version: str, from_ms: int,
                   to_ms: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Attribute columns (``str``, ``missing`` where absent) and the error flag of every labelled
     successful prediction in the range."""
-    rows = conn.execute(text(
-        "SELECT p.attrs, p.pred <> l.label AS wrong FROM predictions p "
-        "JOIN labels l ON l.event_id = p.event_id WHERE p.model = :m AND p.model_version = :v "
-        "AND p.ts_ms >= :a AND p.ts_ms < :b AND NOT p.is_error"),
-        {"m": model, "v": version, "a": from_ms, "b": to_ms}).all()
+    rows = predictions.labelled(conn, model, version, from_ms, to_ms)
     names = sorted({k for r in rows for k in (r.attrs or {})})
     attrs = {k: np.array([str((r.attrs or {}).get(k, MISSING)) for r in rows], dtype=object)
              for k in names}
@@ -70,20 +68,14 @@ def run(engine: Engine, settings: WorstSliceSettings, model: str, version: str, 
 
 def store(conn: Connection, d: Discovery, min_effect: float) -> None:
     """Replace the range's findings (a re-run must not leave slices it no longer finds)."""
-    conn.execute(text("DELETE FROM findings WHERE detector = :d AND model = :m AND "
-                      "model_version = :v AND slice = 'all' AND window_start_ms = :a"),
-                 {"d": DETECTOR, "m": d.model, "v": d.model_version, "a": d.from_ms})
-    if not d.findings:
-        return
-    conn.execute(text(
-        "INSERT INTO findings (detector, detector_version, model, model_version, slice, "
-        "window_start_ms, window_end_ms, subject, status, severity, test, score, threshold, "
-        "p_value, n, details, revision) VALUES (:d, :dv, :m, :v, 'all', :a, :b, :sub, 'alert', "
-        "'ticket', 'slice-vs-rest-z', :score, :thr, :p, :n, CAST(:details AS jsonb), 1)"),
-        [{"d": DETECTOR, "dv": VERSION, "m": d.model, "v": d.model_version, "a": d.from_ms,
-          "b": d.to_ms, "sub": f.name, "score": f.effect, "thr": min_effect, "p": f.p_adjusted,
-          "n": f.n, "details": orjson.dumps(as_json(f, rank)).decode()}
-         for rank, f in enumerate(d.findings, start=1)])
+    key = WindowKey(DETECTOR, d.model, d.model_version, "all", d.from_ms)
+    findings.delete_window(conn, key)
+    findings.upsert_findings(conn, [
+        (key, d.to_ms, Finding(DETECTOR, VERSION, Status.ALERT, score=f.effect,
+                               threshold=min_effect, p_value=f.p_adjusted,
+                               severity=Severity.TICKET, n=f.n, subject=f.name,
+                               test="slice-vs-rest-z", details=as_json(f, rank)))
+        for rank, f in enumerate(d.findings, start=1)])
 
 
 def as_json(f: SliceFinding, rank: int) -> dict:

@@ -1,5 +1,6 @@
-"""The alerts and alert_transitions tables: read open alerts, write incidents and transitions,
-and the read-only views behind ``vitmon alerts``."""
+"""The ``alerts`` and ``alert_transitions`` tables: open alerts and their incidents and
+transitions (written inside the checkpoint), the delivery outbox the Alertmanager sender reads
+and updates, and the read-only views behind ``vitmon alerts``."""
 
 from __future__ import annotations
 
@@ -10,8 +11,20 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, text
 
-from monitor.alerts.state import OPEN, AlertState
-from monitor.contract import Finding, Severity, Status
+OPEN = ("pending", "firing", "suppressed")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """An alert's rule state (see :func:`monitor.alerting.state.step`)."""
+
+    state: str = "inactive"  # inactive | pending | firing | suppressed | resolved
+    consecutive: int = 0  # consecutive windows the condition has held
+    last_window_ms: int | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.state in OPEN
 
 
 @dataclass
@@ -90,17 +103,41 @@ def _params(inc: Incident) -> dict[str, Any]:
             "ann": orjson.dumps(inc.annotations).decode()}
 
 
-def group_findings(conn: Connection, model: str, version: str, slice_: str,
-                   window_ms: int) -> list[Finding]:
-    """Stored findings of one (model, version, slice, window), for composite rules."""
-    rows = conn.execute(text(
-        "SELECT detector, detector_version, status, severity, score, threshold, p_value, n, "
-        "subject, test, details FROM findings WHERE model = :m AND model_version = :v "
-        "AND slice = :s AND window_start_ms = :w ORDER BY detector, subject"),
-        {"m": model, "v": version, "s": slice_, "w": window_ms}).all()
-    return [Finding(r.detector, r.detector_version, Status(r.status), r.score, r.threshold,
-                    r.p_value, Severity(r.severity), int(r.n), r.subject, r.test, r.details)
-            for r in rows]
+_DUE = text(
+    "SELECT id, state, labels, annotations, fired_at, resolved_at FROM alerts "
+    "WHERE fired_at IS NOT NULL AND (next_attempt_at IS NULL OR next_attempt_at <= now()) AND ("
+    "(state = 'firing' AND (last_sent_state IS DISTINCT FROM 'firing' "
+    "  OR last_sent_at <= now() - make_interval(secs => :resend))) "
+    "OR (state IN ('resolved', 'suppressed') AND (last_sent_state IS DISTINCT FROM 'resolved' "
+    "  OR (resolved_at >= now() - make_interval(secs => :keep) "
+    "      AND last_sent_at <= now() - make_interval(secs => :resend))))) "
+    "ORDER BY id LIMIT :lim")
+
+
+def due(conn: Connection, resend_s: float, resolved_resend_s: float, limit: int) -> list[Any]:
+    """Alerts to (re-)send now: firing ones every ``resend_s``, resolved ones at least once and
+    then every ``resend_s`` for ``resolved_resend_s``, none while waiting after a failure."""
+    return conn.execute(_DUE, {"resend": resend_s, "keep": resolved_resend_s,
+                               "lim": limit}).all()
+
+
+def mark_sent(conn: Connection, ids: Sequence[int], state: str) -> None:
+    """Alertmanager accepted these alerts in ``state`` (firing or resolved)."""
+    conn.execute(text(
+        "UPDATE alerts SET last_sent_at = now(), last_sent_state = :s, "
+        "sent_count = sent_count + 1, send_attempts = 0, "
+        "next_attempt_at = NULL, last_error = NULL WHERE id = ANY(:ids)"),
+        {"s": state, "ids": list(ids)})
+
+
+def mark_failed(conn: Connection, ids: Sequence[int], error: str, retry_initial_s: float,
+                retry_max_s: float) -> None:
+    """A POST failed: count the attempt and back off (``retry_initial_s`` doubling, capped)."""
+    conn.execute(text(
+        "UPDATE alerts SET send_attempts = send_attempts + 1, last_error = :e, "
+        "next_attempt_at = now() + make_interval(secs => least(:mx, "
+        ":ini * power(2, send_attempts))) WHERE id = ANY(:ids)"),
+        {"e": error[:500], "mx": retry_max_s, "ini": retry_initial_s, "ids": list(ids)})
 
 
 def firing_counts(conn: Connection) -> dict[str, int]:

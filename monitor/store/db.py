@@ -1,4 +1,5 @@
-"""Database connection: engine creation, credential masking, and retry with backoff."""
+"""Database connections: engine creation, credential masking, retry with backoff, and the
+admin helpers (reachability, create/drop database) the dev stack and the tests use."""
 
 from __future__ import annotations
 
@@ -84,3 +85,61 @@ def with_retry(fn: Callable[[], T], *, initial_s: float, max_s: float,
                         what, attempt, delay, first[0] if first else type(exc).__name__)
             time.sleep(delay)
             delay = min(delay * 2, max_s)
+
+
+def _libpq_url(url: str) -> str:
+    """SQLAlchemy URL -> libpq URI for psycopg (drops the ``+driver`` suffix)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def check_database(url: str, timeout_s: float = 3.0) -> str | None:
+    """None when ``url`` accepts a connection within ``timeout_s``, else a one-line reason.
+
+    The reason never contains the password (libpq messages name host and user only).
+    """
+    import psycopg
+
+    try:
+        conninfo = _libpq_url(url)
+    except Exception:  # noqa: BLE001 - any parse error means "not a database URL"
+        return "not a valid database URL"
+    try:
+        with psycopg.connect(conninfo, connect_timeout=max(1, round(timeout_s))) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        # first line says what failed ("... port 5432 failed: Connection refused"); the rest
+        # are hints. libpq never echoes the password.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return " ".join(first.removeprefix("connection failed: ").split())
+    return None
+
+
+def with_database(admin_url: str, name: str) -> str:
+    """``admin_url`` pointing at database ``name`` instead."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def create_database(admin_url: str, name: str) -> str:
+    """Create database ``name`` (dropping any leftover of that name); return its URL."""
+    drop_database(admin_url, name)
+    _admin_execute(admin_url, "CREATE DATABASE {}", name)
+    log.info("database created name=%s", name)
+    return with_database(admin_url, name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop database ``name`` if it exists, disconnecting its clients (PostgreSQL >= 13)."""
+    _admin_execute(admin_url, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+
+
+def _admin_execute(admin_url: str, template: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    stmt = sql.SQL(template).format(sql.Identifier(name))
+    with psycopg.connect(_libpq_url(admin_url), autocommit=True, connect_timeout=10) as conn:
+        conn.execute(stmt)

@@ -1,15 +1,20 @@
-"""Upsert of findings produced outside the per-window detector path (SLO burn rates, version
-health comparisons) into the same ``findings`` table, with the same revision semantics."""
+"""The ``findings`` table: the latest evaluation of each (detector, window key, subject).
+
+:func:`upsert_findings` is the one place a finding becomes a row, for every producer (window
+detectors at checkpoint, SLO burn rates, version comparisons, worst-slice discovery); a
+re-evaluation overwrites the row and counts up its ``revision``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
-from monitor.contract import Finding, finite_or_none
-from monitor.windows import DeltaKey
+from monitor.contract import Finding, Severity, Status, finite_or_none
+from monitor.store.keys import WindowKey
 
 _UPSERT = text(
     "INSERT INTO findings (detector, detector_version, model, model_version, slice, "
@@ -24,7 +29,7 @@ _UPSERT = text(
     "revision = findings.revision + 1, evaluated_at = now()")
 
 
-def upsert_findings(conn: Connection, rows: Sequence[tuple[DeltaKey, int, Finding]]) -> None:
+def upsert_findings(conn: Connection, rows: Sequence[tuple[WindowKey, int, Finding]]) -> None:
     """``rows``: (key, window_end_ms, finding)."""
     if not rows:
         return
@@ -36,3 +41,40 @@ def upsert_findings(conn: Connection, rows: Sequence[tuple[DeltaKey, int, Findin
          "p": finite_or_none(f.p_value), "n": int(f.n),
          "details": orjson.dumps(f.details, option=orjson.OPT_SERIALIZE_NUMPY).decode()}
         for k, end, f in rows])
+
+
+def delete_window(conn: Connection, key: WindowKey) -> None:
+    """Drop every finding (all subjects) of one key, before a re-run replaces them."""
+    conn.execute(text("DELETE FROM findings WHERE detector = :d AND model = :m AND "
+                      "model_version = :v AND slice = :s AND window_start_ms = :w"),
+                 {"d": key.detector, "m": key.model, "v": key.model_version, "s": key.slice,
+                  "w": key.window_start_ms})
+
+
+def group_findings(conn: Connection, model: str, version: str, slice_: str,
+                   window_ms: int) -> list[Finding]:
+    """Stored findings of one (model, version, slice, window), for composite alert rules."""
+    rows = conn.execute(text(
+        "SELECT detector, detector_version, status, severity, score, threshold, p_value, n, "
+        "subject, test, details FROM findings WHERE model = :m AND model_version = :v "
+        "AND slice = :s AND window_start_ms = :w ORDER BY detector, subject"),
+        {"m": model, "v": version, "s": slice_, "w": window_ms}).all()
+    return [Finding(r.detector, r.detector_version, Status(r.status), r.score, r.threshold,
+                    r.p_value, Severity(r.severity), int(r.n), r.subject, r.test, r.details)
+            for r in rows]
+
+
+def list_findings(engine: Engine, since_ms: int | None = None, detector: str | None = None,
+                  status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """What ``vitmon findings --json`` prints: newest windows first."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT detector, detector_version, model, model_version, slice, subject, "
+            "window_start_ms, window_end_ms, status, severity, test, score, threshold, p_value, n, "
+            "revision, evaluated_at FROM findings "
+            "WHERE (CAST(:since AS bigint) IS NULL OR window_start_ms >= :since) "
+            "AND (CAST(:det AS text) IS NULL OR detector = :det) "
+            "AND (CAST(:st AS text) IS NULL OR status = :st) "
+            "ORDER BY window_start_ms DESC, detector, model, model_version, slice, subject "
+            "LIMIT :lim"), {"since": since_ms, "det": detector, "st": status, "lim": limit}).all()
+    return [{**r._asdict(), "evaluated_at": r.evaluated_at.isoformat()} for r in rows]

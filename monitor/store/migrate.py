@@ -26,7 +26,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     once must not race to create the same tables."""
     from sqlalchemy import create_engine, text
 
-    from monitor.db import normalise_url
+    from monitor.store.db import normalise_url
 
     engine = create_engine(normalise_url(url))
     try:

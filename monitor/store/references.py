@@ -1,5 +1,5 @@
-"""Reference profiles in PostgreSQL: store, list, show, activate, and the lookup the
-checkpoint uses when it evaluates a window.
+"""The ``reference_profiles`` table: store, list, show, activate, and the cached lookup the
+checkpoint uses when it observes and evaluates a window.
 
 A version without an active reference falls back to the active reference of the model's
 configured baseline version (``models.<name>.baseline_version``); with neither, detectors that
@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, text
 
 from monitor.contract import Reference, decode_value, encode_value
@@ -22,8 +23,6 @@ def store(conn: Connection, model: str, version: str, profile: Mapping[str, Any]
     if activate:
         conn.execute(text("UPDATE reference_profiles SET active = false WHERE model = :m "
                           "AND model_version = :v AND active"), {"m": model, "v": version})
-    import orjson
-
     return conn.execute(text(
         "INSERT INTO reference_profiles (model, model_version, source, n_events, profile, "
         "summary, active) VALUES (:m, :v, :src, :n, :p, CAST(:s AS jsonb), :a) RETURNING id"),
@@ -50,6 +49,14 @@ def list_all(conn: Connection) -> list[dict[str, Any]]:
     return [{**r._asdict(), "created_at": r.created_at.isoformat()} for r in rows]
 
 
+def show(conn: Connection, reference_id: int) -> dict[str, Any] | None:
+    """One reference's metadata and summary (not its profile); None if there is none."""
+    row = conn.execute(text("SELECT id, model, model_version, source, n_events, active, "
+                            "created_at, summary FROM reference_profiles WHERE id = :i"),
+                       {"i": reference_id}).one_or_none()
+    return None if row is None else row._asdict()
+
+
 def load(conn: Connection, reference_id: int) -> Reference:
     r = conn.execute(text("SELECT id, model, model_version, profile FROM reference_profiles "
                           "WHERE id = :i"), {"i": reference_id}).one()
@@ -63,7 +70,7 @@ def active(conn: Connection, model: str, version: str) -> Reference | None:
     return load(conn, r.id) if r else None
 
 
-class ReferenceLookup:
+class CachedReferenceLookup:
     """Active reference per (model, version), falling back to the baseline version's.
     Cached per process; ``vitmon reference activate`` takes effect on restart or after
     ``ttl_checkpoints`` checkpoints."""

@@ -17,17 +17,16 @@ class EvenOddState:
 class EvenOdd(DataclassStateCodec):
     """Share of even predicted classes (a toy, but through the real plugin path).
 
-    >>> from monitor.testing import make_batch, make_context
+    >>> from monitor.testing import make_context, synthetic_batch
     >>> d = EvenOdd()
-    >>> d.evaluate(d.observe(d.empty(), make_batch(n=50)), make_context())[0].n
+    >>> d.evaluate(d.observe(d.empty(), synthetic_batch(n=50)), make_context())[0].n
     50
     """
 
     name: ClassVar[str] = "even_odd"
     version: ClassVar[int] = 1
     state_type: ClassVar[type] = EvenOddState
-    needs_embedding: ClassVar[bool] = False
-    needs_probs: ClassVar[bool] = False
+    wide_columns: ClassVar[frozenset[str]] = frozenset({"attrs"})
 
     def empty(self) -> EvenOddState:
         return EvenOddState(0, 0)
@@ -57,17 +56,16 @@ class LabelCountState:
 class LabelCounts(DataclassStateCodec):
     """Labelled and correctly predicted events per window: exercises ``observe_labels``.
 
-    >>> from monitor.testing import make_batch, make_context
+    >>> from monitor.testing import make_context, synthetic_batch
     >>> d = LabelCounts()
-    >>> d.evaluate(d.observe(d.empty(), make_batch(n=40)), make_context())[0].n
+    >>> d.evaluate(d.observe(d.empty(), synthetic_batch(n=40)), make_context())[0].n
     40
     """
 
     name: ClassVar[str] = "label_counts"
     version: ClassVar[int] = 1
     state_type: ClassVar[type] = LabelCountState
-    needs_embedding: ClassVar[bool] = False
-    needs_probs: ClassVar[bool] = False
+    wide_columns: ClassVar[frozenset[str]] = frozenset({"attrs"})
 
     def empty(self) -> LabelCountState:
         return LabelCountState(0, 0, 0)

@@ -1,6 +1,7 @@
-"""The fairness audit of a time range: the ``fairness`` detector's window states merged and
-audited by the same code as ``vitmon fairness report`` (:mod:`monitor.fairness_report`), so the
-page, its CSV/HTML downloads and the command line show the same numbers."""
+"""The fairness audit of a time range: the ``fairness`` detector's window states merged
+(:mod:`monitor.reports.fairness_report`) and audited and rendered by the same code as
+``vitmon fairness report`` (:mod:`detectors.fairness_report`), so the page, its CSV/HTML
+downloads and the command line show the same numbers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from sqlalchemy import Connection
 
 from detectors.fairness import Fairness
 from detectors.fairness_audit import Audit
-from monitor.fairness_report import NoFairnessData, load_state, render_csv, render_html
+from detectors.fairness_report import render_csv, render_html
+from monitor.reports.fairness_report import NoReportData, merged_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +35,8 @@ def fairness_audit(conn: Connection, params_json: str, alpha: float, model: str,
     if not det.dimensions:
         return None
     try:  # one indexed range read of window_states (primary-key prefix)
-        state, windows = load_state(conn.engine, det, model, version, start_ms, end_ms, slice_)
-    except NoFairnessData:
+        state, windows = merged_state(conn.engine, det, model, version, start_ms, end_ms, slice_)
+    except NoReportData:
         return None
     result = det.audit(state, alpha)
     return FairnessAudit(result, windows, render_csv(result),

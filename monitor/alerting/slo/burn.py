@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.alerting.slo.spec import format_duration as _w
 from monitor.contract import Finding, Severity, Status
-from monitor.slo.spec import format_duration as _w
 
 DETECTOR = "slo_burn_rate"
 DETECTOR_VERSION = 1
@@ -54,7 +54,7 @@ def detection_time_s(long_window_s: float, threshold: float, objective: float,
 
 @dataclass(frozen=True, slots=True)
 class Tier:
-    """A burn-rate tier with its derived threshold (see :mod:`monitor.slo.spec`)."""
+    """A burn-rate tier with its derived threshold (see :mod:`monitor.alerting.slo.spec`)."""
 
     name: str
     severity: str  # "page" | "ticket"

@@ -24,13 +24,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
+from monitor.alerting.slo.burn import DETECTOR, SloVerdict, Tier, judge, rolling_sums, to_finding
+from monitor.alerting.slo.spec import (
+    BUCKET_S,
+    BurnRatePolicy,
+    SloSpec,
+    format_duration,
+    slice_conditions,
+    tiers_of,
+)
 from monitor.contract import Batch, Finding
-from monitor.finding_rows import upsert_findings
-from monitor.slo.burn import DETECTOR, SloVerdict, Tier, judge, rolling_sums, to_finding
-from monitor.slo.spec import BUCKET_S, BurnRatePolicy, SloSpec, slice_conditions, tiers_of
-from monitor.windows import DeltaKey
+from monitor.core.checkpoint import CheckpointResult
+from monitor.core.metrics import Metrics
+from monitor.store import slo as slo_tables
+from monitor.store.findings import upsert_findings
+from monitor.store.keys import WindowKey
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +84,11 @@ class CompiledSlo:
 
 
 class SloHook:
-    """A :class:`monitor.checkpoint.CheckpointHook` (plus ``on_labels`` and ``after_commit``)."""
+    """A :class:`~monitor.core.checkpoint.CheckpointHook`, also a ``LabelHook`` and an
+    ``AfterCommitHook``."""
 
-    def __init__(self, slos: Sequence[SloSpec], policy: BurnRatePolicy, metrics: Any = None) -> None:
+    def __init__(self, slos: Sequence[SloSpec], policy: BurnRatePolicy,
+                 metrics: Metrics | None = None) -> None:
         self.slos = [CompiledSlo.of(s, policy) for s in slos]
         self.by_model: dict[str, list[CompiledSlo]] = {}
         for c in self.slos:
@@ -131,41 +143,21 @@ class SloHook:
         acc[1] += total
 
     # -- 2 -----------------------------------------------------------------------------------
-    def before_commit(self, conn: Connection, result: Any) -> None:
+    def before_commit(self, conn: Connection, result: CheckpointResult) -> None:
         self._attempt(conn)
-        self._store_buckets(conn)
-        rows: list[tuple[DeltaKey, int, Finding]] = []
+        slo_tables.add_buckets(conn, self._deltas)
+        rows: list[tuple[WindowKey, int, Finding]] = []
         for c in self.slos:
             rows += self._judge(conn, c, result.watermark_ms)
         upsert_findings(conn, rows)
         result.findings.extend((k, f) for k, _, f in rows)
 
-    def _store_buckets(self, conn: Connection) -> None:
-        if not self._deltas:
-            return
-        keys = sorted(self._deltas)
-        conn.execute(text(
-            "INSERT INTO slo_buckets (slo, bucket_start_ms, good, total) "
-            "SELECT * FROM unnest(CAST(:s AS text[]), CAST(:b AS bigint[]), CAST(:g AS bigint[]), "
-            "CAST(:t AS bigint[])) ON CONFLICT (slo, bucket_start_ms) DO UPDATE SET "
-            "good = slo_buckets.good + excluded.good, total = slo_buckets.total + excluded.total"),
-            {"s": [k[0] for k in keys], "b": [k[1] for k in keys],
-             "g": [self._deltas[k][0] for k in keys], "t": [self._deltas[k][1] for k in keys]})
-
     def _judge(self, conn: Connection, c: CompiledSlo, watermark_ms: int
-               ) -> list[tuple[DeltaKey, int, Finding]]:
+               ) -> list[tuple[WindowKey, int, Finding]]:
         name = c.spec.name
         target = (watermark_ms - self.delay_ms) // BUCKET_MS * BUCKET_MS
-        row = conn.execute(text("SELECT evaluated_to_ms FROM slo_progress WHERE slo = :s "
-                                "FOR UPDATE"), {"s": name}).first()
-        if row is not None:
-            start = row.evaluated_to_ms
-        else:  # first time: start judging at the end of the first minute with events
-            start = conn.execute(text("SELECT min(bucket_start_ms) FROM slo_buckets "
-                                      "WHERE slo = :s"), {"s": name}).scalar()
-            if start is None:
-                return []
-        if target <= start:
+        start = slo_tables.judged_to(conn, name)
+        if start is None or target <= start:
             return []
         ends = np.arange(start + BUCKET_MS, target + 1, BUCKET_MS, dtype=np.int64)
         if len(ends) > MAX_STEPS:
@@ -173,13 +165,7 @@ class SloHook:
             ends = ends[-MAX_STEPS:]
         period_ms = c.spec.period_days * 86_400_000
         span = max(period_ms, max(c.windows_s) * 1000)
-        data = conn.execute(text(
-            "SELECT bucket_start_ms, good, total FROM slo_buckets WHERE slo = :s "
-            "AND bucket_start_ms >= :lo AND bucket_start_ms < :hi ORDER BY bucket_start_ms"),
-            {"s": name, "lo": int(ends[0]) - span, "hi": int(ends[-1])}).all()
-        starts = np.array([r[0] for r in data], dtype=np.int64)
-        good = np.array([r[1] for r in data], dtype=np.int64)
-        total = np.array([r[2] for r in data], dtype=np.int64)
+        starts, good, total = slo_tables.buckets(conn, name, int(ends[0]) - span, int(ends[-1]))
         sums = {w: (rolling_sums(starts, good, ends, w * 1000), rolling_sums(starts, total, ends, w * 1000))
                 for w in c.windows_s}
         pg, pt = rolling_sums(starts, good, ends, period_ms), rolling_sums(starts, total, ends, period_ms)
@@ -190,20 +176,16 @@ class SloHook:
             verdict = judge(c.tiers, counts, (int(pg[i]), int(pt[i])), c.spec.objective,
                             self.min_events)
             finding = to_finding(name, c.spec.sli, c.spec.objective, c.spec.period_days, verdict)
-            key = DeltaKey(DETECTOR, c.spec.model, ALL_VERSIONS, c.spec.slice_name, end - BUCKET_MS)
+            key = WindowKey(DETECTOR, c.spec.model, ALL_VERSIONS, c.spec.slice_name, end - BUCKET_MS)
             out.append((key, end, finding))
         self._latest[name] = verdict
-        conn.execute(text(
-            "INSERT INTO slo_progress (slo, evaluated_to_ms) VALUES (:s, :t) ON CONFLICT (slo) "
-            "DO UPDATE SET evaluated_to_ms = excluded.evaluated_to_ms, updated_at = now()"),
-            {"s": name, "t": int(ends[-1])})
+        slo_tables.set_judged_to(conn, name, int(ends[-1]))
         if int(ends[-1]) // 3_600_000 != start // 3_600_000:  # hourly: drop buckets nobody reads
-            conn.execute(text("DELETE FROM slo_buckets WHERE slo = :s AND bucket_start_ms < :cut"),
-                         {"s": name, "cut": int(ends[-1]) - span - 86_400_000})
+            slo_tables.drop_buckets_before(conn, name, int(ends[-1]) - span - 86_400_000)
         return out
 
     # -- 3 -----------------------------------------------------------------------------------
-    def after_commit(self, result: Any) -> None:
+    def after_commit(self, result: CheckpointResult) -> None:
         if self.metrics is not None:
             kinds = {c.spec.name: c.spec.sli for c in self.slos}
             for (slo, _), (g, t) in self._deltas.items():
@@ -211,5 +193,13 @@ class SloHook:
                     self.metrics.slo_events.labels(slo, "good").inc(g)
                     self.metrics.slo_events.labels(slo, "bad").inc(t - g)
             for slo, verdict in self._latest.items():
-                self.metrics.record_slo(slo, verdict)
+                record_slo(self.metrics, slo, verdict)
         self._conn, self._deltas, self._latest = None, {}, {}
+
+
+def record_slo(metrics: Metrics, slo: str, verdict: SloVerdict) -> None:
+    """Burn rate per window and the budget left of one SLO at its last judged minute."""
+    for tv in verdict.tiers:
+        for seconds, value in ((tv.tier.long_s, tv.burn_long), (tv.tier.short_s, tv.burn_short)):
+            metrics.slo_burn_rate.labels(slo, format_duration(seconds)).set(value)
+    metrics.slo_budget.labels(slo).set(verdict.budget_remaining)

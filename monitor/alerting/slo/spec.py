@@ -1,4 +1,4 @@
-"""SLO specs and burn-rate tiers as typed settings (sections of :class:`monitor.config.Settings`).
+"""SLO specs and burn-rate tiers as typed settings (sections of :class:`monitor.app.config.Settings`).
 
 A tier's burn-rate threshold is derived from the share of the period's error budget it may
 consume (Google SRE Workbook, "Alerting on SLOs"): ``b = budget_share x period / long_window``.
@@ -25,7 +25,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from monitor.errors import ConfigError
 
 BUCKET_S = 60  # good/total counts are kept per 1-minute event-time bucket
-DEFAULTS_PATH = Path(__file__).resolve().parents[1] / "defaults" / "alerting.yaml"
+DEFAULTS_PATH = Path(__file__).resolve().parents[2] / "defaults" / "alerting.yaml"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 

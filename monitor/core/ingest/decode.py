@@ -1,7 +1,7 @@
 """Decode and validate Kafka records into columnar batches: the consumer's hot path.
 
 Each message is parsed with ``orjson`` and checked against event contract v1 (see
-``monitor.events`` and the brief) by cheap inline type checks; a valid event becomes one tuple in
+``monitor.core.ingest.events`` and the brief) by cheap inline type checks; a valid event becomes one tuple in
 its model's row list, and the lists become numpy columns at the end (base64 embeddings are joined
 and cast once per model, array values are checked vectorised). Bad records never raise: each
 becomes a :class:`Rejection` that keeps the original key, bytes, partition and offset, with a
@@ -41,7 +41,7 @@ first accepted event of an unknown model that carries an embedding (probs) fixes
 caller persists both with its checkpoint, so a restart decodes identically.
 
 >>> from types import SimpleNamespace as Rec
->>> from monitor.events import encode_prediction
+>>> from monitor.core.ingest.events import encode_prediction
 >>> ok = encode_prediction({"event_id": "e1", "ts": "2026-01-01T00:00:00.5Z", "model": "m",
 ...     "model_version": "1", "latency_ms": 12, "status": "ok", "pred": 1,
 ...     "probs": [0.25, 0.75], "embedding": [0.5, -1, 2], "attrs": {"cam": 7}})
@@ -75,7 +75,7 @@ import numpy as np
 import orjson
 
 from monitor.contract import Batch
-from monitor.events import LABEL_SCHEMA, MAX_MESSAGE_BYTES, PREDICTION_SCHEMA
+from monitor.core.ingest.events import LABEL_SCHEMA, MAX_MESSAGE_BYTES, PREDICTION_SCHEMA
 
 OVERSIZED, EMPTY, MALFORMED_JSON, NON_FINITE = "oversized", "empty", "malformed_json", "non_finite"
 BAD_SCHEMA, MISSING_FIELD, WRONG_TYPE, BAD_VALUE = (
@@ -101,7 +101,7 @@ _DTYPES = {"f16": _F16, "f32": _F32}
 
 
 class RecordLike(Protocol):
-    """What the decoder reads from a consumed record (``monitor.kafka_io.Record`` fits).
+    """What the decoder reads from a consumed record (``monitor.core.kafka.Record`` fits).
     Read-only properties, so frozen dataclasses and named tuples match too."""
 
     @property
@@ -731,7 +731,7 @@ def decode_labels(records: Iterable[RecordLike], *,
     """Decode label records (``vit.label/v1``); same reason codes as predictions.
 
     >>> from types import SimpleNamespace as Rec
-    >>> from monitor.events import encode_label
+    >>> from monitor.core.ingest.events import encode_label
     >>> vals = [encode_label("e1", 3, "2026-01-01T00:00:00Z", "human"), b'{"label": 1}']
     >>> out = decode_labels([Rec(topic="vit.labels", partition=2, offset=o, key=None, value=v,
     ...                          timestamp_ms=0) for o, v in enumerate(vals)])

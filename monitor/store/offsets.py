@@ -1,0 +1,80 @@
+"""The ``consumer_offsets`` table: the next offset to read per (group, partition), committed in
+the same transaction as the results, with the highest event time seen (the watermark) and the
+last log end read (for lag)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from monitor.store.keys import TopicPartition
+
+
+def lock(conn: Connection, group: str,
+         tps: Sequence[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
+    """Lock the rows of ``tps`` (sorted: no deadlocks) -> (watermark_ms, next_offset)."""
+    tps = sorted(tps)
+    rows = conn.execute(text(
+        "SELECT topic, kafka_partition, next_offset, watermark_ms FROM consumer_offsets "
+        "WHERE consumer_group = :g AND (topic, kafka_partition) IN "
+        "(SELECT * FROM unnest(CAST(:t AS text[]), CAST(:p AS int[]))) "
+        "ORDER BY topic, kafka_partition FOR UPDATE"),
+        {"g": group, "t": [t for t, _ in tps], "p": [p for _, p in tps]}).all()
+    return {(r.topic, r.kafka_partition): (r.watermark_ms, r.next_offset) for r in rows}
+
+
+def save(conn: Connection, group: str, next_offsets: Mapping[TopicPartition, int],
+         watermarks: Mapping[TopicPartition, int],
+         high_watermarks: Mapping[TopicPartition, int]) -> None:
+    """Store the next offset and watermark of each partition read; for partitions not read
+    this time only their log end (``high_watermarks``) moves."""
+    rows = [{"g": group, "t": tp[0], "p": tp[1], "o": nxt, "w": watermarks[tp],
+             "h": high_watermarks.get(tp)} for tp, nxt in next_offsets.items()]
+    idle = [{"g": group, "t": tp[0], "p": tp[1], "h": h}
+            for tp, h in high_watermarks.items() if tp not in next_offsets]
+    if idle:
+        conn.execute(text(
+            "UPDATE consumer_offsets SET high_watermark = :h WHERE consumer_group = :g "
+            "AND topic = :t AND kafka_partition = :p"), idle)
+    if rows:
+        conn.execute(text(
+            "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset, "
+            "watermark_ms, high_watermark) VALUES (:g, :t, :p, :o, :w, :h) "
+            "ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET "
+            "next_offset = excluded.next_offset, watermark_ms = excluded.watermark_ms, "
+            "high_watermark = excluded.high_watermark, updated_at = now()"), rows)
+
+
+def positions(conn: Connection, group: str) -> dict[TopicPartition, tuple[int, int]]:
+    """Every committed partition of ``group`` -> (next_offset, watermark_ms)."""
+    rows = conn.execute(text("SELECT topic, kafka_partition, next_offset, watermark_ms "
+                             "FROM consumer_offsets WHERE consumer_group = :g"),
+                        {"g": group}).all()
+    return {(r.topic, r.kafka_partition): (r.next_offset, r.watermark_ms) for r in rows}
+
+
+def register(conn: Connection, group: str, tps: Sequence[TopicPartition]) -> None:
+    """An offsets row (at 0) for every partition not yet known, so status shows idle ones too."""
+    conn.execute(text(
+        "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset, "
+        "watermark_ms) VALUES (:g, :t, :p, 0, 0) ON CONFLICT DO NOTHING"),
+        [{"g": group, "t": t, "p": p} for t, p in tps])
+
+
+def max_watermark(conn: Connection) -> int | None:
+    """The highest event time any consumer has committed (None before the first checkpoint)."""
+    return conn.execute(text("SELECT max(watermark_ms) FROM consumer_offsets")).scalar()
+
+
+def partitions(conn: Connection, group: str) -> list[dict[str, Any]]:
+    """Per partition of ``group``: committed offset, log end, lag, watermark (``vitmon status``)."""
+    rows = conn.execute(text(
+        "SELECT topic, kafka_partition, next_offset, high_watermark, watermark_ms, updated_at "
+        "FROM consumer_offsets WHERE consumer_group = :g ORDER BY 1, 2"), {"g": group}).all()
+    return [{"topic": r.topic, "partition": r.kafka_partition, "committed_offset": r.next_offset,
+             "high_watermark": r.high_watermark,
+             "lag": None if r.high_watermark is None else max(r.high_watermark - r.next_offset, 0),
+             "watermark_ms": r.watermark_ms, "updated_at": r.updated_at.isoformat()}
+            for r in rows]

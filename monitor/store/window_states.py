@@ -1,0 +1,167 @@
+"""The ``window_states`` table: one detector state per (detector, model, version, slice, window).
+
+Every read of a state goes through :func:`load_states` -- the checkpoint's merge and evaluation,
+the version comparisons and the range reports alike -- so one function selects, locks, unpacks
+(zlib) and decodes (the detector's ``loads``) states. A checkpoint adds deltas with
+:func:`merge_deltas`: new keys are inserted, existing ones locked in key order (two processes
+never deadlock) and merged with the detector's associative ``merge``, so the stored state is the
+same whatever the checkpoint boundaries or the number of processes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from monitor.contract import Detector
+from monitor.store.keys import WindowKey
+
+_COLUMNS = ("SELECT ws.detector, ws.model, ws.model_version, ws.slice, ws.window_start_ms, "
+            "ws.state, ws.n_events FROM window_states ws")
+_JOIN_KEYS = (" JOIN unnest(CAST(:kd AS text[]), CAST(:km AS text[]), CAST(:kv AS text[]), "
+              "CAST(:ks AS text[]), CAST(:kw AS bigint[])) AS k(d, m, v, s, w) "
+              "ON ws.detector = k.d AND ws.model = k.m AND ws.model_version = k.v "
+              "AND ws.slice = k.s AND ws.window_start_ms = k.w")
+
+
+def pack(data: bytes) -> bytes:
+    return zlib.compress(data, 1)
+
+
+def unpack(data: bytes) -> bytes:
+    return zlib.decompress(data)
+
+
+@dataclass
+class StoredState:
+    """A stored state; decoded on first access of :attr:`state` (evaluation reads each once)."""
+
+    key: WindowKey
+    n_events: int
+    detector: Detector
+    blob: bytes = field(repr=False)
+    _state: Any = field(default=None, repr=False)
+
+    @property
+    def state(self) -> Any:
+        if self._state is None:
+            self._state = self.detector.loads(unpack(self.blob))
+        return self._state
+
+
+def load_states(conn: Connection, detectors: Mapping[str, Detector], *,
+                keys: Sequence[WindowKey] | None = None, model: str | None = None,
+                versions: Sequence[str] | None = None, slice_: str | None = None,
+                windows: tuple[int, int] | None = None, dirty_until: int | None = None,
+                dirty: bool = False, lock: bool = False) -> list[StoredState]:
+    """States of the ``detectors`` (by name) that match every given filter, in key order.
+
+    ``keys``: exactly these keys. ``windows``: window starts in ``[lo, hi)``. ``dirty``: only
+    states changed since their last evaluation, and with ``dirty_until`` only windows ending by
+    then. ``lock``: ``FOR UPDATE`` (inside a checkpoint). Rows of detectors not in ``detectors``
+    (disabled since) are locked like the others but not returned."""
+    where = ["ws.detector = ANY(:dets)"] if keys is None else []
+    params: dict[str, Any] = {"dets": sorted(detectors)}
+    for column, op, name, value in (("model", "=", "m", model),
+                                    ("model_version", "= ANY", "vs", versions),
+                                    ("slice", "=", "s", slice_),
+                                    ("window_start_ms", ">=", "lo", windows and windows[0]),
+                                    ("window_start_ms", "<", "hi", windows and windows[1]),
+                                    ("window_end_ms", "<=", "h", dirty_until)):
+        if value is not None:
+            where.append(f"ws.{column} {op}(:{name})" if op == "= ANY" else
+                         f"ws.{column} {op} :{name}")
+            params[name] = list(value) if op == "= ANY" else value
+    if dirty:
+        where = [w for w in where if not w.startswith("ws.detector")] + ["ws.dirty"]
+    sql = _COLUMNS
+    if keys is not None:
+        sql += _JOIN_KEYS
+        params.update(_key_columns(keys))
+        order = " ORDER BY 1, 2, 3, 4, 5"  # key order: concurrent mergers lock alike
+    else:
+        order = " ORDER BY ws.detector, ws.model, ws.model_version, ws.window_start_ms, ws.slice"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += order + (" FOR UPDATE OF ws" if lock else "")
+    out = []
+    for r in conn.execute(text(sql), params).all():
+        det = detectors.get(r.detector)
+        if det is not None:
+            key = WindowKey(r.detector, r.model, r.model_version, r.slice, r.window_start_ms)
+            out.append(StoredState(key, int(r.n_events), det, r.state))
+    return out
+
+
+def merge_deltas(conn: Connection, detectors: Mapping[str, Detector],
+                 deltas: Mapping[WindowKey, Any], counts: Mapping[WindowKey, int],
+                 window_size_ms: int) -> None:
+    """Merge per-key deltas into the stored states and mark them dirty (not yet evaluated)."""
+    if not deltas:
+        return
+    keys = sorted(deltas, key=WindowKey.as_tuple)
+    params = [{"d": k.detector, "m": k.model, "v": k.model_version, "s": k.slice,
+               "w": k.window_start_ms, "e": k.window_start_ms + window_size_ms,
+               "dv": detectors[k.detector].version, "n": counts[k],
+               "st": pack(detectors[k.detector].dumps(deltas[k]))} for k in keys]
+    # New keys take the delta as their state; for keys that exist, DO NOTHING waits for a
+    # concurrent inserter to commit, then the merge below sees its committed state.
+    inserted = conn.execute(text(
+        "INSERT INTO window_states (detector, model, model_version, slice, window_start_ms, "
+        "window_end_ms, detector_version, n_events, state, dirty) "
+        "SELECT * FROM unnest(CAST(:d AS text[]), CAST(:m AS text[]), CAST(:v AS text[]), "
+        "CAST(:s AS text[]), CAST(:w AS bigint[]), CAST(:e AS bigint[]), CAST(:dv AS int[]), "
+        "CAST(:n AS bigint[]), CAST(:st AS bytea[]), "
+        "array_fill(true, ARRAY[cardinality(CAST(:d AS text[]))])) "
+        "ON CONFLICT DO NOTHING "
+        "RETURNING detector, model, model_version, slice, window_start_ms"),
+        columns(params)).all()
+    fresh = {tuple(r) for r in inserted}
+    existing = [k for k in keys if k.as_tuple() not in fresh]
+    if not existing:
+        return
+    updates = []
+    for stored in load_states(conn, detectors, keys=existing, lock=True):
+        key, det = stored.key, stored.detector
+        updates.append({"d": key.detector, "m": key.model, "v": key.model_version,
+                        "s": key.slice, "w": key.window_start_ms,
+                        "n": stored.n_events + counts[key],
+                        "st": pack(det.dumps(det.merge(stored.state, deltas[key])))})
+    conn.execute(text(
+        "UPDATE window_states ws SET state = u.st, n_events = u.n, dirty = true, "
+        "updated_at = now() FROM unnest(CAST(:d AS text[]), CAST(:m AS text[]), "
+        "CAST(:v AS text[]), CAST(:s AS text[]), CAST(:w AS bigint[]), CAST(:n AS bigint[]), "
+        "CAST(:st AS bytea[])) AS u(d, m, v, s, w, n, st) WHERE ws.detector = u.d "
+        "AND ws.model = u.m AND ws.model_version = u.v AND ws.slice = u.s "
+        "AND ws.window_start_ms = u.w"), columns(updates))
+
+
+def mark_evaluated(conn: Connection, dirty_until: int | None) -> None:
+    """Clear ``dirty`` on the states :func:`load_states` (``dirty=True``) just returned."""
+    conn.execute(text(
+        "UPDATE window_states SET dirty = false WHERE dirty "
+        "AND (CAST(:h AS bigint) IS NULL OR window_end_ms <= :h)"), {"h": dirty_until})
+
+
+def versions_in_window(conn: Connection, detector: str, model: str, window_start_ms: int,
+                       besides: str) -> list[str]:
+    """The model's versions (other than ``besides``) with a state of ``detector`` in the window."""
+    return [v for (v,) in conn.execute(text(
+        "SELECT DISTINCT model_version FROM window_states WHERE detector = :d AND model = :m "
+        "AND window_start_ms = :w AND model_version <> :b ORDER BY 1"),
+        {"d": detector, "m": model, "w": window_start_ms, "b": besides}).all()]
+
+
+def columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Row dicts -> one list per parameter, for ``unnest`` (one statement, not N)."""
+    return {name: [r[name] for r in rows] for name in rows[0]} if rows else {}
+
+
+def _key_columns(keys: Sequence[WindowKey]) -> dict[str, list[Any]]:
+    return {"kd": [k.detector for k in keys], "km": [k.model for k in keys],
+            "kv": [k.model_version for k in keys], "ks": [k.slice for k in keys],
+            "kw": [k.window_start_ms for k in keys]}

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from monitor.schema import Base
+from monitor.store.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

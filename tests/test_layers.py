@@ -143,3 +143,20 @@ def test_the_cycle_finder_sees_a_cycle_hidden_in_a_function_and_type_checking(tm
     graph = import_graph(modules(tmp_path, ["pkg"]))
     assert graph["pkg.d"] == {"pkg.a"}
     assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
+
+
+def test_sql_is_written_only_in_the_store_and_the_ui_queries():
+    """Elsewhere SQLAlchemy appears only as types (``Engine``, ``Connection``)."""
+    allowed = ("monitor.store", "ui.queries")
+    offenders = []
+    for name, path in modules(ROOT).items():
+        if name.startswith(allowed):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+                offenders += [f"{name}: {a.name}" for a in node.names
+                              if a.name not in {"Engine", "Connection"}]
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                offenders += [f"{name}: {m}" for m in mods if (m or "").startswith("psycopg")]
+    assert offenders == []

@@ -5,7 +5,8 @@ Revises: 0001
 """
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from migrations.columns import create
 
 revision = "0002"
 down_revision = "0001"
@@ -14,26 +15,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "reference_profiles",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("model", sa.Text(), nullable=False),
-        sa.Column("model_version", sa.Text(), nullable=False),
-        sa.Column("source", sa.Text(), nullable=False),
-        sa.Column("n_events", sa.BigInteger(), nullable=False),
-        sa.Column("profile", sa.LargeBinary(), nullable=False),
-        sa.Column("summary", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    op.create_index("ix_reference_model", "reference_profiles", ["model", "model_version"])
+    create("reference_profiles", "id serial, model text, model_version text, source text, "
+           "n_events bigint, profile bytes, summary jsonb, active bool, created_at now", pk=("id",),
+           indexes={"ix_reference_model": ["model", "model_version"]})
     op.create_index("uq_reference_active", "reference_profiles", ["model", "model_version"],
                     unique=True, postgresql_where=sa.text("active"))
 
 
 def downgrade() -> None:
-    op.drop_index("uq_reference_active", table_name="reference_profiles")
-    op.drop_index("ix_reference_model", table_name="reference_profiles")
     op.drop_table("reference_profiles")

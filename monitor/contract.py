@@ -130,24 +130,14 @@ class Batch:
 
     def take(self, index: np.ndarray) -> Batch:
         """Rows selected by an integer or boolean index, as a new Batch."""
-        pick = lambda a: a[index]  # noqa: E731 - local shorthand
-        return Batch(
-            event_id=pick(self.event_id),
-            ts_ms=pick(self.ts_ms),
-            model=pick(self.model),
-            model_version=pick(self.model_version),
-            latency_ms=pick(self.latency_ms),
-            is_error=pick(self.is_error),
-            pred=pick(self.pred),
-            confidence=pick(self.confidence),
-            probs=pick(self.probs),
-            has_probs=pick(self.has_probs),
-            embedding=pick(self.embedding),
-            has_embedding=pick(self.has_embedding),
-            image={k: pick(v) for k, v in self.image.items()},
-            attrs={k: pick(v) for k, v in self.attrs.items()},
-            extras={k: pick(v) for k, v in self.extras.items()},
-        )
+        arrays = {name: getattr(self, name)[index] for name in _BATCH_ARRAYS}
+        maps = {name: {k: v[index] for k, v in getattr(self, name).items()}
+                for name in _BATCH_MAPS}
+        return Batch(**arrays, **maps)
+
+
+_BATCH_MAPS = ("image", "attrs", "extras")
+_BATCH_ARRAYS = tuple(f.name for f in dataclasses.fields(Batch) if f.name not in _BATCH_MAPS)
 
 
 @dataclass(frozen=True, slots=True)

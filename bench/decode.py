@@ -15,26 +15,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import orjson
 
 from monitor.core.ingest.decode import B64_BACKEND, _b64decode, decode_predictions
 from monitor.core.ingest.events import PREDICTIONS_TOPIC, embedding_to_b64, encode_prediction
+from monitor.core.ingest.records import Record
 
 
-@dataclass(frozen=True, slots=True)
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int
-
-
-def make_records(n: int, dim: int, b64: bool, seed: int = 0) -> list[Rec]:
+def make_records(n: int, dim: int, b64: bool, seed: int = 0) -> list[Record]:
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(n, 10))
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
@@ -57,7 +47,7 @@ def make_records(n: int, dim: int, b64: bool, seed: int = 0) -> list[Rec]:
             ev["embedding_b64"], ev["embedding_dtype"] = embedding_to_b64(emb[i], "f16")
         else:
             ev["embedding"] = emb[i]
-        out.append(Rec(PREDICTIONS_TOPIC, i % 3, i, b"2026.11.3", encode_prediction(ev), t0))
+        out.append(Record(PREDICTIONS_TOPIC, i % 3, i, b"2026.11.3", encode_prediction(ev), t0))
     return out
 
 
@@ -70,7 +60,7 @@ def best_of(repeat: int, run) -> float:
     return best
 
 
-def bench(name: str, records: list[Rec], batch: int, repeat: int) -> float:
+def bench(name: str, records: list[Record], batch: int, repeat: int) -> float:
     def run() -> None:
         dims: dict[str, int] = {}
         counts: dict[str, int] = {}

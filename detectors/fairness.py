@@ -115,6 +115,9 @@ class Fairness(DataclassStateCodec):
         object.__setattr__(self, "attributes", tuple(self.attributes))
         object.__setattr__(self, "intersections", tuple(tuple(i) for i in self.intersections))
         object.__setattr__(self, "positive_classes", tuple(int(c) for c in self.positive_classes))
+        object.__setattr__(self, "min_group_size", int(self.min_group_size))  # env: text
+        for name in ("min_ratio", "max_difference", "confidence"):
+            object.__setattr__(self, name, float(getattr(self, name)))
         for name, ok in (("min_group_size", self.min_group_size >= 1),
                          ("min_ratio", 0 < self.min_ratio <= 1),
                          ("max_difference", 0 <= self.max_difference <= 1),

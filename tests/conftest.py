@@ -18,6 +18,7 @@ import pytest
 from monitor.devstack.broker import EmbeddedBroker
 from monitor.devstack.postgres import EmbeddedPostgres
 from monitor.store.db import check_database, create_database, drop_database
+from tests.alertmanager_support import Alertmanager
 
 LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SERVICE_FIXTURES = frozenset({"broker", "pg_admin_url", "fresh_db_url", "db_url_factory"})
@@ -81,6 +82,15 @@ def db_url_factory(pg_admin_url: str) -> Iterator[Callable[[], str]]:
     yield make
     for name in names:
         drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def alertmanager(tmp_path: pytest.TempPathFactory) -> Iterator[Alertmanager]:
+    """A real Alertmanager (Debian's ``prometheus-alertmanager``) on a free port, for this test."""
+    am = Alertmanager(tmp_path)
+    am.start()
+    yield am
+    am.stop()
 
 
 @pytest.fixture

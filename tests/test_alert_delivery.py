@@ -10,23 +10,12 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from tests.alerting_support import alerts_json, error_stream, seen_in_alertmanager, write_config
-from tests.alertmanager_support import Alertmanager
 from tests.support import make_topics, monitor_env, produce, run_cli, start_monitor
 
 CLIENT = "confluent-kafka"
 T0 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
 MIN = 60_000
-
-
-@pytest.fixture
-def alertmanager(tmp_path):
-    am = Alertmanager(tmp_path)
-    am.start()
-    yield am
-    am.stop()
 
 
 def _env(broker, db_url, topics, config, am):

@@ -15,8 +15,6 @@ import json
 import subprocess
 import time
 
-import pytest
-
 from monitor.alerting.slo.burn import detection_time_s
 from tests.alerting_support import alerts_json, evaluated_to, slo_ratio, write_config
 from tests.alertmanager_support import Alertmanager
@@ -28,14 +26,6 @@ START_MS = 1_793_491_200_000
 BUCKET_MS = 60_000
 
 
-@pytest.fixture
-def alertmanager(tmp_path):
-    am = Alertmanager(tmp_path)
-    am.start()
-    yield am
-    am.stop()
-
-
 def _simulate(env, topics, manifest, scenario: str, rate: float, duration: float,
               speedup: float | None) -> subprocess.Popen:
     pace = ["--speedup", str(speedup)] if speedup else ["--as-fast-as-possible"]
@@ -45,6 +35,16 @@ def _simulate(env, topics, manifest, scenario: str, rate: float, duration: float
          "--predictions-topic", topics.predictions, "--labels-topic", topics.labels,
          "--no-progress", "--manifest", str(manifest), *pace],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _publish_then_consume(env, topics, tmp_path, scenario: str, rate: float, duration: float,
+                          timeout_s: float) -> None:
+    """The whole scenario published as fast as possible, then consumed until idle."""
+    sim = _simulate(env, topics, tmp_path / "m.json", scenario, rate, duration, None)
+    assert sim.wait(timeout_s) == 0, sim.stderr.read()
+    log = tmp_path / "monitor.log"
+    assert start_monitor(env, "--exit-when-idle", "3", log=log).wait(timeout_s) == 0, \
+        log.read_text()
 
 
 def _watch(am: Alertmanager, sim: subprocess.Popen, done) -> dict:
@@ -155,10 +155,7 @@ def test_steady_traffic_fires_nothing(broker, db_url_factory, topic_names, tmp_p
     env = monitor_env(broker.bootstrap, db_url, topics, CLIENT, VITMON_CONFIG=str(config),
                       VITMON_ALERTMANAGER_URL=alertmanager.url, VITMON_DETECTORS="traffic",
                       VITMON_SLICES__ATTRIBUTES="[]")
-    sim = _simulate(env, topics, tmp_path / "m.json", "steady", 2, 2 * 3600, None)
-    assert sim.wait(600) == 0, sim.stderr.read()
-    log = tmp_path / "monitor.log"
-    assert start_monitor(env, "--exit-when-idle", "3", log=log).wait(600) == 0, log.read_text()
+    _publish_then_consume(env, topics, tmp_path, "steady", 2, 2 * 3600, timeout_s=600)
     judged = query(db_url, "SELECT count(*), count(*) FILTER (WHERE status = 'alert') FROM "
                    "findings WHERE detector = 'slo_burn_rate'")[0]
     assert judged[0] > 200 and judged[1] == 0  # ~2 h of minutes per SLO judged, none bad
@@ -175,10 +172,7 @@ def test_canary_regression_recommends_rollback_of_the_canary_only(broker, db_url
     env = monitor_env(broker.bootstrap, db_url, topics, CLIENT, VITMON_CONFIG=str(config),
                       VITMON_DETECTORS="traffic,version_health", VITMON_WINDOWS__SIZE_S="600",
                       VITMON_SLICES__ATTRIBUTES="[]")
-    sim = _simulate(env, topics, tmp_path / "m.json", "canary-regression", 3, 4 * 3600, None)
-    assert sim.wait(900) == 0, sim.stderr.read()
-    log = tmp_path / "monitor.log"
-    assert start_monitor(env, "--exit-when-idle", "3", log=log).wait(900) == 0, log.read_text()
+    _publish_then_consume(env, topics, tmp_path, "canary-regression", 3, 4 * 3600, timeout_s=900)
     rows = query(db_url, "SELECT model_version, status, severity, details->>'verdict' AS verdict, "
                  "details->'worse' AS worse FROM findings WHERE detector = 'version_health' "
                  "AND subject <> ''")

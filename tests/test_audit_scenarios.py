@@ -107,11 +107,11 @@ def test_fairness_gap_is_reported_with_an_interval_excluding_zero(broker, topic_
 def test_steady_fires_no_fairness_finding_over_100_windows(broker, topic_names, db_url_factory,
                                                             tmp_path):
     messages, _ = simulate(tmp_path, "steady", rate=5, duration=7200)
-    topics, db_url, env = setup(broker, topic_names, db_url_factory,
-                                VITMON_DETECTORS="fairness", VITMON_WINDOWS__SIZE_S="60",
-                                VITMON_FAIRNESS__ATTRIBUTES='["group", "customer_tier"]',
-                                VITMON_FAIRNESS__INTERSECTIONS='[["group", "region"]]',
-                                VITMON_FAIRNESS__POSITIVE_CLASSES="[3, 7]")
+    # The detector's own parameters (the fairness-gap test above uses the older `fairness` keys).
+    params = ("{fairness: {attributes: [group, customer_tier], intersections: [[group, region]], "
+              "positive_classes: [3, 7]}}")
+    topics, db_url, env = setup(broker, topic_names, db_url_factory, VITMON_DETECTORS="fairness",
+                                VITMON_WINDOWS__SIZE_S="60", VITMON_DETECTORS__PARAMS=params)
     consume(env, tmp_path, broker, topics, messages, "steady")
     windows = query(db_url, "SELECT window_start_ms, status FROM findings WHERE "
                             "detector = 'fairness' AND slice = 'all' AND subject = ''")

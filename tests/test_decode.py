@@ -4,9 +4,9 @@ valid events, learning of embedding dimensions and class counts, labels. No brok
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -30,18 +30,12 @@ from monitor.core.ingest.events import (
     encode_label,
     encode_prediction,
 )
+from monitor.core.ingest.records import Record
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 
-@dataclass(frozen=True, slots=True)
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int = 0
+Rec = functools.partial(Record, timestamp_ms=0)  # a consumed record; the decoder ignores the time
 
 
 def event(**changes) -> dict:
@@ -60,7 +54,7 @@ def raw(**changes) -> bytes:
 
 
 def recs(*values: bytes | None, topic: str = PREDICTIONS_TOPIC, partition: int = 3,
-         first: int = 100) -> list[Rec]:
+         first: int = 100) -> list[Record]:
     return [Rec(topic, partition, first + i, b"key-%d" % i, v) for i, v in enumerate(values)]
 
 
@@ -498,7 +492,7 @@ def test_no_records():
 
 # --- labels -----------------------------------------------------------------------------------
 
-def label_recs(*values) -> list[Rec]:
+def label_recs(*values) -> list[Record]:
     return recs(*values, topic=LABELS_TOPIC)
 
 

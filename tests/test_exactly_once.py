@@ -14,15 +14,7 @@ import pytest
 from monitor.core import kafka as kafka_io
 from monitor.core.ingest.events import REASON_HEADER
 from monitor.devstack.synthetic import synthetic_stream
-from tests.support import (
-    make_topics,
-    monitor_env,
-    produce,
-    query,
-    start_monitor,
-    status_json,
-    window_counts,
-)
+from tests.support import make_topics, monitor_env, produce, query, start_monitor, status_json, window_counts
 
 pytestmark = pytest.mark.integration
 CLIENTS = ["confluent-kafka", "kafka-python"]

@@ -9,15 +9,7 @@ import pytest
 
 from monitor.core.ingest.events import encode_label
 from monitor.devstack.synthetic import synthetic_stream
-from tests.support import (
-    install_plugin,
-    make_topics,
-    monitor_env,
-    produce,
-    query,
-    start_monitor,
-    status_json,
-)
+from tests.support import install_plugin, make_topics, monitor_env, produce, query, start_monitor, status_json
 
 pytestmark = pytest.mark.integration
 

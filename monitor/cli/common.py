@@ -18,11 +18,15 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 Subparsers = Any  # argparse's private _SubParsersAction
 
 
-def command(parent: Subparsers, name: str, help_: str, handler: Handler) -> argparse.ArgumentParser:
-    """A subcommand of ``parent`` whose ``--help`` shows ``help_``, run by ``handler``."""
+def command(parent: Subparsers, name: str, help_: str, handler: Handler,
+            *options: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
+    """A subcommand of ``parent`` whose ``--help`` shows ``help_``, run by ``handler``, with the
+    shared ``options`` (e.g. :func:`model_version`, :func:`time_range`) first."""
     p = parent.add_parser(name, help=help_, description=help_,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(handler=handler)
+    for add in options:
+        add(p)
     return p
 
 
@@ -40,8 +44,14 @@ def time_arg(value: str) -> int:
     return ms
 
 
+def model_version(p: argparse.ArgumentParser) -> None:
+    """``--model M --version V``."""
+    p.add_argument("--model", required=True)
+    p.add_argument("--version", required=True)
+
+
 def time_range(p: argparse.ArgumentParser, required: bool = True) -> None:
-    """``--from T --to T`` (event time)."""
+    """``--from T --to T`` (event time; optional with ``required=False``)."""
     p.add_argument("--from", dest="from_", type=time_arg, required=required, metavar="T")
     p.add_argument("--to", type=time_arg, required=required, metavar="T")
 

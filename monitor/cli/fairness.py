@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from monitor.app.config import Settings
-from monitor.cli.common import Subparsers, command, engine, group, time_range
+from monitor.cli.common import Subparsers, command, engine, group, model_version, time_range
 
 DETECTOR = "fairness"  # the entry point of the detector whose audit this command exports
 
@@ -24,12 +24,9 @@ def cmd_fairness_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Subparsers) -> None:
-    fair = group(sub, "fairness", "fairness audit")
-    p = command(fair, "report", "the fairness audit of a model version over an event-time "
-                "range, as a self-contained HTML file or CSV", cmd_fairness_report)
-    p.add_argument("--model", required=True)
-    p.add_argument("--version", required=True)
-    time_range(p)
+    p = command(group(sub, "fairness", "fairness audit"), "report",
+                "the fairness audit of a model version over an event-time range, as a "
+                "self-contained HTML file or CSV", cmd_fairness_report, model_version, time_range)
     p.add_argument("--format", choices=["html", "csv"], default="html")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--slice", default="all", help="audit inside this slice (default: all)")

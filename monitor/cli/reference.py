@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from monitor.app.config import Settings
-from monitor.cli.common import Subparsers, command, engine, group, print_json, time_range
+from monitor.cli.common import Subparsers, command, engine, group, model_version, print_json, time_range
 
 
 def cmd_capture(args: argparse.Namespace, settings: Settings) -> int:
@@ -71,9 +71,7 @@ def register(sub: Subparsers) -> None:
     ref = group(sub, "reference", "versioned reference profiles")
     p = command(ref, "capture", "build and store a reference profile for a model version from a "
                 "JSONL file (raw events, or vitmon simulate --out) or the predictions topic over "
-                "an event-time range", cmd_capture)
-    p.add_argument("--model", required=True)
-    p.add_argument("--version", required=True)
+                "an event-time range", cmd_capture, model_version)
     p.add_argument("--file", type=Path, help="JSONL of raw events or of {topic, key, value} "
                    "messages (vitmon simulate --out)")
     time_range(p, required=False)

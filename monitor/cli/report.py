@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from monitor.app.config import Settings
-from monitor.cli.common import Subparsers, command, engine, group, time_arg
+from monitor.cli.common import Subparsers, command, engine, group, model_version, time_arg
 
 
 def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
@@ -23,12 +23,10 @@ def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
 def register(sub: Subparsers) -> None:
     from monitor.reports.drift_report import DEFAULT_REFERENCE_ROWS
 
-    rep = group(sub, "report", "deep-dive reports")
-    p = command(rep, "drift", "Evidently's data drift report (HTML) for one window of one slice "
-                "vs the active reference; the window's events are replayed from the predictions "
-                "topic", cmd_drift)
-    p.add_argument("--model", required=True)
-    p.add_argument("--version", required=True)
+    p = command(group(sub, "report", "deep-dive reports"), "drift",
+                "Evidently's data drift report (HTML) for one window of one slice vs the active "
+                "reference; the window's events are replayed from the predictions topic",
+                cmd_drift, model_version)
     p.add_argument("--slice", default="all", help="e.g. camera_id=cam-03 (default: all)")
     p.add_argument("--window-start", required=True, type=time_arg, metavar="T",
                    help="any time inside the window (RFC 3339 or epoch ms)")

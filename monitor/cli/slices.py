@@ -6,7 +6,7 @@ import argparse
 import json
 
 from monitor.app.config import Settings
-from monitor.cli.common import Subparsers, command, engine, group, time_range
+from monitor.cli.common import Subparsers, command, engine, group, model_version, time_range
 
 
 def cmd_discover(args: argparse.Namespace, settings: Settings) -> int:
@@ -29,12 +29,9 @@ def cmd_discover(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Subparsers) -> None:
-    sl = group(sub, "slices", "slices")
-    p = command(sl, "discover", "worst-slice discovery over the labelled predictions of a range; "
-                "writes `worst_slice` findings", cmd_discover)
-    p.add_argument("--model", required=True)
-    p.add_argument("--version", required=True)
-    time_range(p)
+    p = command(group(sub, "slices", "slices"), "discover",
+                "worst-slice discovery over the labelled predictions of a range; writes "
+                "`worst_slice` findings", cmd_discover, model_version, time_range)
     p.add_argument("--alpha", type=float, default=0.05, help="false discovery rate")
     p.add_argument("--dry-run", action="store_true", help="print, do not write findings")
     p.add_argument("--json", action="store_true")

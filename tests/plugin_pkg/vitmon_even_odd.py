@@ -56,10 +56,16 @@ class LabelCountState:
 class LabelCounts(DataclassStateCodec):
     """Labelled and correctly predicted events per window: exercises ``observe_labels``.
 
-    >>> from monitor.testing import make_context, synthetic_batch
+    Two labels arrive for predictions of class 1 and 2, then the second is replaced (-1/+1):
+
+    >>> from types import SimpleNamespace as Labelled
+    >>> from monitor.testing import synthetic_batch
     >>> d = LabelCounts()
-    >>> d.evaluate(d.observe(d.empty(), synthetic_batch(n=40)), make_context())[0].n
-    40
+    >>> s = d.observe(d.empty(), synthetic_batch(n=40))
+    >>> s = d.observe_labels(s, Labelled(pred=np.array([1, 2, 2, 2]), label=np.array([1, 2, 2, 0]),
+    ...                                  weight=np.array([1, 1, -1, 1])))
+    >>> s
+    LabelCountState(predictions=40, labelled=2, correct=1)
     """
 
     name: ClassVar[str] = "label_counts"

@@ -12,13 +12,6 @@ MAX_ROWS = 5000  # safety cap for per-window series (a week of 5-minute windows 
 
 
 @dataclass(frozen=True, slots=True)
-class ModelVersion:
-    model: str
-    version: str
-    accepted: int
-
-
-@dataclass(frozen=True, slots=True)
 class Extent:
     """Event-time span of the evaluated windows (None when nothing was evaluated yet)."""
 
@@ -94,6 +87,13 @@ def existing_tables(conn: Connection) -> frozenset[str]:
     (alerts, SLOs) show an empty state instead of an error."""
     rows = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))
     return frozenset(r[0] for r in rows)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    model: str
+    version: str
+    accepted: int
 
 
 def model_versions(conn: Connection) -> tuple[ModelVersion, ...]:
@@ -254,12 +254,14 @@ def discoveries(conn: Connection, model: str, version: str, start_ms: int, end_m
         "AND window_start_ms >= :a AND window_start_ms < :b) "
         "ORDER BY (details->>'rank')::int LIMIT :lim"),
         {"m": model, "v": version, "a": start_ms, "b": end_ms, "lim": limit})
-    out = []
-    for r in rows:
-        d = r.details or {}
-        ci = d.get("error_rate_ci") or (None, None)
-        out.append(Discovery(r.subject, int(d.get("rank", 0)), int(r.n),
-                             float(d.get("error_rate", "nan")),
-                             float(d.get("overall_error_rate", "nan")),
-                             (ci[0], ci[1]), r.p_value, r.window_start_ms, r.window_end_ms))
-    return tuple(out)
+    return tuple(_discovery(r.subject, r.n, r.p_value, r.window_start_ms, r.window_end_ms,
+                            r.details or {}) for r in rows)
+
+
+def _discovery(subject: str, n: int, p_adjusted: float | None, from_ms: int, to_ms: int,
+               details: Mapping[str, Any]) -> Discovery:
+    ci = details.get("error_rate_ci") or (None, None)
+    return Discovery(subject, int(details.get("rank", 0)), int(n),
+                     float(details.get("error_rate", "nan")),
+                     float(details.get("overall_error_rate", "nan")), (ci[0], ci[1]),
+                     p_adjusted, from_ms, to_ms)

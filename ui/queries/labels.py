@@ -72,13 +72,6 @@ def _counts(r) -> Counts:  # noqa: ANN001 - a result row
 
 
 @dataclass(frozen=True, slots=True)
-class WindowCounts:
-    window_start_ms: int
-    version: str
-    counts: Counts
-
-
-@dataclass(frozen=True, slots=True)
 class GroupCounts:
     """Counts of one slice, or of one cell of a two-attribute heat map."""
 
@@ -99,10 +92,10 @@ class VersionSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class ClassShare:
+class WindowCounts:
+    window_start_ms: int
     version: str
-    pred: int
-    n: int
+    counts: Counts
 
 
 def accuracy_series(conn: Connection, model: str, versions: Sequence[str], start_ms: int,
@@ -169,6 +162,13 @@ def version_summaries(conn: Connection, model: str, start_ms: int,
         {"m": model, "a": start_ms, "b": end_ms})
     return tuple(VersionSummary(r.model_version, _counts(r), r.p50, r.p95, r.p99,
                                 int(r.first_ms), int(r.last_ms)) for r in rows)
+
+
+@dataclass(frozen=True, slots=True)
+class ClassShare:
+    version: str
+    pred: int
+    n: int
 
 
 def class_shares(conn: Connection, model: str, versions: Sequence[str], start_ms: int,

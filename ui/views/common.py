@@ -8,10 +8,12 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 import streamlit as st
 
+from ui import store
 from ui.links import format_time, page_for_detector
 from ui.nav import Context
 from ui.queries.findings import FindingPoint
 from ui.queries.labels import Counts
+from ui.queries.ops import SloPoint, slo_series
 
 #: How a finding status reads in tables (plain words: they survive copy-paste into tickets).
 STATUS_ICON = {"ok": "ok", "warn": "warn", "alert": "ALERT",
@@ -95,3 +97,25 @@ def table(df: pd.DataFrame, **columns: object) -> None:
     config = {"open": LINK_COLUMN, **NUMBER_COLUMNS, **columns}
     st.dataframe(df, hide_index=True, width="stretch",
                  column_config={k: v for k, v in config.items() if k in df.columns})
+
+
+def findings_in_alert(ctx: Context, incidents: Sequence[FindingPoint], limit: int, note: str) -> None:
+    """Without the alert engine's tables: ``note``, then the newest detector findings in alert."""
+    st.caption(note)
+    if incidents:
+        table(findings_frame(incidents[:limit], ctx))
+    else:
+        empty("Nothing in alert", "No detector finding is in alert in this range.")
+
+
+def slo_points(ctx: Context, no_tables: str, none_title: str,
+               none_why: str) -> tuple[SloPoint, ...] | None:
+    """The SLO burn-rate points of the view; None, after an empty state saying why, if none."""
+    if "slo_buckets" not in ctx.tables:
+        empty("No SLO tables", no_tables)
+        return None
+    points = store.get(slo_series, ctx.model, ctx.start_ms, ctx.end_ms)
+    if not points:
+        empty(none_title, none_why)
+        return None
+    return points

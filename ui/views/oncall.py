@@ -41,12 +41,8 @@ def render(ctx: Context) -> None:
 
 def _alerts(ctx: Context, incidents: tuple[qf.FindingPoint, ...]) -> None:
     if "alerts" not in ctx.tables:
-        st.caption("No alert tables in this database (alert engine not migrated): detector "
-                   "findings in alert, newest first.")
-        if incidents:
-            common.table(common.findings_frame(incidents[:50], ctx))
-        else:
-            common.empty("Nothing in alert", "No detector finding is in alert in this range.")
+        common.findings_in_alert(ctx, incidents, 50, "No alert tables in this database (alert "
+                                 "engine not migrated): detector findings in alert, newest first.")
         return
     alerts = store.get(qo.alerts, ctx.start_ms, ctx.end_ms, ctx.model)
     if not alerts:
@@ -109,12 +105,10 @@ def _latency(ctx: Context, incidents: tuple[qf.FindingPoint, ...]) -> None:
 
 
 def _burn(ctx: Context) -> None:
-    if "slo_buckets" not in ctx.tables:
-        common.empty("No SLO tables", "This database has no SLO tables yet (`vitmon db upgrade`).")
-        return
-    points = store.get(qo.slo_series, ctx.model, ctx.start_ms, ctx.end_ms)
-    if not points:
-        common.empty("No SLO evaluated", "Configure `slos:` in vitmon.yaml to get burn rates.")
+    points = common.slo_points(ctx, "This database has no SLO tables yet (`vitmon db upgrade`).",
+                               "No SLO evaluated", "Configure `slos:` in vitmon.yaml to get burn "
+                               "rates.")
+    if points is None:
         return
     latest = {p.slo: p for p in points}
     rows = []

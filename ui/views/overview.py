@@ -39,20 +39,15 @@ def render(ctx: Context) -> None:
               if "alerts" in ctx.tables else None)
     firing = store.get(qo.firing_by_severity, ctx.model) if alerts is not None else None
     _kpis(ctx, overall, firing, incidents)
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Accuracy over time")
-        _accuracy(ctx, series)
-    with right:
-        st.subheader("SLO error budget")
-        _slo(ctx)
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Most affected slices")
-        _affected(ctx, incidents)
-    with right:
-        st.subheader("Firing now")
-        _firing(ctx, alerts, incidents)
+    panels = [[("Accuracy over time", lambda: _accuracy(ctx, series)),
+               ("SLO error budget", lambda: _slo(ctx))],
+              [("Most affected slices", lambda: _affected(ctx, incidents)),
+               ("Firing now", lambda: _firing(ctx, alerts, incidents))]]
+    for row in panels:  # two rows of two panels
+        for column, (title, draw) in zip(st.columns(2), row):
+            with column:
+                st.subheader(title)
+                draw()
 
 
 def _kpis(ctx: Context, overall: ql.Counts, firing: Mapping[str, int] | None,
@@ -111,14 +106,11 @@ def _accuracy(ctx: Context, series: tuple[ql.WindowCounts, ...]) -> None:
 
 
 def _slo(ctx: Context) -> None:
-    if "slo_buckets" not in ctx.tables:
-        common.empty("No SLO tables", "Run `vitmon db upgrade` with a version that has SLOs.")
-        return
-    points = store.get(qo.slo_series, ctx.model, ctx.start_ms, ctx.end_ms)
-    if not points:
-        common.empty("No SLO evaluated for this model",
-                     "Configure `slos:` (latency, availability or accuracy) in vitmon.yaml; each "
-                     "SLO is judged every minute of event time.")
+    points = common.slo_points(ctx, "Run `vitmon db upgrade` with a version that has SLOs.",
+                               "No SLO evaluated for this model",
+                               "Configure `slos:` (latency, availability or accuracy) in "
+                               "vitmon.yaml; each SLO is judged every minute of event time.")
+    if points is None:
         return
     latest = {p.slo: p for p in points}
     cols = st.columns(min(len(latest), 4))
@@ -159,12 +151,8 @@ def _affected(ctx: Context, incidents: tuple[qf.FindingPoint, ...]) -> None:
 def _firing(ctx: Context, alerts: tuple[qo.Alert, ...] | None,
             incidents: tuple[qf.FindingPoint, ...]) -> None:
     if alerts is None:
-        st.caption("The alert engine's tables are not in this database; showing the newest "
-                   "detector findings in alert instead.")
-        if incidents:
-            common.table(common.findings_frame(incidents[:20], ctx))
-        else:
-            common.empty("Nothing in alert", "No detector finding is in alert in this range.")
+        common.findings_in_alert(ctx, incidents, 20, "The alert engine's tables are not in this "
+                                 "database; showing the newest detector findings in alert instead.")
         return
     firing = [a for a in alerts if a.state == "firing"]
     if not firing:

@@ -7,20 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from monitor.core.kafka.base import (
-    CLIENT_MAX_MESSAGE_BYTES,
-    CONFLUENT,
-    FETCH_MAX_BYTES,
-    PARTITION_FETCH_BYTES,
-    REQUEST_TIMEOUT_S,
-    DeliveryErrors,
-    Headers,
-    KafkaIOError,
-    Record,
-    SourceBase,
-    TopicPartitionKey,
-    describe,
-)
+import monitor.core.kafka.base as kb
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +30,9 @@ def _confluent_consumer_conf(bootstrap: str) -> dict[str, Any]:
         "enable.partition.eof": False,
         "allow.auto.create.topics": False,
         "auto.offset.reset": "earliest",  # an offset below retention resumes at the oldest kept
-        "fetch.max.bytes": FETCH_MAX_BYTES,
-        "max.partition.fetch.bytes": PARTITION_FETCH_BYTES,
-        "receive.message.max.bytes": FETCH_MAX_BYTES + (1 << 20),
+        "fetch.max.bytes": kb.FETCH_MAX_BYTES,
+        "max.partition.fetch.bytes": kb.PARTITION_FETCH_BYTES,
+        "receive.message.max.bytes": kb.FETCH_MAX_BYTES + (1 << 20),
         "queued.max.messages.kbytes": 128 << 10,  # prefetch bound (KiB): 128 MiB in all
         "fetch.wait.max.ms": 100,
         "check.crcs": False,
@@ -55,7 +42,7 @@ def _confluent_consumer_conf(bootstrap: str) -> dict[str, Any]:
 def _confluent_producer_conf(bootstrap: str) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap,
-        "message.max.bytes": CLIENT_MAX_MESSAGE_BYTES,
+        "message.max.bytes": kb.CLIENT_MAX_MESSAGE_BYTES,
         "linger.ms": 10,
         "batch.size": 4 << 20,
         "batch.num.messages": 100_000,
@@ -69,13 +56,13 @@ def _confluent_producer_conf(bootstrap: str) -> dict[str, Any]:
     }
 
 
-def _confluent_tp(tp: TopicPartitionKey, offset: int | None = None) -> Any:
+def _confluent_tp(tp: kb.TopicPartitionKey, offset: int | None = None) -> Any:
     from confluent_kafka import TopicPartition
 
     return TopicPartition(tp[0], tp[1]) if offset is None else TopicPartition(tp[0], tp[1], offset)
 
 
-class ConfluentSource(SourceBase):
+class ConfluentSource(kb.SourceBase):
     """:class:`Source` on librdkafka; ``consume(n, timeout)`` returns whole batches."""
 
     def __init__(self, bootstrap: str, config: Mapping[str, Any] | None = None) -> None:
@@ -84,20 +71,20 @@ class ConfluentSource(SourceBase):
         self._bootstrap, self._config = bootstrap, config
         conf = {**_confluent_consumer_conf(bootstrap), **_confluent_common(bootstrap, config)}
         self._consumer = Consumer(conf)
-        self._assigned: frozenset[TopicPartitionKey] = frozenset()
+        self._assigned: frozenset[kb.TopicPartitionKey] = frozenset()
         self._error_logged_at = 0.0
 
-    def assign(self, start: dict[TopicPartitionKey, int]) -> None:
+    def assign(self, start: dict[kb.TopicPartitionKey, int]) -> None:
         self._consumer.assign([_confluent_tp(tp, offset) for tp, offset in start.items()])
         self._assigned = frozenset(start)
-        log.info("assigned client=confluent-kafka partitions=%s", describe(start))
+        log.info("assigned client=confluent-kafka partitions=%s", kb.describe(start))
 
-    def poll(self, max_records: int = 10000, timeout_s: float = 0.5) -> list[Record]:
+    def poll(self, max_records: int = 10000, timeout_s: float = 0.5) -> list[kb.Record]:
         # librdkafka caps one consume() call at 1,000,000 messages
         messages = self._consumer.consume(num_messages=min(max_records, 1_000_000),
                                           timeout=timeout_s)
-        out: list[Record] = []
-        append = out.append
+        out: list[kb.Record] = []
+        append, record = out.append, kb.Record
         for m in messages:
             err = m.error()
             if err is not None:
@@ -105,21 +92,21 @@ class ConfluentSource(SourceBase):
                 continue
             ts_type, ts = m.timestamp()
             headers = m.headers()
-            append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(),
+            append(record(m.topic(), m.partition(), m.offset(), m.key(), m.value(),
                           ts if ts_type else -1, tuple(headers) if headers else ()))
         return out
 
     def _on_error(self, err: Any) -> None:
         """Fatal errors raise; transient ones (broker down: it retries) are logged every 10 s."""
         if err.fatal():
-            raise KafkaIOError(f"consumer fatal error: {err.str()}")
+            raise kb.KafkaIOError(f"consumer fatal error: {err.str()}")
         now = time.monotonic()
         if now - self._error_logged_at > 10:
             self._error_logged_at = now
             log.warning("consumer error client=confluent-kafka code=%s error=%s", err.name(),
                         err.str())
 
-    def _fetched_high(self, tp: TopicPartitionKey) -> int | None:
+    def _fetched_high(self, tp: kb.TopicPartitionKey) -> int | None:
         from confluent_kafka import KafkaException
 
         if tp not in self._assigned:  # librdkafka keeps stale values for dropped partitions
@@ -130,16 +117,16 @@ class ConfluentSource(SourceBase):
             return None
         return int(high) if high >= 0 else None  # -1001 (OFFSET_INVALID) until fetched
 
-    def _listed_ends(self, tps: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+    def _listed_ends(self, tps: list[kb.TopicPartitionKey]) -> dict[kb.TopicPartitionKey, int]:
         from confluent_kafka import KafkaException
 
-        out: dict[TopicPartitionKey, int] = {}
+        out: dict[kb.TopicPartitionKey, int] = {}
         for tp in tps:
             try:
                 _, high = self._consumer.get_watermark_offsets(
-                    _confluent_tp(tp), timeout=REQUEST_TIMEOUT_S, cached=False)
+                    _confluent_tp(tp), timeout=kb.REQUEST_TIMEOUT_S, cached=False)
             except KafkaException as exc:
-                raise KafkaIOError(f"end offset of {tp[0]}[{tp[1]}]: {exc.args[0].str()}") from None
+                raise kb.KafkaIOError(f"end offset of {tp[0]}[{tp[1]}]: {exc.args[0].str()}") from None
             out[tp] = int(high)
         return out
 
@@ -147,15 +134,15 @@ class ConfluentSource(SourceBase):
         from confluent_kafka import KafkaError, KafkaException
 
         try:
-            meta = self._consumer.list_topics(topic, timeout=REQUEST_TIMEOUT_S)
+            meta = self._consumer.list_topics(topic, timeout=kb.REQUEST_TIMEOUT_S)
         except KafkaException as exc:
-            raise KafkaIOError(f"metadata for {topic}: {exc.args[0].str()}") from None
+            raise kb.KafkaIOError(f"metadata for {topic}: {exc.args[0].str()}") from None
         tmeta = meta.topics.get(topic)
         if tmeta is None or (tmeta.error is not None
                              and tmeta.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
             return []
         if tmeta.error is not None:
-            raise KafkaIOError(f"metadata for {topic}: {tmeta.error.str()}")
+            raise kb.KafkaIOError(f"metadata for {topic}: {tmeta.error.str()}")
         return sorted(tmeta.partitions)
 
     def close(self) -> None:
@@ -171,7 +158,7 @@ class ConfluentSink:
         from confluent_kafka import KafkaException, Producer
 
         self._kafka_exception = KafkaException  # kept: an import per produce() costs ~2 us
-        self._errors = DeliveryErrors(CONFLUENT)
+        self._errors = kb.DeliveryErrors(kb.CONFLUENT)
         conf = {**_confluent_producer_conf(bootstrap), **_confluent_common(bootstrap, config),
                 "on_delivery": self._on_delivery}
         self._producer = Producer(conf)
@@ -182,7 +169,7 @@ class ConfluentSink:
             self._errors.add(f"{msg.topic()}: {err.str()}")
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None,
-                headers: Headers | None = None) -> None:
+                headers: kb.Headers | None = None) -> None:
         while True:
             try:
                 self._producer.produce(topic, value, key, headers=headers)
@@ -190,7 +177,7 @@ class ConfluentSink:
             except BufferError:  # local queue full: wait for deliveries, then retry
                 self._producer.poll(0.05)
             except self._kafka_exception as exc:  # e.g. too large
-                raise KafkaIOError(f"produce to {topic}: {exc.args[0].str()}") from None
+                raise kb.KafkaIOError(f"produce to {topic}: {exc.args[0].str()}") from None
         self._since_poll += 1
         if self._since_poll >= self._POLL_EVERY:
             self._since_poll = 0
@@ -201,7 +188,7 @@ class ConfluentSink:
         self._errors.raise_if_any(remaining, timeout_s)
 
     def close(self) -> None:
-        self._producer.flush(REQUEST_TIMEOUT_S)
+        self._producer.flush(kb.REQUEST_TIMEOUT_S)
 
 
 def create_topics(bootstrap: str, topics: dict[str, int],
@@ -211,12 +198,12 @@ def create_topics(bootstrap: str, topics: dict[str, int],
 
     admin = AdminClient(_confluent_common(bootstrap, config))
     futures = admin.create_topics([NewTopic(name, parts, 1) for name, parts in topics.items()],
-                                  operation_timeout=REQUEST_TIMEOUT_S,
-                                  request_timeout=REQUEST_TIMEOUT_S)
+                                  operation_timeout=kb.REQUEST_TIMEOUT_S,
+                                  request_timeout=kb.REQUEST_TIMEOUT_S)
     for name, future in futures.items():
         try:
             future.result()
             log.info("topic created topic=%s partitions=%d", name, topics[name])
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise KafkaIOError(f"create topic {name}: {exc.args[0].str()}") from None
+                raise kb.KafkaIOError(f"create topic {name}: {exc.args[0].str()}") from None

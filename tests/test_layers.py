@@ -160,3 +160,10 @@ def test_sql_is_written_only_in_the_store_and_the_ui_queries():
                 mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
                 offenders += [f"{name}: {m}" for m in mods if (m or "").startswith("psycopg")]
     assert offenders == []
+
+
+def test_every_package_says_what_it_owns_and_may_import():
+    for name, path in modules(ROOT, (*PACKAGES, "migrations")).items():
+        if path.name == "__init__.py":
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+            assert len(doc) > 60 and "import" in doc.lower(), f"{name}: {doc!r}"

@@ -1,4 +1,5 @@
-"""Pure statistics behind the drift detectors: numpy/torch arrays in, numbers out.
+"""Pure statistics behind the drift detectors: numpy/torch arrays in, numbers out. Imports only
+numerical libraries (numpy, scipy, torch, scikit-learn) and its own modules.
 
 No clock, no I/O, no module state. Each module holds one family of statistics:
 

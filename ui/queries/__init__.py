@@ -15,4 +15,7 @@ Rules every function keeps, so pages stay fast on a large database:
 * ``LIMIT``-ed wherever the row count is not bounded by the number of windows;
 * read-only, on a connection the caller opens: ``ui/store.py`` caches results for the pages,
   tests call the functions directly.
+
+Imports SQLAlchemy and, for the fairness audit, :mod:`monitor.reports.fairness_report` and the
+``fairness`` detector's audit and rendering; never Streamlit.
 """

@@ -23,7 +23,7 @@ def main() -> None:
     st.set_page_config(page_title="vitmon", layout="wide")
     try:
         settings = store.settings()
-        store.database_url()
+        store.configured_url()
     except (ConfigError, store.NotConfigured) as exc:
         st.error(f"vitmon UI cannot start: {exc}")
         st.stop()

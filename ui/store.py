@@ -38,7 +38,7 @@ def _engine(url: str) -> Engine:
     return make_engine(url)
 
 
-def database_url() -> str:
+def configured_url() -> str:
     url = settings().database_url()
     if not url:
         raise NotConfigured("No database configured: set VITMON_DATABASE_URL (or database.url in "
@@ -48,7 +48,7 @@ def database_url() -> str:
 
 def where() -> str:
     """The database being shown, password masked (for the footer)."""
-    return mask_url(database_url())
+    return mask_url(configured_url())
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=2048)
@@ -60,7 +60,7 @@ def _cached(url: str, module: str, name: str, args: tuple) -> object:
 
 def get(fn: Callable[..., T], *args: object) -> T:
     """``fn(connection, *args)`` from a query module, cached. Arguments must be hashable."""
-    return _cached(database_url(), fn.__module__, fn.__name__, args)  # type: ignore[return-value]
+    return _cached(configured_url(), fn.__module__, fn.__name__, args)  # type: ignore[return-value]
 
 
 @st.cache_data(ttl=TABLES_TTL_S, show_spinner=False)
@@ -71,4 +71,4 @@ def _tables(url: str) -> frozenset[str]:
 
 def tables() -> frozenset[str]:
     """Tables present in the database (checked once a minute)."""
-    return _tables(database_url())
+    return _tables(configured_url())

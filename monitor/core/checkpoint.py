@@ -6,13 +6,19 @@
 3. Insert the accepted predictions; the primary key on ``event_id`` drops duplicates, and only
    the rows actually inserted go on (a duplicate ``event_id`` is counted once, across restarts).
 4. Observe the new rows into per-(detector, model, version, slice, window) deltas and merge
-   them into the stored window states (insert new keys, lock and merge existing ones).
+   them into the stored window states (insert new keys, lock and merge existing ones). A
+   ``ReferenceObserver`` observes against its version's active reference, looked up once per
+   checkpoint (:class:`CheckpointReferences`) and the same one step 6 evaluates against.
 5. Join labels with predictions, whichever came first: store labels (the last one wins) and
    fold each (prediction, label) change into the prediction's own window and slices (+1 for a
    new label, -1/+1 for a replaced one) for detectors that observe labels.
-6. Evaluate windows the watermark has closed and that changed since their last evaluation.
+6. Evaluate windows the watermark has closed and that changed since their last evaluation;
+   then the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
+   and alert state.
 7. Persist learnt catalog entries (embedding dims, admitted slice values) and the offsets.
 8. Commit. Only the caller, after this returns, updates metrics and sends alerts.
+
+This module orchestrates; every statement it runs is a function of :mod:`monitor.store`.
 """
 
 from __future__ import annotations

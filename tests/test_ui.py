@@ -260,9 +260,15 @@ def load(chrome, url: str) -> str:
 
     chrome.get(url)
     WebDriverWait(chrome, 90).until(lambda d: d.find_elements(By.CSS_SELECTOR, "h1"))
-    WebDriverWait(chrome, 120, poll_frequency=1).until(
-        lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-        and not d.find_elements(By.CSS_SELECTOR, '[data-testid="stSkeleton"]'))
+    idle_polls = []  # on a loaded machine a script run can start right after a quiet poll
+
+    def settled(d) -> bool:
+        idle = (not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
+                and not d.find_elements(By.CSS_SELECTOR, '[data-testid="stSkeleton"]'))
+        idle_polls.append(idle)
+        return idle_polls[-2:] == [True, True]  # idle on two polls a second apart
+
+    WebDriverWait(chrome, 120, poll_frequency=1).until(settled)
     return chrome.find_element(By.TAG_NAME, "body").text
 
 

@@ -1,7 +1,7 @@
 """The decision rule shared by the drift detectors: p-values in, calibrated findings out.
 
 Every drift detector tests a family of hypotheses for one state key (its features, its classes,
-its one MMD test) and reports one main finding whose
+its one T^2 test) and reports one main finding whose
 
 * ``p_value`` is the smallest family-adjusted p-value, multiplied by ``EvalContext.n_tests``
   (Bonferroni across the slices that share ``alpha``) and capped at 1, so it is compared with the
@@ -10,7 +10,7 @@ its one MMD test) and reports one main finding whose
   higher-is-worse scale for every detector, and ``score >= threshold`` exactly when it alerts.
 
 So under stationary traffic each (detector, window) alarms with probability at most ``alpha`` in
-total over all its slices and features. Effect sizes (PSI, MMD^2, ...) are reported beside it; a
+total over all its slices and features. Effect sizes (PSI, Mahalanobis distance, ...) are reported beside it; a
 test that is significant but below the detector's ``min_effect`` gives ``warn``, not ``alert``.
 """
 
@@ -26,7 +26,7 @@ from scipy.stats import chi2
 
 from detectors.stats.correction import adjust, critical_p
 from detectors.stats.univariate import ks_critical
-from monitor.contract import EvalContext, Finding, Severity, StateKey, Status
+from monitor.contract import ALL_SLICE, EvalContext, Finding, Severity, StateKey, Status
 
 P_FLOOR = 1e-300  # p-values underflow to 0 for gross drift; keep -log10 finite
 _TOL = 1 + 1e-9  # p == alpha exactly (e.g. 1/100 vs 0.01) must reject
@@ -133,3 +133,23 @@ def slice_profile(context: EvalContext) -> Mapping[str, Any]:
     whole traffic would alarm in every window."""
     profile = context.reference.profile
     return profile.get("slices", {}).get(context.key.slice, profile)
+
+
+NO_SLICE_REFERENCE = "no_slice_reference"  # reason code: the slice has no reference of its own
+
+
+def own_slice_profile(context: EvalContext) -> Mapping[str, Any] | None:
+    """The profile a slice's window may be compared with: the whole version's for slice
+    ``all``, the slice's own sub-profile (``slices.<slice>``) otherwise, and None when the
+    slice has none -- a new or small camera is not judged against another population."""
+    profile = context.reference.profile
+    if context.key.slice == ALL_SLICE:
+        return profile
+    return profile.get("slices", {}).get(context.key.slice)
+
+
+def no_slice_reference(det: Any, n: int) -> Finding:
+    """``no_reference`` with reason code :data:`NO_SLICE_REFERENCE`."""
+    return Finding(det.name, det.version, Status.NO_REFERENCE, n=n,
+                   details={"reason": "no reference for this slice",
+                            "reason_code": NO_SLICE_REFERENCE})

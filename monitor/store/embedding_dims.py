@@ -49,13 +49,17 @@ def decide(conn: Connection, key: Key, dim: int, source: str) -> None:
                  {"d": dim, "s": source, "m": key[0], "v": key[1]})
 
 
+PARKED_COLUMNS = ("topic", "kafka_partition", "kafka_offset", "model", "model_version", "dim",
+                  "event_id", "message_key", "raw")
+
+
 def park(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """``rows``: topic, p, o, model, ver, dim, eid, key, raw."""
+    """``rows``: dicts keyed by :data:`PARKED_COLUMNS`; a row parked already stays as it is."""
     if rows:
-        conn.execute(text(
-            "INSERT INTO parked_events (topic, kafka_partition, kafka_offset, model, "
-            "model_version, dim, event_id, message_key, raw) VALUES (:topic, :p, :o, :model, "
-            ":ver, :dim, :eid, :key, :raw) ON CONFLICT DO NOTHING"), list(rows))
+        names = ", ".join(PARKED_COLUMNS)
+        values = ", ".join(f":{c}" for c in PARKED_COLUMNS)
+        conn.execute(text(f"INSERT INTO parked_events ({names}) VALUES ({values}) "
+                          "ON CONFLICT DO NOTHING"), list(rows))
 
 
 def votes(conn: Connection, key: Key) -> dict[int, int]:

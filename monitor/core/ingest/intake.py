@@ -206,5 +206,6 @@ class Intake:
 
 
 def _parked_row(p: Parked) -> dict:
-    return {"topic": p.topic, "p": p.partition, "o": p.offset, "model": p.model,
-            "ver": p.model_version, "dim": p.dim, "eid": p.event_id, "key": p.key, "raw": p.value}
+    values = (p.topic, p.partition, p.offset, p.model, p.model_version, p.dim, p.event_id, p.key,
+              p.value)
+    return dict(zip(embedding_dims.PARKED_COLUMNS, values))

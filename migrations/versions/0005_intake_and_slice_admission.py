@@ -1,18 +1,19 @@
 """Intake (issue 13): embedding dimension by consensus with parked events, admitted model
 versions (caps), top-K slice admission per window, DLQ replays
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
-import sqlalchemy as sa
 from alembic import op
 
 from migrations.columns import create
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
+TABLES = ("embedding_dims", "parked_events", "model_versions", "slice_sketches",
+          "slice_admissions", "dlq_replays")
 
 
 def upgrade() -> None:
@@ -30,13 +31,12 @@ def upgrade() -> None:
            "source_window_ms bigint?, decided_at now", pk=("attribute", "window_start_ms"))
     create("dlq_replays", "event_id text, reason text, replayed_at now", pk=("event_id",))
     # A dimension learnt from one event (before this revision) is not evidence: forget it.
-    op.execute(sa.text("DELETE FROM catalog WHERE kind = 'embedding_dim'"))
+    op.execute("DELETE FROM catalog WHERE kind = 'embedding_dim'")
     # Admitted versions so far: every (model, version) that has accepted events.
-    op.execute(sa.text("INSERT INTO model_versions (model, model_version) "
-                       "SELECT model, model_version FROM ingest_counts ON CONFLICT DO NOTHING"))
+    op.execute("INSERT INTO model_versions (model, model_version) "
+               "SELECT model, model_version FROM ingest_counts ON CONFLICT DO NOTHING")
 
 
 def downgrade() -> None:
-    for table in ("dlq_replays", "slice_admissions", "slice_sketches", "model_versions",
-                  "parked_events", "embedding_dims"):
+    for table in reversed(TABLES):
         op.drop_table(table)

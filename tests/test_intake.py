@@ -148,19 +148,18 @@ def test_dlq_replay_after_the_dimension_is_set_right_is_idempotent(broker, db_ur
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
     first = [event(i, T0 + i, 8, "cam-0", model="r", prefix="eight") for i in range(30)]
     later = [event(i, T0 + 100 + i, 4, "cam-0", model="r", prefix="four") for i in range(5)]
-    publish(broker.bootstrap, topics.predictions, {0: first})
+    publish(broker.bootstrap, topics.predictions, {0: first + later})
     db_url = db_url_factory()
     env = monitor_env(broker.bootstrap, db_url, topics, CLIENT, VITMON_DETECTORS="traffic")
     consume(env, tmp_path / "one.log", idle_s="2")
-    publish(broker.bootstrap, topics.predictions, {0: later})
-    consume(env, tmp_path / "two.log", idle_s="2")
+    assert query(db_url, "SELECT dim FROM embedding_dims") == [(8,)]
     assert query(db_url, "SELECT count(*) FROM rejected_events WHERE reason = 'embedding_dim'"
                  )[0][0] == 5
 
     fixed = dict(env, VITMON_CONFIG=config(tmp_path, {"r": {"embedding_dim": 4}}))
     out = run_cli(fixed, "dlq", "replay", "--reason", "embedding_dim", "--since", since)
     assert out.returncode == 0 and "re-published 5 events" in out.stdout, out.stderr
-    consume(fixed, tmp_path / "three.log", idle_s="2")
+    consume(fixed, tmp_path / "two.log", idle_s="2")
     ids = {r.event_id for r in query(db_url, "SELECT event_id FROM predictions")}
     assert {f"four-{i}" for i in range(5)} <= ids and len(ids) == 35
     again = run_cli(fixed, "dlq", "replay", "--reason", "embedding_dim", "--since", since)

@@ -69,7 +69,7 @@ class CheckpointResult:
     labels_joined: int = 0  # net (prediction, label) pairs joined by this checkpoint
     findings: list[tuple[WindowKey, Finding]] = field(default_factory=list)
     watermark_ms: int = 0
-    dead_letters: list[Any] = field(default_factory=list)  # rejected in here: DLQ after commit
+    dead_letters: list[Any] = field(default_factory=list)  # rejected in here: DLQ before commit
 
 
 class ReferenceLookup(Protocol):

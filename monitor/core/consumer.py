@@ -215,11 +215,12 @@ class Consumer:
             if attempts["n"] > 1:
                 self.metrics.db_retries.inc()
             with self.engine.begin() as conn:
-                return self.cp.run(conn, cp)
+                result = self.cp.run(conn, cp)
+                self._send_dead_letters(result.dead_letters)  # decided in it; before the commit
+                return result
 
         result = self._retry(attempt, "checkpoint")
         self.cp.committed()
-        self._send_dead_letters(result.dead_letters)  # decided in the transaction
         self.positions.update(cp.next)
         self._after(result, cp.high_watermarks, time.perf_counter() - t0)
 

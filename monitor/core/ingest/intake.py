@@ -20,8 +20,9 @@ embedding of a version whose dimension D is undecided. At the start of the check
 3. the slice admission (:class:`~monitor.core.slice_admission.TopKAdmission`) of the windows of
    all accepted events.
 
-Rejections decided here reach the DLQ topic after the commit (``CheckpointResult.dead_letters``);
-their ``rejected_events`` copy is in the transaction. ``vitmon dlq replay`` re-publishes them.
+Rejections decided here are in the transaction's ``rejected_events`` and reach the DLQ topic
+before it commits (``CheckpointResult.dead_letters``, at least once, like the decoder's).
+``vitmon dlq replay`` re-publishes them.
 """
 
 from __future__ import annotations

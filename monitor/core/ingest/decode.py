@@ -93,6 +93,7 @@ _MAX_TS_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z, exclusive
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
 _NAN = float("nan")
+_INF = float("inf")
 _NUMBER = frozenset((int, float))  # `type(x) in _NUMBER` excludes bool, unlike isinstance
 _SCALAR = frozenset((str, int, float))
 _STRING_OR_NONE = frozenset((str, type(None)))
@@ -203,8 +204,8 @@ def _finite_float(text: str) -> float:
 
 
 def _finite_int(text: str) -> int:
-    if len(text) > 309:  # beyond any double: orjson calls it infinity
-        raise _NonFinite(text[:20] + "...")
+    if len(text) > 308 and float(text) in (_INF, -_INF):  # beyond any double: orjson calls it
+        raise _NonFinite(text[:20] + "...")              # infinity (e.g. 309 nines)
     return int(text)
 
 
@@ -611,11 +612,12 @@ def _batch(model: str, rows: list, dim: int, n_classes: int) -> tuple[Batch, lis
         derive = np.isnan(confidence[has_probs])
         if derive.any():
             confidence[with_probs[derive]] = p64[derive].max(axis=1)
-    if len(p64) == n:
-        prob_arr = p64.astype(np.float32)
-    else:
-        prob_arr = np.full((n, p64.shape[1]), np.nan, dtype=np.float32)
-        prob_arr[has_probs] = p64
+    with np.errstate(over="ignore"):  # a huge value fails the sum check: its row is dropped
+        if len(p64) == n:
+            prob_arr = p64.astype(np.float32)
+        else:
+            prob_arr = np.full((n, p64.shape[1]), np.nan, dtype=np.float32)
+            prob_arr[has_probs] = p64
     kinds = np.array(kind, dtype=np.int8)
     has_emb = kinds != 0
     if has_emb.any():

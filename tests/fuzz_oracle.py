@@ -211,6 +211,13 @@ def _numbers(v: Any, bad: set[str]) -> list | None:
     return v
 
 
+def _total(xs: list) -> float:
+    try:
+        return math.fsum(xs)
+    except OverflowError:  # beyond a double on the way: far from 1
+        return math.inf
+
+
 def _f32(x: float) -> float:
     """x rounded to float32 as numpy does (inf beyond its range)."""
     try:
@@ -341,7 +348,7 @@ def prediction(value: bytes | None, dims: dict[str, int], counts: dict[str, int]
         if n_classes is not None and type(pred) is int and pred >= n_classes:
             bad.add("bad_value")
     if probs is not None and (min(probs) < 0
-                              or abs(math.fsum(probs) - 1) > 1e-3 + 5e-5 * len(probs)):
+                              or abs(_total(probs) - 1) > 1e-3 + 5e-5 * len(probs)):
         bad.add("bad_value")
     if emb is not None and not all(math.isfinite(x) for x in emb):
         bad.add("non_finite")

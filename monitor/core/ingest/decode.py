@@ -285,8 +285,8 @@ def _rfc3339_ms(s: str) -> int:
     tail = s[19:]
     if tail[-1] in "Zz":
         frac, offset = tail[:-1], "+00:00"
-    elif len(tail) >= 6 and tail[-6] in "+-" and tail[-3] == ":":
-        frac, offset = tail[:-6], tail[-6:]
+    elif len(tail) >= 6 and tail[-6] in "+-" and tail[-3] == ":" and tail[-2:] < "60":
+        frac, offset = tail[:-6], tail[-6:]  # fromisoformat alone takes minutes 60-99
     else:
         raise ValueError(f"not an RFC 3339 date-time with Z or an offset: {s!r}")
     if frac:
@@ -365,6 +365,7 @@ def _array_error(name: str, v: Any) -> _Reject:
     return _Reject(WRONG_TYPE, f"field {name!r} must hold numbers only, got {_show(bad)}")
 
 
+@np.errstate(over="ignore")
 def _probs_error(p: np.ndarray) -> _Reject | None:
     """bad_value when float64 probs ``p`` [C] are negative or do not sum to 1, else None."""
     if p.min() < 0:
@@ -588,6 +589,7 @@ def _rejections(records: Sequence[RecordLike], failed: list) -> list[Rejection]:
     return out
 
 
+@np.errstate(over="ignore")  # probs beyond float32 (or summing beyond a double) are rejected
 def _batch(model: str, rows: list, dim: int, n_classes: int) -> tuple[Batch, list]:
     """Columns of one model's rows, minus the rows that fail the vectorised checks (returned as
     ``(record index, _Reject, ids)``)."""
@@ -612,12 +614,11 @@ def _batch(model: str, rows: list, dim: int, n_classes: int) -> tuple[Batch, lis
         derive = np.isnan(confidence[has_probs])
         if derive.any():
             confidence[with_probs[derive]] = p64[derive].max(axis=1)
-    with np.errstate(over="ignore"):  # a huge value fails the sum check: its row is dropped
-        if len(p64) == n:
-            prob_arr = p64.astype(np.float32)
-        else:
-            prob_arr = np.full((n, p64.shape[1]), np.nan, dtype=np.float32)
-            prob_arr[has_probs] = p64
+    if len(p64) == n:
+        prob_arr = p64.astype(np.float32)
+    else:
+        prob_arr = np.full((n, p64.shape[1]), np.nan, dtype=np.float32)
+        prob_arr[has_probs] = p64
     kinds = np.array(kind, dtype=np.int8)
     has_emb = kinds != 0
     if has_emb.any():

@@ -88,11 +88,35 @@ def check_predictions(values: Sequence[bytes | None], dims: dict[str, int] | Non
     want = [oracle.prediction(v, o_dims, o_counts) for v in values]
     d_dims, d_counts = dict(dims or {}), dict(counts or {})
     out = decode_predictions(_records(values, "vit.predictions"), d_dims, d_counts)
-    rejected = {r.offset: r for r in out.rejected}
     rows = {int(off): (b, j) for b in out.batches.values()
             for j, off in enumerate(b.extras["_offset"].tolist())}
-    if len(rejected) + len(rows) != len(values) or rejected.keys() & rows.keys():
-        raise Mismatch(f"{len(values)} messages: {len(rows)} accepted, {len(rejected)} "
+    reasons = _judge(values, want, out.rejected, {i: (lambda i=i: _row(*rows[i])) for i in rows})
+    if (d_dims, d_counts) != (o_dims, o_counts):
+        raise Mismatch(f"learnt D/C {d_dims}/{d_counts}, oracle {o_dims}/{o_counts}",
+                       values[0] if values else None)
+    return reasons
+
+
+def check_labels(values: Sequence[bytes | None]) -> list[str | None]:
+    """Decode label ``values`` as one batch; the reason code of each (None: accepted)."""
+    want = [oracle.label(v) for v in values]
+    out = decode_labels(_records(values, "vit.labels"))
+
+    def got(j: int) -> dict[str, Any]:
+        return {"event_id": out.event_id[j], "label": int(out.label[j]),
+                "ts_ms": int(out.ts_ms[j]), "source": out.source[j]}
+
+    rows = {int(off): (lambda j=j: got(j)) for j, off in enumerate(out.offset.tolist())}
+    return _judge(values, want, out.rejected, rows)
+
+
+def _judge(values: Sequence[bytes | None], want: list[oracle.Verdict], rejections: list,
+           accepted: dict[int, Any]) -> list[str | None]:
+    """Each message (by offset) rejected for a reason the oracle agrees with, or accepted with
+    the oracle's fields (``accepted[offset]()`` reads the decoder's)."""
+    rejected = {r.offset: r for r in rejections}
+    if len(rejected) + len(accepted) != len(values) or rejected.keys() & accepted.keys():
+        raise Mismatch(f"{len(values)} messages: {len(accepted)} accepted, {len(rejected)} "
                        "rejected", values[0] if values else None)
     reasons: list[str | None] = []
     for i, (value, verdict) in enumerate(zip(values, want)):
@@ -103,12 +127,8 @@ def check_predictions(values: Sequence[bytes | None], dims: dict[str, int] | Non
         elif not verdict.valid:
             raise Mismatch(f"accepted; oracle rejects it for {sorted(verdict.reasons)}", value)
         else:
-            batch, j = rows[i]
-            _compare(_row(batch, j), verdict.fields, value)
+            _compare(accepted[i](), verdict.fields, value)
             reasons.append(None)
-    if (d_dims, d_counts) != (o_dims, o_counts):
-        raise Mismatch(f"learnt D/C {d_dims}/{d_counts}, oracle {o_dims}/{o_counts}",
-                       values[0] if values else None)
     return reasons
 
 
@@ -119,32 +139,6 @@ def _rejection(reason: str, detail: str, verdict: oracle.Verdict, value: bytes |
     if reason not in verdict.reasons:
         what = "valid" if verdict.valid else f"invalid for {sorted(verdict.reasons)}"
         raise Mismatch(f"rejected as {reason} ({detail}); oracle: {what}", value)
-
-
-def check_labels(values: Sequence[bytes | None]) -> list[str | None]:
-    """Decode label ``values`` as one batch; the reason code of each (None: accepted)."""
-    want = [oracle.label(v) for v in values]
-    out = decode_labels(_records(values, "vit.labels"))
-    rejected = {r.offset: r for r in out.rejected}
-    rows = {int(off): j for j, off in enumerate(out.offset.tolist())}
-    if len(rejected) + len(rows) != len(values):
-        raise Mismatch("a label was neither accepted nor rejected", values[0] if values else None)
-    reasons: list[str | None] = []
-    for i, (value, verdict) in enumerate(zip(values, want)):
-        rej = rejected.get(i)
-        if rej is not None:
-            _rejection(rej.reason, rej.detail, verdict, value)
-            reasons.append(rej.reason)
-            continue
-        if not verdict.valid:
-            raise Mismatch(f"label accepted; oracle rejects it for {sorted(verdict.reasons)}",
-                           value)
-        j = rows[i]
-        got = {"event_id": out.event_id[j], "label": int(out.label[j]),
-               "ts_ms": int(out.ts_ms[j]), "source": out.source[j]}
-        _compare(got, verdict.fields, value)
-        reasons.append(None)
-    return reasons
 
 
 class Harness:

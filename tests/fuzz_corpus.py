@@ -29,13 +29,13 @@ from tests.decode_support import T0, f16_b64, raw
 
 #: First byte of an atheris input: how the rest becomes messages (see bench/fuzz_decode.py).
 MODES = {"prediction": 0, "prediction-mutant": 1, "label": 2, "label-mutant": 3}
-SIM_ARGS = ("--scenario", "mixed", "--rate", "1", "--duration", "600", "--seed", "7",
+SIM_ARGS = ("--scenario", "mixed", "--rate", "1", "--duration", "300", "--seed", "7",
             "--start", "2026-11-01T00:00:00Z", "--no-progress")
 
 
 @functools.cache
 def simulated() -> tuple[list[bytes], list[bytes]]:
-    """(prediction messages, label messages) of a short simulated run (about 600 events)."""
+    """(prediction messages, label messages) of a short simulated run (about 300 events)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sim.jsonl"
         parser = argparse.ArgumentParser()

@@ -189,6 +189,13 @@ def _ts(v: Any, bad: set[str]) -> int | None:
     return None
 
 
+def _choice(v: Any, allowed: tuple[str, ...], bad: set[str]) -> None:
+    """A required string with a fixed set of values."""
+    _required_str(v, bad)
+    if type(v) is str and v and v not in allowed:
+        bad.add("bad_value")
+
+
 def _required_str(v: Any, bad: set[str], max_len: int | None = None) -> None:
     if v is None:
         bad.add("missing_field")
@@ -238,12 +245,7 @@ def _embedding(d: dict, bad: set[str]) -> list[float] | None:
     dtype = d.get("embedding_dtype")
     if type(b) is not str:
         bad.add("wrong_type")
-    if dtype is None:
-        bad.add("missing_field")
-    elif type(dtype) is not str:
-        bad.add("wrong_type")
-    elif dtype not in ("f16", "f32"):
-        bad.add("bad_value")
+    _choice(dtype, ("f16", "f32"), bad)
     if type(b) is not str or dtype not in ("f16", "f32"):
         return None
     if not re.fullmatch(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?", b):
@@ -277,14 +279,19 @@ def _optional(v: Any, ok_types: tuple, bad: set[str]) -> Any:
     return v
 
 
+def _of_schema(value: bytes | None, schema: str, max_bytes: int) -> dict | Verdict:
+    d = parse(value, max_bytes)
+    if not isinstance(d, Verdict) and d.get("schema") != schema:
+        return _reject("bad_schema")
+    return d
+
+
 def prediction(value: bytes | None, dims: dict[str, int], counts: dict[str, int],
                max_bytes: int = MAX_BYTES) -> Verdict:
     """Verdict on one prediction message; a valid one teaches ``dims``/``counts`` (in place)."""
-    d = parse(value, max_bytes)
+    d = _of_schema(value, PREDICTION_SCHEMA, max_bytes)
     if isinstance(d, Verdict):
         return d
-    if d.get("schema") != PREDICTION_SCHEMA:
-        return _reject("bad_schema")
     bad: set[str] = set()
     get = d.get
     _required_str(get("event_id"), bad, 128)
@@ -299,12 +306,7 @@ def prediction(value: bytes | None, dims: dict[str, int], counts: dict[str, int]
     elif latency < 0:
         bad.add("bad_value")
     status = get("status")
-    if status is None:
-        bad.add("missing_field")
-    elif type(status) is not str:
-        bad.add("wrong_type")
-    elif status not in ("ok", "error"):
-        bad.add("bad_value")
+    _choice(status, ("ok", "error"), bad)
     is_error = status == "error"
     pred = get("pred")
     if pred is None:
@@ -375,11 +377,9 @@ def prediction(value: bytes | None, dims: dict[str, int], counts: dict[str, int]
 
 def label(value: bytes | None, max_bytes: int = MAX_BYTES) -> Verdict:
     """Verdict on one label message."""
-    d = parse(value, max_bytes)
+    d = _of_schema(value, LABEL_SCHEMA, max_bytes)
     if isinstance(d, Verdict):
         return d
-    if d.get("schema") != LABEL_SCHEMA:
-        return _reject("bad_schema")
     bad: set[str] = set()
     _required_str(d.get("event_id"), bad, 128)
     lab = d.get("label")

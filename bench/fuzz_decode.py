@@ -27,23 +27,27 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.* (the oracle and the harness) live beside bench/
 
 
-def _harness():
+def _harness(corpus: Path | None = None):
+    """The harness over the seeds: from the corpus directory's seed files when given (workers:
+    no second simulator run), else freshly built."""
     from tests.fuzz_check import Harness
-    from tests.fuzz_corpus import seeds
+    from tests.fuzz_corpus import MODES, seeds
 
-    return Harness(*seeds())
+    if corpus is None:
+        return Harness(*seeds())
+    files = [p.read_bytes() for p in sorted(corpus.glob("seed-*"))]
+    return Harness([f[1:] for f in files if f[0] == MODES["prediction"]],
+                   [f[1:] for f in files if f[0] == MODES["label"]])
 
 
 def worker(args: argparse.Namespace) -> int:
     """One libFuzzer process: ``args.runs`` inputs over the shared corpus directory."""
     import atheris
 
-    with atheris.instrument_imports(include=["monitor.core.ingest", "tests.fuzz_oracle",
-                                             "tests.fuzz_mutators"]):
+    with atheris.instrument_imports(include=["monitor.core.ingest", "tests.fuzz_oracle"]):
         import monitor.core.ingest.decode  # noqa: F401
-        import tests.fuzz_mutators  # noqa: F401
         import tests.fuzz_oracle  # noqa: F401
-    harness = _harness()
+    harness = _harness(args.corpus)
     sys.setrecursionlimit(10_000)  # the oracle's json.loads reads as deep as orjson does
     libfuzzer = [sys.argv[0], f"-runs={args.runs}", f"-seed={args.seed}", "-max_len=4096",
                  "-rss_limit_mb=3072", "-print_final_stats=1", "-timeout=30",

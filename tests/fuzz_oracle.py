@@ -35,6 +35,7 @@ INT32_MAX = 2**31 - 1
 MAX_DEPTH = 1024  # orjson's nesting limit
 _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?"
                       r"([Zz]|[+-]\d{2}:\d{2})")
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _NONFINITE_TOKEN = re.compile(rb"NaN|Infinity|\d{300}|[eE][+-]?\d{3}")
 
 
@@ -79,6 +80,8 @@ def _parse_constant(name: str) -> float:
 
 
 def _depth(v: Any) -> int:
+    if type(v) is not dict and type(v) is not list:
+        return 0
     if type(v) is dict:
         return 1 + max(map(_depth, v.values()), default=0)
     if type(v) is list:
@@ -117,7 +120,8 @@ def parse(value: bytes | None, max_bytes: int = MAX_BYTES) -> dict | Verdict:
 
 
 def _parsed(value: bytes, text: str) -> dict | Verdict:
-    deep = value.count(b"[") + value.count(b"{") > 900  # the decoder may hit its recursion limit
+    deep = value.count(b"[") + value.count(b"{") > 900  # the decoder's json.loads may recurse
+    # too deep first
     try:
         obj = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
                          parse_constant=_parse_constant)
@@ -128,9 +132,12 @@ def _parsed(value: bytes, text: str) -> dict | Verdict:
         # Broken JSON. A NaN or huge number before the break may be reported instead.
         return _reject("malformed_json", *(("non_finite",) if _NONFINITE_TOKEN.search(value)
                                            else ()))
-    if _depth(obj) > MAX_DEPTH or _has(obj, _surrogate) or type(obj) is not dict:
+    # Lone surrogates and NUL only come from \u escapes: the slow walks run only then.
+    nesting = value.count(b"[") + value.count(b"{")
+    if ((nesting > MAX_DEPTH and _depth(obj) > MAX_DEPTH) or type(obj) is not dict
+            or (_ESCAPED_SURROGATE.search(value) and _has(obj, _surrogate))):
         return _reject("malformed_json")
-    if _has(obj, lambda s: "\x00" in s):
+    if b"\\u0000" in value and _has(obj, lambda s: "\x00" in s):
         return _reject("bad_value")
     return obj
 

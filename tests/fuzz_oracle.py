@@ -34,7 +34,7 @@ MAX_TS_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z, exclusive
 INT32_MAX = 2**31 - 1
 MAX_DEPTH = 1024  # orjson's nesting limit
 _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?"
-                      r"([Zz]|[+-]\d{2}:\d{2})")
+                      r"([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _NONFINITE_TOKEN = re.compile(rb"NaN|Infinity|\d{300}|[eE][+-]?\d{3}")
 
@@ -59,13 +59,8 @@ class _NonFinite(Exception):
 
 
 def _parse_int(text: str) -> int | float:
-    n = int(text)
-    if -2**63 <= n < 2**64:
-        return n
-    x = float(text)  # orjson reads it as a double (infinite beyond its range)
-    if math.isinf(x):
-        raise _NonFinite(text)
-    return x
+    n = int(text)  # orjson reads one beyond 64 bits as a double (infinite beyond its range)
+    return n if -2**63 <= n < 2**64 else _parse_float(text)
 
 
 def _parse_float(text: str) -> float:
@@ -159,13 +154,11 @@ def rfc3339_ms(s: str) -> int | None:
         return None
     y, mo, d, h, mi, sec = (int(g) for g in m.groups()[:6])
     frac, off = m.group(7), m.group(8)
-    if frac is not None and len(frac) < 2:
-        return None
     try:
         day = date(y, mo, d)
     except ValueError:
         return None
-    if h > 23 or mi > 59 or sec > 59:
+    if h > 23 or mi > 59 or sec > 59 or (frac is not None and len(frac) < 2):
         return None
     offset_min = 0
     if off not in ("Z", "z"):

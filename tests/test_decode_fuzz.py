@@ -110,7 +110,8 @@ def test_a_mismatch_is_reported_with_the_message(monkeypatch: pytest.MonkeyPatch
     "2026-02-28T23:59:59.1-23:59", "2024-02-29 12:00:00.12+05:30", "9999-12-31T23:59:59.999Z",
     "1970-01-01T00:00:00+00:01", "2026-02-29T00:00:00Z", "2026-01-01T24:00:00Z",
     "2026-01-01T00:00:00+24:00", "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+0100",
-    "2026-01-31 00:00:00.123+01:60"])  # found by fuzzing: fromisoformat took minute 60
+    "2026-01-31 00:00:00.123+01:60",  # found by fuzzing: fromisoformat took minute 60
+    "\uff12026-01-01T00:00:00Z"])  # a full-width digit is no RFC 3339 digit
 def test_oracle_timestamps_match_parse_ts(text: str) -> None:
     want = oracle.rfc3339_ms(text)
     if want is None or not 0 <= want < oracle.MAX_TS_MS:

@@ -30,11 +30,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
+from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+# Run as a script, this file's directory comes first on sys.path and bench/simulator.py would
+# shadow the `simulator` package.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 ALPHA = 0.05  # the paper's significance level
 SHIFTS = ("none", "noise small", "noise medium", "noise large", "rotation 40",

@@ -74,7 +74,7 @@ def test_sums_are_the_features_moments(gen, profile):
     state = observe(det, batch, profile)
     f = sk.features(batch.embedding, det.basis(context(profile).reference))
     mean, cov = sk.moments(state.n, state.total, state.outer)
-    assert f.shape[1] == 16 + 1 + 8 == state.total.size
+    assert f.shape[1] == 8 + 1 + 8 == state.total.size
     np.testing.assert_allclose(mean, f.mean(0), atol=2e-3)  # fixed point: 1/1024 resolution
     np.testing.assert_allclose(cov, np.cov(f.T), atol=2e-3)
 

@@ -1,6 +1,7 @@
 """A kilobyte embedding sketch: features on the reference's principal axes, summed exactly.
 
-Each embedding ``x`` [d] becomes ``p = q + 1 + 2r`` features (defaults q = 16, r = 4: 25):
+Each embedding ``x`` [d] becomes ``p = q + 1 + 2r`` features (embedding_drift's defaults q = 8,
+r = 4: 17):
 
 * ``z``: its coordinates on the reference's first ``q`` principal axes, whitened by the
   reference's variance along each axis (a shift of one reference SD on an axis is 1);

@@ -12,19 +12,27 @@
 5. Join labels with predictions, whichever came first: store labels (the last one wins) and
    fold each (prediction, label) change into the prediction's own window and slices (+1 for a
    new label, -1/+1 for a replaced one) for detectors that observe labels.
-6. Evaluate windows the watermark has closed and that changed since their last evaluation;
-   then the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
+6. Evaluate windows the watermark has closed and that changed since their last evaluation,
+   oldest first and at most ``max_evaluate_keys`` states' worth of whole windows per checkpoint
+   (the rest stay dirty for the next one: :attr:`CheckpointResult.pending_evaluation`); then
+   the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
    and alert state.
 7. Persist learnt catalog entries (embedding dims, admitted slice values) and the offsets.
 8. Commit. Only the caller, after this returns, updates metrics and sends alerts.
 
 This module orchestrates; every statement it runs is a function of :mod:`monitor.store`.
+Between steps (and between windows and detectors inside them) it checks :attr:`Checkpointer.abandon`:
+a stopping process raises :class:`~monitor.errors.CheckpointAbandoned` there, the caller's
+transaction rolls back, and the next run reads the same records again. :attr:`Checkpointer.clock`
+sums the seconds of each stage (slicing, observe per detector, encode, PostgreSQL, evaluate).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,8 +41,9 @@ import orjson
 from sqlalchemy import Connection
 
 from monitor.contract import Batch, Detector, EvalContext, Finding, LabelledBatch, LabelObserver, Reference
+from monitor.core.stages import StageClock
 from monitor.core.windows import SLICE_SEPARATOR, Deltas, WindowAssigner, state_key, window_start
-from monitor.errors import OffsetRegression
+from monitor.errors import CheckpointAbandoned, OffsetRegression
 from monitor.store import catalog, ingest_counts, labels, offsets, predictions, rejected, window_states
 from monitor.store.findings import upsert_findings
 from monitor.store.keys import TopicPartition, WindowKey
@@ -64,6 +73,7 @@ class CheckpointResult:
     labels_joined: int = 0  # net (prediction, label) pairs joined by this checkpoint
     findings: list[tuple[WindowKey, Finding]] = field(default_factory=list)
     watermark_ms: int = 0
+    pending_evaluation: bool = False  # closed windows left dirty for the next checkpoint
 
 
 class ReferenceLookup(Protocol):
@@ -118,8 +128,11 @@ class CheckpointReferences:
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
                  embedding_dims: dict[str, int], references: ReferenceLookup | None = None,
-                 hooks: Sequence[CheckpointHook] = ()) -> None:
+                 hooks: Sequence[CheckpointHook] = (), max_evaluate_keys: int = 2_000) -> None:
         self.assigner = assigner
+        self.max_evaluate_keys = max_evaluate_keys
+        self.abandon = threading.Event()  # set by a stopping process: give up at the next step
+        self.clock = StageClock()
         # Learnt by the decoder from the first embedding of each model; persisted here.
         self.embedding_dims = embedding_dims
         self._dims_saved: set[str] = set(embedding_dims)
@@ -135,50 +148,80 @@ class Checkpointer:
     def run(self, conn: Connection, cp: CheckpointInput) -> CheckpointResult:
         """Steps 1-7; the caller owns the transaction and commits it (step 8)."""
         result = CheckpointResult()
+        clock = self._stage
         if self.references is not None:
             self.references.tick()
         refs = CheckpointReferences(self.references, conn)
-        stored = self._lock_offsets(conn, cp)  # 1
-        self._store_rejected(conn, cp.rejected, result)  # 2
+        with clock("postgres:offsets"):
+            stored = self._lock_offsets(conn, cp)  # 1
+        with clock("postgres:rejected"):
+            self._store_rejected(conn, cp.rejected, result)  # 2
         deltas = Deltas()
         new_ids: list[str] = []
         for batch in cp.batches:  # 3
-            batch, within = _first_occurrences(batch)
-            result.duplicates += within
-            slice_labels = self.assigner.slice_labels(batch)
-            keep = predictions.insert_new(conn, batch,
-                                          window_start(batch.ts_ms, self.assigner.size_ms),
-                                          self.assigner.joined(slice_labels, len(batch)))
+            self._check("predictions")
+            with clock("slicing"):
+                batch, within = _first_occurrences(batch)
+                result.duplicates += within
+                slice_labels = self.assigner.slice_labels(batch)
+                joined = self.assigner.joined(slice_labels, len(batch))
+            with clock("postgres:predictions"):
+                keep = predictions.insert_new(conn, batch,
+                                              window_start(batch.ts_ms, self.assigner.size_ms),
+                                              joined)
             result.duplicates += int((~keep).sum())
             idx = np.flatnonzero(keep)
-            fresh = batch.take(idx)
-            self.assigner.observe(fresh, [(d, lab[idx]) for d, lab in slice_labels], deltas,
-                                  refs)  # 4
+            fresh = batch if len(idx) == len(batch) else batch.take(idx)
+            labs = slice_labels if len(idx) == len(batch) else [(d, lab[idx])
+                                                                 for d, lab in slice_labels]
+            self.assigner.observe(fresh, labs, deltas, refs, clock)  # 4
             _count_accepted(fresh, result)
             new_ids += fresh.event_id.tolist()
-            for hook in self.hooks:
-                hook.on_predictions(conn, fresh)
-        labelled = self._labels_known_before(conn, new_ids)  # 5: labels that came first
-        result.labels, relabelled = self._store_labels(conn, cp.labels)
-        labelled += relabelled
-        result.labels_joined = sum(r["weight"] for r in labelled)
-        for hook in self._label_hooks:
-            hook.on_labels(conn, labelled)
-        self._observe_labels(labelled, deltas)
+            with clock("hooks"):
+                for hook in self.hooks:
+                    hook.on_predictions(conn, fresh)
+        self._check("labels")
+        with clock("labels"):
+            labelled = self._labels_known_before(conn, new_ids)  # 5: labels that came first
+            result.labels, relabelled = self._store_labels(conn, cp.labels)
+            labelled += relabelled
+            result.labels_joined = sum(r["weight"] for r in labelled)
+            for hook in self._label_hooks:
+                hook.on_labels(conn, labelled)
+            self._observe_labels(labelled, deltas)
+        self._check("merge")
         # 4 (the merge, once, with prediction and label deltas)
         window_states.merge_deltas(conn, self.by_name, deltas.states, deltas.counts,
-                                   self.assigner.size_ms)
-        ingest_counts.add(conn, result.accepted)
+                                   self.assigner.size_ms, clock)
+        with clock("postgres:counts"):
+            ingest_counts.add(conn, result.accepted)
         watermark = max([*cp.max_ts.values(), *(w for w, _ in stored.values())], default=0)
         result.watermark_ms = watermark
-        result.findings = self._evaluate(conn, watermark, cp.evaluate_all, refs)  # 6
-        for hook in self.hooks:
-            hook.before_commit(conn, result)
-        self._store_catalog(conn)  # 7
-        offsets.save(conn, cp.group, cp.next,
-                     {tp: max(cp.max_ts.get(tp, 0), stored.get(tp, (0, 0))[0]) for tp in cp.next},
-                     cp.high_watermarks)
+        with clock("evaluate"):
+            result.findings, result.pending_evaluation = self._evaluate(
+                conn, watermark, cp.evaluate_all, refs)  # 6
+        self._check("hooks")
+        with clock("hooks"):
+            for hook in self.hooks:
+                hook.before_commit(conn, result)
+        with clock("postgres:offsets"):
+            self._store_catalog(conn)  # 7
+            offsets.save(conn, cp.group, cp.next,
+                         {tp: max(cp.max_ts.get(tp, 0), stored.get(tp, (0, 0))[0])
+                          for tp in cp.next}, cp.high_watermarks)
+        self._check("commit")
         return result
+
+    def _check(self, step: str) -> None:
+        if self.abandon.is_set():
+            raise CheckpointAbandoned(step)
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        """Time a stage in :attr:`clock`, giving up first if the process is stopping."""
+        self._check(name)
+        with self.clock(name):
+            yield
 
     # -- 1 ---------------------------------------------------------------------------------
     def _lock_offsets(self, conn: Connection, cp: CheckpointInput) -> dict[TopicPartition, tuple[int, int]]:
@@ -268,9 +311,19 @@ class Checkpointer:
 
     # -- 6 ---------------------------------------------------------------------------------
     def _evaluate(self, conn: Connection, watermark: int, everything: bool,
-                  refs: CheckpointReferences) -> list[tuple[WindowKey, Finding]]:
-        """Evaluate changed windows whose end + allowed lateness the watermark has passed."""
+                  refs: CheckpointReferences) -> tuple[list[tuple[WindowKey, Finding]], bool]:
+        """Evaluate changed windows whose end + allowed lateness the watermark has passed,
+        oldest first, whole windows up to ``max_evaluate_keys`` states (at least one window).
+        Returns the findings and whether closed changed windows are left for later."""
         horizon = None if everything else watermark - self.lateness_ms
+        pending = window_states.dirty_windows(conn, horizon)
+        budget, chosen = self.max_evaluate_keys, 0
+        for end, n in pending:
+            if chosen and budget < n and not everything:
+                break
+            horizon, budget, chosen = end, budget - n, chosen + 1
+        if not chosen:
+            return [], False
         dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=horizon,
                                           lock=True)
         slices_per: dict[tuple[str, str, str, int], int] = {}
@@ -279,6 +332,7 @@ class Checkpointer:
             slices_per[k] = slices_per.get(k, 0) + 1
         out: list[tuple[WindowKey, Finding]] = []
         for s in dirty:
+            self._check("evaluate")
             key = s.key
             n_tests = slices_per[(key.detector, key.model, key.model_version, key.window_start_ms)]
             ctx = EvalContext(state_key(key, self.assigner.size_ms),
@@ -289,7 +343,7 @@ class Checkpointer:
         size = self.assigner.size_ms
         upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
         window_states.mark_evaluated(conn, horizon)
-        return out
+        return out, chosen < len(pending)
 
     # -- 7 ---------------------------------------------------------------------------------
     def _store_catalog(self, conn: Connection) -> None:

@@ -58,6 +58,13 @@ class WindowSettings(Section):
 class CheckpointSettings(Section):
     interval_s: float = Field(2.0, gt=0)
     max_events: int = Field(50_000, ge=1)
+    #: Closed windows evaluated per checkpoint: whole windows, oldest first, up to this many
+    #: states (at least one window); the rest wait for the next checkpoint, so a backlog of
+    #: closed windows never makes one checkpoint (and a stop) wait for all of them.
+    max_evaluate_keys: int = Field(2_000, ge=1)
+    #: On SIGTERM the checkpoint in flight may commit for this long, then it is abandoned (rolled
+    #: back; the next run reads its records again). Stop takes well under 10 s at any backlog.
+    stop_grace_s: float = Field(3.0, ge=0)
 
 
 class RetentionSettings(Section):

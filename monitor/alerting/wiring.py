@@ -42,7 +42,8 @@ def wire(detectors: Sequence[Detector], metrics: Metrics, *, alerts: AlertSettin
         first += [VersionComparisonHook(d, with_baseline, alpha, min_samples, window_size_ms)
                   for d in detectors if isinstance(d, VersionComparator)]
     runbooks = {s.name: s.runbook_url for s in slos if s.runbook_url}
-    return Alerting(first, [AlertHook(alerts, ui_base_url, metrics, runbooks=runbooks)])
+    return Alerting(first, [AlertHook(alerts, ui_base_url, metrics, runbooks=runbooks,
+                                      window_ms=window_size_ms)])
 
 
 def start_sender(am: AlertmanagerSettings, engine: Engine, metrics: Metrics) -> AlertSender | None:

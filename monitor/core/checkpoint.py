@@ -342,7 +342,7 @@ class Checkpointer:
                 out.append((key, finding))
         size = self.assigner.size_ms
         upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
-        window_states.mark_evaluated(conn, horizon)
+        window_states.mark_evaluated(conn, horizon, [s.key for s in dirty], list(self.by_name))
         return out, chosen < len(pending)
 
     # -- 7 ---------------------------------------------------------------------------------

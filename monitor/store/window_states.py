@@ -186,11 +186,22 @@ def dirty_windows(conn: Connection, until: int | None) -> list[tuple[int, int]]:
         {"h": until}).all()]
 
 
-def mark_evaluated(conn: Connection, dirty_until: int | None) -> None:
-    """Clear ``dirty`` on the states :func:`load_states` (``dirty=True``) just returned."""
+def mark_evaluated(conn: Connection, dirty_until: int | None, evaluated: Sequence[WindowKey],
+                   detectors: Sequence[str]) -> None:
+    """Clear ``dirty`` on the states :func:`load_states` (``dirty=True``) just returned: the
+    ``evaluated`` keys, and the locked rows of detectors not in ``detectors`` (disabled).
+
+    By key, not "every dirty row": another process may have inserted or merged a state since
+    the rows were locked (it was not dirty then, so not locked); that state keeps its flag and
+    is evaluated by the next checkpoint, never silently skipped."""
     conn.execute(text(
-        "UPDATE window_states SET dirty = false WHERE dirty "
-        "AND (CAST(:h AS bigint) IS NULL OR window_end_ms <= :h)"), {"h": dirty_until})
+        "UPDATE window_states ws SET dirty = false WHERE ws.dirty "
+        "AND (CAST(:h AS bigint) IS NULL OR ws.window_end_ms <= :h) "
+        "AND (ws.detector <> ALL(CAST(:known AS text[])) OR (ws.detector, ws.model, "
+        "ws.model_version, ws.slice, ws.window_start_ms) IN (SELECT * FROM unnest("
+        "CAST(:kd AS text[]), CAST(:km AS text[]), CAST(:kv AS text[]), CAST(:ks AS text[]), "
+        "CAST(:kw AS bigint[]))))"),
+        {"h": dirty_until, "known": sorted(detectors), **_key_columns(evaluated)})
 
 
 def versions_in_window(conn: Connection, detector: str, model: str, window_start_ms: int,

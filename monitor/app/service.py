@@ -87,17 +87,19 @@ def build(settings: Settings, references: ReferenceLookup | None = None,
         burn_rate=settings.burn_rate, baselines=baselines, alpha=settings.detectors.alpha,
         min_samples=sl.min_samples, window_size_ms=settings.windows.size_s * 1000,
         ui_base_url=settings.ui.base_url)
-    all_hooks = [*alerting.first, *hooks, *retention.hooks(settings.retention), *alerting.last]
+    all_hooks = [*alerting.first, *hooks, *alerting.last]
     checkpointer = Checkpointer(assigner, settings.windows.allowed_lateness_s * 1000,
                                 settings.detectors.alpha, sl.min_samples, dims, references,
-                                all_hooks, settings.checkpoint.max_evaluate_keys)
+                                all_hooks, settings.checkpoint.evaluate_budget_s)
     tps = topic_partitions(settings)
     k = settings.kafka
     source = kafka.make_source(k.client, k.bootstrap)
     sink = kafka.make_sink(k.client, k.bootstrap)
     consumer = Consumer(k, settings.database, settings.checkpoint, engine, source, sink,
                         checkpointer, metrics, tps,
-                        after_commit=[h for h in all_hooks if isinstance(h, AfterCommitHook)])
+                        after_commit=[h for h in all_hooks if isinstance(h, AfterCommitHook)]
+                        + retention.hooks(engine, settings.retention,
+                                          settings.windows.allowed_lateness_s * 1000))
     log.info("monitor ready database=%s kafka=%s client=%s", mask_url(url), k.bootstrap, k.client)
     return Service(consumer, engine, metrics)
 

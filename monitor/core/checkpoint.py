@@ -13,8 +13,8 @@
    fold each (prediction, label) change into the prediction's own window and slices (+1 for a
    new label, -1/+1 for a replaced one) for detectors that observe labels.
 6. Evaluate windows the watermark has closed and that changed since their last evaluation,
-   oldest first and at most ``max_evaluate_keys`` states' worth of whole windows per checkpoint
-   (the rest stay dirty for the next one: :attr:`CheckpointResult.pending_evaluation`); then
+   oldest first, whole windows until ``evaluate_budget_s`` is spent (the rest stay dirty for
+   the next checkpoint: :attr:`CheckpointResult.pending_evaluation`); then
    the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
    and alert state.
 7. Persist learnt catalog entries (embedding dims, admitted slice values) and the offsets.
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,11 +43,12 @@ from sqlalchemy import Connection
 
 from monitor.contract import Batch, Detector, EvalContext, Finding, LabelledBatch, LabelObserver, Reference
 from monitor.core.stages import StageClock
-from monitor.core.windows import SLICE_SEPARATOR, Deltas, WindowAssigner, state_key, window_start
+from monitor.core.windows import Deltas, WindowAssigner, state_key, window_start
 from monitor.errors import CheckpointAbandoned, OffsetRegression
 from monitor.store import catalog, ingest_counts, labels, offsets, predictions, rejected, window_states
 from monitor.store.findings import upsert_findings
 from monitor.store.keys import TopicPartition, WindowKey
+from monitor.store.terms import Terms
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +130,10 @@ class CheckpointReferences:
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
                  embedding_dims: dict[str, int], references: ReferenceLookup | None = None,
-                 hooks: Sequence[CheckpointHook] = (), max_evaluate_keys: int = 2_000) -> None:
+                 hooks: Sequence[CheckpointHook] = (), evaluate_budget_s: float = 2.0) -> None:
         self.assigner = assigner
-        self.max_evaluate_keys = max_evaluate_keys
+        self.evaluate_budget_s = evaluate_budget_s
+        self.terms = Terms()  # slice and attribute ids of the stored predictions
         self.abandon = threading.Event()  # set by a stopping process: give up at the next step
         self.clock = StageClock()
         # Learnt by the decoder from the first embedding of each model; persisted here.
@@ -154,21 +157,23 @@ class Checkpointer:
         refs = CheckpointReferences(self.references, conn)
         with clock("postgres:offsets"):
             stored = self._lock_offsets(conn, cp)  # 1
+            self.terms.begin()
         with clock("postgres:rejected"):
             self._store_rejected(conn, cp.rejected, result)  # 2
         deltas = Deltas()
         new_ids: list[str] = []
+        with clock("postgres:predictions"):
+            predictions.ensure_partitions(conn, [b.ts_ms for b in cp.batches])
         for batch in cp.batches:  # 3
             self._check("predictions")
             with clock("slicing"):
                 batch, within = _first_occurrences(batch)
                 result.duplicates += within
                 slice_labels = self.assigner.slice_labels(batch)
-                joined = self.assigner.joined(slice_labels, len(batch))
             with clock("postgres:predictions"):
                 keep = predictions.insert_new(conn, batch,
                                               window_start(batch.ts_ms, self.assigner.size_ms),
-                                              joined)
+                                              [lab for _, lab in slice_labels], self.terms)
             result.duplicates += int((~keep).sum())
             idx = np.flatnonzero(keep)
             fresh = batch if len(idx) == len(batch) else batch.take(idx)
@@ -287,9 +292,9 @@ class Checkpointer:
         if not changes:
             return []
         out = []
-        for p in predictions.join_rows(conn, changes):
-            for label, weight in changes[p.event_id]:
-                out.append({**p._asdict(), "label": label, "weight": weight})
+        for p in predictions.join_rows(conn, changes, self.terms):
+            for label, weight in changes[p["event_id"]]:
+                out.append({**p, "label": label, "weight": weight})
         return out
 
     def _observe_labels(self, labelled: list[dict[str, Any]], deltas: Deltas) -> None:
@@ -298,7 +303,7 @@ class Checkpointer:
             return
         groups: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
         for row in labelled:
-            for slice_name in row["slices"].split(SLICE_SEPARATOR):
+            for slice_name in row["slices"]:
                 key = (row["model"], row["model_version"], row["window_start_ms"], slice_name)
                 groups.setdefault(key, []).append(row)
         for (model, version, start, slice_name), rows in sorted(groups.items()):
@@ -313,19 +318,26 @@ class Checkpointer:
     def _evaluate(self, conn: Connection, watermark: int, everything: bool,
                   refs: CheckpointReferences) -> tuple[list[tuple[WindowKey, Finding]], bool]:
         """Evaluate changed windows whose end + allowed lateness the watermark has passed,
-        oldest first, whole windows up to ``max_evaluate_keys`` states (at least one window).
-        Returns the findings and whether closed changed windows are left for later."""
+        oldest first, one whole window at a time until ``evaluate_budget_s`` is spent (at least
+        one window; every window with ``everything``). Returns the findings and whether closed
+        changed windows are left for a later checkpoint."""
         horizon = None if everything else watermark - self.lateness_ms
         pending = window_states.dirty_windows(conn, horizon)
-        budget, chosen = self.max_evaluate_keys, 0
-        for end, n in pending:
-            if chosen and budget < n and not everything:
+        out: list[tuple[WindowKey, Finding]] = []
+        t0 = time.monotonic()
+        done = 0
+        for end in pending:
+            if done and not everything and time.monotonic() - t0 >= self.evaluate_budget_s:
                 break
-            horizon, budget, chosen = end, budget - n, chosen + 1
-        if not chosen:
-            return [], False
-        dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=horizon,
-                                          lock=True)
+            out += self._evaluate_window(conn, end, refs)
+            done += 1
+        return out, done < len(pending)
+
+    def _evaluate_window(self, conn: Connection, end: int,
+                         refs: CheckpointReferences) -> list[tuple[WindowKey, Finding]]:
+        size = self.assigner.size_ms
+        dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=end,
+                                          windows=(end - size, end), lock=True)
         slices_per: dict[tuple[str, str, str, int], int] = {}
         for s in dirty:  # the slices of a detector evaluated together share its alpha
             k = (s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
@@ -335,15 +347,14 @@ class Checkpointer:
             self._check("evaluate")
             key = s.key
             n_tests = slices_per[(key.detector, key.model, key.model_version, key.window_start_ms)]
-            ctx = EvalContext(state_key(key, self.assigner.size_ms),
-                              refs(key.model, key.model_version), self.alpha, n_tests,
-                              self.min_samples)
+            ctx = EvalContext(state_key(key, size), refs(key.model, key.model_version),
+                              self.alpha, n_tests, self.min_samples)
             for finding in s.detector.evaluate(s.state, ctx):
                 out.append((key, finding))
-        size = self.assigner.size_ms
         upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
-        window_states.mark_evaluated(conn, horizon, [s.key for s in dirty], list(self.by_name))
-        return out, chosen < len(pending)
+        window_states.mark_evaluated(conn, end, [s.key for s in dirty], list(self.by_name),
+                                     not_before=end - size)
+        return out
 
     # -- 7 ---------------------------------------------------------------------------------
     def _store_catalog(self, conn: Connection) -> None:
@@ -355,6 +366,7 @@ class Checkpointer:
     def committed(self) -> None:
         """Call after the transaction commits: learnt catalog entries are now durable."""
         self.assigner.catalog.drain_added()
+        self.terms.committed()
         self._dims_saved = set(self.embedding_dims)
 
 

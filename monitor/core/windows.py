@@ -20,7 +20,7 @@ from monitor.store.keys import WindowKey
 from slices import ALL, Dimension, SliceCatalog
 from slices.assign import dimension_labels
 
-SLICE_SEPARATOR = "\x1f"  # joins an event's slice names in the predictions table
+SLICE_SEPARATOR = "\x1f"  # joins an event's slice names (reports)
 #: (model, version) -> the active reference, for :class:`~monitor.contract.ReferenceObserver`s.
 ReferenceSource = Callable[[str, str], "Reference | None"]
 
@@ -95,7 +95,7 @@ class WindowAssigner:
 
     @staticmethod
     def joined(labels: list[tuple[Dimension, np.ndarray]], n: int) -> np.ndarray:
-        """Each event's slice names joined by SLICE_SEPARATOR (stored with the prediction)."""
+        """Each event's slice names joined by SLICE_SEPARATOR."""
         joined = np.full(n, ALL, dtype=object)
         for _, lab in labels:
             joined = joined + SLICE_SEPARATOR + lab

@@ -177,17 +177,17 @@ def _insert(conn: Connection, detectors: Mapping[str, Detector], keys: list[Wind
     return [k for k in keys if k.as_tuple() not in fresh]
 
 
-def dirty_windows(conn: Connection, until: int | None) -> list[tuple[int, int]]:
-    """(window end, states changed since their last evaluation) of the windows ending by
-    ``until`` (every window when None), oldest first."""
-    return [(int(e), int(n)) for e, n in conn.execute(text(
-        "SELECT window_end_ms, count(*) FROM window_states WHERE dirty "
-        "AND (CAST(:h AS bigint) IS NULL OR window_end_ms <= :h) GROUP BY 1 ORDER BY 1"),
+def dirty_windows(conn: Connection, until: int | None) -> list[int]:
+    """Ends of the windows with states changed since their last evaluation, ending by
+    ``until`` (every one when None), oldest first."""
+    return [int(e) for (e,) in conn.execute(text(
+        "SELECT DISTINCT window_end_ms FROM window_states WHERE dirty "
+        "AND (CAST(:h AS bigint) IS NULL OR window_end_ms <= :h) ORDER BY 1"),
         {"h": until}).all()]
 
 
 def mark_evaluated(conn: Connection, dirty_until: int | None, evaluated: Sequence[WindowKey],
-                   detectors: Sequence[str]) -> None:
+                   detectors: Sequence[str], not_before: int | None = None) -> None:
     """Clear ``dirty`` on the states :func:`load_states` (``dirty=True``) just returned: the
     ``evaluated`` keys, and the locked rows of detectors not in ``detectors`` (disabled).
 
@@ -197,11 +197,13 @@ def mark_evaluated(conn: Connection, dirty_until: int | None, evaluated: Sequenc
     conn.execute(text(
         "UPDATE window_states ws SET dirty = false WHERE ws.dirty "
         "AND (CAST(:h AS bigint) IS NULL OR ws.window_end_ms <= :h) "
+        "AND (CAST(:lo AS bigint) IS NULL OR ws.window_start_ms >= :lo) "
         "AND (ws.detector <> ALL(CAST(:known AS text[])) OR (ws.detector, ws.model, "
         "ws.model_version, ws.slice, ws.window_start_ms) IN (SELECT * FROM unnest("
         "CAST(:kd AS text[]), CAST(:km AS text[]), CAST(:kv AS text[]), CAST(:ks AS text[]), "
         "CAST(:kw AS bigint[]))))"),
-        {"h": dirty_until, "known": sorted(detectors), **_key_columns(evaluated)})
+        {"h": dirty_until, "lo": not_before, "known": sorted(detectors),
+         **_key_columns(evaluated)})
 
 
 def versions_in_window(conn: Connection, detector: str, model: str, window_start_ms: int,
@@ -222,3 +224,13 @@ def _key_columns(keys: Sequence[WindowKey]) -> dict[str, list[Any]]:
     return {"kd": [k.detector for k in keys], "km": [k.model for k in keys],
             "kv": [k.model_version for k in keys], "ks": [k.slice for k in keys],
             "kw": [k.window_start_ms for k in keys]}
+
+
+def delete_before(conn: Connection, cutoff_ms: int, batch_size: int) -> int:
+    """Delete up to ``batch_size`` evaluated states of windows that ended before ``cutoff_ms``
+    (event time, through ``ix_window_states_end``; a state still to evaluate stays); return
+    how many."""
+    return conn.execute(text(
+        "DELETE FROM window_states WHERE ctid = ANY(ARRAY(SELECT ctid FROM window_states "
+        "WHERE window_end_ms < :c AND NOT dirty LIMIT :b))"),
+        {"c": cutoff_ms, "b": batch_size}).rowcount

@@ -135,6 +135,7 @@ class Checkpointer:
         self.evaluate_budget_s = evaluate_budget_s
         self.terms = Terms()  # slice and attribute ids of the stored predictions
         self.abandon = threading.Event()  # set by a stopping process: give up at the next step
+        self.abandon_at: float | None = None  # or from this time.monotonic() on
         self.clock = StageClock()
         # Learnt by the decoder from the first embedding of each model; persisted here.
         self.embedding_dims = embedding_dims
@@ -217,8 +218,14 @@ class Checkpointer:
         self._check("commit")
         return result
 
+    def abandoning(self) -> bool:
+        """True once a stopping process gave up the checkpoint in flight (no thread needs to
+        wake up for it: the deadline is read by the checkpoint itself)."""
+        return self.abandon.is_set() or (self.abandon_at is not None and
+                                         time.monotonic() >= self.abandon_at)
+
     def _check(self, step: str) -> None:
-        if self.abandon.is_set():
+        if self.abandoning():
             raise CheckpointAbandoned(step)
 
     @contextmanager

@@ -160,9 +160,7 @@ class Consumer:
     def stop(self) -> None:
         """Stop polling; abandon the checkpoint in flight after ``stop_grace_s``."""
         self.stop_event.set()
-        timer = threading.Timer(self.checkpoint.stop_grace_s, self.cp.abandon.set)
-        timer.daemon = True
-        timer.start()
+        self.cp.abandon_at = time.monotonic() + self.checkpoint.stop_grace_s
 
     # ------------------------------------------------------------------------------------
     def _add(self, buf: _Buffer, records: list[Record]) -> None:
@@ -242,9 +240,9 @@ class Consumer:
         try:
             result = with_retry(attempt, initial_s=self.database.retry_initial_s,
                                 max_s=self.database.retry_max_s, what="checkpoint",
-                                should_stop=self.cp.abandon.is_set)
+                                should_stop=self.cp.abandoning)
         except Exception as exc:
-            if self.cp.abandon.is_set() and not isinstance(exc, CheckpointAbandoned):
+            if self.cp.abandoning() and not isinstance(exc, CheckpointAbandoned):
                 raise CheckpointAbandoned("database retry") from exc
             raise
         self._pending_eval = result.pending_evaluation

@@ -64,7 +64,7 @@ class CheckpointSettings(Section):
     evaluate_budget_s: float = Field(2.0, gt=0)
     #: On SIGTERM the checkpoint in flight may commit for this long, then it is abandoned (rolled
     #: back; the next run reads its records again). Stop takes well under 10 s at any backlog.
-    stop_grace_s: float = Field(3.0, ge=0)
+    stop_grace_s: float = Field(1.0, ge=0)
 
 
 class RetentionSettings(Section):

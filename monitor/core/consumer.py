@@ -134,6 +134,8 @@ class Consumer:
                     # While a checkpoint is in flight the buffer keeps filling up to max_events:
                     # under a backlog, checkpoints grow instead of waiting on each other.
                     busy = self._inflight is not None and not self._inflight.done()
+                    if busy:  # idle means no records *and* no checkpoint at work
+                        idle_since = time.monotonic()
                     due = (buf.events >= self.checkpoint.max_events or (not busy and (
                         not records or
                         time.monotonic() - buf.opened_at >= self.checkpoint.interval_s)))

@@ -2,6 +2,9 @@
 
 1. Lock this consumer's offset rows; refuse if any stored offset differs from where this
    checkpoint's records started (another process owns the partition, or offsets would go back).
+   Then the intake (:mod:`monitor.core.ingest.intake`): caps on models and versions, the
+   embedding dimension of the parked events' versions (settling or keeping them parked), and
+   the slice values admitted in the batches' windows.
 2. Store rejected events (original bytes + reason); a replay after a crash inserts nothing twice.
 3. Insert the accepted predictions; the primary key on ``event_id`` drops duplicates, and only
    the rows actually inserted go on (a duplicate ``event_id`` is counted once, across restarts).
@@ -17,7 +20,7 @@
    the next checkpoint: :attr:`CheckpointResult.pending_evaluation`); then
    the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
    and alert state.
-7. Persist learnt catalog entries (embedding dims, admitted slice values) and the offsets.
+7. Persist learnt catalog entries and the slice-value sketches, and the offsets.
 8. Commit. Only the caller, after this returns, updates metrics and sends alerts.
 
 This module orchestrates; every statement it runs is a function of :mod:`monitor.store`.
@@ -30,11 +33,16 @@ sums the seconds of each stage (slicing, observe per detector, encode, PostgreSQ
 from __future__ import annotations
 
 import logging
+<<<<<<< HEAD
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+=======
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+>>>>>>> main
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -42,10 +50,17 @@ import orjson
 from sqlalchemy import Connection
 
 from monitor.contract import Batch, Detector, EvalContext, Finding, LabelledBatch, LabelObserver, Reference
+<<<<<<< HEAD
 from monitor.core.stages import StageClock
 from monitor.core.windows import Deltas, WindowAssigner, state_key, window_start
 from monitor.errors import CheckpointAbandoned, OffsetRegression
+=======
+from monitor.core.ingest.intake import Intake
+from monitor.core.windows import SLICE_SEPARATOR, Deltas, WindowAssigner, state_key, window_start
+from monitor.errors import OffsetRegression
+>>>>>>> main
 from monitor.store import catalog, ingest_counts, labels, offsets, predictions, rejected, window_states
+from monitor.store.findings import revisions as finding_revisions
 from monitor.store.findings import upsert_findings
 from monitor.store.keys import TopicPartition, WindowKey
 from monitor.store.terms import Terms
@@ -64,6 +79,7 @@ class CheckpointInput:
     labels: Sequence[Any] = ()  # monitor.core.ingest.decode.LabelDecode
     rejected: Sequence[Any] = ()  # monitor.core.ingest.decode.Rejection
     evaluate_all: bool = False  # flush: evaluate every changed window, closed or not
+    parked: Sequence[Any] = ()  # monitor.core.ingest.decode.Parked, for the intake
 
 
 @dataclass
@@ -75,7 +91,11 @@ class CheckpointResult:
     labels_joined: int = 0  # net (prediction, label) pairs joined by this checkpoint
     findings: list[tuple[WindowKey, Finding]] = field(default_factory=list)
     watermark_ms: int = 0
+<<<<<<< HEAD
     pending_evaluation: bool = False  # closed windows left dirty for the next checkpoint
+=======
+    dead_letters: list[Any] = field(default_factory=list)  # rejected in here: DLQ before commit
+>>>>>>> main
 
 
 class ReferenceLookup(Protocol):
@@ -130,6 +150,7 @@ class CheckpointReferences:
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
                  embedding_dims: dict[str, int], references: ReferenceLookup | None = None,
+<<<<<<< HEAD
                  hooks: Sequence[CheckpointHook] = (), evaluate_budget_s: float = 2.0) -> None:
         self.assigner = assigner
         self.evaluate_budget_s = evaluate_budget_s
@@ -137,6 +158,11 @@ class Checkpointer:
         self.abandon = threading.Event()  # set by a stopping process: give up at the next step
         self.abandon_at: float | None = None  # or from this time.monotonic() on
         self.clock = StageClock()
+=======
+                 hooks: Sequence[CheckpointHook] = (), intake: Intake | None = None) -> None:
+        self.assigner = assigner
+        self.intake = intake
+>>>>>>> main
         # Learnt by the decoder from the first embedding of each model; persisted here.
         self.embedding_dims = embedding_dims
         self._dims_saved: set[str] = set(embedding_dims)
@@ -156,11 +182,21 @@ class Checkpointer:
         if self.references is not None:
             self.references.tick()
         refs = CheckpointReferences(self.references, conn)
+<<<<<<< HEAD
         with clock("postgres:offsets"):
             stored = self._lock_offsets(conn, cp)  # 1
             self.terms.begin()
         with clock("postgres:rejected"):
             self._store_rejected(conn, cp.rejected, result)  # 2
+=======
+        stored = self._lock_offsets(conn, cp)  # 1
+        if self.intake is not None:
+            extra = self.intake.begin(conn, cp.parked, cp.batches, cp.evaluate_all)
+            cp = replace(cp, batches=[*cp.batches, *extra.batches],
+                         rejected=[*cp.rejected, *extra.rejected])
+            result.dead_letters = extra.rejected
+        self._store_rejected(conn, cp.rejected, result)  # 2
+>>>>>>> main
         deltas = Deltas()
         new_ids: list[str] = []
         with clock("postgres:predictions"):
@@ -329,6 +365,7 @@ class Checkpointer:
         one window; every window with ``everything``). Returns the findings and whether closed
         changed windows are left for a later checkpoint."""
         horizon = None if everything else watermark - self.lateness_ms
+<<<<<<< HEAD
         pending = window_states.dirty_windows(conn, horizon)
         out: list[tuple[WindowKey, Finding]] = []
         t0 = time.monotonic()
@@ -349,13 +386,31 @@ class Checkpointer:
         for s in dirty:  # the slices of a detector evaluated together share its alpha
             k = (s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
             slices_per[k] = slices_per.get(k, 0) + 1
+=======
+        dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=horizon,
+                                          lock=True)
+        # The family sharing alpha is every slice of the detector in the window, not only the
+        # re-evaluated (dirty) ones; ``look`` counts the window's earlier evaluations.
+        slices_per = window_states.slices_in_windows(conn, sorted(
+            {(s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
+             for s in dirty}))
+        looks = finding_revisions(conn, [s.key for s in dirty])
+>>>>>>> main
         out: list[tuple[WindowKey, Finding]] = []
         for s in dirty:
             self._check("evaluate")
             key = s.key
+<<<<<<< HEAD
             n_tests = slices_per[(key.detector, key.model, key.model_version, key.window_start_ms)]
             ctx = EvalContext(state_key(key, size), refs(key.model, key.model_version),
                               self.alpha, n_tests, self.min_samples)
+=======
+            n_tests = slices_per.get(
+                (key.detector, key.model, key.model_version, key.window_start_ms), 1)
+            ctx = EvalContext(state_key(key, self.assigner.size_ms),
+                              refs(key.model, key.model_version), self.alpha, n_tests,
+                              self.min_samples, looks.get(key, 0))
+>>>>>>> main
             for finding in s.detector.evaluate(s.state, ctx):
                 out.append((key, finding))
         upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
@@ -365,16 +420,21 @@ class Checkpointer:
 
     # -- 7 ---------------------------------------------------------------------------------
     def _store_catalog(self, conn: Connection) -> None:
-        added = [(catalog.SLICE_VALUE, a, v) for a, v in self.assigner.catalog.added]
-        added += [(catalog.EMBEDDING_DIM, m, str(d)) for m, d in self.embedding_dims.items()
-                  if m not in self._dims_saved]
-        catalog.add(conn, added)
+        catalog.add(conn, [(catalog.EMBEDDING_DIM, m, str(d)) for m, d in self.embedding_dims.items()
+                           if m not in self._dims_saved])
+        if self.intake is not None:
+            self.intake.finish(conn)
 
     def committed(self) -> None:
         """Call after the transaction commits: learnt catalog entries are now durable."""
+<<<<<<< HEAD
         self.assigner.catalog.drain_added()
         self.terms.committed()
+=======
+>>>>>>> main
         self._dims_saved = set(self.embedding_dims)
+        if self.intake is not None:
+            self.intake.committed()
 
 
 def _first_occurrences(batch: Batch) -> tuple[Batch, int]:

@@ -5,7 +5,7 @@ columns instead of a text list and a JSONB copy of its attributes.
 Ids are never reused or changed once committed, so they are cached for the process's life;
 ids first seen inside a checkpoint's transaction are kept only once it commits
 (:meth:`Terms.committed`): a rolled-back attempt looks them up again. SQL's
-``prediction_attrs(attr_ids)`` (migration 0005) turns the ids back into a JSONB object for
+``prediction_attrs(attr_ids)`` (migration 0006) turns the ids back into a JSONB object for
 readers such as the UI.
 """
 

@@ -1,16 +1,16 @@
 """Compact, day-partitioned predictions (slice and attribute ids, no JSONB copy); the terms
 dictionary; indexes for retention of window_states, findings and rejected_events
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 import sqlalchemy as sa
 from alembic import op
 
 from migrations.columns import columns
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

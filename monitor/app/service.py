@@ -90,11 +90,8 @@ def build(settings: Settings, references: ReferenceLookup | None = None,
     all_hooks = [*alerting.first, *hooks, *alerting.last]
     checkpointer = Checkpointer(assigner, settings.windows.allowed_lateness_s * 1000,
                                 settings.detectors.alpha, sl.min_samples, dims, references,
-<<<<<<< HEAD
-                                all_hooks, settings.checkpoint.evaluate_budget_s)
-=======
-                                all_hooks, intake=intake)
->>>>>>> main
+                                all_hooks, intake=intake,
+                                evaluate_budget_s=settings.checkpoint.evaluate_budget_s)
     tps = topic_partitions(settings)
     k = settings.kafka
     source = kafka.make_source(k.client, k.bootstrap)

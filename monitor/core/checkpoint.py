@@ -33,33 +33,24 @@ sums the seconds of each stage (slicing, observe per detector, encode, PostgreSQ
 from __future__ import annotations
 
 import logging
-<<<<<<< HEAD
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-=======
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
->>>>>>> main
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import orjson
 from sqlalchemy import Connection
 
-from monitor.contract import Batch, Detector, EvalContext, Finding, LabelledBatch, LabelObserver, Reference
-<<<<<<< HEAD
+from monitor.contract import Batch, Detector, EvalContext, Finding, Reference
+from monitor.core.ingest.intake import Intake
+from monitor.core.label_join import LabelJoin
 from monitor.core.stages import StageClock
 from monitor.core.windows import Deltas, WindowAssigner, state_key, window_start
 from monitor.errors import CheckpointAbandoned, OffsetRegression
-=======
-from monitor.core.ingest.intake import Intake
-from monitor.core.windows import SLICE_SEPARATOR, Deltas, WindowAssigner, state_key, window_start
-from monitor.errors import OffsetRegression
->>>>>>> main
-from monitor.store import catalog, ingest_counts, labels, offsets, predictions, rejected, window_states
+from monitor.store import catalog, ingest_counts, offsets, predictions, rejected, window_states
 from monitor.store.findings import revisions as finding_revisions
 from monitor.store.findings import upsert_findings
 from monitor.store.keys import TopicPartition, WindowKey
@@ -91,11 +82,8 @@ class CheckpointResult:
     labels_joined: int = 0  # net (prediction, label) pairs joined by this checkpoint
     findings: list[tuple[WindowKey, Finding]] = field(default_factory=list)
     watermark_ms: int = 0
-<<<<<<< HEAD
     pending_evaluation: bool = False  # closed windows left dirty for the next checkpoint
-=======
     dead_letters: list[Any] = field(default_factory=list)  # rejected in here: DLQ before commit
->>>>>>> main
 
 
 class ReferenceLookup(Protocol):
@@ -150,19 +138,15 @@ class CheckpointReferences:
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
                  embedding_dims: dict[str, int], references: ReferenceLookup | None = None,
-<<<<<<< HEAD
-                 hooks: Sequence[CheckpointHook] = (), evaluate_budget_s: float = 2.0) -> None:
+                 hooks: Sequence[CheckpointHook] = (), intake: Intake | None = None,
+                 evaluate_budget_s: float = 2.0) -> None:
         self.assigner = assigner
+        self.intake = intake
         self.evaluate_budget_s = evaluate_budget_s
         self.terms = Terms()  # slice and attribute ids of the stored predictions
         self.abandon = threading.Event()  # set by a stopping process: give up at the next step
         self.abandon_at: float | None = None  # or from this time.monotonic() on
         self.clock = StageClock()
-=======
-                 hooks: Sequence[CheckpointHook] = (), intake: Intake | None = None) -> None:
-        self.assigner = assigner
-        self.intake = intake
->>>>>>> main
         # Learnt by the decoder from the first embedding of each model; persisted here.
         self.embedding_dims = embedding_dims
         self._dims_saved: set[str] = set(embedding_dims)
@@ -171,9 +155,9 @@ class Checkpointer:
         self.min_samples = min_samples
         self.references = references
         self.by_name: dict[str, Detector] = {d.name: d for d in assigner.detectors}
-        self._label_aware = [d for d in assigner.detectors if isinstance(d, LabelObserver)]
         self.hooks: list[CheckpointHook] = list(hooks)
         self._label_hooks = [h for h in self.hooks if isinstance(h, LabelHook)]
+        self.join = LabelJoin(assigner.detectors, bool(self._label_hooks), self.terms)
 
     def run(self, conn: Connection, cp: CheckpointInput) -> CheckpointResult:
         """Steps 1-7; the caller owns the transaction and commits it (step 8)."""
@@ -182,21 +166,17 @@ class Checkpointer:
         if self.references is not None:
             self.references.tick()
         refs = CheckpointReferences(self.references, conn)
-<<<<<<< HEAD
         with clock("postgres:offsets"):
             stored = self._lock_offsets(conn, cp)  # 1
             self.terms.begin()
-        with clock("postgres:rejected"):
-            self._store_rejected(conn, cp.rejected, result)  # 2
-=======
-        stored = self._lock_offsets(conn, cp)  # 1
         if self.intake is not None:
-            extra = self.intake.begin(conn, cp.parked, cp.batches, cp.evaluate_all)
+            with clock("intake"):
+                extra = self.intake.begin(conn, cp.parked, cp.batches, cp.evaluate_all)
             cp = replace(cp, batches=[*cp.batches, *extra.batches],
                          rejected=[*cp.rejected, *extra.rejected])
             result.dead_letters = extra.rejected
-        self._store_rejected(conn, cp.rejected, result)  # 2
->>>>>>> main
+        with clock("postgres:rejected"):
+            self._store_rejected(conn, cp.rejected, result)  # 2
         deltas = Deltas()
         new_ids: list[str] = []
         with clock("postgres:predictions"):
@@ -224,13 +204,13 @@ class Checkpointer:
                     hook.on_predictions(conn, fresh)
         self._check("labels")
         with clock("labels"):
-            labelled = self._labels_known_before(conn, new_ids)  # 5: labels that came first
-            result.labels, relabelled = self._store_labels(conn, cp.labels)
+            labelled = self.join.known_before(conn, new_ids)  # 5: labels that came first
+            result.labels, relabelled = self.join.store(conn, cp.labels)
             labelled += relabelled
             result.labels_joined = sum(r["weight"] for r in labelled)
             for hook in self._label_hooks:
                 hook.on_labels(conn, labelled)
-            self._observe_labels(labelled, deltas)
+            self.join.observe(labelled, deltas)
         self._check("merge")
         # 4 (the merge, once, with prediction and label deltas)
         window_states.merge_deltas(conn, self.by_name, deltas.states, deltas.counts,
@@ -299,64 +279,6 @@ class Checkpointer:
             result.rejected[r.reason] = result.rejected.get(r.reason, 0) + 1
         rejected.insert(conn, rows)
 
-    # -- 5 ---------------------------------------------------------------------------------
-    def _labels_known_before(self, conn: Connection, event_ids: list[str]) -> list[dict[str, Any]]:
-        """Predictions inserted now whose label arrived earlier: join them (+1 each)."""
-        if not event_ids or not (self._label_aware or self._label_hooks):
-            return []
-        known = labels.known(conn, event_ids)
-        return self._with_predictions(conn, {e: [(label, 1)] for e, label in known.items()})
-
-    def _store_labels(self, conn: Connection, decoded: Sequence[Any]) -> tuple[int, list[dict[str, Any]]]:
-        """Upsert labels (the last one received wins) and return the joins they change:
-        +1 for a first label, -1/+1 for a label replaced by a different one."""
-        rows: dict[str, dict[str, Any]] = {}
-        for lab in decoded:  # in offset order, so the last label of an event wins
-            for i in range(len(lab.event_id)):
-                rows[lab.event_id[i]] = {"e": lab.event_id[i], "l": int(lab.label[i]),
-                                         "t": int(lab.ts_ms[i]), "src": lab.source[i],
-                                         "p": int(lab.partition[i]), "o": int(lab.offset[i])}
-        if not rows:
-            return 0, []
-        old = labels.upsert(conn, rows)
-        if not (self._label_aware or self._label_hooks):
-            return len(rows), []
-        changes: dict[str, list[tuple[int, int]]] = {}
-        for e in sorted(rows):
-            new, prev = rows[e]["l"], old.get(e)
-            if prev is None:
-                changes[e] = [(new, 1)]
-            elif prev != new:
-                changes[e] = [(prev, -1), (new, 1)]
-        return len(rows), self._with_predictions(conn, changes)
-
-    def _with_predictions(self, conn: Connection,
-                          changes: Mapping[str, list[tuple[int, int]]]) -> list[dict[str, Any]]:
-        if not changes:
-            return []
-        out = []
-        for p in predictions.join_rows(conn, changes, self.terms):
-            for label, weight in changes[p["event_id"]]:
-                out.append({**p, "label": label, "weight": weight})
-        return out
-
-    def _observe_labels(self, labelled: list[dict[str, Any]], deltas: Deltas) -> None:
-        """Group joined rows by (model, version, window, slice) and fold them into deltas."""
-        if not labelled or not self._label_aware:
-            return
-        groups: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
-        for row in labelled:
-            for slice_name in row["slices"]:
-                key = (row["model"], row["model_version"], row["window_start_ms"], slice_name)
-                groups.setdefault(key, []).append(row)
-        for (model, version, start, slice_name), rows in sorted(groups.items()):
-            batch = _labelled_batch(rows)
-            for det in self._label_aware:
-                key = WindowKey(det.name, model, version, slice_name, start)
-                prev = deltas.states.get(key)
-                deltas.states[key] = det.observe_labels(det.empty() if prev is None else prev, batch)
-                deltas.counts.setdefault(key, 0)
-
     # -- 6 ---------------------------------------------------------------------------------
     def _evaluate(self, conn: Connection, watermark: int, everything: bool,
                   refs: CheckpointReferences) -> tuple[list[tuple[WindowKey, Finding]], bool]:
@@ -365,7 +287,6 @@ class Checkpointer:
         one window; every window with ``everything``). Returns the findings and whether closed
         changed windows are left for a later checkpoint."""
         horizon = None if everything else watermark - self.lateness_ms
-<<<<<<< HEAD
         pending = window_states.dirty_windows(conn, horizon)
         out: list[tuple[WindowKey, Finding]] = []
         t0 = time.monotonic()
@@ -382,35 +303,20 @@ class Checkpointer:
         size = self.assigner.size_ms
         dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=end,
                                           windows=(end - size, end), lock=True)
-        slices_per: dict[tuple[str, str, str, int], int] = {}
-        for s in dirty:  # the slices of a detector evaluated together share its alpha
-            k = (s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
-            slices_per[k] = slices_per.get(k, 0) + 1
-=======
-        dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=horizon,
-                                          lock=True)
         # The family sharing alpha is every slice of the detector in the window, not only the
         # re-evaluated (dirty) ones; ``look`` counts the window's earlier evaluations.
         slices_per = window_states.slices_in_windows(conn, sorted(
             {(s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
              for s in dirty}))
         looks = finding_revisions(conn, [s.key for s in dirty])
->>>>>>> main
         out: list[tuple[WindowKey, Finding]] = []
         for s in dirty:
             self._check("evaluate")
             key = s.key
-<<<<<<< HEAD
-            n_tests = slices_per[(key.detector, key.model, key.model_version, key.window_start_ms)]
-            ctx = EvalContext(state_key(key, size), refs(key.model, key.model_version),
-                              self.alpha, n_tests, self.min_samples)
-=======
             n_tests = slices_per.get(
                 (key.detector, key.model, key.model_version, key.window_start_ms), 1)
-            ctx = EvalContext(state_key(key, self.assigner.size_ms),
-                              refs(key.model, key.model_version), self.alpha, n_tests,
-                              self.min_samples, looks.get(key, 0))
->>>>>>> main
+            ctx = EvalContext(state_key(key, size), refs(key.model, key.model_version),
+                              self.alpha, n_tests, self.min_samples, looks.get(key, 0))
             for finding in s.detector.evaluate(s.state, ctx):
                 out.append((key, finding))
         upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
@@ -427,12 +333,8 @@ class Checkpointer:
 
     def committed(self) -> None:
         """Call after the transaction commits: learnt catalog entries are now durable."""
-<<<<<<< HEAD
-        self.assigner.catalog.drain_added()
-        self.terms.committed()
-=======
->>>>>>> main
         self._dims_saved = set(self.embedding_dims)
+        self.terms.committed()
         if self.intake is not None:
             self.intake.committed()
 
@@ -454,19 +356,3 @@ def _count_accepted(batch: Batch, result: CheckpointResult) -> None:
     for version, count in zip(versions, counts):
         key = (model, str(version))
         result.accepted[key] = result.accepted.get(key, 0) + int(count)
-
-
-def _labelled_batch(rows: list[dict[str, Any]]) -> LabelledBatch:
-    n = len(rows)
-    names = sorted({k for r in rows for k in (r["attrs"] or {})})
-    attrs = {k: np.array([(r["attrs"] or {}).get(k) for r in rows], dtype=object) for k in names}
-    return LabelledBatch(
-        event_id=np.array([r["event_id"] for r in rows], dtype=object),
-        ts_ms=np.fromiter((r["ts_ms"] for r in rows), np.int64, n),
-        pred=np.fromiter((r["pred"] for r in rows), np.int32, n),
-        label=np.fromiter((r["label"] for r in rows), np.int64, n),
-        weight=np.fromiter((r["weight"] for r in rows), np.int64, n),
-        confidence=np.array([np.nan if r["confidence"] is None else r["confidence"] for r in rows],
-                            dtype=np.float32),
-        is_error=np.fromiter((r["is_error"] for r in rows), bool, n),
-        attrs=attrs)

@@ -14,10 +14,6 @@ from typing import Any
 
 import numpy as np
 
-<<<<<<< HEAD
-from monitor.contract import Batch, Detector, Reference, ReferenceObserver, StateKey, WideColumnNeeds
-from monitor.core.stages import Clock, StageClock
-=======
 from monitor.contract import (
     AdmittedGroups,
     Batch,
@@ -27,7 +23,7 @@ from monitor.contract import (
     StateKey,
     WideColumnNeeds,
 )
->>>>>>> main
+from monitor.core.stages import Clock, StageClock
 from monitor.store.keys import WindowKey
 from slices import ALL, Dimension
 from slices.assign import dimension_labels

@@ -123,7 +123,8 @@ class Performance(DataclassStateCodec):
     ``min_drop``: ``alert`` with severity ticket; and the *bound* ``L - U`` at least
     ``page_drop``: severity page -- a page needs a confidence bound beyond its threshold, never a
     point estimate. ``score`` is ``-log10 p_value`` and ``threshold`` ``-log10 alpha`` (as for
-    every detector); ``details.drop_bound`` is ``L - U``, the accuracy points surely lost. Below ``min_samples`` labelled predictions or ``min_coverage`` (labelled /
+    every detector); ``details.drop_bound`` is ``L - U``, the accuracy points surely lost.
+    Below ``min_samples`` labelled predictions or ``min_coverage`` (labelled /
     predictions) it is ``insufficient_data``. The reported ``accuracy_ci`` is the one-look
     Clopper-Pearson interval at level ``confidence``.
 
@@ -306,7 +307,8 @@ class Performance(DataclassStateCodec):
         else:
             status, severity = (Status.WARN if significant else Status.OK), Severity.NONE
         return Finding(self.name, self.version, status, score=evidence(p_adj),
-                       threshold=evidence(ctx.alpha), p_value=p_adj, severity=severity, n=n, test=TEST, details=jsonable(
+                       threshold=evidence(ctx.alpha), p_value=p_adj, severity=severity,
+                       n=n, test=TEST, details=jsonable(
                            {**details, "accuracy_drop": drop, "drop_bound": bound,
                             "window_upper_bound": upper, "reference_lower_bound": lower,
                             "p_raw": p, "alpha": ctx.alpha, "n_tests": ctx.n_tests,

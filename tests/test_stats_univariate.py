@@ -210,3 +210,15 @@ def test_ks_pvalue_for_large_samples_is_within_one_percent_of_kstwo():
         d = stats.kstwo.isf(p, 50_000)
         assert uni.ks_pvalue(d, n, m) == pytest.approx(p, rel=0.01)
     assert uni.ks_pvalue(uni.ks_critical(0.001, n, m), n, m) == pytest.approx(0.001, rel=1e-9)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_pooled_chi2_on_many_rows_equals_the_one_row_functions(rng, ordered):
+    p = 1 / np.arange(1, 26) ** 1.3
+    ref = rng.multinomial(200, p / p.sum(), 300)
+    win = rng.multinomial(3000, p / p.sum(), 300)
+    ref[:5, :] = 0  # an empty side: no test
+    stat, pv = uni.chi2_pooled_rows(ref, win, ordered=ordered)
+    for i in range(300):
+        s1, p1, _ = uni.chi2_homogeneity(*uni.pool_sparse(ref[i], win[i], ordered=ordered))
+        assert (stat[i], pv[i]) == pytest.approx((s1, p1), rel=1e-9, abs=1e-12)

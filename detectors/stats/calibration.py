@@ -120,8 +120,9 @@ def estimate(grid: np.ndarray, cuts: np.ndarray, accuracy: np.ndarray) -> float:
 
 
 def difference_se(window: np.ndarray, reference: np.ndarray, accuracy: np.ndarray,
-                  n_labelled: np.ndarray) -> float:
-    """Standard error of ``estimate(window) - estimate(reference)`` (both folded per bin).
+                  n_labelled: np.ndarray) -> float | np.ndarray:
+    """Standard error of ``estimate(window) - estimate(reference)`` (both folded per bin; rows
+    along leading axes are computed at once).
 
     Three parts, independent: the window's and the reference's confidence mixes are multinomial
     samples (``(E[a^2] - E[a]^2) / m`` each), and each bin's accuracy is an estimate from
@@ -129,12 +130,12 @@ def difference_se(window: np.ndarray, reference: np.ndarray, accuracy: np.ndarra
     bin -- so when the mixes agree, calibration error cancels, as it should.
     """
     w, r = np.asarray(window, np.float64), np.asarray(reference, np.float64)
-    m, n = w.sum(), r.sum()
-    if m == 0 or n == 0:
-        return float("nan")
+    m, n = w.sum(-1, keepdims=True), r.sum(-1, keepdims=True)
     a = np.asarray(accuracy, np.float64)
-    pw, pr = w / m, r / n
-    var_w = max(float((pw * a * a).sum() - (pw * a).sum() ** 2), 0.0) / m
-    var_r = max(float((pr * a * a).sum() - (pr * a).sum() ** 2), 0.0) / n
-    var_cal = float(((pw - pr) ** 2 * a * (1 - a) / np.maximum(n_labelled, 1.0)).sum())
-    return float(np.sqrt(var_w + var_r + var_cal))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pw, pr = w / m, r / n
+        var_w = np.maximum((pw * a * a).sum(-1) - (pw * a).sum(-1) ** 2, 0.0) / m[..., 0]
+        var_r = np.maximum((pr * a * a).sum(-1) - (pr * a).sum(-1) ** 2, 0.0) / n[..., 0]
+    var_cal = ((pw - pr) ** 2 * a * (1 - a) / np.maximum(n_labelled, 1.0)).sum(-1)
+    se = np.where((m[..., 0] > 0) & (n[..., 0] > 0), np.sqrt(var_w + var_r + var_cal), np.nan)
+    return float(se) if se.ndim == 0 else se

@@ -45,7 +45,7 @@ from monitor.store.db import check_database, create_database, normalise_url  # n
 
 COMMIT = re.compile(r"ts=(\S+)Z .*checkpoint committed accepted=(\d+)")
 STARTED = re.compile(r"ts=(\S+)Z .*consumer assigned")
-STAGES = re.compile(r"stage seconds (.*)$", re.M)
+STAGES = re.compile(r"stage seconds ([^\"\n]*)")
 ATTRS = {"camera_id": [f"cam-{i:02d}" for i in range(20)], "region": ["eu", "us", "apac"],
          "group": ["a", "b"]}
 T0_MS = 1_767_225_600_000

@@ -3,6 +3,9 @@ window, the most specific slice carries the alert and the containing ones are *e
 (camera ``camera_id=cam-03`` explains ``region=us-east``, ``device=edge-gpu`` and ``all``).
 Pure: the engine supplies which slice contains which.
 
+A broad cause is the other way round: when most of a slice's events are in holding sub-slices
+(a bad canary moves every camera), that slice carries the alert and explains its sub-slices.
+
 A slice ``B`` contains ``A`` when every event of ``A`` is in ``B``: by name (``all`` contains
 every slice; ``region=eu`` contains ``region=eu,device=gpu``), or by the window's own events (at
 least ``alerts.containment_share`` of ``A``'s events are in ``B``: a camera sits in one region).
@@ -47,16 +50,39 @@ def contains_by_counts(big: str, small: str, n: Mapping[str, int],
 
 
 def carriers(holding: Iterable[str], contains: Callable[[str, str], bool],
-             n: Mapping[str, int] | None = None) -> dict[str, str]:
-    """For each holding slice that contains another holding slice: the most specific holding
-    slice it contains (the one that contains no other holding slice; of several, the one with
-    the most events -- the largest part of the cause). Slices carrying themselves are absent."""
+             n: Mapping[str, int] | None = None, broad_share: float = 0.5) -> dict[str, str]:
+    """Which holding slice carries each holding slice that is not its own carrier.
+
+    A slice that contains other holding slices is explained by the most specific of them (one
+    that contains no other holding slice; of several, the one with the most events -- the
+    largest part of the cause). Unless the cause is broad: when two or more most specific
+    holding slices inside it hold at least ``broad_share`` of its events (a bad canary moves
+    every camera), the containing slice carries the alert and explains every holding slice
+    inside it. Slices carrying themselves are absent from the result.
+
+    >>> n = {"all": 100, "camera_id=a": 50, "camera_id=b": 40, "camera_id=c": 10}
+    >>> inside = lambda big, small: big == "all" and small != "all"
+    >>> carriers(["all", "camera_id=a", "camera_id=b"], inside, n)
+    {'camera_id=a': 'all', 'camera_id=b': 'all'}
+    >>> carriers(["all", "camera_id=c"], inside, n)
+    {'all': 'camera_id=c'}
+    """
     names: Sequence[str] = sorted(set(holding))
+    counts = n or {}
     inside = {b: [a for a in names if contains(b, a)] for b in names}
     minimal = [a for a in names if not inside[a]]
+    parts = {b: [a for a in minimal if a in inside[b]] for b in names}
+    broad = [b for b in names if len(parts[b]) >= 2 and counts.get(b, 0) > 0
+             and sum(counts.get(a, 0) for a in parts[b]) >= broad_share * counts[b]]
+    outer = [b for b in broad if not any(b in inside[c] for c in broad)]
+    by_size = lambda a: (counts.get(a, 0), a)  # noqa: E731
+    roots = outer + [a for a in minimal if not any(a in inside[c] for c in outer)]
     out: dict[str, str] = {}
     for b in names:
-        candidates = [a for a in minimal if a in inside[b]]
-        if candidates:
-            out[b] = max(candidates, key=lambda a: ((n or {}).get(a, 0), a))
+        around = [c for c in outer if b in inside[c]]
+        below = [r for r in roots if r in inside[b]]
+        if around:
+            out[b] = max(around, key=by_size)
+        elif b not in roots and below:
+            out[b] = max(below, key=by_size)
     return out

@@ -56,21 +56,22 @@ def capture(env, reference: dict[str, Path]) -> None:
 
 
 def consume(broker, topic_names, db_url_factory, tmp: Path, reference: dict[str, Path],
-            scenario: Path,
-            detectors: tuple[str, ...], config: dict | None = None, **env_extra: str):
+            scenario: Path, detectors: tuple[str, ...], config: dict | None = None,
+            **env_extra: str):
     topics = make_topics(topic_names, CLIENT, broker.bootstrap)
     db_url = db_url_factory()
     extra = {}
     if config:
         (tmp / "vitmon.yaml").write_text(yaml.safe_dump(config))
         extra["VITMON_CONFIG"] = str(tmp / "vitmon.yaml")
+    settings = {"VITMON_WINDOWS__SIZE_S": str(WINDOW_MS // 1000),
+                "VITMON_WINDOWS__ALLOWED_LATENESS_S": "0",
+                "VITMON_SLICES__ATTRIBUTES": '["camera_id", "region", "device"]',
+                "VITMON_DETECTORS__SLICE_DIMENSIONS": '{"embedding_drift": ["camera_id"]}'}
+    if detectors:  # none given: every built-in
+        settings["VITMON_DETECTORS"] = ",".join(("traffic", *detectors))
     env = monitor_env(broker.bootstrap, db_url, topics, CLIENT,
-                      VITMON_DETECTORS=",".join(("traffic", *detectors)),
-                      VITMON_WINDOWS__SIZE_S=str(WINDOW_MS // 1000),
-                      VITMON_WINDOWS__ALLOWED_LATENESS_S="0",
-                      VITMON_SLICES__ATTRIBUTES='["camera_id", "region", "device"]',
-                      VITMON_DETECTORS__SLICE_DIMENSIONS='{"embedding_drift": ["camera_id"]}',
-                      **extra, **env_extra)
+                      **{**settings, **extra, **env_extra})
     capture(env, reference)
     messages = list(read_messages(scenario))
     for kind, topic in (("vit.predictions", topics.predictions), ("vit.labels", topics.labels)):

@@ -54,10 +54,18 @@ def test_containment_from_counts_and_the_most_specific_carrier():
     # one camera of the region alerts: it carries the region and `all`
     assert carriers(["all", "region=us-east", CAM], inside, n) == {"all": CAM, "region=us-east": CAM}
     # both cameras of the region (62 % of it) alert: a broad cause, the region carries them all
-    assert carriers(list(n), inside, n) == {"all": "region=us-east", CAM: "region=us-east",
+    assert carriers(list(n), inside, n, 0.5, both) == {"all": "region=us-east", CAM: "region=us-east",
                                             "camera_id=cam-05": "region=us-east"}
+    # a camera explains the two groups of a protected attribute it feeds (70/30), which are not
+    # a broad cause (one camera is 15 % of each)
+    groups = {"all": 1000, CAM: 150, "group=A": 700, "group=B": 300}
+    pairs = {(CAM, "group=A"): 105, (CAM, "group=B"): 45, (CAM, "all"): 150,
+             ("group=A", "all"): 700, ("group=B", "all"): 300}
+    overlap = lambda big, small: contains_by_counts(big, small, groups, pairs, 0.25)  # noqa: E731
+    assert carriers(list(groups), overlap, groups, 0.5, pairs) == {
+        "all": CAM, "group=A": CAM, "group=B": CAM}
     # ... unless they are a small part of it
-    assert carriers(list(n), inside, {**n, "region=us-east": 1000, "all": 3000}) == {
+    assert carriers(list(n), inside, {**n, "region=us-east": 1000, "all": 3000}, 0.5, both) == {
         "all": CAM, "region=us-east": CAM}
 
 

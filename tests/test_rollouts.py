@@ -55,6 +55,7 @@ def _commit(hook: VersionComparisonHook, states: dict[tuple[str, str], object],
     stored = [_Stored(v, s, x) for (v, s), x in states.items()]
     monkeypatch.setattr(comparisons.window_states, "load_states", lambda *a, **k: stored)
     monkeypatch.setattr(comparisons, "upsert_findings", lambda conn, rows: None)
+    monkeypatch.setattr(comparisons, "revisions", lambda conn, keys, subject: {})
     result = CheckpointResult(findings=[
         (WindowKey("toy_compare", "m", v, s, window), Finding("toy_compare", 1, Status.OK))
         for v, s in states if v != "1"])

@@ -29,7 +29,7 @@ from monitor.core.checkpoint import CheckpointResult
 from monitor.core.metrics import Metrics
 from monitor.core.windows import state_key
 from monitor.store import window_states
-from monitor.store.findings import upsert_findings
+from monitor.store.findings import revisions, upsert_findings
 from monitor.store.keys import WindowKey
 
 
@@ -88,11 +88,13 @@ class VersionComparisonHook:
             conn, {self.det.name: self.det}, model=model, versions=(canary, base),
             windows=(window, window + 1))}
         slices = sorted(s for v, s in states if v == canary and (base, s) in states)
+        keys = [WindowKey(self.det.name, model, canary, s, window) for s in slices]
+        looks = revisions(conn, keys, f"vs {base}")  # earlier comparisons of the same window
         out = []
-        for slice_name in slices:  # alpha is shared by the canary's slices of this window
-            key = WindowKey(self.det.name, model, canary, slice_name, window)
+        for key in keys:  # alpha is shared by the canary's slices of this window
+            slice_name = key.slice
             context = EvalContext(state_key(key, self.size_ms), None, self.alpha, len(slices),
-                                  self.min_samples)
+                                  self.min_samples, looks.get(key, 0))
             f = self.det.compare_versions(states[(canary, slice_name)], states[(base, slice_name)],
                                           base, context)
             out.append((key, window + self.size_ms, f))

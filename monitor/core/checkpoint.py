@@ -2,6 +2,9 @@
 
 1. Lock this consumer's offset rows; refuse if any stored offset differs from where this
    checkpoint's records started (another process owns the partition, or offsets would go back).
+   Then the intake (:mod:`monitor.core.ingest.intake`): caps on models and versions, the
+   embedding dimension of the parked events' versions (settling or keeping them parked), and
+   the slice values admitted in the batches' windows.
 2. Store rejected events (original bytes + reason); a replay after a crash inserts nothing twice.
 3. Insert the accepted predictions; the primary key on ``event_id`` drops duplicates, and only
    the rows actually inserted go on (a duplicate ``event_id`` is counted once, across restarts).
@@ -15,7 +18,7 @@
 6. Evaluate windows the watermark has closed and that changed since their last evaluation;
    then the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
    and alert state.
-7. Persist learnt catalog entries (embedding dims, admitted slice values) and the offsets.
+7. Persist learnt catalog entries and the slice-value sketches, and the offsets.
 8. Commit. Only the caller, after this returns, updates metrics and sends alerts.
 
 This module orchestrates; every statement it runs is a function of :mod:`monitor.store`.
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -33,9 +36,11 @@ import orjson
 from sqlalchemy import Connection
 
 from monitor.contract import Batch, Detector, EvalContext, Finding, LabelledBatch, LabelObserver, Reference
+from monitor.core.ingest.intake import Intake
 from monitor.core.windows import SLICE_SEPARATOR, Deltas, WindowAssigner, state_key, window_start
 from monitor.errors import OffsetRegression
 from monitor.store import catalog, ingest_counts, labels, offsets, predictions, rejected, window_states
+from monitor.store.findings import revisions as finding_revisions
 from monitor.store.findings import upsert_findings
 from monitor.store.keys import TopicPartition, WindowKey
 
@@ -53,6 +58,7 @@ class CheckpointInput:
     labels: Sequence[Any] = ()  # monitor.core.ingest.decode.LabelDecode
     rejected: Sequence[Any] = ()  # monitor.core.ingest.decode.Rejection
     evaluate_all: bool = False  # flush: evaluate every changed window, closed or not
+    parked: Sequence[Any] = ()  # monitor.core.ingest.decode.Parked, for the intake
 
 
 @dataclass
@@ -64,6 +70,7 @@ class CheckpointResult:
     labels_joined: int = 0  # net (prediction, label) pairs joined by this checkpoint
     findings: list[tuple[WindowKey, Finding]] = field(default_factory=list)
     watermark_ms: int = 0
+    dead_letters: list[Any] = field(default_factory=list)  # rejected in here: DLQ before commit
 
 
 class ReferenceLookup(Protocol):
@@ -118,8 +125,9 @@ class CheckpointReferences:
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
                  embedding_dims: dict[str, int], references: ReferenceLookup | None = None,
-                 hooks: Sequence[CheckpointHook] = ()) -> None:
+                 hooks: Sequence[CheckpointHook] = (), intake: Intake | None = None) -> None:
         self.assigner = assigner
+        self.intake = intake
         # Learnt by the decoder from the first embedding of each model; persisted here.
         self.embedding_dims = embedding_dims
         self._dims_saved: set[str] = set(embedding_dims)
@@ -139,6 +147,11 @@ class Checkpointer:
             self.references.tick()
         refs = CheckpointReferences(self.references, conn)
         stored = self._lock_offsets(conn, cp)  # 1
+        if self.intake is not None:
+            extra = self.intake.begin(conn, cp.parked, cp.batches, cp.evaluate_all)
+            cp = replace(cp, batches=[*cp.batches, *extra.batches],
+                         rejected=[*cp.rejected, *extra.rejected])
+            result.dead_letters = extra.rejected
         self._store_rejected(conn, cp.rejected, result)  # 2
         deltas = Deltas()
         new_ids: list[str] = []
@@ -273,35 +286,39 @@ class Checkpointer:
         horizon = None if everything else watermark - self.lateness_ms
         dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=horizon,
                                           lock=True)
-        slices_per: dict[tuple[str, str, str, int], int] = {}
-        for s in dirty:  # the slices of a detector evaluated together share its alpha
-            k = (s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
-            slices_per[k] = slices_per.get(k, 0) + 1
+        # The family sharing alpha is every slice of the detector in the window, not only the
+        # re-evaluated (dirty) ones; ``look`` counts the window's earlier evaluations.
+        slices_per = window_states.slices_in_windows(conn, sorted(
+            {(s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
+             for s in dirty}))
+        looks = finding_revisions(conn, [s.key for s in dirty])
         out: list[tuple[WindowKey, Finding]] = []
         for s in dirty:
             key = s.key
-            n_tests = slices_per[(key.detector, key.model, key.model_version, key.window_start_ms)]
+            n_tests = slices_per.get(
+                (key.detector, key.model, key.model_version, key.window_start_ms), 1)
             ctx = EvalContext(state_key(key, self.assigner.size_ms),
                               refs(key.model, key.model_version), self.alpha, n_tests,
-                              self.min_samples)
+                              self.min_samples, looks.get(key, 0))
             for finding in s.detector.evaluate(s.state, ctx):
                 out.append((key, finding))
         size = self.assigner.size_ms
         upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
-        window_states.mark_evaluated(conn, horizon)
+        window_states.mark_evaluated(conn, horizon, [s.key for s in dirty], list(self.by_name))
         return out
 
     # -- 7 ---------------------------------------------------------------------------------
     def _store_catalog(self, conn: Connection) -> None:
-        added = [(catalog.SLICE_VALUE, a, v) for a, v in self.assigner.catalog.added]
-        added += [(catalog.EMBEDDING_DIM, m, str(d)) for m, d in self.embedding_dims.items()
-                  if m not in self._dims_saved]
-        catalog.add(conn, added)
+        catalog.add(conn, [(catalog.EMBEDDING_DIM, m, str(d)) for m, d in self.embedding_dims.items()
+                           if m not in self._dims_saved])
+        if self.intake is not None:
+            self.intake.finish(conn)
 
     def committed(self) -> None:
         """Call after the transaction commits: learnt catalog entries are now durable."""
-        self.assigner.catalog.drain_added()
         self._dims_saved = set(self.embedding_dims)
+        if self.intake is not None:
+            self.intake.committed()
 
 
 def _first_occurrences(batch: Batch) -> tuple[Batch, int]:

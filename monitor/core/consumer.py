@@ -48,6 +48,7 @@ class _Buffer:
     batches: list[Any] = field(default_factory=list)
     labels: list[Any] = field(default_factory=list)
     rejected: list[Any] = field(default_factory=list)
+    parked: list[Any] = field(default_factory=list)  # held for the checkpoint's intake
     events: int = 0
     opened_at: float = field(default_factory=time.monotonic)
 
@@ -152,7 +153,8 @@ class Consumer:
             buf.next[tp] = self.read_positions[tp] = r.offset + 1
             (labels if r.topic == self.kafka.labels_topic else preds).append(r)
         if preds:
-            out = decode.decode_predictions(preds, self.cp.embedding_dims)
+            out = decode.decode_predictions(preds, self.cp.embedding_dims, gate=self.cp.intake)
+            buf.parked.extend(out.parked)
             for batch in out.batches.values():
                 buf.batches.append(batch)
                 self._advance_watermarks(batch)
@@ -193,7 +195,7 @@ class Consumer:
         cp = CheckpointInput(group=self.kafka.group, start=dict(buf.start), next=dict(buf.next),
                              max_ts=dict(self.max_ts), high_watermarks=highs,
                              batches=buf.batches, labels=buf.labels, rejected=buf.rejected,
-                             evaluate_all=flush)
+                             evaluate_all=flush, parked=buf.parked)
         self._wait_inflight()
         self._inflight = self._worker.submit(self._checkpoint, cp, buf.rejected)
 
@@ -213,7 +215,9 @@ class Consumer:
             if attempts["n"] > 1:
                 self.metrics.db_retries.inc()
             with self.engine.begin() as conn:
-                return self.cp.run(conn, cp)
+                result = self.cp.run(conn, cp)
+                self._send_dead_letters(result.dead_letters)  # decided in it; before the commit
+                return result
 
         result = self._retry(attempt, "checkpoint")
         self.cp.committed()

@@ -222,15 +222,17 @@ class SloProgress(Base):
 
 
 class AlertRow(Base):
-    """One alert (one incident of one fingerprint): rule state and Alertmanager delivery state.
-    At most one open (pending/firing/suppressed) alert per fingerprint."""
+    """One alert (one occurrence of one fingerprint): rule state and Alertmanager delivery
+    state. At most one open (pending/firing/suppressed/explained) alert per fingerprint.
+    ``explained_by``: the more specific slice whose alert carries this one (migration 0004)."""
 
     __tablename__ = "alerts"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     fingerprint: Mapped[str] = mapped_column(Text, nullable=False)
     rule: Mapped[str] = mapped_column(Text, nullable=False)
     severity: Mapped[str] = mapped_column(Text, nullable=False)
-    state: Mapped[str] = mapped_column(Text, nullable=False)  # pending|firing|suppressed|resolved
+    #: pending | firing | suppressed | explained | resolved
+    state: Mapped[str] = mapped_column(Text, nullable=False)
     labels: Mapped[dict] = mapped_column(JSONB, nullable=False)
     annotations: Mapped[dict] = mapped_column(JSONB, nullable=False)
     consecutive: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -248,10 +250,14 @@ class AlertRow(Base):
     send_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # failures in a row
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    incident_id: Mapped[int | None] = mapped_column(BigInteger)
+    explained_by_alert_id: Mapped[int | None] = mapped_column(BigInteger)
+    explained_by: Mapped[str | None] = mapped_column(Text)  # e.g. "camera_id=cam-03"
     __table_args__ = (
-        Index("uq_alerts_open_fingerprint", "fingerprint", unique=True,
-              postgresql_where=text("state IN ('pending', 'firing', 'suppressed')")),
+        Index("uq_alerts_open_fingerprint", "fingerprint", unique=True, postgresql_where=text(
+            "state IN ('pending', 'firing', 'suppressed', 'explained')")),
         Index("ix_alerts_state", "state", "updated_at"),
+        Index("ix_alerts_incident", "incident_id"),
     )
 
 
@@ -267,3 +273,104 @@ class AlertTransition(Base):
     window_start_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)  # event time
     at: Mapped[datetime] = _now()
     __table_args__ = (Index("ix_alert_transitions_alert", "alert_id", "id"),)
+
+
+# -- incidents (migration 0004) ---------------------------------------------------------------
+class IncidentRow(Base):
+    """Alerts of one cause: one model, version (``*`` for SLOs), its most specific slice and
+    overlapping windows. ``detectors``: the detectors alerting in it; ``explained``: the alerts
+    it explains (``[{"alert_id", "slice", "detector", "alertname"}]``); ``notification``: what
+    was last sent to Alertmanager for it (group labels, alerts, time). The On-call page reads it
+    through ``ui/queries/incidents.py``."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(Text, nullable=False)
+    model_version: Mapped[str] = mapped_column(Text, nullable=False)
+    slice: Mapped[str] = mapped_column(Text, nullable=False)  # the most specific slice
+    state: Mapped[str] = mapped_column(Text, nullable=False)  # open | resolved
+    severity: Mapped[str] = mapped_column(Text, nullable=False)  # page | ticket (the worst)
+    first_window_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)  # event time
+    last_window_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    resolved_window_ms: Mapped[int | None] = mapped_column(BigInteger)
+    detectors: Mapped[list] = mapped_column(JSONB, nullable=False)
+    explained: Mapped[list] = mapped_column(JSONB, nullable=False)
+    notification: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    started_at: Mapped[datetime] = _now()
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_incidents_state", "state", "updated_at"),
+                      Index("ix_incidents_window", "first_window_ms"))
+
+
+# -- intake and slice admission (migration 0005, issue 13) ------------------------------------
+class EmbeddingDim(Base):
+    """The embedding dimension of a (model, version): NULL while undecided (its events are
+    parked), then decided from configuration, the reference profile or a consensus."""
+
+    __tablename__ = "embedding_dims"
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    model_version: Mapped[str] = mapped_column(Text, primary_key=True)
+    dim: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(Text)  # "consensus" | "reference" | ...
+    created_at: Mapped[datetime] = _now()
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ParkedEvent(Base):
+    """A valid event waiting for its version's embedding dimension to be decided (original
+    bytes; stored with the offsets that passed it, so exactly-once holds)."""
+
+    __tablename__ = "parked_events"
+    topic: Mapped[str] = mapped_column(Text, primary_key=True)
+    kafka_partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kafka_offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    model: Mapped[str] = mapped_column(Text, nullable=False)
+    model_version: Mapped[str] = mapped_column(Text, nullable=False)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    event_id: Mapped[str] = mapped_column(Text, nullable=False)
+    message_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    raw: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    parked_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_parked_model", "model", "model_version"),)
+
+
+class ModelVersion(Base):
+    """The admitted (model, version) pairs, bounded by ``limits.max_models`` and
+    ``limits.max_versions_per_model``."""
+
+    __tablename__ = "model_versions"
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    model_version: Mapped[str] = mapped_column(Text, primary_key=True)
+    admitted_at: Mapped[datetime] = _now()
+
+
+class SliceSketch(Base):
+    """A Misra-Gries heavy-hitters sketch of one slice attribute's values in one window."""
+
+    __tablename__ = "slice_sketches"
+    attribute: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    counts: Mapped[dict] = mapped_column(JSONB, nullable=False)  # value -> estimated count
+    updated_at: Mapped[datetime] = _now()
+
+
+class SliceAdmission(Base):
+    """The values of one attribute that keep their own slice in one window (decided once, at
+    the window's first checkpoint, from the previous window's sketch; the rest is ``other``)."""
+
+    __tablename__ = "slice_admissions"
+    attribute: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    admitted: Mapped[list] = mapped_column(JSONB, nullable=False)
+    source_window_ms: Mapped[int | None] = mapped_column(BigInteger)
+    decided_at: Mapped[datetime] = _now()
+
+
+class DlqReplay(Base):
+    """Event ids ``vitmon dlq replay`` re-published (a second replay skips them)."""
+
+    __tablename__ = "dlq_replays"
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    replayed_at: Mapped[datetime] = _now()

@@ -140,11 +140,22 @@ def merge_deltas(conn: Connection, detectors: Mapping[str, Detector],
         "AND ws.window_start_ms = u.w"), columns(updates))
 
 
-def mark_evaluated(conn: Connection, dirty_until: int | None) -> None:
-    """Clear ``dirty`` on the states :func:`load_states` (``dirty=True``) just returned."""
+def mark_evaluated(conn: Connection, dirty_until: int | None, evaluated: Sequence[WindowKey],
+                   detectors: Sequence[str]) -> None:
+    """Clear ``dirty`` on the states :func:`load_states` (``dirty=True``) just returned: the
+    ``evaluated`` keys, and the locked rows of detectors not in ``detectors`` (disabled).
+
+    By key, not "every dirty row": another process may have inserted or merged a state since
+    the rows were locked (it was not dirty then, so not locked); that state keeps its flag and
+    is evaluated by the next checkpoint, never silently skipped."""
     conn.execute(text(
-        "UPDATE window_states SET dirty = false WHERE dirty "
-        "AND (CAST(:h AS bigint) IS NULL OR window_end_ms <= :h)"), {"h": dirty_until})
+        "UPDATE window_states ws SET dirty = false WHERE ws.dirty "
+        "AND (CAST(:h AS bigint) IS NULL OR ws.window_end_ms <= :h) "
+        "AND (ws.detector <> ALL(CAST(:known AS text[])) OR (ws.detector, ws.model, "
+        "ws.model_version, ws.slice, ws.window_start_ms) IN (SELECT * FROM unnest("
+        "CAST(:kd AS text[]), CAST(:km AS text[]), CAST(:kv AS text[]), CAST(:ks AS text[]), "
+        "CAST(:kw AS bigint[]))))"),
+        {"h": dirty_until, "known": sorted(detectors), **_key_columns(evaluated)})
 
 
 def versions_in_window(conn: Connection, detector: str, model: str, window_start_ms: int,
@@ -154,6 +165,23 @@ def versions_in_window(conn: Connection, detector: str, model: str, window_start
         "SELECT DISTINCT model_version FROM window_states WHERE detector = :d AND model = :m "
         "AND window_start_ms = :w AND model_version <> :b ORDER BY 1"),
         {"d": detector, "m": model, "w": window_start_ms, "b": besides}).all()]
+
+
+def slices_in_windows(conn: Connection, windows: Sequence[tuple[str, str, str, int]]
+                      ) -> dict[tuple[str, str, str, int], int]:
+    """Slices with a stored state per (detector, model, version, window start), dirty or not:
+    the family a window's slices share ``alpha`` over (``EvalContext.n_tests``)."""
+    if not windows:
+        return {}
+    rows = conn.execute(text(
+        "SELECT ws.detector, ws.model, ws.model_version, ws.window_start_ms, count(*) AS n "
+        "FROM window_states ws JOIN unnest(CAST(:kd AS text[]), CAST(:km AS text[]), "
+        "CAST(:kv AS text[]), CAST(:kw AS bigint[])) AS k(d, m, v, w) ON ws.detector = k.d "
+        "AND ws.model = k.m AND ws.model_version = k.v AND ws.window_start_ms = k.w "
+        "GROUP BY 1, 2, 3, 4"),
+        {"kd": [w[0] for w in windows], "km": [w[1] for w in windows],
+         "kv": [w[2] for w in windows], "kw": [w[3] for w in windows]}).all()
+    return {(r[0], r[1], r[2], int(r[3])): int(r.n) for r in rows}
 
 
 def columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

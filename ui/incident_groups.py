@@ -1,4 +1,5 @@
-"""Alerts grouped into incidents, for databases without the alert engine's ``incidents`` table.
+"""Incidents as the On-call page shows them: from the alert engine's ``incidents`` table
+(:func:`from_table`), or, for databases without it, alerts grouped here (:func:`group_alerts`).
 
 One cause is one incident: alerts of the same model, version and detector family (every
 ``*drift*`` detector is one family: a broken camera moves features, embeddings and predictions
@@ -27,6 +28,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ui.queries.incidents import Incident, IncidentAlert
 from ui.queries.ops import Alert
 
 OPEN_STATES = frozenset({"pending", "firing", "suppressed", "explained"})
@@ -58,8 +60,21 @@ def _end(a: Alert) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class Member:
+    """One alert of an incident, for its timeline."""
+
+    alertname: str
+    slice: str
+    detector: str
+    severity: str
+    state: str
+    first_window_ms: int
+    end_window_ms: int | None  # None: still open
+
+
+@dataclass(frozen=True, slots=True)
 class IncidentGroup:
-    key: str  # stable id (the ``incident`` link parameter)
+    key: str  # the ``incident`` link parameter (the table's id, or a stable hash)
     model: str
     model_version: str
     slice: str  # the most specific slice: the cause's
@@ -71,15 +86,42 @@ class IncidentGroup:
     resolved_window_ms: int | None
     detectors: tuple[str, ...]
     explained_slices: tuple[str, ...]
-    alerts: tuple[Alert, ...]  # the carrier's alerts first
+    members: tuple[Member, ...]  # the carrier's alerts first
+    notification: str  # what Alertmanager was told
 
-    @property
-    def notification(self) -> str:
-        """What Alertmanager was told, from the member alerts' delivery records."""
-        sent = [a for a in self.alerts if a.delivered.startswith("sent")]
-        retrying = [a for a in self.alerts if a.delivered.startswith("retrying")]
-        text = f"{len(sent)} of {len(self.alerts)} alert(s) sent to Alertmanager"
-        return text + (f", {len(retrying)} retrying" if retrying else "")
+
+def _member(a: Alert) -> Member:
+    end = None if a.state in OPEN_STATES else (a.resolved_window_ms or a.last_window_ms)
+    return Member(a.rule, a.labels.get("slice", "all"), a.labels.get("detector", ""),
+                  a.severity, a.state, a.first_window_ms, end)
+
+
+def _sent(alerts: Sequence[Alert]) -> str:
+    sent = [a for a in alerts if a.delivered.startswith("sent")]
+    retrying = [a for a in alerts if a.delivered.startswith("retrying")]
+    text = f"{len(sent)} of {len(alerts)} alert(s) sent to Alertmanager"
+    return text + (f", {len(retrying)} retrying" if retrying else "")
+
+
+def from_table(inc: Incident, alerts: Sequence[IncidentAlert]) -> IncidentGroup:
+    """An incident of the alert engine's ``incidents`` table, with its alerts."""
+    note = inc.notification or {}
+    if note.get("posts"):
+        group = ", ".join(f"{k}={v}" for k, v in (note.get("group_labels") or {}).items())
+        notification = (f"Alertmanager notified {note['posts']}x as one group ({group}), "
+                        f"{len(note.get('alerts') or ())} alert(s), last "
+                        f"{str(note.get('last_sent_at', ''))[:19]}")
+    else:
+        notification = "not sent to Alertmanager"
+    members = tuple(Member(a.alertname, a.slice, a.detector, a.severity, a.state,
+                           a.first_window_ms,
+                           None if a.state in OPEN_STATES else a.resolved_window_ms)
+                    for a in alerts)
+    return IncidentGroup(str(inc.id), inc.model, inc.model_version, inc.slice,
+                         "+".join(sorted({family(d) for d in inc.detectors})), inc.state,
+                         inc.severity, inc.first_window_ms, inc.last_window_ms,
+                         inc.resolved_window_ms, tuple(inc.detectors), inc.explained_slices,
+                         members, notification)
 
 
 def _key(model: str, version: str, fam: str, slice_: str, first: int) -> str:
@@ -126,4 +168,5 @@ def _group(c: Sequence[Alert]) -> IncidentGroup:
         max(a.last_window_ms for a in c),
         None if open_ else max(a.resolved_window_ms or a.last_window_ms for a in c),
         tuple(sorted({a.labels.get("detector", "") for a in c})),
-        tuple(sorted({a.labels.get("slice", "all") for a in c} - {slice_})), tuple(c))
+        tuple(sorted({a.labels.get("slice", "all") for a in c} - {slice_})),
+        tuple(_member(a) for a in c), _sent(c))

@@ -3,8 +3,9 @@ its most specific slice, the slices and detectors it explains, start, state, sev
 Alertmanager was told, a timeline of its alerts, whether latency or the GPUs moved with it, and
 links to the evidence (drift window, slice accuracy, version comparison).
 
-Incidents come from the alert engine's ``incidents`` table when the database has it, else from
-:func:`ui.incident_groups.group_alerts` (model, version, detector family, root slice)."""
+Incidents come from the alert engine's ``incidents`` table when the database has it (migration
+0004), else from :func:`ui.incident_groups.group_alerts` (model, version, detector family, root
+slice)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import pandas as pd
 import streamlit as st
 
 from ui import charts, store
-from ui.incident_groups import IncidentGroup, group_alerts
+from ui.incident_groups import IncidentGroup, from_table, group_alerts
 from ui.nav import Context
 from ui.queries import findings as qf
+from ui.queries import incidents as qi
 from ui.queries import ops as qo
 from ui.views import common
 from ui.views.common import hhmm, num
@@ -41,8 +43,7 @@ def moved(before: Sequence[float], during: Sequence[float], share: float) -> boo
 
 
 def render(ctx: Context) -> None:
-    alerts = store.get(qo.alerts, ctx.start_ms, ctx.end_ms, ctx.model)
-    groups = group_alerts(alerts)
+    groups = _groups(ctx)
     if not groups:
         common.empty("No incidents in this range", "Nothing fired, and nothing is open now.")
         return
@@ -54,7 +55,7 @@ def render(ctx: Context) -> None:
         "version": g.model_version, "since": hhmm(g.first_window_ms),
         "until": hhmm(g.resolved_window_ms) if g.resolved_window_ms else "now",
         "detectors": ", ".join(g.detectors), "explains": ", ".join(g.explained_slices) or "–",
-        "alerts": len(g.alerts), "Alertmanager": g.notification,
+        "alerts": len(g.members), "Alertmanager": g.notification,
         "open": ctx.link(incident=g.key)} for g in groups]))
     bars = pd.DataFrame([{
         "alert": f"{g.family} · {g.model_version} · {g.slice}", "severity": g.severity,
@@ -68,6 +69,18 @@ def render(ctx: Context) -> None:
                  f"{g.slice} · {g.model_version} · since {hhmm(g.first_window_ms)}")
         with st.expander(label, expanded=g is opened):
             _incident(ctx, g)
+
+
+def _groups(ctx: Context) -> list[IncidentGroup]:
+    if "incidents" not in ctx.tables:
+        return group_alerts(store.get(qo.alerts, ctx.start_ms, ctx.end_ms, ctx.model))
+    found = list(store.get(qi.incidents, ctx.start_ms, ctx.end_ms, ctx.model))
+    wanted = ctx.view.incident
+    if wanted and wanted.isdigit() and all(str(i.id) != wanted for i in found):
+        linked = store.get(qi.incident, int(wanted))  # an alert's link, outside the range
+        if linked is not None and linked.model == ctx.model:
+            found.insert(0, linked)
+    return [from_table(i, store.get(qi.incident_alerts, i.id)) for i in found]
 
 
 def _incident(ctx: Context, g: IncidentGroup) -> None:
@@ -85,11 +98,12 @@ def _incident(ctx: Context, g: IncidentGroup) -> None:
              "Slice accuracy": ctx.link(page="slices", version=version, slice=g.slice),
              "Version comparison": ctx.link(page="versions", version=version)}
     st.markdown("**Evidence:** " + " · ".join(f"[{k}]({v})" for k, v in links.items()))
+    size = ctx.settings.windows.size_s * 1000
     bars = pd.DataFrame([{
-        "alert": f"{a.rule} · {a.labels.get('slice', '')} · {a.labels.get('detector', '')}",
-        "severity": a.severity, "state": a.state, "start": a.first_window_ms,
-        "end": (a.resolved_window_ms or a.last_window_ms) + ctx.settings.windows.size_s * 1000}
-        for a in g.alerts])
+        "alert": f"{m.alertname} · {m.slice} · {m.detector}", "severity": m.severity,
+        "state": m.state, "start": m.first_window_ms,
+        "end": (m.end_window_ms if m.end_window_ms is not None else g.last_window_ms) + size}
+        for m in g.members])
     bars["start"], bars["end"] = charts.to_time(bars["start"]), charts.to_time(bars["end"])
     st.altair_chart(charts.timeline(bars), width="stretch")
 

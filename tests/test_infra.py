@@ -9,7 +9,6 @@ false-alarm behaviour, and the metrics it feeds.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -20,7 +19,7 @@ from monitor.contract import EvalContext, StateKey, Status
 from monitor.core.ingest.events import encode_prediction
 from monitor.core.metrics import Metrics
 from monitor.testing import make_context, synthetic_batch
-from tests.alerting_support import alerts_json, write_config
+from tests.alerting_support import alerts_json, wait_for, write_config
 from tests.support import make_topics, monitor_env, produce, start_monitor
 
 CLIENT = "confluent-kafka"
@@ -91,16 +90,6 @@ def test_infra_figures_become_metrics():
     assert get("vitmon_cold_start_ratio", lab) == main.details["infra"]["cold_start_rate"]
 
 
-def _wait(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _stream(start_min: int, minutes: int, per_minute: int, oom_share: float) -> list:
     """Events evenly spaced in event time with GPU telemetry; the first round(per_minute x
     oom_share) of each minute fail with CUDA_OOM (a share of 0.001 is spread over the minutes)."""
@@ -140,10 +129,13 @@ def test_oom_burst_pages_alertmanager_and_steady_errors_do_not(broker, db_url_fa
         return [a for a in alertmanager.alerts() if a["labels"]["alertname"] == "OutOfMemorySpike"]
 
     try:
-        got = _wait(oom_in_alertmanager, 240, "the OOM page in Alertmanager")
+        try:
+            got = wait_for(oom_in_alertmanager, 420, "the OOM page in Alertmanager")
+        except AssertionError:
+            raise AssertionError(f"{alerts_json(env)}\n{log.read_text()[-2000:]}") from None
         # quiet again: the alert resolves by itself, and Alertmanager is told
         produce(CLIENT, broker.bootstrap, topics.predictions, _stream(70, 10, 200, 0.001))
-        _wait(lambda: not oom_in_alertmanager(), 240, "the OOM page to resolve")
+        wait_for(lambda: not oom_in_alertmanager(), 300, "the OOM page to resolve")
     finally:
         monitor.terminate()
         monitor.wait(60)

@@ -113,7 +113,10 @@ def _stream(start_min: int, minutes: int, per_minute: int, oom_share: float) -> 
 def test_oom_burst_pages_alertmanager_and_steady_errors_do_not(broker, db_url_factory,
                                                                topic_names, tmp_path,
                                                                alertmanager):
-    config = write_config(tmp_path / "vitmon.yaml")
+    # a firing alert is sent with endsAt 4 resend intervals ahead: long enough to be seen after
+    # the monitor exits
+    config = write_config(tmp_path / "vitmon.yaml", alertmanager={
+        "resend_interval_s": 30, "retry_initial_s": 0.5, "retry_max_s": 2, "poll_s": 0.2})
     db_url = db_url_factory()
     topics = make_topics(topic_names, CLIENT, broker.bootstrap)
     env = monitor_env(broker.bootstrap, db_url, topics, CLIENT, VITMON_CONFIG=str(config),
@@ -132,7 +135,8 @@ def test_oom_burst_pages_alertmanager_and_steady_errors_do_not(broker, db_url_fa
 
     produce(CLIENT, broker.bootstrap, topics.predictions, steady + burst)
     consume()
-    got = wait_for(oom_in_alertmanager, 60, "the OOM page in Alertmanager")
+    got = wait_for(oom_in_alertmanager, 30, f"the OOM page in Alertmanager; vitmon has "
+                   f"{[(a['alertname'], a['state'], a['delivery']) for a in alerts_json(env)]}")
     # quiet again: the alert resolves by itself, and Alertmanager is told
     produce(CLIENT, broker.bootstrap, topics.predictions, _stream(70, 10, 200, 0.001))
     consume()

@@ -59,13 +59,14 @@ def render(ctx: Context) -> None:
         "open": ctx.link(incident=g.key)} for g in groups]))
     bars = pd.DataFrame([{
         "alert": f"{g.family} · {g.model_version} · {g.slice}", "severity": g.severity,
-        "state": g.state, "start": g.first_window_ms,
+        # the timeline's colours are alert states: an open incident reads as firing
+        "state": "firing" if g.state == "open" else "resolved", "start": g.first_window_ms,
         "end": (g.resolved_window_ms or g.last_window_ms) + ctx.settings.windows.size_s * 1000}
         for g in groups])
     bars["start"], bars["end"] = charts.to_time(bars["start"]), charts.to_time(bars["end"])
     st.altair_chart(charts.timeline(bars), width="stretch")
     for g in ([opened] if opened else []) + [g for g in groups if g is not opened][:12]:
-        label = (f"{'🔴' if g.state == 'open' else '✅'} {g.severity} · {g.family} on "
+        label = (f"{'OPEN' if g.state == 'open' else 'resolved'} · {g.severity} · {g.family} on "
                  f"{g.slice} · {g.model_version} · since {hhmm(g.first_window_ms)}")
         with st.expander(label, expanded=g is opened):
             _incident(ctx, g)

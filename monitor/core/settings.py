@@ -87,5 +87,5 @@ class IntakeSettings(Section):
     dim_consensus_events: int = Field(1000, ge=1)
     #: ... or earlier, once the first parked event waited this long (or the consumer flushes),
     #: provided the leading length has at least ``dim_min_agree`` votes and twice the runner-up's.
-    dim_consensus_wait_s: float = Field(60.0, ge=0)
+    dim_consensus_wait_s: float = Field(30.0, ge=0)
     dim_min_agree: int = Field(3, ge=1)

@@ -87,6 +87,7 @@ class Consumer:
         self._lag_read_at = float("-inf")
         self.read_positions: dict[TopicPartition, int] = {}
         self._inflight: Future[None] | None = None
+        self._committed_at = float("-inf")  # monotonic time of the last commit
         self._worker: ThreadPoolExecutor | None = None
 
     def _retry(self, fn: Any, what: str) -> Any:
@@ -130,7 +131,7 @@ class Consumer:
                         self._submit(buf)
                         buf = _Buffer()
                     elif exit_when_idle_s is not None and not records and \
-                            time.monotonic() - idle_since >= exit_when_idle_s:
+                            self._idle_for(idle_since) >= exit_when_idle_s:
                         self._submit(buf, flush=True)
                         self._wait_inflight()
                         log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
@@ -139,6 +140,13 @@ class Consumer:
                     self._submit(buf)
             finally:
                 self._wait_inflight()
+
+    def _idle_for(self, records_at: float) -> float:
+        """Seconds since the last records and the last commit; 0 while a checkpoint is in
+        flight (a slow one, e.g. retrying while PostgreSQL is down, is not idleness)."""
+        if self._inflight is not None and not self._inflight.done():
+            return 0.0
+        return time.monotonic() - max(records_at, self._committed_at)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -222,6 +230,7 @@ class Consumer:
         result = self._retry(attempt, "checkpoint")
         self.cp.committed()
         self.positions.update(cp.next)
+        self._committed_at = time.monotonic()
         self._after(result, cp.high_watermarks, time.perf_counter() - t0)
 
     def _after(self, result: CheckpointResult, highs: dict[TopicPartition, int], took: float) -> None:

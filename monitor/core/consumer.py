@@ -93,6 +93,7 @@ class Consumer:
         self._lag_read_at = float("-inf")
         self.read_positions: dict[TopicPartition, int] = {}
         self._inflight: Future[None] | None = None
+        self._committed_at = float("-inf")  # monotonic time of the last commit
         self._worker: ThreadPoolExecutor | None = None
         self._pending_eval = False  # the last checkpoint left closed windows to evaluate
         self.stages = StageClock()  # totals since start, logged at the end
@@ -145,7 +146,7 @@ class Consumer:
                         self._submit(buf)
                         buf = _Buffer()
                     elif exit_when_idle_s is not None and not records and \
-                            time.monotonic() - idle_since >= exit_when_idle_s:
+                            self._idle_for(idle_since) >= exit_when_idle_s:
                         self._submit(buf, flush=True)
                         self._wait_inflight()
                         log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
@@ -159,6 +160,13 @@ class Consumer:
                 self._inflight = None
                 totals = self.stages.drain()
                 log.info("stage seconds %s", " ".join(f"{k}={v:.3f}" for k, v in sorted(totals.items())))
+
+    def _idle_for(self, records_at: float) -> float:
+        """Seconds since the last records and the last commit; 0 while a checkpoint is in
+        flight (a slow one, e.g. retrying while PostgreSQL is down, is not idleness)."""
+        if self._inflight is not None and not self._inflight.done():
+            return 0.0
+        return time.monotonic() - max(records_at, self._committed_at)
 
     def stop(self) -> None:
         """Stop polling; abandon the checkpoint in flight after ``stop_grace_s``."""
@@ -254,6 +262,7 @@ class Consumer:
         self._pending_eval = result.pending_evaluation
         self.cp.committed()
         self.positions.update(cp.next)
+        self._committed_at = time.monotonic()
         self._after(result, cp.high_watermarks, time.perf_counter() - t0)
 
     def _after(self, result: CheckpointResult, highs: dict[TopicPartition, int], took: float) -> None:

@@ -168,9 +168,10 @@ class FindingRow(Base):
 
 
 class CatalogEntry(Base):
-    """Learnt, persisted facts that must stay stable across restarts: embedding dimension and
-    class count per model (``kind`` = "embedding_dim"/"n_classes"), admitted slice values
-    (``kind`` = "slice_value", ``name`` = attribute, ``value`` = the value)."""
+    """Learnt, persisted facts that must stay stable across restarts (``kind``, ``name``,
+    ``value``; see ``monitor/store/catalog.py``). Decided embedding dimensions per version and
+    admitted slice values have their own tables since migration 0005 (``embedding_dims``,
+    ``slice_admissions``)."""
 
     __tablename__ = "catalog"
     kind: Mapped[str] = mapped_column(Text, primary_key=True)

@@ -75,8 +75,8 @@ class EmbeddingDrift(DataclassStateCodec):
     The sums are on one reference's basis: the core observes through
     :meth:`observe_with_reference`; events seen with no active reference (or another one) are
     only counted (``n_unprojected``), and a window with too few events on the active basis says
-    ``insufficient_data``. A slice without its own reference says ``no_reference`` (reason code
-    ``no_slice_reference``), never a verdict against the whole version.
+    ``insufficient_data``. A slice without its own reference says ``no_reference`` (reason
+    "no reference for this slice"), never a verdict against the whole version.
 
     Significance level: ``EvalContext.alpha`` bounds the probability of an alert on stationary
     data in a window over all ``n_tests`` slices (Bonferroni: a slice alerts when its p-value is
@@ -200,9 +200,9 @@ class EmbeddingDrift(DataclassStateCodec):
         seen = state.n + state.n_unprojected
         if context.reference is None:
             return (Finding.no_reference(self, seen),)
-        own = verdict.own_slice_profile(context)
-        if own is None:
-            return (verdict.no_slice_reference(self, seen),)
+        own = verdict.slice_profile(context)  # {} for a slice without its own reference
+        if not own:
+            return (verdict.no_reference(self, seen, verdict.NO_SLICE_REFERENCE),)
         ref = own.get("embedding")
         basis = self.basis(context.reference)
         if not ref or basis is None:

@@ -107,8 +107,8 @@ class PredictionDrift(DataclassStateCodec):
     "Failing Loudly"). Weighted Bonferroni across families keeps the total at ``alpha``. A
     significant test alerts when its effect (total variation distance of the class mix, or KS
     statistic) is at least ``min_effect``, else warns. One look: a re-evaluation of the window is
-    a fresh test. A slice without its own reference says ``no_reference`` (reason code
-    ``no_slice_reference``).
+    a fresh test. A slice without its own reference says ``no_reference`` (reason
+    "no reference for this slice").
 
     Example
     -------
@@ -209,9 +209,9 @@ class PredictionDrift(DataclassStateCodec):
     def evaluate(self, state: PredictionDriftState, context: EvalContext) -> tuple[Finding, ...]:
         if context.reference is None:
             return (Finding.no_reference(self, state.n),)
-        own = verdict.own_slice_profile(context)
-        if own is None:
-            return (verdict.no_slice_reference(self, state.n),)
+        own = verdict.slice_profile(context)  # {} for a slice without its own reference
+        if not own:
+            return (verdict.no_reference(self, state.n, verdict.NO_SLICE_REFERENCE),)
         ref = own.get("prediction")
         if not ref:
             return (verdict.no_reference(self, state.n, "reference profile has no predictions"),)

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from detectors.batches import make_batch
-from detectors.feature_drift import FeatureDrift, FeatureDriftState, grid_for
+from detectors.feature_drift import FeatureDrift, categorical_entries, grid_for, numeric_entry
 from detectors.prediction_drift import (
     PROBS_GRID,
     PredictionDrift,
@@ -93,15 +93,7 @@ class ProfileConfig:
 def _numeric_entry(name: str, lo: int, counts: np.ndarray, n_rows: int,
                    n_bins: int) -> dict[str, Any]:
     grid = grid_for(name) if name != "__probs__" else PROBS_GRID
-    cuts = hist.quantile_cuts(counts, n_bins)
-    ends = np.append(cuts, counts.size)
-    all_edges = hist.bin_edges(grid, lo, counts.size)
-    mean, std = hist.moments(grid, lo, counts)
-    n = int(counts.sum())
-    return {"grid": grid.spec, "grid_lo": float(lo), "grid_counts": counts.astype(np.int64),
-            "cut_index": (cuts + lo).astype(np.int64), "edges": all_edges[ends],
-            "counts": hist.fold(counts, cuts), "n": float(n), "n_missing": float(n_rows - n),
-            "mean": mean, "std": std}
+    return numeric_entry(grid, lo, counts, n_rows, n_bins)
 
 
 def _as_batches(data: Batch | Mapping[str, Any] | Iterable[Batch | Mapping[str, Any]]
@@ -137,7 +129,8 @@ def build_reference_profile(data: Batch | Mapping[str, Any] | Iterable[Batch | M
         The profile; its keys are documented in this module's docstring.
     """
     attrs = None if config.attrs is None else tuple(f"attrs.{a}" for a in config.attrs)
-    fd = FeatureDrift(features=config.features, attrs=attrs, max_categories=config.max_categories)
+    fd = FeatureDrift(features=config.features, attrs=attrs, max_categories=config.max_categories,
+                      exclude=())  # the profile keeps latency_ms, for whoever tests it
     es = _EmbeddingSample(config.embedding_sample_size + config.pca_fit_size)
     fs = fd.empty()
     batches = list(_as_batches(data))  # two passes: the top classes first, then their softmax
@@ -158,7 +151,7 @@ def build_reference_profile(data: Batch | Mapping[str, Any] | Iterable[Batch | M
     profile: dict[str, Any] = {"schema": SCHEMA, "n_events": float(fs.n)}
     profile["numeric"] = {k: _numeric_entry(k, fs.num_lo[k], fs.num_counts[k], fs.n,
                                             config.n_bins) for k in fs.num_counts}
-    profile["categorical"] = _categorical(fs)
+    profile["categorical"] = categorical_entries(fs)
     profile["prediction"] = _prediction(ps, classes, config.n_bins)
     if es.n:
         profile["embedding"] = _embedding(es, config)
@@ -190,16 +183,6 @@ class _EmbeddingSample:
         pool = x if self.sample is None else np.concatenate([self.sample, x])
         keep = emb.bottom_k(hashes, ids, self.k)
         self.hashes, self.ids, self.sample = hashes[keep], tuple(ids[keep].tolist()), pool[keep]
-
-
-def _categorical(s: FeatureDriftState) -> dict[str, Any]:
-    out = {}
-    for k in s.cat_counts:
-        counts = s.cat_counts[k]
-        n = int(counts.sum()) + s.cat_other[k]
-        out[k] = {"categories": np.asarray(s.cat_names[k], dtype=str), "counts": counts,
-                  "other": float(s.cat_other[k]), "n": float(n), "n_missing": float(s.n - n)}
-    return out
 
 
 def _prediction_part(batch: Batch, top: tuple[int, ...]) -> PredictionDriftState:

@@ -48,13 +48,13 @@ def test_seeded_mutants_agree_with_the_oracle(harness: Harness, labels: bool) ->
     chooser = RandomChooser(random.Random(13))
     seen: Counter[str | None] = Counter()
     for i in range(MUTANTS):
-        seen.update(harness.run_chooser(chooser, labels=labels, known=i % 2 == 1))
+        seen.update(harness.run_chooser(chooser, labels=labels, how=Harness.HOW[i % 3]))
     # The mutants reach both sides of the contract: some stay valid, most reasons occur.
     assert seen[None] > MUTANTS / 20, seen
     expected = {"malformed_json", "non_finite", "bad_schema", "missing_field", "wrong_type",
                 "bad_value"}
     if not labels:
-        expected |= {"embedding_dim", "probs_dim"}
+        expected |= {"embedding_dim", "probs_dim", "parked"}  # parked: the consumer's gate
     assert expected <= set(seen), seen
 
 
@@ -73,8 +73,8 @@ class _DrawChooser:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_hypothesis_mutants_agree_with_the_oracle(harness: Harness, data: st.DataObject) -> None:
-    labels, known = data.draw(st.booleans()), data.draw(st.booleans())
-    harness.run_chooser(_DrawChooser(data), labels=labels, known=known)
+    labels, how = data.draw(st.booleans()), data.draw(st.sampled_from(Harness.HOW))
+    harness.run_chooser(_DrawChooser(data), labels=labels, how=how)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)
@@ -89,18 +89,18 @@ def test_a_mismatch_is_reported_with_the_message(monkeypatch: pytest.MonkeyPatch
     """The comparison itself fails when the decoder's answer differs (a doctored oracle)."""
     real = oracle.prediction
     monkeypatch.setattr(oracle, "prediction",
-                        lambda v, d, c: oracle.Verdict(frozenset({"bad_schema"})))
+                        lambda v, d, c, **kw: oracle.Verdict(frozenset({"bad_schema"})))
     with pytest.raises(Mismatch, match="oracle rejects it"):
         check_predictions([raw()])
 
-    def shifted(v, d, c):
-        verdict = real(v, d, c)
+    def shifted(v, d, c, **kw):
+        verdict = real(v, d, c, **kw)
         return verdict._replace(fields={**verdict.fields, "embedding": [0.5, -1.0, 2.5]})
 
     monkeypatch.setattr(oracle, "prediction", shifted)
     with pytest.raises(Mismatch, match="field 'embedding'"):
         check_predictions([raw()])
-    monkeypatch.setattr(oracle, "prediction", lambda v, d, c: oracle.Verdict(frozenset()))
+    monkeypatch.setattr(oracle, "prediction", lambda v, d, c, **kw: oracle.Verdict(frozenset()))
     with pytest.raises(Mismatch, match="rejected as bad_schema"):
         check_predictions([raw(schema="vit.prediction/v9")])
 

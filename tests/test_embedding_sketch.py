@@ -126,7 +126,7 @@ def test_a_slice_without_its_own_reference_gets_no_verdict(gen, profile):
     state = observe(det, gen.batch(np.random.default_rng(5), 300, shift=3.0), profile)
     main, = det.evaluate(state, context(profile, slice="camera_id=new-cam"))
     assert main.status is Status.NO_REFERENCE
-    assert main.details["reason_code"] == "no_slice_reference"
+    assert main.details["reason"] == "no reference for this slice"
     assert det.evaluate(state, context(profile))[0].status is Status.ALERT  # slice "all"
 
 

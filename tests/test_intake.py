@@ -1,12 +1,12 @@
 """Issue 13, end to end against the real broker and PostgreSQL: bad or unlucky input never
 blinds the monitor. The embedding dimension comes from evidence (a consensus), not from the
 first event; slices are the top-K values by volume, so a burst of junk ids takes none; caps
-bound the models and versions a producer can create; ``vitmon dlq replay`` re-publishes."""
+bound the models and versions a producer can create (``vitmon dlq replay``:
+tests/test_dlq_replay.py)."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -16,8 +16,10 @@ from confluent_kafka import Producer
 from sqlalchemy import create_engine
 
 from monitor.core.ingest.events import REASON_HEADER, embedding_to_b64, encode_prediction
-from tests.support import make_topics, monitor_env, query, run_cli, start_monitor, status_json
+from monitor.reports.status import status
+from tests.support import make_topics, monitor_env, query, start_monitor
 from tests.test_exactly_once import _read_all
+from ui.queries import ops
 
 pytestmark = pytest.mark.integration
 CLIENT = "confluent-kafka"
@@ -125,42 +127,12 @@ def test_ten_thousand_versions_hit_the_caps_and_are_rejected_not_dropped(broker,
     reasons = Counter(r.reason for r in query(db_url, "SELECT reason FROM rejected_events"))
     assert reasons == {"too_many_versions": 9_995, "too_many_models": 1}
     assert query(db_url, "SELECT count(*) FROM predictions")[0][0] == 5 + 2
-    status = status_json(env)
-    assert sum(m["accepted"] for m in status["models"]) == 7
-    # The On-call page's query shows the reasons, counted.
-    from ui.queries import ops
-
     engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    try:
+    try:  # `vitmon status` and the On-call page's rejections show them, counted
+        shown = status(engine, "vitmon")
         with engine.connect() as conn:
             by_reason, _ = ops.rejected(conn, since=datetime(2000, 1, 1, tzinfo=timezone.utc))
     finally:
         engine.dispose()
-    assert {r.reason: r.n for r in by_reason} == reasons
-
-
-def test_dlq_replay_after_the_dimension_is_set_right_is_idempotent(broker, db_url_factory,
-                                                                   topic_names, tmp_path):
-    """A canary sent 30 events of 8 values first, so the consensus said 8 and the real 4-value
-    events were rejected; once ``models.<m>.embedding_dim`` says 4, a replay re-publishes them
-    for a fresh decode, and a second replay publishes nothing."""
-    topics = make_topics(topic_names, CLIENT, broker.bootstrap, partitions=1)
-    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
-    first = [event(i, T0 + i, 8, "cam-0", model="r", prefix="eight") for i in range(30)]
-    later = [event(i, T0 + 100 + i, 4, "cam-0", model="r", prefix="four") for i in range(5)]
-    publish(broker.bootstrap, topics.predictions, {0: first + later})
-    db_url = db_url_factory()
-    env = monitor_env(broker.bootstrap, db_url, topics, CLIENT, VITMON_DETECTORS="traffic")
-    consume(env, tmp_path / "one.log", idle_s="2")
-    assert query(db_url, "SELECT dim FROM embedding_dims") == [(8,)]
-    assert query(db_url, "SELECT count(*) FROM rejected_events WHERE reason = 'embedding_dim'"
-                 )[0][0] == 5
-
-    fixed = dict(env, VITMON_CONFIG=config(tmp_path, {"r": {"embedding_dim": 4}}))
-    out = run_cli(fixed, "dlq", "replay", "--reason", "embedding_dim", "--since", since)
-    assert out.returncode == 0 and "re-published 5 events" in out.stdout, out.stderr
-    consume(fixed, tmp_path / "two.log", idle_s="2")
-    ids = {r.event_id for r in query(db_url, "SELECT event_id FROM predictions")}
-    assert {f"four-{i}" for i in range(5)} <= ids and len(ids) == 35
-    again = run_cli(fixed, "dlq", "replay", "--reason", "embedding_dim", "--since", since)
-    assert again.returncode == 0 and "re-published 0 events" in again.stdout, again.stderr
+    assert sum(m["accepted"] for m in shown["models"]) == 7
+    assert shown["rejected_by_reason"] == {r.reason: r.n for r in by_reason} == reasons

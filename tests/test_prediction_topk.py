@@ -77,7 +77,7 @@ def test_slice_without_reference_and_v1_state():
                                        context(prof).reference)
     main, = det.evaluate(state, context(prof, slice="camera_id=new"))
     assert main.status is Status.NO_REFERENCE
-    assert main.details["reason_code"] == "no_slice_reference"
+    assert main.details["reason"] == "no reference for this slice"
     with_slice = {**prof, "slices": {"camera_id=new": prof}}
     assert det.evaluate(state, context(with_slice, slice="camera_id=new"))[0].status is Status.OK
     old = det.loads(encode_value({"n": 5, "class_counts": np.arange(1000),

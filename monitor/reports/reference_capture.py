@@ -29,7 +29,7 @@ from slices import SliceCatalog, dimensions
 log = logging.getLogger(__name__)
 
 #: A slice gets its own reference sub-profile from this many reference events on; smaller
-#: slices get no embedding/prediction drift verdict ("no reference for this slice").
+#: slices get no drift verdict ("no reference for this slice").
 MIN_SLICE_EVENTS = 200
 
 

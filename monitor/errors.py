@@ -34,3 +34,12 @@ class OffsetRegression(VitmonError):
             f"offset of {topic}[{partition}] is {stored} in the database, expected {expected}: "
             "another consumer owns this partition, or offsets went backwards")
         self.topic, self.partition, self.stored, self.expected = topic, partition, stored, expected
+
+
+class CheckpointAbandoned(VitmonError):
+    """The process is stopping and gave up the checkpoint in flight: its transaction rolls back
+    and the next run reads the same records again (exactly-once holds)."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(f"checkpoint abandoned at {step}: stopping")
+        self.step = step

@@ -16,6 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlparse
 
+import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -25,10 +26,11 @@ from monitor.alerting.explain import carriers, contains_by_counts
 from monitor.alerting.settings import AlertmanagerSettings, AlertSettings
 from monitor.contract import Finding, Severity, Status
 from monitor.core.checkpoint import CheckpointResult
-from monitor.store import migrate
+from monitor.store import migrate, predictions
 from monitor.store.db import normalise_url
 from monitor.store.incidents import list_incidents
 from monitor.store.keys import WindowKey
+from monitor.store.terms import Terms
 from tests.alertmanager_support import Alertmanager, free_port
 from ui.queries import incidents as ui_incidents
 
@@ -70,13 +72,15 @@ def test_containment_from_counts_and_the_most_specific_carrier():
 
 
 def _events(conn, window_ms: int) -> None:
+    ids = Terms().ids(conn, {s for slices in SLICES_OF.values() for s in slices})
     rows = [{"id": f"e-{window_ms}-{cam}-{i}", "ts": window_ms + i, "w": window_ms,
-             "s": "\x1f".join(slices), "v": VERSION}
+             "s": [ids[s] for s in slices], "v": VERSION}
             for cam, slices in SLICES_OF.items() for i in range(40)]
+    predictions.ensure_partitions(conn, [np.array([window_ms, window_ms + 40])])
     conn.execute(text(
         "INSERT INTO predictions (event_id, ts_ms, model, model_version, window_start_ms, pred, "
-        "is_error, latency_ms, slices, kafka_partition, kafka_offset) VALUES "
-        "(:id, :ts, 'vit', :v, :w, 1, false, 10, :s, 0, 0)"), rows)
+        "is_error, latency_ms, slice_ids, attr_ids, kafka_partition, kafka_offset) VALUES "
+        "(:id, :ts, 'vit', :v, :w, 1, false, 10, :s, '{}', 0, 0)"), rows)
 
 
 def _findings(window_ms: int, drifting: bool) -> list[tuple[WindowKey, Finding]]:
@@ -209,3 +213,28 @@ def test_which_open_incident_a_firing_alert_joins():
     mixed = Incident(3, MODEL, VERSION, "region=us-east", "open", "page", T0, T0,
                      detectors=["slo_burn_rate", "feature_drift"])
     assert not related(mixed, MODEL, "2026.11.2", "region=us-east")
+
+
+def test_an_alert_that_fires_and_resolves_within_one_checkpoint_has_its_incident(db_url_factory):
+    """A catch-up checkpoint evaluates many windows at once: the camera's alerts fire and
+    resolve inside it, and still form one (resolved) incident."""
+    db_url = db_url_factory()
+    migrate.upgrade(db_url)
+    engine = create_engine(normalise_url(db_url))
+    hook = AlertHook(AlertSettings(), "http://ui:8501", window_ms=W)
+    try:
+        with engine.begin() as conn:
+            findings = []
+            for i, drifting in enumerate([False, True, True, True, False]):
+                _events(conn, T0 + i * W)
+                findings += _findings(T0 + i * W, drifting)
+            hook.before_commit(conn, CheckpointResult(findings=findings))
+        (inc,) = list_incidents(engine)
+        assert (inc["slice"], inc["state"]) == (CAM, "resolved")
+        assert sorted(inc["detectors"]) == ["embedding_drift", "feature_drift"]
+        fired = [a for a in _alerts(engine) if a["fired_window_ms"] is not None]
+        assert sorted(a["labels"]["detector"] for a in fired) == ["embedding_drift",
+                                                                  "feature_drift"]
+        assert {a["incident_id"] for a in fired} == {inc["id"]}
+    finally:
+        engine.dispose()

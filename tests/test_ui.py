@@ -195,8 +195,8 @@ def test_slices_table_matches_database(app_env: dict) -> None:
     at = render("slices", version=BASELINE)
     table = next(df for df in frames(at) if "coverage" in df.columns)
     cam = table[table["slice"] == CAM].iloc[0]
-    n, labelled, correct = counts(url, "p.model_version = :v AND p.slices LIKE :like", v=BASELINE,
-                                  like=f"%{CAM}%")
+    n, labelled, correct = counts(url, "p.model_version = :v AND :s = ANY(prediction_slices(p.slice_ids))",
+                                  v=BASELINE, s=CAM)
     assert (cam["predictions"], cam["labelled"]) == (n, labelled)
     assert cam["accuracy"] == pct(correct / labelled)
     overall = table[table["slice"] == "all"].iloc[0]

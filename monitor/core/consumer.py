@@ -4,6 +4,10 @@ Offsets live in PostgreSQL and are committed with the results they produced, so 
 killed at any moment restarts from the last committed checkpoint and recounts nothing. While
 PostgreSQL is unreachable the loop stops polling (memory stays bounded by one checkpoint's
 buffer) and retries the same checkpoint with backoff.
+
+Stopping (SIGTERM): the loop stops polling; the checkpoint in flight gets
+``checkpoint.stop_grace_s`` to commit, then is abandoned at its next step (its transaction rolls
+back; the next run reads those records again), so a stop takes seconds at any backlog.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from monitor.core.ingest.events import REASON_HEADER
 from monitor.core.kafka import Record, Sink, Source
 from monitor.core.metrics import Metrics
 from monitor.core.settings import CheckpointSettings, DatabaseSettings, KafkaSettings
+from monitor.core.stages import StageClock
+from monitor.errors import CheckpointAbandoned
 from monitor.store import catalog, offsets
 from monitor.store.db import with_retry
 from monitor.store.keys import TopicPartition
@@ -87,7 +93,10 @@ class Consumer:
         self._lag_read_at = float("-inf")
         self.read_positions: dict[TopicPartition, int] = {}
         self._inflight: Future[None] | None = None
+        self._committed_at = float("-inf")  # monotonic time of the last commit
         self._worker: ThreadPoolExecutor | None = None
+        self._pending_eval = False  # the last checkpoint left closed windows to evaluate
+        self.stages = StageClock()  # totals since start, logged at the end
 
     def _retry(self, fn: Any, what: str) -> Any:
         return with_retry(fn, initial_s=self.database.retry_initial_s,
@@ -124,24 +133,45 @@ class Consumer:
                     if records:
                         idle_since = time.monotonic()
                         self._add(buf, records)
-                    due = (buf.events >= self.checkpoint.max_events or
-                           time.monotonic() - buf.opened_at >= self.checkpoint.interval_s)
-                    if buf.next and (due or not records):
+                    # While a checkpoint is in flight the buffer keeps filling up to max_events:
+                    # under a backlog, checkpoints grow instead of waiting on each other.
+                    busy = self._inflight is not None and not self._inflight.done()
+                    if busy:  # idle means no records *and* no checkpoint at work
+                        idle_since = time.monotonic()
+                    due = (buf.events >= self.checkpoint.max_events or (not busy and (
+                        not records or
+                        time.monotonic() - buf.opened_at >= self.checkpoint.interval_s)))
+                    if (buf.next and due) or (not records and not busy and self._pending_eval):
+                        self._pending_eval = False
                         self._submit(buf)
                         buf = _Buffer()
                     elif exit_when_idle_s is not None and not records and \
-                            time.monotonic() - idle_since >= exit_when_idle_s:
+                            self._idle_for(idle_since) >= exit_when_idle_s:
                         self._submit(buf, flush=True)
                         self._wait_inflight()
                         log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
                         return
                 if buf.next:
                     self._submit(buf)
-            finally:
                 self._wait_inflight()
+            except CheckpointAbandoned as exc:
+                log.info("checkpoint abandoned, stopping step=%s", exc.step)
+            finally:
+                self._inflight = None
+                totals = self.stages.drain()
+                log.info("stage seconds %s", " ".join(f"{k}={v:.3f}" for k, v in sorted(totals.items())))
+
+    def _idle_for(self, records_at: float) -> float:
+        """Seconds since the last records and the last commit; 0 while a checkpoint is in
+        flight (a slow one, e.g. retrying while PostgreSQL is down, is not idleness)."""
+        if self._inflight is not None and not self._inflight.done():
+            return 0.0
+        return time.monotonic() - max(records_at, self._committed_at)
 
     def stop(self) -> None:
+        """Stop polling; abandon the checkpoint in flight after ``stop_grace_s``."""
         self.stop_event.set()
+        self.cp.abandon_at = time.monotonic() + self.checkpoint.stop_grace_s
 
     # ------------------------------------------------------------------------------------
     def _add(self, buf: _Buffer, records: list[Record]) -> None:
@@ -164,7 +194,9 @@ class Consumer:
             buf.labels.append(out_l)
             buf.rejected.extend(out_l.rejected)
         buf.events += len(records)
-        self.metrics.stage_seconds.labels("decode").observe(time.perf_counter() - t0)
+        took = time.perf_counter() - t0
+        self.metrics.stage_seconds.labels("decode").observe(took)
+        self.stages.add("decode", took)
 
     def _advance_watermarks(self, batch: Any) -> None:
         parts = batch.extras["_partition"]
@@ -219,14 +251,26 @@ class Consumer:
                 self._send_dead_letters(result.dead_letters)  # decided in it; before the commit
                 return result
 
-        result = self._retry(attempt, "checkpoint")
+        try:
+            result = with_retry(attempt, initial_s=self.database.retry_initial_s,
+                                max_s=self.database.retry_max_s, what="checkpoint",
+                                should_stop=self.cp.abandoning)
+        except Exception as exc:
+            if self.cp.abandoning() and not isinstance(exc, CheckpointAbandoned):
+                raise CheckpointAbandoned("database retry") from exc
+            raise
+        self._pending_eval = result.pending_evaluation
         self.cp.committed()
         self.positions.update(cp.next)
+        self._committed_at = time.monotonic()
         self._after(result, cp.high_watermarks, time.perf_counter() - t0)
 
     def _after(self, result: CheckpointResult, highs: dict[TopicPartition, int], took: float) -> None:
         k = self.kafka
         self.metrics.stage_seconds.labels("checkpoint").observe(took)
+        for stage, seconds in self.cp.clock.drain().items():
+            self.metrics.stage_seconds.labels(stage).observe(seconds)
+            self.stages.add(stage, seconds)
         self.metrics.record_checkpoint(k.predictions_topic, sum(result.accepted.values()),
                                        result.duplicates, result.rejected, k.labels_topic,
                                        result.labels)

@@ -28,7 +28,7 @@ class SampleRef:
 
 
 _SAMPLE_COLS = ("p.event_id, p.ts_ms, p.model_version, p.pred, p.confidence, l.label, "
-                "p.attrs->>'camera_id' AS camera, p.input_sha256, p.sample_uri")
+                "prediction_attrs(p.attr_ids)->>'camera_id' AS camera, p.input_sha256, p.sample_uri")
 _LABEL_JOIN = ("LEFT JOIN LATERAL (SELECT label FROM labels WHERE labels.event_id = p.event_id) l "
                "ON true")
 
@@ -55,8 +55,8 @@ def samples_in_window(conn: Connection, model: str, version: str, slice_: str, s
     rows = conn.execute(text(
         f"SELECT {_SAMPLE_COLS} FROM predictions p {_LABEL_JOIN} WHERE p.model = :m "
         "AND p.model_version = :v AND p.ts_ms >= :a AND p.ts_ms < :b AND NOT p.is_error "
-        "AND (:s = 'all' OR strpos(E'\\x1f' || p.slices || E'\\x1f', E'\\x1f' || :s || E'\\x1f') "
-        "> 0) ORDER BY p.confidence NULLS LAST, p.event_id LIMIT :lim"),
+        "AND (:s = 'all' OR p.slice_ids @> ARRAY[(SELECT t.id FROM prediction_terms t WHERE t.term = :s)]) "
+        "ORDER BY p.confidence NULLS LAST, p.event_id LIMIT :lim"),
         {"m": model, "v": version, "s": slice_, "a": start_ms, "b": end_ms, "lim": limit})
     return tuple(_sample(r) for r in rows)
 

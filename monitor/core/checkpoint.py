@@ -1,7 +1,10 @@
 """The checkpoint: one numbered procedure in ONE PostgreSQL transaction.
 
-1. Lock this consumer's offset rows; refuse if any stored offset differs from where this
-   checkpoint's records started (another process owns the partition, or offsets would go back).
+1. Read this consumer's offset rows; refuse (:class:`~monitor.errors.Fenced`) if another
+   process claimed a partition since this one did (its epoch moved on), and refuse if a stored
+   offset differs from where this checkpoint's records started (offsets would go back). Step 7
+   checks again under a row lock: the lock is held only at the end of the transaction, so a
+   process paused mid-checkpoint ("zombie") never blocks another's claim of its partitions.
 2. Store rejected events (original bytes + reason); a replay after a crash inserts nothing twice.
 3. Insert the accepted predictions; the primary key on ``event_id`` drops duplicates, and only
    the rows actually inserted go on (a duplicate ``event_id`` is counted once, across restarts).
@@ -15,7 +18,8 @@
 6. Evaluate windows the watermark has closed and that changed since their last evaluation;
    then the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
    and alert state.
-7. Persist learnt catalog entries (embedding dims, admitted slice values) and the offsets.
+7. Persist learnt catalog entries (embedding dims, admitted slice values); lock the offset
+   rows, check them as in step 1 (compare-and-set), and store the new offsets.
 8. Commit. Only the caller, after this returns, updates metrics and sends alerts.
 
 This module orchestrates; every statement it runs is a function of :mod:`monitor.store`.
@@ -34,7 +38,7 @@ from sqlalchemy import Connection
 
 from monitor.contract import Batch, Detector, EvalContext, Finding, LabelledBatch, LabelObserver, Reference
 from monitor.core.windows import SLICE_SEPARATOR, Deltas, WindowAssigner, state_key, window_start
-from monitor.errors import OffsetRegression
+from monitor.errors import Fenced, OffsetRegression
 from monitor.store import catalog, ingest_counts, labels, offsets, predictions, rejected, window_states
 from monitor.store.findings import upsert_findings
 from monitor.store.keys import TopicPartition, WindowKey
@@ -53,6 +57,7 @@ class CheckpointInput:
     labels: Sequence[Any] = ()  # monitor.core.ingest.decode.LabelDecode
     rejected: Sequence[Any] = ()  # monitor.core.ingest.decode.Rejection
     evaluate_all: bool = False  # flush: evaluate every changed window, closed or not
+    epochs: dict[TopicPartition, int] = field(default_factory=dict)  # claims held (fencing)
 
 
 @dataclass
@@ -138,7 +143,7 @@ class Checkpointer:
         if self.references is not None:
             self.references.tick()
         refs = CheckpointReferences(self.references, conn)
-        stored = self._lock_offsets(conn, cp)  # 1
+        stored = self._check_offsets(conn, cp, lock=False)  # 1
         self._store_rejected(conn, cp.rejected, result)  # 2
         deltas = Deltas()
         new_ids: list[str] = []
@@ -169,22 +174,28 @@ class Checkpointer:
         window_states.merge_deltas(conn, self.by_name, deltas.states, deltas.counts,
                                    self.assigner.size_ms)
         ingest_counts.add(conn, result.accepted)
-        watermark = max([*cp.max_ts.values(), *(w for w, _ in stored.values())], default=0)
+        watermark = max([*cp.max_ts.values(), *(v[0] for v in stored.values())], default=0)
         result.watermark_ms = watermark
         result.findings = self._evaluate(conn, watermark, cp.evaluate_all, refs)  # 6
         for hook in self.hooks:
             hook.before_commit(conn, result)
         self._store_catalog(conn)  # 7
+        stored = self._check_offsets(conn, cp, lock=True)
         offsets.save(conn, cp.group, cp.next,
                      {tp: max(cp.max_ts.get(tp, 0), stored.get(tp, (0, 0))[0]) for tp in cp.next},
                      cp.high_watermarks)
         return result
 
     # -- 1 ---------------------------------------------------------------------------------
-    def _lock_offsets(self, conn: Connection, cp: CheckpointInput) -> dict[TopicPartition, tuple[int, int]]:
-        stored = offsets.lock(conn, cp.group, list(cp.next))
+    def _check_offsets(self, conn: Connection, cp: CheckpointInput,
+                       lock: bool) -> dict[TopicPartition, tuple[int, int, int]]:
+        stored = offsets.lock(conn, cp.group, list(cp.next), for_update=lock)
+        fenced = sorted(tp for tp, epoch in cp.epochs.items()
+                        if tp in cp.next and stored.get(tp, (0, 0, 0))[2] != epoch)
+        if fenced:
+            raise Fenced(cp.group, fenced)
         for tp, start in cp.start.items():
-            have = stored.get(tp, (0, 0))[1]
+            have = stored.get(tp, (0, 0, 0))[1]
             if have != start or cp.next[tp] < start:
                 raise OffsetRegression(tp[0], tp[1], have, start)
         return stored

@@ -1,17 +1,28 @@
-"""The decision rule shared by the drift detectors: p-values in, calibrated findings out.
+"""The decision rule shared by the detectors: p-values in, calibrated findings out.
 
 Every drift detector tests a family of hypotheses for one state key (its features, its classes,
 its one MMD test) and reports one main finding whose
 
 * ``p_value`` is the smallest family-adjusted p-value, multiplied by ``EvalContext.n_tests``
-  (Bonferroni across the slices that share ``alpha``) and capped at 1, so it is compared with the
-  configured ``alpha`` directly;
+  (Bonferroni across the window's slices, which share ``alpha``) and by
+  ``alpha / look_alpha(alpha, look)`` (the share of ``alpha`` this look may spend, below), capped
+  at 1, so it is compared with the configured ``alpha`` directly;
 * ``score`` is ``-log10(p_value)`` and ``threshold`` is ``-log10(alpha)``: one unit-free,
   higher-is-worse scale for every detector, and ``score >= threshold`` exactly when it alerts.
 
+**Repeated looks.** A window is evaluated when it closes and again whenever late events or labels
+change it (``EvalContext.look`` counts the earlier evaluations). Each look spends part of
+``alpha`` (:func:`look_alpha`): ``0.9 alpha`` at the first look, ``0.1 alpha / 2**k`` at look
+``k >= 1``. The shares sum to less than ``alpha`` over any number of looks, so by the union bound
+the probability that *any* look of a stationary window alarms is at most ``alpha`` -- an
+alpha-spending rule in the sense of Lan & DeMets (1983), with a fixed geometric schedule because
+the number of looks is not known in advance. Nearly all of the budget goes to the first look
+(the window as closed); late looks need overwhelming evidence.
+
 So under stationary traffic each (detector, window) alarms with probability at most ``alpha`` in
-total over all its slices and features. Effect sizes (PSI, MMD^2, ...) are reported beside it; a
-test that is significant but below the detector's ``min_effect`` gives ``warn``, not ``alert``.
+total over all its slices, features and looks. Effect sizes (PSI, MMD^2, ...) are reported beside
+it; a test that is significant but below the detector's ``min_effect`` gives ``warn``, not
+``alert``.
 """
 
 from __future__ import annotations
@@ -32,9 +43,33 @@ P_FLOOR = 1e-300  # p-values underflow to 0 for gross drift; keep -log10 finite
 _TOL = 1 + 1e-9  # p == alpha exactly (e.g. 1/100 vs 0.01) must reject
 
 
+FIRST_LOOK_SHARE = 0.9  # of alpha, spent by the first evaluation of a window
+
+
+def look_alpha(alpha: float, look: int) -> float:
+    """The part of ``alpha`` look ``look`` (0 = first) of one window may spend.
+
+    ``0.9 alpha`` at look 0, ``0.1 alpha / 2**look`` after: the sum over looks 0..K is
+    ``alpha (1 - 0.1 / 2**K) < alpha`` for every K.
+
+    >>> [round(look_alpha(0.01, k), 6) for k in range(4)]
+    [0.009, 0.0005, 0.00025, 0.000125]
+    >>> sum(look_alpha(0.01, k) for k in range(200)) <= 0.01
+    True
+    """
+    if look <= 0:
+        return FIRST_LOOK_SHARE * alpha
+    return math.ldexp((1.0 - FIRST_LOOK_SHARE) * alpha, -min(int(look), 1000))
+
+
+def spending_factor(ctx: EvalContext) -> float:
+    """``alpha / look_alpha``: multiplies a p-value so that it is compared with ``alpha``."""
+    return ctx.alpha / look_alpha(ctx.alpha, ctx.look) if ctx.alpha > 0 else 1.0
+
+
 def alpha_per_key(ctx: EvalContext) -> float:
-    """The level one state key is tested at: ``alpha / n_tests``."""
-    return ctx.alpha / max(1, ctx.n_tests)
+    """The level one state key is tested at on this look: ``look_alpha / n_tests``."""
+    return look_alpha(ctx.alpha, ctx.look) / max(1, ctx.n_tests)
 
 
 def evidence(p: float) -> float:
@@ -50,13 +85,13 @@ def key_seed(seed: int, key: StateKey) -> int:
 
 
 def family(p_raw: np.ndarray, ctx: EvalContext, method: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """Adjust a family of raw p-values for its size and for ``ctx.n_tests``.
+    """Adjust a family of raw p-values for its size, ``ctx.n_tests`` and the look's spending.
 
     Returns ``(p_adjusted, rejected, critical_raw_p)``: a test is rejected exactly when its raw
     p-value is at most ``critical_raw_p``.
     """
     p_raw = np.asarray(p_raw, np.float64)
-    p_adj = np.minimum(1.0, adjust(p_raw, method) * max(1, ctx.n_tests))
+    p_adj = np.minimum(1.0, adjust(p_raw, method) * max(1, ctx.n_tests) * spending_factor(ctx))
     rejected = p_adj <= ctx.alpha * _TOL
     return p_adj, rejected, critical_p(p_raw, alpha_per_key(ctx), method)
 
@@ -76,7 +111,8 @@ def main_finding(det: Any, ctx: EvalContext, *, p_adj: np.ndarray, rejected: np.
         score=evidence(p_main), threshold=evidence(ctx.alpha), p_value=p_main,
         severity=Severity.TICKET if status is Status.ALERT else Severity.NONE,
         n=n, test=test,
-        details=jsonable({"alpha": ctx.alpha, "n_tests": ctx.n_tests,
+        details=jsonable({"alpha": ctx.alpha, "n_tests": ctx.n_tests, "look": ctx.look,
+                          "alpha_look": look_alpha(ctx.alpha, ctx.look),
                           "alpha_per_slice": alpha_per_key(ctx), **details}),
     )
 

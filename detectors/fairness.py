@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from detectors import fairness_report
-from detectors._verdict import jsonable
+from detectors._verdict import jsonable, look_alpha
 from detectors.fairness_audit import Audit, AuditConfig, Comparison, audit
 from detectors.stats import confusion
 from monitor.contract import (
@@ -66,7 +66,9 @@ class Fairness(DataclassStateCodec):
     finding (subject ``""``) with the per-dimension gaps (demographic parity, equal opportunity,
     equalized odds, accuracy). A group ``alert``s (severity ticket; fairness never pages) when a
     disparity is significantly beyond its practical threshold: its Bonferroni-simultaneous
-    interval (over all comparisons and ``n_tests`` slices) lies entirely outside
+    interval (over all comparisons and ``n_tests`` slices, at the share of ``alpha`` this look
+    may spend: :func:`detectors._verdict.look_alpha`, since every label batch re-evaluates the
+    window) lies entirely outside
     [``min_ratio``, 1/``min_ratio``] for a selection-rate ratio (the four-fifths rule) or beyond
     ``max_difference`` for an accuracy/TPR/FPR difference; significant (Fisher exact, corrected)
     but not surely beyond, it ``warn``s. Groups with fewer than ``min_group_size`` predictions
@@ -97,7 +99,7 @@ class Fairness(DataclassStateCodec):
     """
 
     name: ClassVar[str] = "fairness"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     state_type: ClassVar[type] = FairnessState
     wide_columns: ClassVar[frozenset[str]] = frozenset({"attrs"})
     report_formats: ClassVar[tuple[str, ...]] = ("html", "csv")
@@ -186,7 +188,8 @@ class Fairness(DataclassStateCodec):
             return (Finding(self.name, self.version, Status.INSUFFICIENT_DATA, test="summary",
                             details={"reason": "no protected attributes configured "
                                                "(fairness.attributes)"}),)
-        result = self.audit(state, context.alpha, context.n_tests)
+        # Late labels re-evaluate the window: each look spends its share of alpha.
+        result = self.audit(state, look_alpha(context.alpha, context.look), context.n_tests)
         by_group: dict[str, list[Comparison]] = {}
         for c in result.comparisons:
             by_group.setdefault(c.group, []).append(c)
@@ -210,6 +213,7 @@ class Fairness(DataclassStateCodec):
                                 "reference_source": s.reference_source, "groups": s.groups,
                                 **s.gaps} for s in result.summaries],
                 "family_size": result.family_size, "alpha": context.alpha,
+                "look": context.look, "alpha_look": result.config.alpha,
                 "groups_alerting": sorted(f.subject for f in out if f.status is Status.ALERT),
                 **({} if result.summaries else
                    {"reason": f"no group has {self.min_group_size} predictions"})}))

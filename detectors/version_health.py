@@ -9,16 +9,23 @@ versions is :func:`compare`, the detector's ``compare_versions`` ability
 (``monitor/alerting/comparisons.py``), which reads both versions' states for the same slice and
 window -- ``evaluate`` only ever sees one key.
 
-Tests (one-sided, canary worse), Holm-corrected at ``alpha / n_slices``:
+Tests (one-sided, canary worse), Holm-corrected at ``look_alpha(alpha, look) / n_slices``:
 
 ==================  ==================================  ==========================
 metric              test                                minimum effect to matter
 ==================  ==================================  ==========================
-error rate          two-proportion z                    +0.5 points
+error rate          Fisher exact (hypergeometric)       +0.5 points
 latency             Mann-Whitney U (binned, ties)       median x1.2
 confidence          Mann-Whitney U (binned, ties)       mean -0.02
-realised accuracy   two-proportion z                    -2 points
+realised accuracy   Fisher exact (hypergeometric)       -2 points
 ==================  ==================================  ==========================
+
+Why exact: errors are rare, and the pooled z-test is badly anti-conservative there (3/400 vs
+2/2000 errors: z gives p = 0.0046, Fisher 0.035). Why ``look_alpha``: a comparison is re-run
+whenever either version's window is re-evaluated (late events, label batches), so each look
+spends a share of ``alpha`` (:func:`detectors._verdict.look_alpha`: 0.9 alpha at the first,
+0.1 alpha / 2**k at look k) and the false "rollback recommended" rate per slice-window stays at
+most ``alpha / n_slices`` over all looks.
 
 A significant and material regression of error rate or accuracy is ``rollback recommended``
 with severity page; of latency or confidence only, severity ticket.
@@ -33,6 +40,8 @@ from typing import ClassVar
 import numpy as np
 from scipy import stats
 
+from detectors._verdict import look_alpha
+from detectors.stats.sequential import fisher_greater
 from detectors.traffic import _EDGES, latency_quantile
 from monitor.contract import Batch, DataclassStateCodec, EvalContext, Finding, LabelledBatch, Severity, Status
 
@@ -90,19 +99,13 @@ def mann_whitney_binned(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return z, float(stats.norm.sf(z))
 
 
-def two_proportion(k1: int, n1: int, k2: int, n2: int) -> float:
-    """One-sided p that proportion 1 exceeds proportion 2 (pooled z test).
+def exceeds(k1: int, n1: int, k2: int, n2: int) -> float:
+    """One-sided p that proportion 1 exceeds proportion 2 (Fisher exact).
 
-    >>> round(two_proportion(30, 1000, 10, 1000), 5)
-    0.0007
+    >>> round(exceeds(30, 1000, 10, 1000), 5), round(exceeds(3, 400, 2, 2000), 3)
+    (0.001, 0.035)
     """
-    if n1 <= 0 or n2 <= 0:
-        return 1.0
-    p = (k1 + k2) / (n1 + n2)
-    se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
-    if se == 0:
-        return 1.0
-    return float(stats.norm.sf((k1 / n1 - k2 / n2) / se))
+    return float(fisher_greater(k1, n1, k2, n2))
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -138,7 +141,7 @@ class VersionHealth(DataclassStateCodec):
     """
 
     name: ClassVar[str] = "version_health"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     state_type: ClassVar[type] = HealthState
     wide_columns: ClassVar[frozenset[str]] = frozenset()
 
@@ -182,7 +185,7 @@ class VersionHealth(DataclassStateCodec):
                          baseline_version: str, context: EvalContext) -> Finding:
         """The canary-vs-baseline finding (see :func:`compare`)."""
         return compare(self, candidate, baseline, baseline_version, context.alpha,
-                       context.n_tests, context.min_samples)
+                       context.n_tests, context.min_samples, context.look)
 
     def evaluate(self, state: HealthState, context: EvalContext) -> tuple[Finding, ...]:
         """Describes one version (the comparison needs two: see :func:`compare`)."""
@@ -200,14 +203,15 @@ def summary(s: HealthState) -> dict[str, float | int | None]:
 
 
 def compare(det: VersionHealth, canary: HealthState, baseline: HealthState, baseline_version: str,
-            alpha: float, n_tests: int, min_samples: int) -> Finding:
-    """The canary-vs-baseline finding for one slice and window (subject ``vs <baseline>``)."""
+            alpha: float, n_tests: int, min_samples: int, look: int = 0) -> Finding:
+    """The canary-vs-baseline finding for one slice and window (subject ``vs <baseline>``);
+    ``look`` counts the earlier comparisons of this window (alpha spending)."""
     subject = f"vs {baseline_version}"
     if canary.n < min_samples or baseline.n < min_samples:
         return Finding.insufficient(det, min(canary.n, baseline.n), min_samples, subject)
     tests = _tests(det, canary, baseline, min_samples)
     adjusted = holm([t.p_value for t in tests])
-    level = alpha / max(n_tests, 1)
+    level = look_alpha(alpha, look) / max(n_tests, 1)
     worse = [t for t, p in zip(tests, adjusted) if p <= level and t.material]
     severe = [t for t in worse if t.metric in ("error_rate", "accuracy")]
     lead_i = min(range(len(tests)), key=lambda i: adjusted[i])
@@ -216,6 +220,7 @@ def compare(det: VersionHealth, canary: HealthState, baseline: HealthState, base
         "verdict": "rollback recommended" if worse else "no significant regression",
         "baseline_version": baseline_version, "worse": [t.metric for t in worse],
         "canary": summary(canary), "baseline": summary(baseline), "alpha": level,
+        "look": look,
         "tests": [{"metric": t.metric, "canary": t.canary, "baseline": t.baseline,
                    "effect": t.effect, "p_value": t.p_value, "p_adjusted": p,
                    "material": t.material, "worse": t in worse} for t, p in zip(tests, adjusted)],
@@ -224,13 +229,13 @@ def compare(det: VersionHealth, canary: HealthState, baseline: HealthState, base
                    score=lead.effect, threshold=_threshold(det, lead.metric),
                    p_value=adjusted[tests.index(lead)],
                    severity=Severity.PAGE if severe else Severity.TICKET if worse else Severity.NONE,
-                   n=canary.n, subject=subject, test="holm(two-proportion, mann-whitney)",
+                   n=canary.n, subject=subject, test="holm(fisher-exact, mann-whitney)",
                    details=details)
 
 
 def _tests(det: VersionHealth, c: HealthState, b: HealthState, min_samples: int) -> list[Comparison]:
     ce, be = c.n_error / c.n, b.n_error / b.n
-    out = [Comparison("error_rate", ce, be, ce - be, two_proportion(c.n_error, c.n, b.n_error, b.n),
+    out = [Comparison("error_rate", ce, be, ce - be, exceeds(c.n_error, c.n, b.n_error, b.n),
                       ce - be >= det.min_error_increase)]
     cm, bm = latency_quantile(c.latency_hist, 0.5), latency_quantile(b.latency_hist, 0.5)
     out.append(Comparison("latency_p50_ms", cm, bm, cm / bm if bm > 0 else math.inf,
@@ -244,7 +249,7 @@ def _tests(det: VersionHealth, c: HealthState, b: HealthState, min_samples: int)
     if c.labelled >= min_samples and b.labelled >= min_samples:
         ca, ba = c.correct / c.labelled, b.correct / b.labelled
         out.append(Comparison("accuracy", ca, ba, ca - ba,
-                              two_proportion(b.correct, b.labelled, c.correct, c.labelled),
+                              exceeds(b.correct, b.labelled, c.correct, c.labelled),
                               ba - ca >= det.min_accuracy_drop))
     return out
 

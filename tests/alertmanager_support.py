@@ -14,7 +14,7 @@ import requests
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager") or \
     "/usr/bin/prometheus-alertmanager"
-CONFIG = "route:\n  receiver: default\n  group_by: [model, alertname]\nreceivers:\n  - name: default\n"
+CONFIG = "route:\n  receiver: default\n  group_by: [incident, model]\nreceivers:\n  - name: default\n"
 
 
 def free_port() -> int:

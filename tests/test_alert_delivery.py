@@ -85,10 +85,13 @@ def test_alertmanager_down_for_60s_gets_the_alert_when_back(broker, db_url_facto
                     "the page in Alertmanager")
         assert seen_in_alertmanager(got) == {("SLOFastBurn", "page", "availability")}
         am = got[0]
-        assert am["labels"] == before["labels"]
+        # vitmon's labels, and the incident the alert belongs to (Alertmanager groups by it)
+        assert before["incident_id"] is not None
+        assert am["labels"] == {**before["labels"], "incident": str(before["incident_id"])}
         assert set(am["annotations"]) >= {"summary", "description", "runbook_url",
                                           "dashboard_url"}
-        assert am["annotations"]["dashboard_url"].startswith("http://localhost:8501/?page=slo&")
+        assert am["annotations"]["dashboard_url"].startswith(
+            f"http://localhost:8501/?page=oncall&incident={before['incident_id']}&")
         after = _wait(lambda: [a for a in alerts_json(env, "--state", "firing")
                                if a["delivery"]["status"] == "delivered"], 30, "delivered")[0]
         assert after["id"] == before["id"] and after["delivery"]["failed_attempts"] == 0

@@ -6,9 +6,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from monitor.alerting.rules import alert_labels, annotations, fingerprint, observe
+from monitor.alerting.rules import alert_labels, annotations, dashboard_url, fingerprint, observe
 from monitor.alerting.settings import AlertRule, AlertSettings, MaintenanceWindow
-from monitor.alerting.state import AlertState, step
+from monitor.alerting.state import INSUFFICIENT, AlertState, step
 from monitor.contract import Finding, Severity, Status
 from monitor.store.keys import WindowKey
 
@@ -27,11 +27,14 @@ def key(window: int, version: str = "*", slice_: str = "all") -> WindowKey:
     return WindowKey("slo_burn_rate", "vit", version, slice_, window)
 
 
-def run(states: list[tuple[int, bool | None]], for_windows: int,
-        suppressed: set[int] = frozenset()) -> list[str]:
+def run(states: list[tuple[int, bool | None | str]], for_windows: int,
+        suppressed: set[int] = frozenset(), explained: set[int] = frozenset(),
+        window_length: int | None = 1) -> list[str]:
     s, out = AlertState(), []
     for window, holds in states:
-        s = step(s, window, holds, for_windows, window in suppressed)
+        quiet = "suppressed" if window in suppressed else "explained" if window in explained \
+            else None
+        s = step(s, window, holds, for_windows, quiet, window_length)
         out.append(s.state)
     return out
 
@@ -43,8 +46,28 @@ def test_for_counts_consecutive_windows_and_a_clear_window_resolves():
     assert run([(0, True), (1, False)], 2) == ["pending", "resolved"]
 
 
-def test_insufficient_data_and_older_windows_change_nothing_and_a_window_counts_once():
-    assert run([(0, True), (1, None), (2, True)], 2) == ["pending", "pending", "firing"]
+def test_for_counts_adjacent_windows_only_and_insufficient_data_resets_a_pending_alert():
+    # a gap (window 1 never evaluated) restarts the count: windows 0 and 2 are not adjacent
+    assert run([(0, True), (2, True), (3, True)], 2) == ["pending", "pending", "firing"]
+    assert run([(0, True), (2, True)], 2, window_length=None) == ["pending", "firing"]
+    # an insufficient-data window resets a pending alert ...
+    assert run([(0, True), (1, INSUFFICIENT), (2, True), (3, True)], 2) == \
+        ["pending", "resolved", "pending", "firing"]
+    # ... but is not recovery for a firing one
+    assert run([(0, True), (1, True), (2, INSUFFICIENT), (3, True), (4, False)], 2) == \
+        ["pending", "firing", "firing", "firing", "resolved"]
+    # a re-evaluation of the same window with insufficient data changes nothing
+    assert run([(0, True), (0, INSUFFICIENT), (1, True)], 2) == ["pending", "pending", "firing"]
+
+
+def test_an_explained_alert_stays_open_quietly_and_fires_when_no_longer_explained():
+    assert run([(0, True), (1, True), (2, True), (3, True), (4, False)], 2, explained={1, 2}) == \
+        ["pending", "explained", "explained", "firing", "resolved"]
+
+
+def test_unknown_verdicts_and_older_windows_change_nothing_and_a_window_counts_once():
+    assert run([(0, True), (1, None), (2, True)], 2, window_length=None) == \
+        ["pending", "pending", "firing"]
     assert run([(5, True), (5, True), (5, True)], 2) == ["pending"] * 3  # re-evaluations
     assert run([(5, True), (6, True), (4, False)], 2) == ["pending", "firing", "firing"]
 
@@ -138,3 +161,30 @@ def test_maintenance_window_matches_event_time_model_rule_and_severity():
     with pytest.raises(ValueError, match="end must be after start"):
         MaintenanceWindow.model_validate({"name": "x", "start": "2026-11-01T01:00:00Z",
                                           "end": "2026-11-01T00:00:00Z"})
+
+
+def test_sub_findings_roll_up_into_their_detectors_alert():
+    """One alert per (model, version, detector, slice): the default drift rule watches the main
+    finding; the features that alerted are named in its description, never alerts of their own."""
+    k = WindowKey("feature_drift", "vit", "1", "camera_id=cam-03", T0)
+    main = Finding("feature_drift", 1, Status.ALERT, score=9.0, threshold=2.0, p_value=1e-9,
+                   severity=Severity.TICKET, n=400)
+    subs = [Finding("feature_drift", 1, Status.ALERT, p_value=1e-10, n=400, subject=s)
+            for s in ("image.brightness", "image.contrast")]
+    quiet = Finding("feature_drift", 1, Status.OK, p_value=0.4, n=400, subject="image.width")
+    obs = [o for o in observe(AlertSettings().rules, [(k, main), *[(k, f) for f in subs],
+                                                      (k, quiet)], lambda *a: [])]
+    assert [(o.rule.name, o.identity.subject, o.holds) for o in obs] == \
+        [("DriftDetected", "", True)]
+    assert [f.subject for f in obs[0].subs] == ["image.brightness", "image.contrast"]
+    ann = annotations(obs[0], "http://ui", "https://docs")
+    assert "alerting sub-findings (2): image.brightness, image.contrast" in ann["description"]
+
+
+def test_insufficient_data_is_its_own_verdict_and_incident_links_open_the_on_call_page():
+    k = WindowKey("embedding_drift", "vit", "1", "all", T0)
+    thin = Finding("embedding_drift", 1, Status.INSUFFICIENT_DATA, n=3)
+    (o,) = observe(AlertSettings().rules, [(k, thin)], lambda *a: [])
+    assert o.holds == INSUFFICIENT
+    url = urlparse(dashboard_url("http://ui:8501", o.identity, {}, incident_id=42))
+    assert parse_qs(url.query)["page"] == ["oncall"] and parse_qs(url.query)["incident"] == ["42"]

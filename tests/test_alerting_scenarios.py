@@ -102,8 +102,9 @@ def test_latency_spike_pages_at_the_workbook_detection_time_and_resolves(
     assert page not in seen["end"]  # resolved after recovery
     am_alert = seen["ever"][page]
     assert am_alert["labels"]["model"] == "vit-tiny-digits"
-    assert am_alert["annotations"]["dashboard_url"].endswith(
-        "page=slo&model=vit-tiny-digits&version=%2A&slice=all&detector=slo_burn_rate")
+    assert am_alert["annotations"]["dashboard_url"].endswith(  # its incident on the On-call page
+        f"page=oncall&incident={am_alert['labels']['incident']}&model=vit-tiny-digits&version=%2A"
+        "&slice=all&detector=slo_burn_rate")
 
     incident = manifest["incidents"][0]
     rows = [a for a in alerts_json(env) if a["alertname"] == "SLOFastBurn"

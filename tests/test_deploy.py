@@ -1,6 +1,8 @@
 """docker-compose.yml and the Dockerfile, checked without a Docker engine: the services and
 their wiring, that every mounted or copied file exists, that each vitmon service's environment
-is a valid vitmon configuration, and that Prometheus's configuration passes ``promtool``."""
+is a valid vitmon configuration, that ``--scale monitor=N`` works (no fixed name or host port,
+Prometheus finds every replica), and that Prometheus's configuration passes ``promtool``.
+The Grafana dashboard: ``tests/test_grafana.py``; Kubernetes: ``tests/test_kubernetes.py``."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ ROOT = Path(__file__).parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 VITMON_SERVICES = ("migrate", "monitor", "ui", "simulator")
-LONG_RUNNING = ("kafka", "postgres", "monitor", "ui", "prometheus", "alertmanager")
+LONG_RUNNING = ("kafka", "postgres", "monitor", "ui", "prometheus", "alertmanager", "grafana")
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
@@ -39,7 +41,7 @@ def host_path(mount: str) -> Path | None:
 
 def test_services_and_images() -> None:
     assert set(SERVICES) == {"kafka", "postgres", "migrate", "monitor", "ui", "simulator",
-                             "prometheus", "alertmanager"}
+                             "prometheus", "alertmanager", "grafana"}
     assert SERVICES["kafka"]["image"].startswith("apache/kafka:")
     assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
     for name, service in SERVICES.items():
@@ -66,18 +68,29 @@ def test_health_checks_restart_policies_and_start_order() -> None:
 
 def test_ports_match_what_listens() -> None:
     ports = {n: s.get("ports", []) for n, s in SERVICES.items()}
-    assert ports["ui"] == ["8501:8501"] and ports["monitor"] == ["9108:9108"]
+    assert ports["ui"] == ["8501:8501"] and ports["grafana"] == ["3000:3000"]
     assert ports["prometheus"] == ["9090:9090"] and ports["alertmanager"] == ["9093:9093"]
     assert "EXPOSE 8501 9108" in DOCKERFILE
     ui_health = " ".join(SERVICES["ui"]["healthcheck"]["test"])
     assert "localhost:8501/_stcore/health" in ui_health
     assert "localhost:9108/metrics" in " ".join(SERVICES["monitor"]["healthcheck"]["test"])
     prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    targets = [t for job in prom["scrape_configs"] for c in job["static_configs"]
-               for t in c["targets"]]
-    assert "monitor:9108" in targets
+    vitmon = next(job for job in prom["scrape_configs"] if job["job_name"] == "vitmon")
+    assert vitmon["dns_sd_configs"] == [{"names": ["monitor"], "type": "A", "port": 9108}]
     assert prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == \
         ["alertmanager:9093"]
+
+
+def test_monitor_scales_out() -> None:
+    """``docker compose up --scale monitor=3``: replicas need no fixed container name and no
+    host port (two containers cannot bind one), and share the consumer group's settings."""
+    monitor = SERVICES["monitor"]
+    assert "container_name" not in monitor and "ports" not in monitor
+    assert monitor["expose"] == ["9108"]
+    env = monitor["environment"]
+    assert "VITMON_KAFKA_PARTITIONS" not in env  # the group protocol shares the partitions
+    for name, service in SERVICES.items():
+        assert "container_name" not in service, name
 
 
 def test_every_mounted_file_exists() -> None:
@@ -88,10 +101,11 @@ def test_every_mounted_file_exists() -> None:
         if path is None:
             assert mount.split(":")[0] in named, f"{name}: undeclared volume {mount}"
         else:
-            assert path.is_file(), f"{name}: {mount} mounts a missing file"
+            assert path.is_file() or path.is_dir(), f"{name}: {mount} mounts a missing path"
     mounted = {mount.split(":")[1] for _, mount in mounts}
     assert {"/etc/prometheus/rules.yml", "/etc/alertmanager/alertmanager.yml",
-            "/etc/vitmon/vitmon.yaml"} <= mounted
+            "/etc/vitmon/vitmon.yaml", "/etc/grafana/provisioning",
+            "/var/lib/grafana/dashboards"} <= mounted
 
 
 @pytest.mark.parametrize("name", VITMON_SERVICES)

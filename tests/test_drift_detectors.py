@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from detectors._verdict import look_alpha
 from detectors.embedding_drift import EmbeddingDrift
 from detectors.feature_drift import FeatureDrift
 from detectors.prediction_drift import PredictionDrift
@@ -187,7 +188,7 @@ def test_n_tests_is_a_bonferroni_factor_across_slices(det, traffic, profile):
         assert many.p_value >= min(1.0, 7 * one.p_value) - 7 * 2 / 101
     else:
         assert many.p_value == pytest.approx(min(1.0, 7 * one.p_value))
-    assert many.details["alpha_per_slice"] == pytest.approx(0.01 / 7)
+    assert many.details["alpha_per_slice"] == pytest.approx(look_alpha(0.01, 0) / 7)
 
 
 def test_embedding_permutations_follow_the_level():
@@ -197,8 +198,9 @@ def test_embedding_permutations_follow_the_level():
     prof = build_reference_profile([t.batch(rng, 300)], ProfileConfig(
         embedding_sample_size=150, pca_fit_size=150, pca_components=4))
     state = det.observe(det.empty(), t.batch(rng, 100))
-    assert det.evaluate(state, context(prof, n_tests=1))[0].details["n_permutations"] == 100
-    assert det.evaluate(state, context(prof, n_tests=5))[0].details["n_permutations"] == 499
+    # The first look spends 0.9 alpha (detectors._verdict.look_alpha): 1 / (0.009 / n) - 1.
+    assert det.evaluate(state, context(prof, n_tests=1))[0].details["n_permutations"] == 111
+    assert det.evaluate(state, context(prof, n_tests=5))[0].details["n_permutations"] == 555
     assert det.evaluate(state, context(prof, n_tests=50))[0].details["n_permutations"] == 2000
 
 

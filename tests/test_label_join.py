@@ -75,5 +75,16 @@ def test_labels_join_in_any_order_and_last_label_wins(broker, db_url_factory, to
     got = {(r.model_version, r.window_start_ms): [r.details["labelled"], r.details["correct"]]
            for r in rows}
     assert got == expect
+    # The core's EvalContext: n_tests is every slice of the detector in the window (not only
+    # the re-evaluated ones), look the number of earlier evaluations of the same window.
+    rows = query(db_url, "SELECT f.details, f.revision, (SELECT count(*) FROM window_states ws "
+                         "WHERE ws.detector = f.detector AND ws.model = f.model "
+                         "AND ws.model_version = f.model_version "
+                         "AND ws.window_start_ms = f.window_start_ms) AS slices "
+                         "FROM findings f WHERE f.detector = 'label_counts' "
+                         "AND f.details->>'look' IS NOT NULL")
+    assert rows and all(r.details["n_tests"] == r.slices > 1 for r in rows)
+    assert all(r.details["look"] == r.revision - 1 for r in rows)
+    assert max(r.details["look"] for r in rows) >= 1
     st = status_json(env)
     assert sum(m["labels_joined"] for m in st["models"]) == len(final)

@@ -8,7 +8,10 @@ What is sent, as Prometheus does it:
   now + ``ends_at_intervals`` x the interval (if vitmon goes away, Alertmanager resolves it);
 * a resolved (or maintenance-suppressed) alert with ``endsAt`` = its resolution time, at least
   once however late, then again every interval for ``resolved_resend_s``;
-* after a failed POST the alert waits ``retry_initial_s`` doubling up to ``retry_max_s``.
+* after a failed POST the alert waits ``retry_initial_s`` doubling up to ``retry_max_s``;
+* every alert of an incident carries the label ``incident`` (its id) beside ``model``:
+  Alertmanager routes grouped by ``[incident, model]`` send one notification per incident
+  (``deploy/alertmanager.yml``), and the incident row records what was sent.
 
 Several monitor processes may each run a sender: Alertmanager deduplicates by labels, so a
 duplicate POST is harmless.
@@ -25,16 +28,19 @@ import requests
 from sqlalchemy import Engine
 
 from monitor.alerting.settings import AlertmanagerSettings
-from monitor.store import alerts
+from monitor.store import alerts, incidents
 
 log = logging.getLogger(__name__)
 
 def payload(row: Any, now: datetime, am: AlertmanagerSettings) -> dict[str, Any]:
-    """One alert in Alertmanager's API v2 format."""
+    """One alert in Alertmanager's API v2 format (labels + ``incident`` when it has one)."""
     firing = row.state == "firing"
     ends = (now + timedelta(seconds=am.resend_interval_s * am.ends_at_intervals) if firing
             else row.resolved_at or now)
-    return {"labels": dict(row.labels), "annotations": dict(row.annotations),
+    labels = dict(row.labels)
+    if row.incident_id is not None:
+        labels["incident"] = str(row.incident_id)
+    return {"labels": labels, "annotations": dict(row.annotations),
             "startsAt": _rfc3339(row.fired_at), "endsAt": _rfc3339(ends),
             "generatorURL": row.annotations.get("dashboard_url", "")}
 
@@ -95,6 +101,7 @@ class AlertSender:
                     sent = [r.id for r in rows if (r.state == "firing") == (state == "firing")]
                     if sent:
                         alerts.mark_sent(conn, sent, state)
+                incidents.record_notification(conn, rows, self.url)
             else:
                 alerts.mark_failed(conn, [r.id for r in rows], error, self.am.retry_initial_s,
                                    self.am.retry_max_s)

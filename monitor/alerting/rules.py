@@ -27,10 +27,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from monitor.alerting.settings import AlertRule, FindingMatch, default_ui_pages
+from monitor.alerting.state import INSUFFICIENT, Verdict
 from monitor.contract import Finding, Status
 from monitor.store.keys import WindowKey
 
-#: Findings that say nothing about health: they neither advance nor reset an alert.
+#: Findings that say nothing about health: they reset a pending alert, never fire or resolve one.
 UNKNOWN = frozenset({Status.INSUFFICIENT_DATA, Status.NO_REFERENCE})
 
 
@@ -50,8 +51,13 @@ class Observation:
     rule: AlertRule
     identity: Identity
     window_start_ms: int
-    holds: bool | None  # None: the findings say nothing (insufficient data, missing part)
+    #: True/False; INSUFFICIENT (insufficient data, no reference); None (a composite rule's
+    #: part has not been judged yet)
+    holds: Verdict
     findings: tuple[Finding, ...]
+    #: The detector's alerting sub-findings of the same key (features, classes, ...): rolled
+    #: up into this alert's description, never alerts of their own under the default rules.
+    subs: tuple[Finding, ...] = ()
 
 
 GroupLookup = Callable[[str, str, str, int], Sequence[Finding]]
@@ -64,10 +70,10 @@ def selects(m: FindingMatch, key: WindowKey, f: Finding) -> bool:
         (m.slice, key.slice)))
 
 
-def verdict(m: FindingMatch, f: Finding) -> bool | None:
+def verdict(m: FindingMatch, f: Finding) -> Verdict:
     if f.status.value in m.status:
         return m.severity is None or f.severity.value in m.severity
-    return None if f.status in UNKNOWN else False
+    return INSUFFICIENT if f.status in UNKNOWN else False
 
 
 def observe(rules: Sequence[AlertRule], findings: Sequence[tuple[WindowKey, Finding]],
@@ -77,13 +83,18 @@ def observe(rules: Sequence[AlertRule], findings: Sequence[tuple[WindowKey, Find
     A composite rule (``all_of``) joins the findings of the same model, version, slice and
     window; parts not in ``findings`` come from ``lookup(model, version, slice, window)``."""
     out: list[Observation] = []
+    subs: dict[tuple[WindowKey, str], list[Finding]] = {}
+    for key, f in findings:
+        if f.subject and f.status is Status.ALERT:
+            subs.setdefault((key, f.detector), []).append(f)
     for rule in rules:
         if rule.match is not None:
             for key, f in findings:
                 if selects(rule.match, key, f):
                     ident = Identity(key.model, key.model_version, key.slice, f.detector, f.subject)
+                    rolled = () if f.subject else tuple(subs.get((key, f.detector), ()))
                     out.append(Observation(rule, ident, key.window_start_ms,
-                                           verdict(rule.match, f), (f,)))
+                                           verdict(rule.match, f), (f,), rolled))
             continue
         groups = sorted({(k.model, k.model_version, k.slice, k.window_start_ms)
                          for k, f in findings if any(selects(p, k, f) for p in rule.all_of)})
@@ -96,7 +107,8 @@ def observe(rules: Sequence[AlertRule], findings: Sequence[tuple[WindowKey, Find
                 chosen = [f for f in group if selects(p, key, f)]
                 parts.append((chosen[0], verdict(p, chosen[0])) if chosen else (None, None))
             answers = [v for _, v in parts]
-            holds = False if False in answers else None if None in answers else True
+            holds: Verdict = (False if False in answers else None if None in answers
+                              else INSUFFICIENT if INSUFFICIENT in answers else True)
             out.append(Observation(rule, Identity(model, version, slice_, detector, ""), window,
                                    holds, tuple(f for f, _ in parts if f is not None)))
     return out
@@ -122,12 +134,17 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def dashboard_url(base_url: str, ident: Identity, ui_pages: Mapping[str, str]) -> str:
-    """The UI view of an alert: the page of its (first) detector (``alerts.ui_pages``)."""
-    query = urlencode({"page": ui_pages.get(ident.detector.split("+")[0], "findings"),
-                       "model": ident.model, "version": ident.model_version,
-                       "slice": ident.slice, "detector": ident.detector})
-    return f"{base_url.rstrip('/')}/?{query}"
+def dashboard_url(base_url: str, ident: Identity, ui_pages: Mapping[str, str],
+                  incident_id: int | None = None) -> str:
+    """The UI view of an alert: its incident on the On-call page once it has one, else the
+    page of its (first) detector (``alerts.ui_pages``)."""
+    page = ui_pages.get(ident.detector.split("+")[0], "findings")
+    params = {"page": page, "model": ident.model, "version": ident.model_version,
+              "slice": ident.slice, "detector": ident.detector}
+    if incident_id is not None:
+        params = {"page": "oncall", "incident": str(incident_id), **{
+            k: v for k, v in params.items() if k != "page"}}
+    return f"{base_url.rstrip('/')}/?{urlencode(params)}"
 
 
 def annotations(obs: Observation, base_url: str, runbook_base_url: str,
@@ -167,6 +184,10 @@ def describe(obs: Observation) -> str:
         if verdict_text:
             text += f", {verdict_text}"
         parts.append(text + f" (n={f.n})")
+    if obs.subs:
+        names = [f.subject for f in obs.subs]
+        parts.append(f"alerting sub-findings ({len(names)}): {', '.join(names[:8])}"
+                     + (", ..." if len(names) > 8 else ""))
     window = iso_time(obs.window_start_ms)
     return f"{'; '.join(parts) or 'no finding'} -- window starting {window}"
 

@@ -117,8 +117,12 @@ class AlertSettings(_Section):
     maintenance: tuple[MaintenanceWindow, ...] = ()
     #: runbook_url of rules without their own: this URL + "#" + the detector name.
     runbook_base_url: str = "https://github.com/vitmon/vitmon/blob/main/docs/alerting.md"
-    #: UI page of an alert's ``dashboard_url`` per detector (others: ``findings``).
+    #: UI page of an alert's ``dashboard_url`` per detector (others: ``findings``); an alert
+    #: that belongs to an incident links to it on the On-call page instead.
     ui_pages: Mapping[str, str] = Field(default_factory=default_ui_pages)
+    #: Slice B contains slice A when at least this share of A's events in the window are in B
+    #: (a camera sits in one region); then A's alert carries B's as "explained by A".
+    containment_share: float = Field(0.99, gt=0.5, le=1.0)
 
     @field_validator("rules")
     @classmethod

@@ -39,10 +39,12 @@ def wire(detectors: Sequence[Detector], metrics: Metrics, *, alerts: AlertSettin
         first.append(SloHook(slos, burn_rate, metrics))
     with_baseline = {model: v for model, v in baselines.items() if v}
     if with_baseline:
-        first += [VersionComparisonHook(d, with_baseline, alpha, min_samples, window_size_ms)
+        first += [VersionComparisonHook(d, with_baseline, alpha, min_samples, window_size_ms,
+                                        metrics)
                   for d in detectors if isinstance(d, VersionComparator)]
     runbooks = {s.name: s.runbook_url for s in slos if s.runbook_url}
-    return Alerting(first, [AlertHook(alerts, ui_base_url, metrics, runbooks=runbooks)])
+    return Alerting(first, [AlertHook(alerts, ui_base_url, metrics, runbooks=runbooks,
+                                      window_ms=window_size_ms)])
 
 
 def start_sender(am: AlertmanagerSettings, engine: Engine, metrics: Metrics) -> AlertSender | None:

@@ -40,6 +40,7 @@ from monitor.contract import Batch, Detector, EvalContext, Finding, LabelledBatc
 from monitor.core.windows import SLICE_SEPARATOR, Deltas, WindowAssigner, state_key, window_start
 from monitor.errors import Fenced, OffsetRegression
 from monitor.store import catalog, ingest_counts, labels, offsets, predictions, rejected, window_states
+from monitor.store.findings import revisions as finding_revisions
 from monitor.store.findings import upsert_findings
 from monitor.store.keys import TopicPartition, WindowKey
 
@@ -284,17 +285,20 @@ class Checkpointer:
         horizon = None if everything else watermark - self.lateness_ms
         dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=horizon,
                                           lock=True)
-        slices_per: dict[tuple[str, str, str, int], int] = {}
-        for s in dirty:  # the slices of a detector evaluated together share its alpha
-            k = (s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
-            slices_per[k] = slices_per.get(k, 0) + 1
+        # The family sharing alpha is every slice of the detector in the window, not only the
+        # re-evaluated (dirty) ones; ``look`` counts the window's earlier evaluations.
+        slices_per = window_states.slices_in_windows(conn, sorted(
+            {(s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
+             for s in dirty}))
+        looks = finding_revisions(conn, [s.key for s in dirty])
         out: list[tuple[WindowKey, Finding]] = []
         for s in dirty:
             key = s.key
-            n_tests = slices_per[(key.detector, key.model, key.model_version, key.window_start_ms)]
+            n_tests = slices_per.get(
+                (key.detector, key.model, key.model_version, key.window_start_ms), 1)
             ctx = EvalContext(state_key(key, self.assigner.size_ms),
                               refs(key.model, key.model_version), self.alpha, n_tests,
-                              self.min_samples)
+                              self.min_samples, looks.get(key, 0))
             for finding in s.detector.evaluate(s.state, ctx):
                 out.append((key, finding))
         size = self.assigner.size_ms

@@ -14,6 +14,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from monitor.contract import Finding, finite_or_none
 
+#: Values of ``vitmon_version_health{verdict}``.
+VERDICTS = ("rollback", "healthy", "insufficient_data")
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None, max_slices: int = 50) -> None:
@@ -58,6 +61,12 @@ class Metrics:
         self.alert_deliveries = Counter("vitmon_alert_deliveries", "POSTs of alerts to "
                                         "Alertmanager, by outcome (ok, error).", ["outcome"],
                                         registry=r)
+        self.version_health = Gauge(
+            "vitmon_version_health", "Canary verdict against the model's baseline version in the "
+            "latest compared window: 1 on the current verdict (rollback, healthy, "
+            "insufficient_data), 0 on the others. Rollout tools fail a canary on "
+            "verdict=\"rollback\" (deploy/rollouts/).", ["model", "baseline", "canary", "verdict"],
+            registry=r)
         self.max_slices = max_slices
         self._slices_seen: dict[tuple[str, str, str], set[str]] = {}
 
@@ -83,6 +92,11 @@ class Metrics:
             self.rejected.labels(reason).inc(n)
         self.events.labels(labels_topic, "accepted").inc(labels)
         self.labels.inc(labels)
+
+    def record_version_health(self, model: str, baseline: str, canary: str, verdict: str) -> None:
+        """One canary's verdict: 1 on ``verdict``, 0 on the other :data:`VERDICTS`."""
+        for v in VERDICTS:
+            self.version_health.labels(model, baseline, canary, v).set(1.0 if v == verdict else 0.0)
 
     def record_findings(self, findings: Iterable[tuple[object, Finding]]) -> None:
         for key, f in findings:

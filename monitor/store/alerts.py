@@ -1,6 +1,7 @@
-"""The ``alerts`` and ``alert_transitions`` tables: open alerts and their incidents and
+"""The ``alerts`` and ``alert_transitions`` tables: open alerts, their occurrences and
 transitions (written inside the checkpoint), the delivery outbox the Alertmanager sender reads
-and updates, and the read-only views behind ``vitmon alerts``."""
+and updates, and the read-only views behind ``vitmon alerts``. Incidents (groups of alerts of
+one cause) are :mod:`monitor.store.incidents`."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, text
 
-OPEN = ("pending", "firing", "suppressed")
+OPEN = ("pending", "firing", "suppressed", "explained")
+#: Open but not delivered as firing: Alertmanager is told these ended (if they had fired).
+QUIET = ("suppressed", "explained")
 
 
 @dataclass(frozen=True, slots=True)
 class AlertState:
     """An alert's rule state (see :func:`monitor.alerting.state.step`)."""
 
-    state: str = "inactive"  # inactive | pending | firing | suppressed | resolved
+    state: str = "inactive"  # inactive | pending | firing | suppressed | explained | resolved
     consecutive: int = 0  # consecutive windows the condition has held
     last_window_ms: int | None = None
 
@@ -28,7 +31,7 @@ class AlertState:
 
 
 @dataclass
-class Incident:
+class Alert:
     """One alert row being updated by a checkpoint (``id`` None until inserted)."""
 
     id: int | None
@@ -43,27 +46,35 @@ class Incident:
     resolved_window_ms: int | None = None
     transitions: list[tuple[str, str, int]] = field(default_factory=list)  # from, to, window
     changed: bool = False
+    incident_id: int | None = None
+    explained_by_alert_id: int | None = None
+    explained_by: str | None = None  # the carrying alert's slice
 
 
-def load_open(conn: Connection, fingerprints: Sequence[str]) -> dict[str, Incident]:
+def load_open(conn: Connection, fingerprints: Sequence[str]) -> dict[str, Alert]:
     """Open alerts of these fingerprints, locked for this checkpoint (sorted: no deadlocks)."""
     if not fingerprints:
         return {}
     rows = conn.execute(text(
         "SELECT id, fingerprint, rule, severity, state, labels, annotations, consecutive, "
-        "last_window_ms, first_window_ms, fired_window_ms, resolved_window_ms FROM alerts "
+        "last_window_ms, first_window_ms, fired_window_ms, resolved_window_ms, incident_id, "
+        "explained_by_alert_id, explained_by FROM alerts "
         "WHERE fingerprint = ANY(:f) AND state = ANY(:open) ORDER BY fingerprint FOR UPDATE"),
         {"f": sorted(fingerprints), "open": list(OPEN)}).all()
-    return {r.fingerprint: Incident(r.id, r.fingerprint, r.rule, r.severity, dict(r.labels),
-                                    dict(r.annotations),
-                                    AlertState(r.state, r.consecutive, r.last_window_ms),
-                                    r.first_window_ms, r.fired_window_ms, r.resolved_window_ms)
+    return {r.fingerprint: Alert(r.id, r.fingerprint, r.rule, r.severity, dict(r.labels),
+                                 dict(r.annotations),
+                                 AlertState(r.state, r.consecutive, r.last_window_ms),
+                                 r.first_window_ms, r.fired_window_ms, r.resolved_window_ms,
+                                 incident_id=r.incident_id,
+                                 explained_by_alert_id=r.explained_by_alert_id,
+                                 explained_by=r.explained_by)
             for r in rows}
 
 
-def save(conn: Connection, incidents: Sequence[Incident]) -> None:
+def save(conn: Connection, incidents: Sequence[Alert]) -> None:
     """Updates first (a resolved row frees its fingerprint), then new rows, then transitions.
-    Wall-clock columns take the transaction's ``now()``; event-time columns the windows."""
+    Wall-clock columns take the transaction's ``now()``; event-time columns the windows.
+    Afterwards every alert counts as unchanged, with no pending transitions."""
     for inc in sorted((i for i in incidents if i.id is not None and i.changed),
                       key=lambda i: i.id):
         conn.execute(text(
@@ -72,7 +83,9 @@ def save(conn: Connection, incidents: Sequence[Incident]) -> None:
             "resolved_window_ms = CAST(:rw AS bigint), "
             "fired_at = CASE WHEN :st = 'firing' THEN coalesce(fired_at, now()) ELSE fired_at END, "
             "resolved_at = CASE WHEN :st = 'firing' THEN NULL WHEN :st IN ('resolved', "
-            "'suppressed') THEN coalesce(resolved_at, now()) ELSE resolved_at END, "
+            "'suppressed', 'explained') THEN coalesce(resolved_at, now()) ELSE resolved_at END, "
+            "incident_id = CAST(:inc AS bigint), explained_by_alert_id = CAST(:eba AS bigint), "
+            "explained_by = CAST(:eb AS text), "
             "updated_at = now(), next_attempt_at = CASE WHEN state <> :st THEN NULL "
             "ELSE next_attempt_at END WHERE id = :id"), _params(inc))
     for inc in incidents:
@@ -80,35 +93,40 @@ def save(conn: Connection, incidents: Sequence[Incident]) -> None:
             inc.id = conn.execute(text(
                 "INSERT INTO alerts (fingerprint, rule, severity, state, labels, annotations, "
                 "consecutive, last_window_ms, first_window_ms, fired_window_ms, "
-                "resolved_window_ms, fired_at, resolved_at, sent_count, send_attempts) VALUES "
+                "resolved_window_ms, fired_at, resolved_at, sent_count, send_attempts, incident_id, "
+                "explained_by_alert_id, explained_by) VALUES "
                 "(:fp, :rule, :sev, :st, CAST(:lab AS jsonb), CAST(:ann AS jsonb), :n, :lw, :first, "
                 "CAST(:fw AS bigint), CAST(:rw AS bigint), "
                 "CASE WHEN CAST(:fw AS bigint) IS NOT NULL THEN now() END, "
-                "CASE WHEN CAST(:st AS text) IN ('resolved', 'suppressed') "
+                "CASE WHEN CAST(:st AS text) IN ('resolved', 'suppressed', 'explained') "
                 "AND CAST(:fw AS bigint) IS NOT NULL THEN now() END, "
-                "0, 0) RETURNING id"), _params(inc)).scalar_one()
+                "0, 0, CAST(:inc AS bigint), CAST(:eba AS bigint), CAST(:eb AS text)) "
+                "RETURNING id"), _params(inc)).scalar_one()
     rows = [{"a": inc.id, "fp": inc.fingerprint, "f": f, "t": t, "w": w}
             for inc in incidents for f, t, w in inc.transitions]
     if rows:
         conn.execute(text(
             "INSERT INTO alert_transitions (alert_id, fingerprint, from_state, to_state, "
             "window_start_ms) VALUES (:a, :fp, :f, :t, :w)"), rows)
+    for inc in incidents:  # saved: a second save writes only what changed since
+        inc.transitions, inc.changed = [], False
 
 
-def _params(inc: Incident) -> dict[str, Any]:
+def _params(inc: Alert) -> dict[str, Any]:
     return {"id": inc.id, "fp": inc.fingerprint, "rule": inc.rule, "sev": inc.severity,
             "st": inc.state.state, "n": inc.state.consecutive, "lw": inc.state.last_window_ms,
             "first": inc.first_window_ms, "fw": inc.fired_window_ms,
             "rw": inc.resolved_window_ms, "lab": orjson.dumps(inc.labels).decode(),
-            "ann": orjson.dumps(inc.annotations).decode()}
+            "ann": orjson.dumps(inc.annotations).decode(), "inc": inc.incident_id,
+            "eba": inc.explained_by_alert_id, "eb": inc.explained_by}
 
 
 _DUE = text(
-    "SELECT id, state, labels, annotations, fired_at, resolved_at FROM alerts "
+    "SELECT id, state, labels, annotations, fired_at, resolved_at, incident_id FROM alerts "
     "WHERE fired_at IS NOT NULL AND (next_attempt_at IS NULL OR next_attempt_at <= now()) AND ("
     "(state = 'firing' AND (last_sent_state IS DISTINCT FROM 'firing' "
     "  OR last_sent_at <= now() - make_interval(secs => :resend))) "
-    "OR (state IN ('resolved', 'suppressed') AND (last_sent_state IS DISTINCT FROM 'resolved' "
+    "OR (state IN ('resolved', 'suppressed', 'explained') AND (last_sent_state IS DISTINCT FROM 'resolved' "
     "  OR (resolved_at >= now() - make_interval(secs => :keep) "
     "      AND last_sent_at <= now() - make_interval(secs => :resend))))) "
     "ORDER BY id LIMIT :lim")
@@ -171,6 +189,8 @@ def list_alerts(engine: Engine, state: str | None = None, limit: int = 1000,
             "endsAt": _iso(r.resolved_at), "first_window_ms": r.first_window_ms,
             "fired_window_ms": r.fired_window_ms, "resolved_window_ms": r.resolved_window_ms,
             "last_window_ms": r.last_window_ms, "consecutive": r.consecutive,
+            "incident_id": r.incident_id, "explained_by": r.explained_by,
+            "explained_by_alert_id": r.explained_by_alert_id,
             "delivery": {"status": delivery_status(r), "last_sent_at": _iso(r.last_sent_at),
                          "last_sent_state": r.last_sent_state, "sent_count": r.sent_count,
                          "failed_attempts": r.send_attempts, "last_error": r.last_error,

@@ -43,6 +43,23 @@ def upsert_findings(conn: Connection, rows: Sequence[tuple[WindowKey, int, Findi
         for k, end, f in rows])
 
 
+def revisions(conn: Connection, keys: Sequence[WindowKey], subject: str = "") -> dict[WindowKey, int]:
+    """How many times each key's finding ``subject`` has been written (its ``revision``; keys
+    never evaluated are absent): the number of earlier looks at that window."""
+    if not keys:
+        return {}
+    rows = conn.execute(text(
+        "SELECT f.detector, f.model, f.model_version, f.slice, f.window_start_ms, f.revision "
+        "FROM findings f JOIN unnest(CAST(:kd AS text[]), CAST(:km AS text[]), "
+        "CAST(:kv AS text[]), CAST(:ks AS text[]), CAST(:kw AS bigint[])) AS k(d, m, v, s, w) "
+        "ON f.detector = k.d AND f.model = k.m AND f.model_version = k.v AND f.slice = k.s "
+        "AND f.window_start_ms = k.w WHERE f.subject = :sub"),
+        {"kd": [k.detector for k in keys], "km": [k.model for k in keys],
+         "kv": [k.model_version for k in keys], "ks": [k.slice for k in keys],
+         "kw": [k.window_start_ms for k in keys], "sub": subject}).all()
+    return {WindowKey(*r[:5]): int(r.revision) for r in rows}
+
+
 def delete_window(conn: Connection, key: WindowKey) -> None:
     """Drop every finding (all subjects) of one key, before a re-run replaces them."""
     conn.execute(text("DELETE FROM findings WHERE detector = :d AND model = :m AND "

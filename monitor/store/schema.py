@@ -225,15 +225,17 @@ class SloProgress(Base):
 
 
 class AlertRow(Base):
-    """One alert (one incident of one fingerprint): rule state and Alertmanager delivery state.
-    At most one open (pending/firing/suppressed) alert per fingerprint."""
+    """One alert (one occurrence of one fingerprint): rule state and Alertmanager delivery
+    state. At most one open (pending/firing/suppressed/explained) alert per fingerprint.
+    ``explained_by``: the more specific slice whose alert carries this one (migration 0004)."""
 
     __tablename__ = "alerts"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     fingerprint: Mapped[str] = mapped_column(Text, nullable=False)
     rule: Mapped[str] = mapped_column(Text, nullable=False)
     severity: Mapped[str] = mapped_column(Text, nullable=False)
-    state: Mapped[str] = mapped_column(Text, nullable=False)  # pending|firing|suppressed|resolved
+    #: pending | firing | suppressed | explained | resolved
+    state: Mapped[str] = mapped_column(Text, nullable=False)
     labels: Mapped[dict] = mapped_column(JSONB, nullable=False)
     annotations: Mapped[dict] = mapped_column(JSONB, nullable=False)
     consecutive: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -251,10 +253,14 @@ class AlertRow(Base):
     send_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # failures in a row
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    incident_id: Mapped[int | None] = mapped_column(BigInteger)
+    explained_by_alert_id: Mapped[int | None] = mapped_column(BigInteger)
+    explained_by: Mapped[str | None] = mapped_column(Text)  # e.g. "camera_id=cam-03"
     __table_args__ = (
-        Index("uq_alerts_open_fingerprint", "fingerprint", unique=True,
-              postgresql_where=text("state IN ('pending', 'firing', 'suppressed')")),
+        Index("uq_alerts_open_fingerprint", "fingerprint", unique=True, postgresql_where=text(
+            "state IN ('pending', 'firing', 'suppressed', 'explained')")),
         Index("ix_alerts_state", "state", "updated_at"),
+        Index("ix_alerts_incident", "incident_id"),
     )
 
 
@@ -270,3 +276,31 @@ class AlertTransition(Base):
     window_start_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)  # event time
     at: Mapped[datetime] = _now()
     __table_args__ = (Index("ix_alert_transitions_alert", "alert_id", "id"),)
+
+
+# -- incidents (migration 0004) ---------------------------------------------------------------
+class IncidentRow(Base):
+    """Alerts of one cause: one model, version (``*`` for SLOs), its most specific slice and
+    overlapping windows. ``detectors``: the detectors alerting in it; ``explained``: the alerts
+    it explains (``[{"alert_id", "slice", "detector", "alertname"}]``); ``notification``: what
+    was last sent to Alertmanager for it (group labels, alerts, time). The On-call page reads it
+    through ``ui/queries/incidents.py``."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(Text, nullable=False)
+    model_version: Mapped[str] = mapped_column(Text, nullable=False)
+    slice: Mapped[str] = mapped_column(Text, nullable=False)  # the most specific slice
+    state: Mapped[str] = mapped_column(Text, nullable=False)  # open | resolved
+    severity: Mapped[str] = mapped_column(Text, nullable=False)  # page | ticket (the worst)
+    first_window_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)  # event time
+    last_window_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    resolved_window_ms: Mapped[int | None] = mapped_column(BigInteger)
+    detectors: Mapped[list] = mapped_column(JSONB, nullable=False)
+    explained: Mapped[list] = mapped_column(JSONB, nullable=False)
+    notification: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    started_at: Mapped[datetime] = _now()
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_incidents_state", "state", "updated_at"),
+                      Index("ix_incidents_window", "first_window_ms"))

@@ -167,6 +167,23 @@ def versions_in_window(conn: Connection, detector: str, model: str, window_start
         {"d": detector, "m": model, "w": window_start_ms, "b": besides}).all()]
 
 
+def slices_in_windows(conn: Connection, windows: Sequence[tuple[str, str, str, int]]
+                      ) -> dict[tuple[str, str, str, int], int]:
+    """Slices with a stored state per (detector, model, version, window start), dirty or not:
+    the family a window's slices share ``alpha`` over (``EvalContext.n_tests``)."""
+    if not windows:
+        return {}
+    rows = conn.execute(text(
+        "SELECT ws.detector, ws.model, ws.model_version, ws.window_start_ms, count(*) AS n "
+        "FROM window_states ws JOIN unnest(CAST(:kd AS text[]), CAST(:km AS text[]), "
+        "CAST(:kv AS text[]), CAST(:kw AS bigint[])) AS k(d, m, v, w) ON ws.detector = k.d "
+        "AND ws.model = k.m AND ws.model_version = k.v AND ws.window_start_ms = k.w "
+        "GROUP BY 1, 2, 3, 4"),
+        {"kd": [w[0] for w in windows], "km": [w[1] for w in windows],
+         "kv": [w[2] for w in windows], "kw": [w[3] for w in windows]}).all()
+    return {(r[0], r[1], r[2], int(r[3])): int(r.n) for r in rows}
+
+
 def columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Row dicts -> one list per parameter, for ``unnest`` (one statement, not N)."""
     return {name: [r[name] for r in rows] for name in rows[0]} if rows else {}

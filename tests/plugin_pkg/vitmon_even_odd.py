@@ -92,4 +92,5 @@ class LabelCounts(DataclassStateCodec):
         if state.predictions < context.min_samples:
             return (Finding.insufficient(self, state.predictions, context.min_samples),)
         return (Finding(self.name, self.version, Status.OK, n=state.predictions, test="summary",
-                        details={"labelled": state.labelled, "correct": state.correct}),)
+                        details={"labelled": state.labelled, "correct": state.correct,
+                                 "n_tests": context.n_tests, "look": context.look}),)

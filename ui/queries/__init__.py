@@ -3,6 +3,7 @@
 * :mod:`ui.queries.findings`: models, time extent, detector findings, traffic, discoveries;
 * :mod:`ui.queries.labels`: accuracy, coverage, slices, heat maps, versions (predictions x labels);
 * :mod:`ui.queries.ops`: consumer lag, rejected events, SLO burn rates, alerts;
+* :mod:`ui.queries.incidents`: incidents (alerts of one cause) and their alerts;
 * :mod:`ui.queries.samples`: pointers to example inputs;
 * :mod:`ui.queries.audit`: the fairness audit of a range (as ``vitmon fairness report``).
 

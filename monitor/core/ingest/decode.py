@@ -93,6 +93,7 @@ _MAX_TS_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z, exclusive
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
 _NAN = float("nan")
+_INF = float("inf")
 _NUMBER = frozenset((int, float))  # `type(x) in _NUMBER` excludes bool, unlike isinstance
 _SCALAR = frozenset((str, int, float))
 _STRING_OR_NONE = frozenset((str, type(None)))
@@ -203,8 +204,8 @@ def _finite_float(text: str) -> float:
 
 
 def _finite_int(text: str) -> int:
-    if len(text) > 309:  # beyond any double: orjson calls it infinity
-        raise _NonFinite(text[:20] + "...")
+    if len(text) > 308 and float(text) in (_INF, -_INF):  # beyond any double: orjson calls it
+        raise _NonFinite(text[:20] + "...")              # infinity (e.g. 309 nines)
     return int(text)
 
 
@@ -284,8 +285,8 @@ def _rfc3339_ms(s: str) -> int:
     tail = s[19:]
     if tail[-1] in "Zz":
         frac, offset = tail[:-1], "+00:00"
-    elif len(tail) >= 6 and tail[-6] in "+-" and tail[-3] == ":":
-        frac, offset = tail[:-6], tail[-6:]
+    elif len(tail) >= 6 and tail[-6] in "+-" and tail[-3] == ":" and tail[-2:] < "60":
+        frac, offset = tail[:-6], tail[-6:]  # fromisoformat alone takes minutes 60-99
     else:
         raise ValueError(f"not an RFC 3339 date-time with Z or an offset: {s!r}")
     if frac:
@@ -364,6 +365,7 @@ def _array_error(name: str, v: Any) -> _Reject:
     return _Reject(WRONG_TYPE, f"field {name!r} must hold numbers only, got {_show(bad)}")
 
 
+@np.errstate(over="ignore")
 def _probs_error(p: np.ndarray) -> _Reject | None:
     """bad_value when float64 probs ``p`` [C] are negative or do not sum to 1, else None."""
     if p.min() < 0:
@@ -587,6 +589,7 @@ def _rejections(records: Sequence[RecordLike], failed: list) -> list[Rejection]:
     return out
 
 
+@np.errstate(over="ignore")  # probs beyond float32 (or summing beyond a double) are rejected
 def _batch(model: str, rows: list, dim: int, n_classes: int) -> tuple[Batch, list]:
     """Columns of one model's rows, minus the rows that fail the vectorised checks (returned as
     ``(record index, _Reject, ids)``)."""

@@ -1,0 +1,178 @@
+"""Incidents, not alert storms: the alert engine on a real PostgreSQL, delivering to a real
+Alertmanager that groups by ``[incident, model]`` and notifies a webhook.
+
+A broken camera (``camera_id=cam-03``, in ``region=us-east`` and ``device=edge-gpu``) drifts in
+two detectors; its region, its device and ``all`` drift with it. Expected: two alerts (one per
+detector) on the camera's slice, the four containing-slice alerts attached to them as
+"explained by camera_id=cam-03" (never delivered), one incident holding all of it, one
+Alertmanager notification carrying the incident, and everything resolved when the drift stops.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from monitor.alerting.delivery import AlertSender
+from monitor.alerting.engine import AlertHook
+from monitor.alerting.explain import carriers, contains_by_counts
+from monitor.alerting.settings import AlertmanagerSettings, AlertSettings
+from monitor.contract import Finding, Severity, Status
+from monitor.core.checkpoint import CheckpointResult
+from monitor.store import migrate
+from monitor.store.db import normalise_url
+from monitor.store.incidents import list_incidents
+from monitor.store.keys import WindowKey
+from tests.alertmanager_support import Alertmanager, free_port
+from ui.queries import incidents as ui_incidents
+
+MODEL, VERSION = "vit", "2026.11.1"
+T0 = 1_793_491_200_000
+W = 600_000
+CAM = "camera_id=cam-03"
+CONTAINERS = ("all", "region=us-east", "device=edge-gpu")
+SLICES_OF = {"cam-03": ("all", CAM, "region=us-east", "device=edge-gpu"),
+             "cam-01": ("all", "camera_id=cam-01", "region=eu-west", "device=edge-gpu"),
+             "cam-05": ("all", "camera_id=cam-05", "region=us-east", "device=cpu")}
+
+
+def test_containment_from_counts_and_the_most_specific_carrier():
+    n = {"all": 1000, "region=us-east": 400, CAM: 150, "camera_id=cam-05": 100}
+    both = {(CAM, "region=us-east"): 150, (CAM, "all"): 150, ("camera_id=cam-05", "all"): 100,
+            ("camera_id=cam-05", "region=us-east"): 100, ("region=us-east", "all"): 400}
+    assert contains_by_counts("region=us-east", CAM, n, both, 0.99)
+    assert not contains_by_counts(CAM, "region=us-east", n, both, 0.99)
+    assert not contains_by_counts("region=us-east", CAM, n, {**both, (CAM, "region=us-east"): 140},
+                                  0.99)
+    inside = lambda big, small: contains_by_counts(big, small, n, both, 0.99)  # noqa: E731
+    # two cameras of one region alert: the region and `all` go to the bigger of them
+    assert carriers(list(n), inside, n) == {"all": CAM, "region=us-east": CAM}
+
+
+def _events(conn, window_ms: int) -> None:
+    rows = [{"id": f"e-{window_ms}-{cam}-{i}", "ts": window_ms + i, "w": window_ms,
+             "s": "\x1f".join(slices), "v": VERSION}
+            for cam, slices in SLICES_OF.items() for i in range(40)]
+    conn.execute(text(
+        "INSERT INTO predictions (event_id, ts_ms, model, model_version, window_start_ms, pred, "
+        "is_error, latency_ms, slices, kafka_partition, kafka_offset) VALUES "
+        "(:id, :ts, 'vit', :v, :w, 1, false, 10, :s, 0, 0)"), rows)
+
+
+def _findings(window_ms: int, drifting: bool) -> list[tuple[WindowKey, Finding]]:
+    out = []
+    for det in ("embedding_drift", "feature_drift"):
+        for sl in {s for slices in SLICES_OF.values() for s in slices}:
+            bad = drifting and (sl == CAM or sl in CONTAINERS) and \
+                not (det == "feature_drift" and sl == "device=edge-gpu")
+            k = WindowKey(det, MODEL, VERSION, sl, window_ms)
+            out.append((k, Finding(det, 1, Status.ALERT if bad else Status.OK,
+                                   severity=Severity.TICKET if bad else Severity.NONE,
+                                   score=9.0 if bad else 0.5, threshold=2.0, n=40)))
+            if det == "feature_drift":
+                out.append((k, Finding(det, 1, Status.ALERT if bad else Status.OK,
+                                       subject="image.brightness", n=40)))
+    return out
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Hook.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook():
+    _Hook.received = []
+    server = HTTPServer(("127.0.0.1", free_port()), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/", _Hook.received
+    server.shutdown()
+
+
+def test_a_broken_camera_is_one_incident_and_one_notification(fresh_db_url, tmp_path, webhook):
+    hook_url, received = webhook
+    am = Alertmanager(tmp_path)
+    am.config.write_text(
+        "route:\n  receiver: hook\n  group_by: [incident, model]\n  group_wait: 1s\n"
+        "  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n"
+        f"    webhook_configs:\n      - url: {hook_url}\n        send_resolved: true\n")
+    am.start()
+    migrate.upgrade(fresh_db_url)
+    engine = create_engine(normalise_url(fresh_db_url))
+    hook = AlertHook(AlertSettings(), "http://ui:8501", window_ms=W)
+    sender = AlertSender(engine, AlertmanagerSettings(url=am.url, poll_s=0.2))
+    try:
+        for i, drifting in enumerate([False, True, True, True, False]):
+            with engine.begin() as conn:
+                _events(conn, T0 + i * W)
+                hook.before_commit(conn, CheckpointResult(findings=_findings(T0 + i * W, drifting)))
+            if i == 3:
+                alerts = {(a["labels"]["detector"], a["labels"]["slice"]): a
+                          for a in _alerts(engine)}
+                firing = sorted(k for k, a in alerts.items() if a["state"] == "firing")
+                assert firing == [("embedding_drift", CAM), ("feature_drift", CAM)]
+                explained = {k: a["explained_by"] for k, a in alerts.items()
+                             if a["state"] == "explained"}
+                assert explained == {("embedding_drift", s): CAM for s in CONTAINERS} | {
+                    ("feature_drift", s): CAM for s in ("all", "region=us-east")}
+                (inc,) = list_incidents(engine)
+                assert (inc["slice"], inc["state"], inc["severity"]) == (CAM, "open", "ticket")
+                assert sorted(inc["detectors"]) == ["embedding_drift", "feature_drift"]
+                assert {(e["slice"], e["explained_by"]) for e in inc["explained"]} == \
+                    {(s, CAM) for s in CONTAINERS}
+                assert {a["incident_id"] for a in alerts.values()} == {inc["id"]}
+                link = urlparse(alerts[("embedding_drift", CAM)]["annotations"]["dashboard_url"])
+                assert parse_qs(link.query)["incident"] == [str(inc["id"])]
+                assert alerts[("embedding_drift", CAM)]["annotations"]["explains"] == \
+                    ", ".join(sorted(CONTAINERS))
+                assert sender.send_due() == 2  # explained alerts are not delivered
+                firing_notes = _wait(received, lambda n: n["status"] == "firing")
+                assert len(firing_notes) == 1, firing_notes
+                note = firing_notes[0]
+                assert note["groupLabels"] == {"incident": str(inc["id"]), "model": MODEL}
+                assert sorted(a["labels"]["detector"] for a in note["alerts"]) == \
+                    ["embedding_drift", "feature_drift"]
+                with engine.connect() as conn:
+                    (ui_inc,) = ui_incidents.incidents(conn, T0, T0 + 10 * W)
+                    members = ui_incidents.incident_alerts(conn, ui_inc.id)
+                assert ui_inc.explained_slices == tuple(sorted(CONTAINERS))
+                assert ui_inc.notification["group_labels"]["incident"] == str(inc["id"])
+                assert [m.explained_by for m in members[:2]] == [None, None]
+        (inc,) = list_incidents(engine)
+        assert inc["state"] == "resolved" and inc["resolved_window_ms"] == T0 + 4 * W
+        assert {a["state"] for a in _alerts(engine)} == {"resolved"}
+        sender.send_due()
+        assert _wait(received, lambda n: n["status"] == "resolved")
+    finally:
+        am.stop()
+        engine.dispose()
+
+
+def _alerts(engine) -> list[dict]:
+    from monitor.store.alerts import list_alerts
+    return list_alerts(engine)
+
+
+def _wait(received: list[dict], pred, timeout_s: float = 20) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        hits = [n for n in received if pred(n)]
+        if hits:
+            time.sleep(1.5)  # a second notification of the same group would come by now
+            return [n for n in received if pred(n)]
+        time.sleep(0.2)
+    return []

@@ -1,0 +1,127 @@
+"""Fuzzing the decoder, short budget: no exception escapes ``decode_predictions`` /
+``decode_labels``, every message is accepted or rejected with a reason code, and an accepted
+event's columns equal the plain ``json.loads`` decode of ``tests/fuzz_oracle.py``.
+
+The seeds are real messages (``tests/fuzz_corpus.py``); the mutations (``tests/fuzz_mutators.py``)
+and the comparison (``tests/fuzz_check.py``) are the ones the long atheris campaign
+``bench/fuzz_decode.py`` runs (its figure is in the README).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.core.ingest.decode import REASONS, parse_ts
+from tests import fuzz_oracle as oracle
+from tests.decode_support import raw
+from tests.fuzz_check import Harness, Mismatch, check_labels, check_predictions
+from tests.fuzz_corpus import seeds
+from tests.fuzz_mutators import RandomChooser
+
+MUTANTS = 1500  # seeded inputs per kind; a few seconds
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # e.g. numpy overflow casts
+
+
+@pytest.fixture(scope="module")
+def harness() -> Harness:
+    return Harness(*seeds())
+
+
+def test_every_seed_decodes_like_the_oracle(harness: Harness) -> None:
+    reasons = check_predictions(harness.preds)
+    assert reasons.count(None) > len(reasons) / 2  # mostly real, valid events
+    rejected = Counter(r for r in reasons if r)
+    assert {"malformed_json", "non_finite", "bad_schema", "missing_field", "wrong_type",
+            "bad_value"} <= set(rejected), rejected  # the simulator's malformed kinds
+    assert harness.dims and harness.counts  # the seeds teach D and C of each model
+    label_reasons = check_labels(harness.labels)
+    assert label_reasons.count(None) == len(label_reasons)
+
+
+@pytest.mark.parametrize("labels", [False, True], ids=["predictions", "labels"])
+def test_seeded_mutants_agree_with_the_oracle(harness: Harness, labels: bool) -> None:
+    chooser = RandomChooser(random.Random(13))
+    seen: Counter[str | None] = Counter()
+    for i in range(MUTANTS):
+        seen.update(harness.run_chooser(chooser, labels=labels, known=i % 2 == 1))
+    # The mutants reach both sides of the contract: some stay valid, most reasons occur.
+    assert seen[None] > MUTANTS / 20, seen
+    expected = {"malformed_json", "non_finite", "bad_schema", "missing_field", "wrong_type",
+                "bad_value"}
+    if not labels:
+        expected |= {"embedding_dim", "probs_dim"}
+    assert expected <= set(seen), seen
+
+
+class _DrawChooser:
+    def __init__(self, data: st.DataObject) -> None:
+        self.data = data
+
+    def below(self, n: int) -> int:
+        return self.data.draw(st.integers(0, n - 1)) if n > 1 else 0
+
+    def blob(self, max_len: int) -> bytes:
+        return self.data.draw(st.binary(max_size=max_len))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_hypothesis_mutants_agree_with_the_oracle(harness: Harness, data: st.DataObject) -> None:
+    labels, known = data.draw(st.booleans()), data.draw(st.booleans())
+    harness.run_chooser(_DrawChooser(data), labels=labels, known=known)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(value=st.binary(max_size=64) | st.text(max_size=64).map(lambda s: s.encode("utf-8",
+                                                                              "surrogatepass")))
+def test_arbitrary_bytes_are_rejected_with_a_reason(value: bytes) -> None:
+    for reason in check_predictions([value]) + check_labels([value]):
+        assert reason in REASONS
+
+
+def test_a_mismatch_is_reported_with_the_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison itself fails when the decoder's answer differs (a doctored oracle)."""
+    real = oracle.prediction
+    monkeypatch.setattr(oracle, "prediction",
+                        lambda v, d, c: oracle.Verdict(frozenset({"bad_schema"})))
+    with pytest.raises(Mismatch, match="oracle rejects it"):
+        check_predictions([raw()])
+
+    def shifted(v, d, c):
+        verdict = real(v, d, c)
+        return verdict._replace(fields={**verdict.fields, "embedding": [0.5, -1.0, 2.5]})
+
+    monkeypatch.setattr(oracle, "prediction", shifted)
+    with pytest.raises(Mismatch, match="field 'embedding'"):
+        check_predictions([raw()])
+    monkeypatch.setattr(oracle, "prediction", lambda v, d, c: oracle.Verdict(frozenset()))
+    with pytest.raises(Mismatch, match="rejected as bad_schema"):
+        check_predictions([raw(schema="vit.prediction/v9")])
+
+
+@pytest.mark.parametrize("text", [
+    "2026-01-01T00:00:00Z", "2026-01-01t01:02:03.999999z", "1970-01-01T00:00:00+00:00",
+    "2026-02-28T23:59:59.1-23:59", "2024-02-29 12:00:00.12+05:30", "9999-12-31T23:59:59.999Z",
+    "1970-01-01T00:00:00+00:01", "2026-02-29T00:00:00Z", "2026-01-01T24:00:00Z",
+    "2026-01-01T00:00:00+24:00", "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+0100",
+    "2026-01-31 00:00:00.123+01:60"])  # found by fuzzing: fromisoformat took minute 60
+def test_oracle_timestamps_match_parse_ts(text: str) -> None:
+    want = oracle.rfc3339_ms(text)
+    if want is None or not 0 <= want < oracle.MAX_TS_MS:
+        with pytest.raises(ValueError):
+            parse_ts(text)
+    else:
+        assert parse_ts(text) == want
+
+
+def test_numbers_that_overflow_a_double_are_non_finite() -> None:
+    """Found by fuzzing: a 309-digit integer (beyond any double, but 309 digits long) was
+    ``malformed_json``; the contract says ``non_finite``."""
+    value = raw().replace(b"12.5", b"9" * 309)
+    assert check_predictions([value]) == ["non_finite"]

@@ -61,12 +61,12 @@ def _offsets(db: str, topic: str) -> dict[int, tuple[int, str]]:
     return {r.kafka_partition: (r.next_offset, r.owner) for r in rows}
 
 
-def _wait(what: str, cond, timeout_s: float, logs=()) -> float:
+def _wait(what: str, cond, timeout_s: float, logs=(), state=lambda: "") -> float:
     t0 = time.monotonic()
     while not cond():
         if time.monotonic() - t0 > timeout_s:
             tails = "\n".join(p.read_text()[-1500:] for p in logs)
-            raise AssertionError(f"{what}: not within {timeout_s}s\n{tails}")
+            raise AssertionError(f"{what}: not within {timeout_s}s\n{state()}\n{tails}")
         time.sleep(0.5)
     return time.monotonic() - t0
 
@@ -94,6 +94,10 @@ def test_group_shares_moves_and_fences(client, stream, broker, db_url_factory, t
                        port)
         return procs[name]
 
+    def state() -> str:
+        pids = {name: p.pid for name, (p, _) in procs.items()}
+        return f"pids {pids} offsets {_offsets(db, topics.predictions)}"
+
     def committed() -> int:
         return sum(o for o, _ in _offsets(db, topics.predictions).values())
 
@@ -103,7 +107,7 @@ def test_group_shares_moves_and_fences(client, stream, broker, db_url_factory, t
         _wait("both assigned and the first part committed",
               lambda: committed() == len(parts[0]) and
               {o for _, o in _offsets(db, topics.predictions).values()} ==
-              {_owner(a), _owner(b)}, 120, logs)
+              {_owner(a), _owner(b)}, 120, logs, state)
         ea, eb = _events(port_a), _events(port_b)
         assert ea > 0 and eb > 0, (ea, eb)
         assert ea + eb <= 1.2 * len(parts[0])
@@ -117,22 +121,22 @@ def test_group_shares_moves_and_fences(client, stream, broker, db_url_factory, t
         a.send_signal(signal.SIGSTOP)
         _wait("B claims every partition", lambda: {
             o for _, o in _offsets(db, topics.predictions).values()} == {_owner(b)},
-              SESSION_S + 60, logs)
+              SESSION_S + 60, logs, state)
         a.send_signal(signal.SIGCONT)
         _wait("second part committed", lambda: committed() == len(parts[0]) + len(parts[1]),
-              120, logs)
-        _wait("A says it was fenced", lambda: "fenced" in logs[0].read_text(), 30, logs)
+              120, logs, state)
+        _wait("A says it was fenced", lambda: "fenced" in logs[0].read_text(), 30, logs, state)
 
         # 3. B killed mid-stream, C joins: B's partitions move within 30 s
         produce(client, broker.bootstrap, topics.predictions, parts[2])
         _wait("B reads the third part", lambda: committed() > len(parts[0]) + len(parts[1]),
-              60, logs)
+              60, logs, state)
         b.send_signal(signal.SIGKILL)
         b.wait(10)
         c, port_c = start("c")
         moved = _wait("B's partitions move", lambda: _owner(b) not in {
-            o for _, o in _offsets(db, topics.predictions).values()}, 30, logs)
-        _wait("everything committed", lambda: committed() == len(messages), 120, logs)
+            o for _, o in _offsets(db, topics.predictions).values()}, 30, logs, state)
+        _wait("everything committed", lambda: committed() == len(messages), 120, logs, state)
         assert a.poll() is None and c.poll() is None
         print(f"partitions moved {moved:.1f} s after the SIGKILL")
 
@@ -141,7 +145,7 @@ def test_group_shares_moves_and_fences(client, stream, broker, db_url_factory, t
         assert query(db, "SELECT count(*) AS n FROM rejected_events")[0].n == len(reasons)
         _wait("the Kafka group holds the committed offsets",
               lambda: _group_offsets(broker.bootstrap, env["VITMON_KAFKA__GROUP"],
-                                     topics.predictions) == len(messages), 30, logs)
+                                     topics.predictions) == len(messages), 30, logs, state)
     finally:
         for proc, _ in procs.values():
             if proc.poll() is None:

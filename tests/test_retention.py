@@ -8,8 +8,6 @@ from sqlalchemy import text
 
 from monitor.core.retention import RetentionHook, prune
 from monitor.core.settings import RetentionSettings
-from monitor.store import migrate
-from monitor.store.db import make_engine
 from monitor.store.predictions import delete_before
 from tests.support import run_cli
 
@@ -46,11 +44,8 @@ def _count(engine, prefix: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def engine(fresh_db_url):
-    migrate.upgrade(fresh_db_url)
-    eng = make_engine(fresh_db_url)
-    yield eng
-    eng.dispose()
+def engine(migrated_engine):
+    return migrated_engine
 
 
 def test_prune_deletes_only_past_the_horizon_in_batches(engine):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from monitor.core.ingest.events import DLQ_TOPIC, LABELS_TOPIC, PREDICTIONS_TOPIC
+from monitor.errors import ConfigError
 
 KafkaClient = Literal["kafka-python", "confluent-kafka"]
 
@@ -54,9 +55,11 @@ class KafkaSettings(Section):
     @model_validator(mode="after")
     def _timeouts(self) -> KafkaSettings:
         if self.heartbeat_interval_s >= self.session_timeout_s:
-            raise ValueError("heartbeat_interval_s must be below session_timeout_s")
+            raise ConfigError("kafka.heartbeat_interval_s", f"{self.heartbeat_interval_s} must be "
+                              f"below kafka.session_timeout_s ({self.session_timeout_s})")
         if self.max_poll_interval_s < self.session_timeout_s:
-            raise ValueError("max_poll_interval_s must be at least session_timeout_s")
+            raise ConfigError("kafka.max_poll_interval_s", f"{self.max_poll_interval_s} must be "
+                              f"at least kafka.session_timeout_s ({self.session_timeout_s})")
         return self
 
     @property

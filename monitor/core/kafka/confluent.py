@@ -97,7 +97,9 @@ class ConfluentSource(kb.SourceBase):
 
         def on_assign(consumer: Any, partitions: list[Any]) -> None:
             start = listener.assigned(keys(partitions))
-            consumer.assign([_confluent_tp(tp, offset) for tp, offset in start.items()])
+            tps = [_confluent_tp(tp, offset) for tp, offset in start.items()]
+            consumer.assign(tps)
+            consumer.resume(tps)  # librdkafka keeps a partition's pause across assignments
             self._assigned = frozenset(start)
 
         def on_revoke(_consumer: Any, partitions: list[Any]) -> None:

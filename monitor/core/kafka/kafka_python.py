@@ -58,6 +58,7 @@ class KafkaPythonSource(kb.SourceBase):
             def on_partitions_assigned(self, assigned: Any) -> None:
                 for tp, offset in listener.assigned(keys(assigned)).items():
                     consumer.seek(TopicPartition(*tp), offset)
+                consumer.resume(*assigned)  # a new assignment fetches every partition
 
             def on_partitions_revoked(self, revoked: Any) -> None:
                 listener.revoked(keys(revoked))

@@ -10,7 +10,8 @@ The decoder and the oracle are instrumented, so coverage of either steers the se
 Run: ``.venv/bin/python bench/fuzz_decode.py --runs 1000000 --jobs 2`` (needs the ``bench``
 extra: ``pip install -e '.[bench]'``). ``--jobs`` worker processes share one corpus directory and
 split the runs; the last lines are the figure: inputs tried, crashes, seconds. A crashing
-input is saved as ``crash-*`` in ``--artifacts`` (replay: ``--replay FILE``).
+input is saved as ``crash-*`` in ``--artifacts`` (replay: ``--replay FILE``). ``--max-seconds``
+(or Ctrl-C, or SIGINT to the workers) ends the campaign early with the figure so far.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+INTERRUPTED = 72  # libFuzzer's exit code after SIGINT (it prints its final stats first)
 sys.path.insert(0, str(ROOT))  # tests.* (the oracle and the harness) live beside bench/
 
 
@@ -49,7 +51,8 @@ def worker(args: argparse.Namespace) -> int:
         import tests.fuzz_oracle  # noqa: F401
     harness = _harness(args.corpus)
     sys.setrecursionlimit(10_000)  # the oracle's json.loads reads as deep as orjson does
-    libfuzzer = [sys.argv[0], f"-runs={args.runs}", f"-seed={args.seed}", "-max_len=4096",
+    limit = [f"-max_total_time={args.max_seconds}"] if args.max_seconds else []
+    libfuzzer = [sys.argv[0], f"-runs={args.runs}", f"-seed={args.seed}", "-max_len=4096", *limit,
                  "-rss_limit_mb=3072", "-print_final_stats=1", "-timeout=30",
                  f"-artifact_prefix={args.artifacts}/", str(args.corpus)]
     atheris.Setup(libfuzzer, harness.run)
@@ -79,16 +82,21 @@ def campaign(args: argparse.Namespace) -> int:
         log = open(args.artifacts / f"worker-{j}.log", "w")  # noqa: SIM115 - closed below
         cmd = [sys.executable, __file__, "--worker", "--runs", str(runs), "--seed",
                str(args.seed + j), "--corpus", str(args.corpus), "--artifacts",
-               str(args.artifacts)]
+               str(args.artifacts), "--max-seconds", str(args.max_seconds)]
         procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
-    executed, failed = 0, 0
+    executed, failed, interrupted = 0, 0, 0
     for j, (proc, log) in enumerate(procs):
-        rc = proc.wait()
+        try:
+            rc = proc.wait()
+        except KeyboardInterrupt:  # Ctrl-C: the workers got it too and print their stats
+            rc = proc.wait()
         log.close()
         text = (args.artifacts / f"worker-{j}.log").read_text(errors="replace")
         units = re.findall(r"stat::number_of_executed_units:\s*(\d+)", text)
         executed += int(units[-1]) if units else 0
-        if rc != 0:
+        if rc == INTERRUPTED:
+            interrupted += 1
+        elif rc != 0:
             failed += 1
             print(f"worker {j} exited {rc}; see {args.artifacts}/worker-{j}.log", flush=True)
     seconds = time.monotonic() - t0
@@ -96,6 +104,7 @@ def campaign(args: argparse.Namespace) -> int:
     for path in crashes:
         print(f"crash: {path}")
     summary = {"inputs": executed, "crashes": len(crashes), "failed_workers": failed,
+               "interrupted_workers": interrupted,
                "seconds": round(seconds, 1), "jobs": args.jobs, "seeds": n_seeds}
     print(f"inputs tried: {executed:,}")
     print(f"crashes: {len(crashes)}")
@@ -109,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=1_000_000, help="inputs in total")
     p.add_argument("--jobs", type=int, default=2, help="worker processes")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--max-seconds", type=int, default=0, help="stop each worker after this "
+                   "long (0: when its runs are done)")
     p.add_argument("--corpus", type=Path, default=ROOT / ".vitmon" / "fuzz" / "corpus")
     p.add_argument("--artifacts", type=Path, default=ROOT / ".vitmon" / "fuzz")
     p.add_argument("--replay", type=Path, help="run one saved input and exit")

@@ -124,7 +124,8 @@ def build_reference_profile(data: Batch | Mapping[str, Any] | Iterable[Batch | M
         The profile; its keys are documented in this module's docstring.
     """
     attrs = None if config.attrs is None else tuple(f"attrs.{a}" for a in config.attrs)
-    fd = FeatureDrift(features=config.features, attrs=attrs, max_categories=config.max_categories)
+    fd = FeatureDrift(features=config.features, attrs=attrs, max_categories=config.max_categories,
+                      exclude=())  # the profile keeps latency_ms, for whoever tests it
     pd_ = PredictionDrift()
     ed = EmbeddingDrift(sample_size=config.embedding_sample_size + config.pca_fit_size)
     fs, ps, es = fd.empty(), pd_.empty(), ed.empty()

@@ -16,12 +16,13 @@ __all__ = ["concat", "context", "make_batch", "states_equal"]
 
 
 def context(profile: Mapping[str, Any] | None, alpha: float = 0.01, n_tests: int = 1,
-            min_samples: int = 30, slice: str = ALL_SLICE, window_start_ms: int = 0) -> EvalContext:
+            min_samples: int = 30, slice: str = ALL_SLICE, window_start_ms: int = 0,
+            look: int = 0) -> EvalContext:
     """An :class:`EvalContext` for model ``vit`` version ``1`` (no reference when ``profile`` is
-    None)."""
+    None); ``look`` counts earlier evaluations of the window."""
     key = StateKey("vit", "1", slice, window_start_ms, window_start_ms + 60_000)
     ref = None if profile is None else Reference("vit", "1", 1, profile)
-    return EvalContext(key, ref, alpha, n_tests, min_samples)
+    return EvalContext(key, ref, alpha, n_tests, min_samples, look)
 
 
 def states_equal(a: Any, b: Any, rtol: float = 0.0) -> bool:

@@ -256,6 +256,14 @@ class Detector(Protocol):
     def loads(self, data: bytes) -> Any: ...
 
 
+class AdmittedGroups(Protocol):
+    """Which values of a capped slice attribute keep their own slice, per event-time window
+    (the others become ``other``): ``slices.SliceCatalog`` in memory, the service's top-K by
+    volume (``monitor.core.slice_admission``) through PostgreSQL."""
+
+    def cap(self, attribute: str, values: np.ndarray, window_start_ms: np.ndarray) -> np.ndarray: ...
+
+
 @runtime_checkable
 class WideColumnNeeds(Protocol):
     """Declares the wide columns (a subset of :data:`WIDE_COLUMNS`) the detector reads."""

@@ -125,8 +125,8 @@ class LatencySpike(Incident):
         return ALL_VERSIONS
 
     def expected_signals(self) -> list[dict[str, Any]]:
-        return [_signal("slo_burn", "page", slo="latency", windows=["1h", "5m"]),
-                _signal("feature_drift", "ticket", features=["latency_ms"])]
+        # latency_ms is no default drift feature (load-driven; the SLO covers it)
+        return [_signal("slo_burn", "page", slo="latency", windows=["1h", "5m"])]
 
 
 @dataclass(frozen=True)

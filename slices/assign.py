@@ -7,9 +7,12 @@ Every event is in slice ``all``; besides, in one slice per configured *dimension
 - numeric buckets of a field, ``image.brightness`` with edges ``(0.3, 0.6)`` ->
   ``image.brightness<0.3``, ``image.brightness=[0.3,0.6)``, ``image.brightness>=0.6``.
 
-High-cardinality attributes are capped: the first ``max_values`` distinct values seen (in stream
-order, persisted with the checkpoint so a restart assigns identically) keep their name, later ones
-fold into ``other``. A missing attribute is the value ``missing``.
+High-cardinality attributes are capped through an :class:`~monitor.contract.AdmittedGroups`:
+values not admitted in the event's window fold into ``other``. The service admits the top-K by
+volume per window (``monitor.core.slice_admission``, over :mod:`slices.sketch`);
+:class:`SliceCatalog` is the in-memory one for offline use (reference capture, tests): the first
+``max_values`` distinct values seen keep their name. A missing attribute is the value
+``missing``.
 
 >>> import numpy as np
 >>> dims = dimensions(attributes=("camera",), crosses=(("region", "device"),))
@@ -33,6 +36,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from monitor.contract import AdmittedGroups
 
 ALL = "all"
 OTHER = "other"
@@ -63,13 +68,15 @@ def dimensions(attributes: tuple[str, ...] = (), crosses: tuple[tuple[str, ...],
 
 @dataclass
 class SliceCatalog:
-    """Admitted values per attribute (the cardinality cap). Mutable; persisted by the caller."""
+    """Admitted values per attribute, first come first admitted, for every window (an in-memory
+    :class:`~monitor.contract.AdmittedGroups` for offline use)."""
 
     max_values: int = 50
     admitted: dict[str, dict[str, None]] = field(default_factory=dict)  # ordered sets
     added: list[tuple[str, str]] = field(default_factory=list)  # since the last drain
 
-    def cap(self, attribute: str, values: np.ndarray) -> np.ndarray:
+    def cap(self, attribute: str, values: np.ndarray,
+            window_start_ms: np.ndarray | None = None) -> np.ndarray:
         """``values`` with values beyond the cap replaced by ``other``, admitting new ones."""
         known = self.admitted.setdefault(attribute, {})
         uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
@@ -111,16 +118,19 @@ def _bucket_labels(dim: Dimension, values: np.ndarray) -> np.ndarray:
 
 
 def dimension_labels(dim: Dimension, n: int, attrs: Mapping[str, np.ndarray],
-                     numeric: Mapping[str, np.ndarray], catalog: SliceCatalog) -> np.ndarray:
-    """The slice name of every row for one dimension (object array of str)."""
+                     numeric: Mapping[str, np.ndarray], catalog: AdmittedGroups,
+                     window_start_ms: np.ndarray | None = None) -> np.ndarray:
+    """The slice name of every row for one dimension (object array of str); ``window_start_ms``
+    (each row's window) is what ``catalog`` admits by (zeros when None)."""
     if dim.kind == "bucket":
         values = numeric.get(dim.fields[0])
         if values is None:
             values = np.full(n, np.nan)
         return _bucket_labels(dim, np.asarray(values, dtype=float))
     parts = []
+    windows = np.zeros(n, dtype=np.int64) if window_start_ms is None else window_start_ms
     for f in dim.fields:
-        capped = catalog.cap(f, _attribute_values(attrs, f, n))
+        capped = catalog.cap(f, _attribute_values(attrs, f, n), windows)
         parts.append(np.char.add(f"{f}=", capped.astype(str)))
     label = parts[0]
     for p in parts[1:]:
@@ -129,7 +139,7 @@ def dimension_labels(dim: Dimension, n: int, attrs: Mapping[str, np.ndarray],
 
 
 def assign(n: int, attrs: Mapping[str, np.ndarray], numeric: Mapping[str, np.ndarray],
-           dims: tuple[Dimension, ...], catalog: SliceCatalog) -> Iterator[tuple[str, np.ndarray]]:
+           dims: tuple[Dimension, ...], catalog: AdmittedGroups) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(slice_name, row_indices)`` for ``all`` and every slice present in the rows."""
     yield ALL, np.arange(n)
     for dim in dims:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
 from monitor.contract import Batch
 from monitor.core.ingest.decode import REASONS, decode_labels, decode_predictions
@@ -78,23 +79,44 @@ def _compare(got: dict, want: dict, value: bytes | None) -> None:
 
 
 def check_predictions(values: Sequence[bytes | None], dims: dict[str, int] | None = None,
-                      counts: dict[str, int] | None = None) -> list[str | None]:
-    """Decode ``values`` as one batch; the reason code of each (None: accepted).
+                      counts: dict[str, int] | None = None,
+                      gate: dict[tuple[str, str], int] | None = None) -> list[str | None]:
+    """Decode ``values`` as one batch; the reason code of each (None: accepted, ``"parked"``:
+    held for the consumer's consensus).
 
     ``dims``/``counts`` (model -> D / C) are what the decoder already knows; both sides learn
-    from the accepted events in stream order, each in its own copy.
+    from the accepted events in stream order, each in its own copy. ``gate``: decode as the
+    consumer does, D per (model, version) from it (0: undecided; absent: not admitted).
     """
     o_dims, o_counts = dict(dims or {}), dict(counts or {})
-    want = [oracle.prediction(v, o_dims, o_counts) for v in values]
+    want = [oracle.prediction(v, o_dims, o_counts, gate=gate) for v in values]
     d_dims, d_counts = dict(dims or {}), dict(counts or {})
-    out = decode_predictions(_records(values, "vit.predictions"), d_dims, d_counts)
+    out = decode_predictions(_records(values, "vit.predictions"), d_dims, d_counts,
+                             gate=None if gate is None else _Gate(gate))
     rows = {int(off): (b, j) for b in out.batches.values()
             for j, off in enumerate(b.extras["_offset"].tolist())}
-    reasons = _judge(values, want, out.rejected, {i: (lambda i=i: _row(*rows[i])) for i in rows})
+    parked = {p.offset: p for p in out.parked}
+    for i, p in parked.items():
+        if not want[i].parked or i in rows:
+            raise Mismatch(f"parked; oracle: {sorted(want[i].reasons) or 'not parked'}", values[i])
+        ev = orjson.loads(values[i])
+        if (p.value, p.event_id, p.model, p.model_version) != (
+                values[i], ev["event_id"], ev["model"], ev["model_version"]):
+            raise Mismatch(f"parked with the wrong identity {p!r:.200}", values[i])
+    accepted = {i: (lambda i=i: _row(*rows[i])) for i in rows}
+    reasons = _judge(values, want, out.rejected, accepted, set(parked))
     if (d_dims, d_counts) != (o_dims, o_counts):
         raise Mismatch(f"learnt D/C {d_dims}/{d_counts}, oracle {o_dims}/{o_counts}",
                        values[0] if values else None)
     return reasons
+
+
+class _Gate:
+    def __init__(self, dims: dict[tuple[str, str], int]) -> None:
+        self.dims = dims
+
+    def expected(self, model: str, version: str) -> int | None:
+        return self.dims.get((model, version))
 
 
 def check_labels(values: Sequence[bytes | None]) -> list[str | None]:
@@ -111,17 +133,23 @@ def check_labels(values: Sequence[bytes | None]) -> list[str | None]:
 
 
 def _judge(values: Sequence[bytes | None], want: list[oracle.Verdict], rejections: list,
-           accepted: dict[int, Any]) -> list[str | None]:
-    """Each message (by offset) rejected for a reason the oracle agrees with, or accepted with
-    the oracle's fields (``accepted[offset]()`` reads the decoder's)."""
+           accepted: dict[int, Any], parked: set[int] = frozenset()) -> list[str | None]:
+    """Each message (by offset) rejected for a reason the oracle agrees with, parked (checked by
+    the caller), or accepted with the oracle's fields (``accepted[offset]()`` reads the
+    decoder's)."""
     rejected = {r.offset: r for r in rejections}
-    if len(rejected) + len(accepted) != len(values) or rejected.keys() & accepted.keys():
+    if (len(rejected) + len(accepted) + len(parked) != len(values)
+            or rejected.keys() & accepted.keys() or rejected.keys() & parked):
         raise Mismatch(f"{len(values)} messages: {len(accepted)} accepted, {len(rejected)} "
-                       "rejected", values[0] if values else None)
+                       f"rejected, {len(parked)} parked", values[0] if values else None)
     reasons: list[str | None] = []
     for i, (value, verdict) in enumerate(zip(values, want)):
         rej = rejected.get(i)
-        if rej is not None:
+        if i in parked:
+            reasons.append("parked")
+        elif verdict.parked:
+            raise Mismatch("not parked; the oracle parks it (its version's D is undecided)", value)
+        elif rej is not None:
             _rejection(rej.reason, rej.detail, verdict, value)
             reasons.append(rej.reason)
         elif not verdict.valid:
@@ -144,18 +172,26 @@ def _rejection(reason: str, detail: str, verdict: oracle.Verdict, value: bytes |
 class Harness:
     """Turns one fuzzer input into messages, checks them, and counts.
 
-    An input's first byte picks the mode (``tests.fuzz_corpus.MODES``; bit 2: the decoder already
-    knows D and C of the seed models, so the batch's vectorised checks run instead of the
-    learning path). Raw modes decode the rest of the input as one message; mutant modes let it
-    steer :func:`tests.fuzz_mutators.mutate` over 1-3 seeds decoded as one batch.
+    An input's first byte picks the mode (``tests.fuzz_corpus.MODES``) in its low 2 bits, and
+    in the next ones how the predictions decode (:data:`HOW`): as the first call (D and C learnt
+    afresh), with the seed models' D and C already known (the batch's vectorised checks run
+    instead of the learning path), or as the consumer does (a dimension gate per version).
+    Raw modes decode the rest of the input as one message; mutant modes let it steer
+    :func:`tests.fuzz_mutators.mutate` over 1-3 seeds decoded as one batch.
     """
+
+    HOW = ("fresh", "known", "gate")
 
     def __init__(self, preds: Sequence[bytes], labels: Sequence[bytes]) -> None:
         self.preds, self.labels = list(preds), list(labels)
         self.dims: dict[str, int] = {}
         self.counts: dict[str, int] = {}
+        self.gate: dict[tuple[str, str], int] = {("m", "2"): 0}  # one undecided version
         for v in self.preds:
-            oracle.prediction(v, self.dims, self.counts)
+            verdict = oracle.prediction(v, self.dims, self.counts)
+            f = verdict.fields
+            if f is not None and f["embedding"] is not None:
+                self.gate[(f["model"], f["model_version"])] = len(f["embedding"])
         self.inputs = self.messages = self.accepted = 0
 
     def run(self, data: bytes) -> None:
@@ -163,26 +199,29 @@ class Harness:
         if not data:
             return
         mode, rest = data[0], data[1:]
+        how = self.HOW[(mode >> 2) % 3]
         if mode & 3 in (0, 2):
-            self._check([rest], labels=mode & 3 == 2, known=bool(mode & 4))
+            self._check([rest], labels=mode & 3 == 2, how=how)
             return
         import atheris  # only the long campaign drives by a FuzzedDataProvider
 
         c = mutators.ProviderChooser(atheris.FuzzedDataProvider(rest))
-        self.run_chooser(c, labels=mode & 3 == 3, known=bool(mode & 4))
+        self.run_chooser(c, labels=mode & 3 == 3, how=how)
 
-    def run_chooser(self, c: mutators.Chooser, labels: bool, known: bool) -> list[str | None]:
+    def run_chooser(self, c: mutators.Chooser, labels: bool, how: str) -> list[str | None]:
         pool = self.labels if labels else self.preds
         values = [mutators.mutate(c, mutators.pick(c, pool)) for _ in range(1 + c.below(3))]
-        return self._check(values, labels, known)
+        return self._check(values, labels, how)
 
-    def _check(self, values: list[bytes], labels: bool, known: bool) -> list[str | None]:
+    def _check(self, values: list[bytes], labels: bool, how: str) -> list[str | None]:
         self.inputs += 1
         self.messages += len(values)
         if labels:
             reasons = check_labels(values)
-        elif known:
+        elif how == "known":
             reasons = check_predictions(values, self.dims, self.counts)
+        elif how == "gate":
+            reasons = check_predictions(values, counts=self.counts, gate=self.gate)
         else:
             reasons = check_predictions(values)
         self.accepted += reasons.count(None)

@@ -64,7 +64,7 @@ EDGE_NUMBERS = (0, 1, -1, 2, 0.5, -0.0, 1e-320, 3.4e38, 3.5e38, 1.79769313486231
                 65520.0, 2**31 - 1, 2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -2**63,
                 -2**63 - 1, 10**30, 1_767_225_600_000, 253_402_300_799_999, 253_402_300_800_000,
                 1.5, 0.9999, 1.0001, NAN, INF, -INF)
-EDGE_STRINGS = ("", "x", "ok", "error", "f16", "f32", "1", "NaN", "e" * 128, "e" * 129, "\u00e9",
+EDGE_STRINGS = ("", "x", "ok", "error", "f16", "f32", "1", "2", "NaN", "e" * 128, "e" * 129, "\u00e9",
                 "\U0001f600", "\x7f", "a\x00b", "vit.prediction/v1", "vit.label/v1",
                 "vit.prediction/v2", "2026-01-01T00:00:00Z", "AAA=", "AAAA", "AA==", "A===", "====",
                 "!!not*base64!!", "AA AA", "AAAA\n")
@@ -98,7 +98,7 @@ def _timestamp(c: Chooser) -> Any:
     if c.below(2):
         return pick(c, (0, -1, 1.5, 1_767_225_600_000.9, 253_402_300_800_000, 253_402_300_799_999,
                         -0.0, "1767225600000", 2**63))
-    y = pick(c, ("1969", "1970", "2026", "9999", "0000", "2O26", "+026"))
+    y = pick(c, ("1969", "1970", "2026", "9999", "0000", "2O26", "+026", "\uff12026"))
     mo, d = pick(c, ("01", "02", "12", "13", "00", "1-")), pick(c, ("01", "28", "29", "30", "31",
                                                                  "32"))
     sep = pick(c, ("T", "t", " ", "_"))
@@ -189,8 +189,13 @@ def _ts(c: Chooser, ev: dict) -> None:
     ev["ts"] = _timestamp(c)
 
 
+def _version(c: Chooser, ev: dict) -> None:
+    """Another version of the same model: admitted, undecided or new to the consumer's gate."""
+    ev["model_version"] = pick(c, ("1", "2", "3", "2026.11.1", "2026.11.2", "canary"))
+
+
 DICT_EDITS: tuple[Callable[[Chooser, dict], None], ...] = (
-    _set, _set, _drop, _embedding, _probs, _nested, _status, _ts)
+    _set, _set, _drop, _embedding, _probs, _nested, _status, _ts, _version)
 
 
 # --- serialisation and byte edits -------------------------------------------------------------

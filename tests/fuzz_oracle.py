@@ -11,32 +11,31 @@ fuzzing harness (:mod:`tests.fuzz_check`) decodes the same bytes with both and r
   (:attr:`Verdict.reasons`: the oracle collects *every* broken rule, so the decoder may stop at
   whichever it checks first).
 
-Three places follow the wire parser rather than the contract, and say so: orjson reads an integer
-outside [-2**63, 2**64) as a double, refuses lone surrogates (``\\ud800``), and nests at most
-1024 arrays or objects.
+Bytes become a JSON object in :mod:`tests.fuzz_json` (where the wire parser's quirks are).
+
+The consumer decodes with a dimension *gate* (robust's consensus: D per (model, version), never
+learnt from one event): a valid event whose version is not admitted, or whose version's D is
+undecided while it carries an embedding, is *parked* (:attr:`Verdict.parked`) rather than
+accepted or rejected.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import re
 import struct
-import sys
 from datetime import date
 from typing import Any, NamedTuple
 
+from tests.fuzz_json import MAX_BYTES, parse
+
 PREDICTION_SCHEMA, LABEL_SCHEMA = "vit.prediction/v1", "vit.label/v1"
-MAX_BYTES = 1 << 20
 MAX_TS_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z, exclusive
 INT32_MAX = 2**31 - 1
-MAX_DEPTH = 1024  # orjson's nesting limit
 _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?"
-                      r"([Zz]|[+-]\d{2}:\d{2})")
-_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
-_NONFINITE_TOKEN = re.compile(rb"NaN|Infinity|\d{300}|[eE][+-]?\d{3}")
+                      r"([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 class Verdict(NamedTuple):
@@ -44,6 +43,7 @@ class Verdict(NamedTuple):
 
     reasons: frozenset[str]
     fields: dict[str, Any] | None = None
+    parked: bool = False  # valid, held for the consumer's consensus (only with a gate)
 
     @property
     def valid(self) -> bool:
@@ -52,94 +52,6 @@ class Verdict(NamedTuple):
 
 def _reject(*reasons: str) -> Verdict:
     return Verdict(frozenset(reasons))
-
-
-class _NonFinite(Exception):
-    pass
-
-
-def _parse_int(text: str) -> int | float:
-    n = int(text)
-    if -2**63 <= n < 2**64:
-        return n
-    x = float(text)  # orjson reads it as a double (infinite beyond its range)
-    if math.isinf(x):
-        raise _NonFinite(text)
-    return x
-
-
-def _parse_float(text: str) -> float:
-    x = float(text)
-    if math.isinf(x):
-        raise _NonFinite(text)
-    return x
-
-
-def _parse_constant(name: str) -> float:
-    raise _NonFinite(name)
-
-
-def _depth(v: Any) -> int:
-    if type(v) is not dict and type(v) is not list:
-        return 0
-    if type(v) is dict:
-        return 1 + max(map(_depth, v.values()), default=0)
-    if type(v) is list:
-        return 1 + max(map(_depth, v), default=0)
-    return 0
-
-
-def _has(v: Any, pred) -> bool:
-    if type(v) is str:
-        return pred(v)
-    if type(v) is dict:
-        return any(pred(k) or _has(x, pred) for k, x in v.items())
-    return type(v) is list and any(_has(x, pred) for x in v)
-
-
-def _surrogate(s: str) -> bool:
-    return any("\ud800" <= c <= "\udfff" for c in s)
-
-
-def parse(value: bytes | None, max_bytes: int = MAX_BYTES) -> dict | Verdict:
-    """The message as a dict, or the Verdict that rejects it before any field is read."""
-    if value is None or len(value) == 0:
-        return _reject("empty")
-    if len(value) > max_bytes:
-        return _reject("oversized")
-    try:
-        text = bytes(value).decode("utf-8")
-    except UnicodeDecodeError:
-        return _reject("malformed_json")
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20_000))  # read deeper than orjson, then _depth decides
-    try:
-        return _parsed(value, text)
-    finally:
-        sys.setrecursionlimit(limit)
-
-
-def _parsed(value: bytes, text: str) -> dict | Verdict:
-    deep = value.count(b"[") + value.count(b"{") > 900  # the decoder's json.loads may recurse
-    # too deep first
-    try:
-        obj = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
-                         parse_constant=_parse_constant)
-    except _NonFinite:
-        # both parsers: the number cannot be a double
-        return _reject("non_finite", *(("malformed_json",) if deep else ()))
-    except (ValueError, RecursionError):
-        # Broken JSON. A NaN or huge number before the break may be reported instead.
-        return _reject("malformed_json", *(("non_finite",) if _NONFINITE_TOKEN.search(value)
-                                           else ()))
-    # Lone surrogates and NUL only come from \u escapes: the slow walks run only then.
-    nesting = value.count(b"[") + value.count(b"{")
-    if ((nesting > MAX_DEPTH and _depth(obj) > MAX_DEPTH) or type(obj) is not dict
-            or (_ESCAPED_SURROGATE.search(value) and _has(obj, _surrogate))):
-        return _reject("malformed_json")
-    if b"\\u0000" in value and _has(obj, lambda s: "\x00" in s):
-        return _reject("bad_value")
-    return obj
 
 
 # --- fields ---------------------------------------------------------------------------------
@@ -159,13 +71,11 @@ def rfc3339_ms(s: str) -> int | None:
         return None
     y, mo, d, h, mi, sec = (int(g) for g in m.groups()[:6])
     frac, off = m.group(7), m.group(8)
-    if frac is not None and len(frac) < 2:
-        return None
     try:
         day = date(y, mo, d)
     except ValueError:
         return None
-    if h > 23 or mi > 59 or sec > 59:
+    if h > 23 or mi > 59 or sec > 59 or (frac is not None and len(frac) < 2):
         return None
     offset_min = 0
     if off not in ("Z", "z"):
@@ -288,14 +198,17 @@ def _optional(v: Any, ok_types: tuple, bad: set[str]) -> Any:
 
 def _of_schema(value: bytes | None, schema: str, max_bytes: int) -> dict | Verdict:
     d = parse(value, max_bytes)
-    if not isinstance(d, Verdict) and d.get("schema") != schema:
-        return _reject("bad_schema")
-    return d
+    if not isinstance(d, dict):
+        return Verdict(d)
+    return d if d.get("schema") == schema else _reject("bad_schema")
 
 
 def prediction(value: bytes | None, dims: dict[str, int], counts: dict[str, int],
-               max_bytes: int = MAX_BYTES) -> Verdict:
-    """Verdict on one prediction message; a valid one teaches ``dims``/``counts`` (in place)."""
+               max_bytes: int = MAX_BYTES,
+               gate: dict[tuple[str, str], int] | None = None) -> Verdict:
+    """Verdict on one prediction message; a valid one teaches ``dims``/``counts`` (in place).
+    With a ``gate`` ((model, version) -> D, 0 undecided, absent: not admitted), D comes from it
+    and ``dims`` is neither read nor taught."""
     d = _of_schema(value, PREDICTION_SCHEMA, max_bytes)
     if isinstance(d, Verdict):
         return d
@@ -347,9 +260,11 @@ def prediction(value: bytes | None, dims: dict[str, int], counts: dict[str, int]
     extras["cold_start"] = _optional(get("cold_start"), (bool, int, float), bad)
     for k in ("artifact_id", "input_sha256", "sample_uri"):
         extras[k] = _optional(get(k), (str,), bad)
-    model = get("model")
+    model, version = get("model"), get("model_version")
     if type(model) is str:
-        if emb is not None and model in dims and len(emb) != dims[model]:
+        known = (dims.get(model) if gate is None else
+                 gate.get((model, version)) or None if type(version) is str else None)
+        if emb is not None and known is not None and len(emb) != known:
             bad.add("embedding_dim")
         if probs is not None and model in counts and len(probs) != counts[model]:
             bad.add("probs_dim")
@@ -363,7 +278,10 @@ def prediction(value: bytes | None, dims: dict[str, int], counts: dict[str, int]
         bad.add("non_finite")
     if bad:
         return Verdict(frozenset(bad))
-    if emb is not None:
+    g = None if gate is None else gate.get((model, version), -1)  # -1: not admitted
+    if g == -1 or (g == 0 and emb is not None):  # not admitted, or its D undecided
+        return Verdict(frozenset(), parked=True)
+    if emb is not None and gate is None:
         dims.setdefault(model, len(emb))
     if probs is not None:
         counts.setdefault(model, len(probs))

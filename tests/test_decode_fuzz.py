@@ -48,13 +48,13 @@ def test_seeded_mutants_agree_with_the_oracle(harness: Harness, labels: bool) ->
     chooser = RandomChooser(random.Random(13))
     seen: Counter[str | None] = Counter()
     for i in range(MUTANTS):
-        seen.update(harness.run_chooser(chooser, labels=labels, known=i % 2 == 1))
+        seen.update(harness.run_chooser(chooser, labels=labels, how=Harness.HOW[i % 3]))
     # The mutants reach both sides of the contract: some stay valid, most reasons occur.
     assert seen[None] > MUTANTS / 20, seen
     expected = {"malformed_json", "non_finite", "bad_schema", "missing_field", "wrong_type",
                 "bad_value"}
     if not labels:
-        expected |= {"embedding_dim", "probs_dim"}
+        expected |= {"embedding_dim", "probs_dim", "parked"}  # parked: the consumer's gate
     assert expected <= set(seen), seen
 
 
@@ -73,8 +73,8 @@ class _DrawChooser:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_hypothesis_mutants_agree_with_the_oracle(harness: Harness, data: st.DataObject) -> None:
-    labels, known = data.draw(st.booleans()), data.draw(st.booleans())
-    harness.run_chooser(_DrawChooser(data), labels=labels, known=known)
+    labels, how = data.draw(st.booleans()), data.draw(st.sampled_from(Harness.HOW))
+    harness.run_chooser(_DrawChooser(data), labels=labels, how=how)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)
@@ -89,18 +89,18 @@ def test_a_mismatch_is_reported_with_the_message(monkeypatch: pytest.MonkeyPatch
     """The comparison itself fails when the decoder's answer differs (a doctored oracle)."""
     real = oracle.prediction
     monkeypatch.setattr(oracle, "prediction",
-                        lambda v, d, c: oracle.Verdict(frozenset({"bad_schema"})))
+                        lambda v, d, c, **kw: oracle.Verdict(frozenset({"bad_schema"})))
     with pytest.raises(Mismatch, match="oracle rejects it"):
         check_predictions([raw()])
 
-    def shifted(v, d, c):
-        verdict = real(v, d, c)
+    def shifted(v, d, c, **kw):
+        verdict = real(v, d, c, **kw)
         return verdict._replace(fields={**verdict.fields, "embedding": [0.5, -1.0, 2.5]})
 
     monkeypatch.setattr(oracle, "prediction", shifted)
     with pytest.raises(Mismatch, match="field 'embedding'"):
         check_predictions([raw()])
-    monkeypatch.setattr(oracle, "prediction", lambda v, d, c: oracle.Verdict(frozenset()))
+    monkeypatch.setattr(oracle, "prediction", lambda v, d, c, **kw: oracle.Verdict(frozenset()))
     with pytest.raises(Mismatch, match="rejected as bad_schema"):
         check_predictions([raw(schema="vit.prediction/v9")])
 
@@ -110,7 +110,8 @@ def test_a_mismatch_is_reported_with_the_message(monkeypatch: pytest.MonkeyPatch
     "2026-02-28T23:59:59.1-23:59", "2024-02-29 12:00:00.12+05:30", "9999-12-31T23:59:59.999Z",
     "1970-01-01T00:00:00+00:01", "2026-02-29T00:00:00Z", "2026-01-01T24:00:00Z",
     "2026-01-01T00:00:00+24:00", "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+0100",
-    "2026-01-31 00:00:00.123+01:60"])  # found by fuzzing: fromisoformat took minute 60
+    "2026-01-31 00:00:00.123+01:60",  # found by fuzzing: fromisoformat took minute 60
+    "\uff12026-01-01T00:00:00Z"])  # a full-width digit is no RFC 3339 digit
 def test_oracle_timestamps_match_parse_ts(text: str) -> None:
     want = oracle.rfc3339_ms(text)
     if want is None or not 0 <= want < oracle.MAX_TS_MS:

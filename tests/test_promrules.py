@@ -47,7 +47,7 @@ def test_export_follows_the_configured_tiers_and_leaves_accuracy_slos_out():
     page = alerts["SLOFastBurn"]["expr"]
     assert "ratio_rate1h" in page and "ratio_rate5m" in page and "(14.4 * 0.005)" in page
     assert "ratio_rate6h" in page and "ratio_rate30m" in page and "(6 * 0.005)" in page
-    assert ">= 100" in page  # the minimum-events guard
+    assert ">= 2000" in page  # the minimum-events guard, scaled: 10 / (1 - 0.995)
     assert "(1 * 0.005)" in alerts["SLOSlowBurn"]["expr"]
     assert alerts["SLOFastBurn"]["labels"]["severity"] == "page"
     assert alerts["SLOSlowBurn"]["labels"]["severity"] == "ticket"

@@ -16,7 +16,7 @@ from monitor.alerting.slo.burn import (
     rolling_sums,
     to_finding,
 )
-from monitor.alerting.slo.spec import BurnRatePolicy, BurnRateTier
+from monitor.alerting.slo.spec import BurnRatePolicy, BurnRateTier, SloSpec, min_events_for
 from monitor.app.config import load_settings
 from monitor.contract import Severity, Status
 from monitor.errors import ConfigError
@@ -41,7 +41,12 @@ def test_default_tiers_are_the_workbook_burn_rates_derived_from_budget_shares():
     assert [t.burn_rate(30) for t in policy.tiers] == [14.4, 6.0, 1.0]
     # a 28-day period keeps the budget shares, so the thresholds move
     assert [round(t.burn_rate(28), 4) for t in policy.tiers] == [13.44, 5.6, 0.9333]
-    assert policy.min_events == 100
+    assert policy.min_events == 100 and policy.min_bad_events == 10
+    # scaled to the objective: 2 bad events in 100 no longer page a 99.9 % SLO
+    strict = SloSpec(name="s", model="m", sli="availability", objective=0.999)
+    assert min_events_for(strict, policy) == 10_000
+    assert judge([Tier("page-1h", "page", 14.4, 3600, 300)], {3600: (98, 100), 300: (98, 100)},
+                 (98, 100), 0.999, min_events_for(strict, policy)).severity.value == "none"
 
 
 def test_burn_rate_and_budget_exact_numbers():

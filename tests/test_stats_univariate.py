@@ -81,11 +81,36 @@ def test_chi2_gof_matches_scipy_chisquare(rng):
 
 def test_pool_sparse_ordered_and_unordered():
     ref, win = np.array([100, 2, 1, 50, 1]), np.array([100, 1, 0, 50, 2])
-    r, w = uni.pool_sparse(ref, win, ordered=True)
+    r, w = uni.pool_sparse(ref, win, 5, ordered=True)
     assert r.sum() == ref.sum() and w.sum() == win.sum()
     assert np.all((r + w) * win.sum() / (ref.sum() + win.sum()) >= 5)
-    r, w = uni.pool_sparse(ref, win, ordered=False)
-    assert r.tolist() == [100, 50, 4] and w.tolist() == [100, 50, 3]
+    r, w = uni.pool_sparse(ref, win, 5, ordered=False)  # the rare pool (7) is still too small:
+    assert r.tolist() == [100, 54] and w.tolist() == [100, 53]  # it joins the last bin
+
+
+def test_pool_sparse_is_driven_by_the_smaller_sample(rng):
+    """A 200-event reference against 5,000 window events: every pooled bin has an expected
+    reference count of at least 20 (pooling by the window's expected counts alone left bins
+    with a handful of reference events and rejected several times too often at alpha/85)."""
+    p = 1 / np.arange(1, 31) ** 1.2
+    ref, win = rng.multinomial(200, p / p.sum()), rng.multinomial(5000, p / p.sum())
+    for ordered in (True, False):
+        r, w = uni.pool_sparse(ref, win, ordered=ordered)
+        assert r.sum() == 200 and w.sum() == 5000 and r.size >= 2
+        assert np.all((r + w) * 200 / 5200 >= uni.MIN_EXPECTED)
+
+
+def test_chi2_with_a_small_reference_is_calibrated_in_the_tail():
+    """Seeded Monte Carlo: 30 Zipf categories, 200 reference vs 5,000 window events, stationary.
+    The false-rejection rate at alpha = 0.01/17 stays near nominal (it was 3.3x)."""
+    rng = np.random.default_rng(5)
+    p = 1 / np.arange(1, 31) ** 1.2
+    p /= p.sum()
+    level, runs = 0.01 / 17, 20_000
+    ref, win = rng.multinomial(200, p, runs), rng.multinomial(5000, p, runs)
+    rejected = sum(uni.chi2_homogeneity(*uni.pool_sparse(r, w))[1] <= level
+                   for r, w in zip(ref, win))
+    assert rejected / runs <= 1.7 * level  # 11.8 expected at nominal: 1.7x is ~2.4 sigma
 
 
 def test_wasserstein_matches_scipy_on_integer_data(rng):
@@ -185,3 +210,15 @@ def test_ks_pvalue_for_large_samples_is_within_one_percent_of_kstwo():
         d = stats.kstwo.isf(p, 50_000)
         assert uni.ks_pvalue(d, n, m) == pytest.approx(p, rel=0.01)
     assert uni.ks_pvalue(uni.ks_critical(0.001, n, m), n, m) == pytest.approx(0.001, rel=1e-9)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_pooled_chi2_on_many_rows_equals_the_one_row_functions(rng, ordered):
+    p = 1 / np.arange(1, 26) ** 1.3
+    ref = rng.multinomial(200, p / p.sum(), 300)
+    win = rng.multinomial(3000, p / p.sum(), 300)
+    ref[:5, :] = 0  # an empty side: no test
+    stat, pv = uni.chi2_pooled_rows(ref, win, ordered=ordered)
+    for i in range(300):
+        s1, p1, _ = uni.chi2_homogeneity(*uni.pool_sparse(ref[i], win[i], ordered=ordered))
+        assert (stat[i], pv[i]) == pytest.approx((s1, p1), rel=1e-9, abs=1e-12)

@@ -30,6 +30,7 @@ from monitor.alerting.slo.spec import BurnRatePolicy, SloSpec, check_slos
 from monitor.core.settings import (
     CheckpointSettings,
     DatabaseSettings,
+    IntakeSettings,
     KafkaSettings,
     RetentionSettings,
     Section,
@@ -79,7 +80,8 @@ class LoggingSettings(Section):
 
 
 class ModelSettings(Section):
-    #: Expected CLS embedding dimension; learnt from the first event when absent.
+    #: Expected CLS embedding dimension, for every version; when absent, each version's comes
+    #: from its active reference profile, else from a consensus (``intake.dim_consensus_*``).
     embedding_dim: int | None = Field(None, ge=1)
     baseline_version: str | None = None
 
@@ -91,8 +93,14 @@ class SliceSettings(Section):
     crosses: tuple[tuple[str, ...], ...] = ()
     #: Numeric buckets: field (e.g. ``image.brightness``) -> ascending inner bin edges.
     buckets: Mapping[str, tuple[float, ...]] = Field(default_factory=dict)
-    #: Values per attribute beyond this many distinct ones are folded into ``other``.
+    #: Values per attribute with their own slice in a window: the top-K by volume of the
+    #: previous window (a heavy-hitters sketch of 4*K counters); the rest fold into ``other``.
     max_values: int = Field(50, ge=1)
+    #: A value needs this many events in the previous window to be admitted (a burst of junk
+    #: ids, each seen once, ages out).
+    min_volume: int = Field(2, ge=1)
+    #: Per attribute, the only values that get their own slice (at most ``max_values``).
+    allow: Mapping[str, tuple[str, ...]] = Field(default_factory=dict)
     #: Below this many events a slice reports "insufficient data".
     min_samples: int = Field(30, ge=1)
 
@@ -151,6 +159,7 @@ class Settings(Section):
     burn_rate: BurnRatePolicy = BurnRatePolicy()
     alerts: AlertSettings = AlertSettings()
     retention: RetentionSettings = RetentionSettings()
+    intake: IntakeSettings = IntakeSettings()
     reports: ReportSettings = ReportSettings()
 
     @model_validator(mode="before")

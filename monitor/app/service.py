@@ -13,16 +13,18 @@ from monitor.alerting import wiring
 from monitor.app.config import Settings
 from monitor.core import kafka, retention
 from monitor.core.checkpoint import AfterCommitHook, Checkpointer, CheckpointHook, ReferenceLookup
-from monitor.core.consumer import Consumer, load_catalog
+from monitor.core.consumer import Consumer
 from monitor.core.health import Health, serve_http
+from monitor.core.ingest.intake import Intake
 from monitor.core.metrics import Metrics
 from monitor.core.registry import load_detectors
+from monitor.core.slice_admission import TopKAdmission
 from monitor.core.windows import WindowAssigner
 from monitor.errors import ConfigError
 from monitor.store import migrate
 from monitor.store.db import check_database, check_reachable, make_engine, mask_url, with_retry
 from monitor.store.references import CachedReferenceLookup
-from slices import SliceCatalog, dimensions
+from slices import dimensions
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,11 @@ def topic_partitions(settings: Settings) -> list[tuple[str, int]]:
     return tps
 
 
+def load_intake(engine: Engine, intake: Intake) -> None:
+    with engine.connect() as conn:
+        intake.load(conn)
+
+
 def build(settings: Settings, references: ReferenceLookup | None = None,
           metrics: Metrics | None = None, hooks: Sequence[CheckpointHook] = ()) -> Service:
     url = settings.required_database_url()
@@ -63,22 +70,15 @@ def build(settings: Settings, references: ReferenceLookup | None = None,
     detectors = load_detectors(settings.detectors.enabled, settings.detector_params())
     migrate.upgrade(url)
     engine = make_engine(url)
-    dims, admitted = with_retry(lambda: load_catalog(engine), initial_s=0.5, max_s=10,
-                                what="load catalog")
-    for name, value in dims.items():
-        configured = settings.models.get(name)
-        if configured and configured.embedding_dim and configured.embedding_dim != value:
-            log.warning("embedding dim differs from the learnt one model=%s configured=%d learnt=%d",
-                        name, configured.embedding_dim, value)
-    for name, m in settings.models.items():
-        if m.embedding_dim:
-            dims[name] = m.embedding_dim
+    dims = {name: m.embedding_dim for name, m in settings.models.items() if m.embedding_dim}
     sl = settings.slices
-    catalog = SliceCatalog(max_values=sl.max_values)
-    for attr, value in admitted:
-        catalog.admitted.setdefault(attr, {})[value] = None
-    assigner = WindowAssigner(detectors, dimensions(sl.attributes, sl.crosses, sl.buckets),
-                              catalog, settings.windows.size_s * 1000,
+    slice_dims = dimensions(sl.attributes, sl.crosses, sl.buckets)
+    admission = TopKAdmission([f for d in slice_dims if d.kind != "bucket" for f in d.fields],
+                              sl.max_values, sl.min_volume, settings.windows.size_s * 1000,
+                              sl.allow)
+    intake = Intake(settings.intake, dims, admission)
+    with_retry(lambda: load_intake(engine, intake), initial_s=0.5, max_s=10, what="load intake")
+    assigner = WindowAssigner(detectors, slice_dims, admission, settings.windows.size_s * 1000,
                               settings.detectors.slice_dimensions)
     baselines = {name: m.baseline_version for name, m in settings.models.items()}
     if references is None:
@@ -92,7 +92,7 @@ def build(settings: Settings, references: ReferenceLookup | None = None,
     all_hooks = [*alerting.first, *hooks, *retention.hooks(settings.retention), *alerting.last]
     checkpointer = Checkpointer(assigner, settings.windows.allowed_lateness_s * 1000,
                                 settings.detectors.alpha, sl.min_samples, dims, references,
-                                all_hooks)
+                                all_hooks, intake=intake)
     tps = topic_partitions(settings)
     k = settings.kafka
     group = kafka.Group(k.group, k.session_timeout_s, k.heartbeat_interval_s,

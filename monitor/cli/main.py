@@ -8,7 +8,20 @@ import sys
 
 from monitor.app import logs
 from monitor.app.config import load_settings
-from monitor.cli import alerts, db, demo, fairness, reference, report, run, simulate, slices, status, ui
+from monitor.cli import (
+    alerts,
+    db,
+    demo,
+    dlq,
+    fairness,
+    reference,
+    report,
+    run,
+    simulate,
+    slices,
+    status,
+    ui,
+)
 from monitor.errors import ConfigError, VitmonError
 
 EPILOG = """\
@@ -31,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.register(sub)
     fairness.register(sub)
     slices.register(sub)
+    dlq.register(sub)
     db.register_prune(db_group)
     demo.register(sub)
     ui.register(sub)

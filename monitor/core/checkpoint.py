@@ -5,6 +5,9 @@
    offset differs from where this checkpoint's records started (offsets would go back). Step 7
    checks again under a row lock: the lock is held only at the end of the transaction, so a
    process paused mid-checkpoint ("zombie") never blocks another's claim of its partitions.
+   Then the intake (:mod:`monitor.core.ingest.intake`): caps on models and versions, the
+   embedding dimension of the parked events' versions (settling or keeping them parked), and
+   the slice values admitted in the batches' windows.
 2. Store rejected events (original bytes + reason); a replay after a crash inserts nothing twice.
 3. Insert the accepted predictions; the primary key on ``event_id`` drops duplicates, and only
    the rows actually inserted go on (a duplicate ``event_id`` is counted once, across restarts).
@@ -18,8 +21,8 @@
 6. Evaluate windows the watermark has closed and that changed since their last evaluation;
    then the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
    and alert state.
-7. Persist learnt catalog entries (embedding dims, admitted slice values); lock the offset
-   rows, check them as in step 1 (compare-and-set), and store the new offsets.
+7. Persist learnt catalog entries and the slice-value sketches; lock the offset rows, check
+   them as in step 1 (compare-and-set), and store the new offsets.
 8. Commit. Only the caller, after this returns, updates metrics and sends alerts.
 
 This module orchestrates; every statement it runs is a function of :mod:`monitor.store`.
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -37,6 +40,7 @@ import orjson
 from sqlalchemy import Connection
 
 from monitor.contract import Batch, Detector, EvalContext, Finding, LabelledBatch, LabelObserver, Reference
+from monitor.core.ingest.intake import Intake
 from monitor.core.windows import SLICE_SEPARATOR, Deltas, WindowAssigner, state_key, window_start
 from monitor.errors import Fenced, OffsetRegression
 from monitor.store import catalog, ingest_counts, labels, offsets, predictions, rejected, window_states
@@ -58,6 +62,7 @@ class CheckpointInput:
     labels: Sequence[Any] = ()  # monitor.core.ingest.decode.LabelDecode
     rejected: Sequence[Any] = ()  # monitor.core.ingest.decode.Rejection
     evaluate_all: bool = False  # flush: evaluate every changed window, closed or not
+    parked: Sequence[Any] = ()  # monitor.core.ingest.decode.Parked, for the intake
     epochs: dict[TopicPartition, int] = field(default_factory=dict)  # claims held (fencing)
 
 
@@ -70,6 +75,7 @@ class CheckpointResult:
     labels_joined: int = 0  # net (prediction, label) pairs joined by this checkpoint
     findings: list[tuple[WindowKey, Finding]] = field(default_factory=list)
     watermark_ms: int = 0
+    dead_letters: list[Any] = field(default_factory=list)  # rejected in here: DLQ before commit
 
 
 class ReferenceLookup(Protocol):
@@ -124,8 +130,9 @@ class CheckpointReferences:
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
                  embedding_dims: dict[str, int], references: ReferenceLookup | None = None,
-                 hooks: Sequence[CheckpointHook] = ()) -> None:
+                 hooks: Sequence[CheckpointHook] = (), intake: Intake | None = None) -> None:
         self.assigner = assigner
+        self.intake = intake
         # Learnt by the decoder from the first embedding of each model; persisted here.
         self.embedding_dims = embedding_dims
         self._dims_saved: set[str] = set(embedding_dims)
@@ -145,6 +152,11 @@ class Checkpointer:
             self.references.tick()
         refs = CheckpointReferences(self.references, conn)
         stored = self._check_offsets(conn, cp, lock=False)  # 1
+        if self.intake is not None:
+            extra = self.intake.begin(conn, cp.parked, cp.batches, cp.evaluate_all)
+            cp = replace(cp, batches=[*cp.batches, *extra.batches],
+                         rejected=[*cp.rejected, *extra.rejected])
+            result.dead_letters = extra.rejected
         self._store_rejected(conn, cp.rejected, result)  # 2
         deltas = Deltas()
         new_ids: list[str] = []
@@ -308,15 +320,16 @@ class Checkpointer:
 
     # -- 7 ---------------------------------------------------------------------------------
     def _store_catalog(self, conn: Connection) -> None:
-        added = [(catalog.SLICE_VALUE, a, v) for a, v in self.assigner.catalog.added]
-        added += [(catalog.EMBEDDING_DIM, m, str(d)) for m, d in self.embedding_dims.items()
-                  if m not in self._dims_saved]
-        catalog.add(conn, added)
+        catalog.add(conn, [(catalog.EMBEDDING_DIM, m, str(d)) for m, d in self.embedding_dims.items()
+                           if m not in self._dims_saved])
+        if self.intake is not None:
+            self.intake.finish(conn)
 
     def committed(self) -> None:
         """Call after the transaction commits: learnt catalog entries are now durable."""
-        self.assigner.catalog.drain_added()
         self._dims_saved = set(self.embedding_dims)
+        if self.intake is not None:
+            self.intake.committed()
 
 
 def _first_occurrences(batch: Batch) -> tuple[Batch, int]:

@@ -36,7 +36,7 @@ from monitor.core.kafka import Record, Sink, Source
 from monitor.core.metrics import Metrics
 from monitor.core.settings import CheckpointSettings, DatabaseSettings, KafkaSettings
 from monitor.errors import Fenced
-from monitor.store import catalog, offsets
+from monitor.store import offsets
 from monitor.store.db import with_retry
 from monitor.store.keys import TopicPartition
 
@@ -54,14 +54,9 @@ class _Buffer:
     batches: list[Any] = field(default_factory=list)
     labels: list[Any] = field(default_factory=list)
     rejected: list[Any] = field(default_factory=list)
+    parked: list[Any] = field(default_factory=list)  # held for the checkpoint's intake
     events: int = 0
     opened_at: float = field(default_factory=time.monotonic)
-
-
-def load_catalog(engine: Engine) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Learnt embedding dimensions and admitted slice values (in admission order)."""
-    with engine.connect() as conn:
-        return catalog.load(conn)
 
 
 class Consumer:
@@ -259,7 +254,7 @@ class Consumer:
                              max_ts={tp: self.held.max_ts[tp] for tp in buf.next},
                              high_watermarks={tp: h for tp, h in highs.items() if tp in self.held},
                              batches=buf.batches, labels=buf.labels, rejected=buf.rejected,
-                             evaluate_all=flush,
+                             evaluate_all=flush, parked=buf.parked,
                              epochs={tp: self.held.epochs[tp] for tp in buf.next})
         self._inflight = self._worker.submit(self._checkpoint, cp)
 
@@ -298,7 +293,9 @@ class Consumer:
             if attempts["n"] > 1:
                 self.metrics.db_retries.inc()
             with self.engine.begin() as conn:
-                return self.cp.run(conn, cp)
+                result = self.cp.run(conn, cp)
+                self._send_dead_letters(result.dead_letters)  # decided in it; before the commit
+                return result
 
         try:
             result = self._retry(attempt, "checkpoint")
@@ -343,7 +340,8 @@ class Consumer:
             buf.next[tp] = self.held.read[tp] = r.offset + 1
             (labels if r.topic == self.kafka.labels_topic else preds).append(r)
         if preds:
-            out = decode.decode_predictions(preds, self.cp.embedding_dims)
+            out = decode.decode_predictions(preds, self.cp.embedding_dims, gate=self.cp.intake)
+            buf.parked.extend(out.parked)
             for batch in out.batches.values():
                 buf.batches.append(batch)
                 self._advance_watermarks(batch)

@@ -100,3 +100,21 @@ class RetentionSettings(Section):
     #: The consumer prunes at most one batch per checkpoint, at most this often; 0 = never
     #: (prune with ``vitmon db prune`` instead).
     interval_s: float = Field(60.0, ge=0)
+
+
+class IntakeSettings(Section):
+    """Bounds on what input can create (issue 13). Beyond a cap, an event is rejected with a
+    reason (``too_many_models`` / ``too_many_versions``: dead letter, counted), never dropped."""
+
+    #: Distinct models: a producer that invents model names cannot grow state without bound.
+    max_models: int = Field(50, ge=1)
+    #: Versions per model, canaries included (a year of weekly releases fits).
+    max_versions_per_model: int = Field(100, ge=1)
+    #: A version's embedding dimension (when neither ``models.<m>.embedding_dim`` nor its active
+    #: reference gives it) is the most common length among its first this many valid events
+    #: with an embedding; those events wait (parked, exactly-once) until it is decided.
+    dim_consensus_events: int = Field(1000, ge=1)
+    #: ... or earlier, once the first parked event waited this long (or the consumer flushes),
+    #: provided the leading length has at least ``dim_min_agree`` votes and twice the runner-up's.
+    dim_consensus_wait_s: float = Field(30.0, ge=0)
+    dim_min_agree: int = Field(3, ge=1)

@@ -14,9 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from monitor.contract import Batch, Detector, Reference, ReferenceObserver, StateKey, WideColumnNeeds
+from monitor.contract import (
+    AdmittedGroups,
+    Batch,
+    Detector,
+    Reference,
+    ReferenceObserver,
+    StateKey,
+    WideColumnNeeds,
+)
 from monitor.store.keys import WindowKey
-from slices import ALL, Dimension, SliceCatalog
+from slices import ALL, Dimension
 from slices.assign import dimension_labels
 
 SLICE_SEPARATOR = "\x1f"  # joins an event's slice names in the predictions table
@@ -79,7 +87,7 @@ class WindowAssigner:
     """
 
     def __init__(self, detectors: Iterable[Detector], dims: tuple[Dimension, ...],
-                 catalog: SliceCatalog, window_size_ms: int,
+                 catalog: AdmittedGroups, window_size_ms: int,
                  detector_dims: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.detectors = list(detectors)
         self.dims = dims
@@ -89,7 +97,8 @@ class WindowAssigner:
 
     def slice_labels(self, batch: Batch) -> list[tuple[Dimension, np.ndarray]]:
         numeric = _numeric_columns(batch)
-        return [(d, dimension_labels(d, len(batch), batch.attrs, numeric, self.catalog))
+        starts = window_start(batch.ts_ms, self.size_ms)
+        return [(d, dimension_labels(d, len(batch), batch.attrs, numeric, self.catalog, starts))
                 for d in self.dims]
 
     @staticmethod

@@ -304,3 +304,76 @@ class IncidentRow(Base):
     updated_at: Mapped[datetime] = _now()
     __table_args__ = (Index("ix_incidents_state", "state", "updated_at"),
                       Index("ix_incidents_window", "first_window_ms"))
+
+
+# -- intake and slice admission (migration 0005, issue 13) ------------------------------------
+class EmbeddingDim(Base):
+    """The embedding dimension of a (model, version): NULL while undecided (its events are
+    parked), then decided from configuration, the reference profile or a consensus."""
+
+    __tablename__ = "embedding_dims"
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    model_version: Mapped[str] = mapped_column(Text, primary_key=True)
+    dim: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(Text)  # "consensus" | "reference" | ...
+    created_at: Mapped[datetime] = _now()
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ParkedEvent(Base):
+    """A valid event waiting for its version's embedding dimension to be decided (original
+    bytes; stored with the offsets that passed it, so exactly-once holds)."""
+
+    __tablename__ = "parked_events"
+    topic: Mapped[str] = mapped_column(Text, primary_key=True)
+    kafka_partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kafka_offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    model: Mapped[str] = mapped_column(Text, nullable=False)
+    model_version: Mapped[str] = mapped_column(Text, nullable=False)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    event_id: Mapped[str] = mapped_column(Text, nullable=False)
+    message_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    raw: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    parked_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_parked_model", "model", "model_version"),)
+
+
+class ModelVersion(Base):
+    """The admitted (model, version) pairs, bounded by ``limits.max_models`` and
+    ``limits.max_versions_per_model``."""
+
+    __tablename__ = "model_versions"
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    model_version: Mapped[str] = mapped_column(Text, primary_key=True)
+    admitted_at: Mapped[datetime] = _now()
+
+
+class SliceSketch(Base):
+    """A Misra-Gries heavy-hitters sketch of one slice attribute's values in one window."""
+
+    __tablename__ = "slice_sketches"
+    attribute: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    counts: Mapped[dict] = mapped_column(JSONB, nullable=False)  # value -> estimated count
+    updated_at: Mapped[datetime] = _now()
+
+
+class SliceAdmission(Base):
+    """The values of one attribute that keep their own slice in one window (decided once, at
+    the window's first checkpoint, from the previous window's sketch; the rest is ``other``)."""
+
+    __tablename__ = "slice_admissions"
+    attribute: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    admitted: Mapped[list] = mapped_column(JSONB, nullable=False)
+    source_window_ms: Mapped[int | None] = mapped_column(BigInteger)
+    decided_at: Mapped[datetime] = _now()
+
+
+class DlqReplay(Base):
+    """Event ids ``vitmon dlq replay`` re-published (a second replay skips them)."""
+
+    __tablename__ = "dlq_replays"
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    replayed_at: Mapped[datetime] = _now()

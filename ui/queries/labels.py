@@ -143,10 +143,9 @@ def heatmap(conn: Connection, model: str, version: str, start_ms: int, end_ms: i
 
 
 def slice_attributes(conn: Connection) -> tuple[str, ...]:
-    """Attributes the monitor slices by (learnt in the catalog)."""
-    rows = conn.execute(text("SELECT DISTINCT name FROM catalog WHERE kind = 'slice_value' "
-                             "ORDER BY name"))
-    return tuple(r.name for r in rows)
+    """Attributes the monitor slices by (those with a slice admission)."""
+    rows = conn.execute(text("SELECT DISTINCT attribute FROM slice_admissions ORDER BY 1"))
+    return tuple(r.attribute for r in rows)
 
 
 def version_summaries(conn: Connection, model: str, start_ms: int,

@@ -32,6 +32,7 @@ from monitor.alerting.slo.spec import (
     BurnRatePolicy,
     SloSpec,
     format_duration,
+    min_events_for,
     slice_conditions,
     tiers_of,
 )
@@ -54,12 +55,14 @@ class CompiledSlo:
     spec: SloSpec
     tiers: tuple[Tier, ...]
     conditions: tuple[tuple[str, str], ...]
+    min_events: int = 1  # per long window, scaled to the objective (spec.min_events_for)
 
     @classmethod
     def of(cls, spec: SloSpec, policy: BurnRatePolicy) -> CompiledSlo:
         tiers = tuple(Tier(t.name, t.severity, t.burn_rate(spec.period_days), t.long_window,
                            t.short_window) for t in tiers_of(spec, policy))
-        return cls(spec, tiers, slice_conditions(spec.slice) if spec.slice else ())
+        return cls(spec, tiers, slice_conditions(spec.slice) if spec.slice else (),
+                   min_events_for(spec, policy))
 
     @property
     def windows_s(self) -> list[int]:
@@ -93,7 +96,6 @@ class SloHook:
         self.by_model: dict[str, list[CompiledSlo]] = {}
         for c in self.slos:
             self.by_model.setdefault(c.spec.model, []).append(c)
-        self.min_events = policy.min_events
         self.delay_ms = policy.evaluation_delay_s * 1000
         self.metrics = metrics
         self._conn: Connection | None = None
@@ -174,7 +176,7 @@ class SloHook:
         for i, end in enumerate(ends.tolist()):
             counts = {w: (int(g[i]), int(t[i])) for w, (g, t) in sums.items()}
             verdict = judge(c.tiers, counts, (int(pg[i]), int(pt[i])), c.spec.objective,
-                            self.min_events)
+                            c.min_events)
             finding = to_finding(name, c.spec.sli, c.spec.objective, c.spec.period_days, verdict)
             key = WindowKey(DETECTOR, c.spec.model, ALL_VERSIONS, c.spec.slice_name, end - BUCKET_MS)
             out.append((key, end, finding))

@@ -8,7 +8,8 @@ A chain of small steps per SLO, from the exported counter ``vitmon_slo_events_to
 2. meta recordings: objective, error budget, current and period burn rate, budget remaining;
 3. alerts: ``SLOFastBurn`` (severity page) = any page tier, ``SLOSlowBurn`` (severity ticket) =
    any ticket tier; a tier fires when both its windows burn at >= its threshold and its long
-   window holds ``burn_rate.min_events`` events -- the same conditions vitmon judges itself.
+   window holds ``min_events_for(slo)`` events (``burn_rate.min_events`` scaled to the
+   objective) -- the same conditions vitmon judges itself.
 
 Accuracy SLOs are left out: their good/total change when labels arrive, hours or days after
 the prediction, so only vitmon's event-time buckets count them right (their counter does not
@@ -44,7 +45,7 @@ def export(slos: Sequence[SloSpec], policy: BurnRatePolicy, ui_base_url: str,
             skipped.append(spec.name)
             continue
         c = CompiledSlo.of(spec, policy)
-        groups += _groups(c, policy.min_events, ui_base_url, runbook_base_url)
+        groups += _groups(c, c.min_events, ui_base_url, runbook_base_url)
     text = HEADER
     if skipped:
         text += f"# Not exported (accuracy SLOs, judged by vitmon from late labels): {', '.join(skipped)}\n"

@@ -13,6 +13,7 @@ consume (Google SRE Workbook, "Alerting on SLOs"): ``b = budget_share x period /
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -98,6 +99,11 @@ class BurnRatePolicy(_Spec):
 
     tiers: tuple[BurnRateTier, ...] = Field(default_factory=_default_tiers, min_length=1)
     min_events: int = Field(default_factory=lambda: _defaults()["burn_rate"]["min_events"], ge=1)
+    #: A tier is judged only when its long window could hold this many bad events at the
+    #: objective's error rate: ``min_events_for`` scales ``min_events`` up to
+    #: ``min_bad_events / (1 - objective)`` (10 / 0.001 = 10,000 events for 99.9 %).
+    min_bad_events: float = Field(
+        default_factory=lambda: _defaults()["burn_rate"]["min_bad_events"], ge=0)
     evaluation_delay_s: int = Field(
         default_factory=lambda: _defaults()["burn_rate"]["evaluation_delay_s"], ge=0)
 
@@ -175,6 +181,21 @@ def check_slos(slos: tuple[SloSpec, ...], policy: BurnRatePolicy) -> None:
             if tier.long_window > slo.period_days * 86400:
                 raise ConfigError(where, f"long_window of {tier.name} exceeds the "
                                   f"{slo.period_days}-day period of SLO {slo.name}")
+
+
+def min_events_for(slo: SloSpec, policy: BurnRatePolicy) -> int:
+    """Events a tier's long window must hold before it is judged, scaled to the objective.
+
+    A fixed 100 let 2 bad events in 100 page a 99.9 % SLO (a 2 % error ratio is a 20x burn).
+    With ``min_bad_events`` (default 10) the window must be large enough to expect that many
+    bad events at the objective's own error rate, so a page rests on a real count of failures.
+
+    >>> p = BurnRatePolicy(min_events=100, min_bad_events=10)
+    >>> [min_events_for(SloSpec(name="a", model="m", sli="availability", objective=o), p)
+    ...  for o in (0.9, 0.99, 0.995, 0.999)]
+    [100, 1000, 2000, 10000]
+    """
+    return max(policy.min_events, math.ceil(policy.min_bad_events / (1 - slo.objective) - 1e-6))
 
 
 def tiers_of(slo: SloSpec, policy: BurnRatePolicy) -> tuple[BurnRateTier, ...]:

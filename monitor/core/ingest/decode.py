@@ -37,8 +37,12 @@ inside ``image`` and ``attrs``). No string may contain ``\\u0000``, which Postgr
 a rejection: storage dedupes.
 
 ``embedding_dims`` and ``class_counts`` (model -> D, model -> C) are read and *extended*: the
-first accepted event of an unknown model that carries an embedding (probs) fixes its D (C). The
-caller persists both with its checkpoint, so a restart decodes identically.
+first accepted event of an unknown model that carries an embedding (probs) fixes its D (C). That
+is for offline decoding (reference capture, benches). The consumer passes a ``gate``
+(:class:`DimensionGate`) instead: D is then per (model, version) and never learnt from one
+event; an event whose version has no D yet and that passes every other check is *parked*
+(:class:`Parked`, returned beside the batches) for the caller to decide by consensus
+(``monitor.core.ingest.consensus``).
 
 >>> from types import SimpleNamespace as Rec
 >>> from monitor.core.ingest.events import encode_prediction
@@ -135,16 +139,43 @@ class Rejection:
     model_version: str | None = None
 
 
+class DimensionGate(Protocol):
+    """What the consumer knows of a (model, version): its embedding dimension D; 0 when the
+    version is admitted but D is undecided (its events with an embedding are parked); None when
+    the version is not admitted yet (all its events are parked, for the checkpoint's caps)."""
+
+    def expected(self, model: str, version: str) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    """A valid event held for the checkpoint: its version is not admitted yet, or its version's
+    embedding dimension is undecided. ``dim``: its embedding's length (0 without one)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    event_id: str
+    model: str
+    model_version: str
+    dim: int
+
+
 @dataclass(frozen=True, slots=True)
 class PredictionDecode:
     """``batches``: one Batch per model, rows in stream order, ``extras["_partition"]`` and
     ``extras["_offset"]`` (int64) locate each row. ``rejected`` is in stream order.
     ``positions``: (topic, partition) -> next offset to consume (last offset seen + 1, counting
-    rejected records), what the checkpoint commits."""
+    rejected records), what the checkpoint commits. ``parked``: events waiting for their
+    version's embedding dimension (only with a gate). With a gate, a model whose versions differ
+    in D within one call gets one batch per D: the first keyed by the model, others ``model#D``."""
 
     batches: dict[str, Batch]
     rejected: list[Rejection]
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    parked: list[Parked] = field(default_factory=list)
 
     @property
     def n_accepted(self) -> int:
@@ -175,6 +206,11 @@ class _Reject(Exception):
 
 class _NonFinite(Exception):
     pass
+
+
+class _Park(Exception):
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
 
 
 def _show(value: Any) -> str:
@@ -405,9 +441,10 @@ def _attrs(v: Any) -> dict:
 # --- predictions ------------------------------------------------------------------------------
 
 def _prediction(d: dict, dims: MutableMapping[str, int], counts: MutableMapping[str, int],
-                ) -> tuple:
+                gate: DimensionGate | None = None) -> tuple:
     """One validated row (the field order of ``_batch``) or _Reject. Fast checks inline, the
-    exact reason from a helper only on failure. Learns D and C only for a valid row."""
+    exact reason from a helper only on failure. Learns D and C only for a valid row; with a
+    ``gate``, D comes from it and an undecided version's valid event raises _Park."""
     get = d.get
     if get("schema") != PREDICTION_SCHEMA:
         raise _Reject(BAD_SCHEMA, f"schema must be {PREDICTION_SCHEMA!r}, "
@@ -483,7 +520,12 @@ def _prediction(d: dict, dims: MutableMapping[str, int], counts: MutableMapping[
             or (uri is not None and type(uri) is not str)):
         raise _optional_error(d)
     # dimensions last: only a row that passed everything else may teach D or C
-    known_dim, n_classes = dims.get(model), counts.get(model)
+    known_dim, n_classes = dims.get(model) if gate is None else None, counts.get(model)
+    hold = False
+    if gate is not None:
+        known_dim = gate.expected(model, version)
+        hold = known_dim is None
+        known_dim = known_dim or None
     if kind and known_dim is not None and dim != known_dim:
         raise _Reject(EMBEDDING_DIM, f"embedding of model {model!r} must have {known_dim} "
                                      f"values, got {dim}")
@@ -505,6 +547,8 @@ def _prediction(d: dict, dims: MutableMapping[str, int], counts: MutableMapping[
     if n_classes is not None and pred >= n_classes:
         raise _Reject(BAD_VALUE, f"field 'pred' must be < {n_classes} (the classes of model "
                                  f"{model!r}), got {pred}")
+    if gate is not None and (hold or learn_dim):
+        raise _Park(dim if kind else 0)
     if learn_dim:
         dims[model] = dim
     if learn_c:
@@ -526,27 +570,34 @@ def _optional_error(d: dict) -> _Reject:
 
 def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMapping[str, int],
                        class_counts: MutableMapping[str, int] | None = None, *,
-                       max_bytes: int = MAX_MESSAGE_BYTES) -> PredictionDecode:
+                       max_bytes: int = MAX_MESSAGE_BYTES,
+                       gate: DimensionGate | None = None) -> PredictionDecode:
     """Decode prediction records into one :class:`Batch` per model plus the rejections.
 
     ``embedding_dims`` / ``class_counts`` (model -> D / C) are extended in place with what the
-    records teach; without ``class_counts``, C is learnt afresh for this call only. The cyclic
-    garbage collector is paused during the call (see ``_gc_paused``).
+    records teach; without ``class_counts``, C is learnt afresh for this call only. With a
+    ``gate``, D comes from the gate per (model, version) and ``embedding_dims`` is not read
+    (see the module docstring). The cyclic garbage collector is paused during the call (see
+    ``_gc_paused``).
     """
     counts: MutableMapping[str, int] = {} if class_counts is None else class_counts
     records = records if isinstance(records, Sequence) else list(records)
     by_model: dict[str, list] = {}
     failed: list[tuple[int, _Reject, dict | None]] = []
     positions: dict[tuple[str, int], int] = {}
+    parked: list[Parked] = []
     with _gc_paused():
         for i, r in enumerate(records):
             d = None
             offset = r.offset
             try:
                 d = _loads(r.value, max_bytes)
-                row = _prediction(d, embedding_dims, counts)
+                row = _prediction(d, embedding_dims, counts, gate)
             except _Reject as rej:
                 failed.append((i, rej, d))
+            except _Park as park:
+                parked.append(Parked(r.topic, r.partition, offset, r.key, r.value, d["event_id"],
+                                     d["model"], d["model_version"], park.dim))
             else:
                 model = d["model"]
                 rows = by_model.get(model)
@@ -558,10 +609,27 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
                 positions[pos] = offset + 1
         batches = {}
         for model, rows in by_model.items():
-            batches[model], late = _batch(model, rows, embedding_dims.get(model, 0),
-                                          counts.get(model, 0))
-            failed.extend(late)
-    return PredictionDecode(batches, _rejections(records, failed), positions)
+            groups = ([(model, rows, embedding_dims.get(model, 0))] if gate is None else
+                      _by_dimension(model, rows, gate))
+            for name, group, dim in groups:
+                batches[name], late = _batch(model, group, dim, counts.get(model, 0))
+                failed.extend(late)
+    return PredictionDecode(batches, _rejections(records, failed), positions, parked)
+
+
+def _by_dimension(model: str, rows: list, gate: DimensionGate) -> list[tuple[str, list, int]]:
+    """A model's rows split by their version's D (one group, the common case, unless versions
+    of different D meet in one call); rows without an embedding join the first group."""
+    dims: dict[str, int] = {}
+    for version in {row[3][2] for row in rows}:
+        dims[version] = gate.expected(model, version) or 0
+    distinct = list(dict.fromkeys(dims[row[3][2]] for row in rows if row[3][8]))
+    if len(distinct) <= 1:
+        return [(model, rows, distinct[0] if distinct else 0)]
+    groups: dict[int, list] = {d: [] for d in distinct}
+    for row in rows:
+        groups[dims[row[3][2]] if row[3][8] else distinct[0]].append(row)
+    return [(model if d == distinct[0] else f"{model}#{d}", g, d) for d, g in groups.items()]
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from monitor.core.checkpoint import (
     CheckpointResult,
 )
 from monitor.core.health import Health
-from monitor.core.held import Held
+from monitor.core.held import Held, names
 from monitor.core.ingest import decode
 from monitor.core.ingest.events import REASON_HEADER
 from monitor.core.kafka import Record, Sink, Source
@@ -129,14 +129,14 @@ class Consumer:
         """An orderly rebalance: the checkpoint in flight may still commit (this process is the
         owner until another claims); what was read since is dropped (the next owner reads it)."""
         if tps:
-            log.info("partitions revoked group=%s partitions=%s", self.kafka.group, _names(tps))
+            log.info("partitions revoked group=%s partitions=%s", self.kafka.group, names(tps))
             self._abandon(tps)
 
     def lost(self, tps: list[TopicPartition]) -> None:
         """The session expired: another process may own them already; commit nothing more."""
         if tps:
             log.warning("fenced: partitions lost group=%s partitions=%s, dropping what was read "
-                        "without committing", self.kafka.group, _names(tps))
+                        "without committing", self.kafka.group, names(tps))
             self._abandon(tps)
 
     def _claim(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
@@ -173,7 +173,7 @@ class Consumer:
         back = self.held.rewind()
         if back:
             self.source.seek(back)
-            log.info("reading again from committed offsets partitions=%s", _names(back))
+            log.info("reading again from committed offsets partitions=%s", names(back))
 
     def _on_fenced(self, exc: Fenced, cp: CheckpointInput) -> None:
         if not self.kafka.use_group:
@@ -182,7 +182,7 @@ class Consumer:
         if fenced:  # else this process re-claimed them since (a rebalance gave them back)
             log.warning("fenced group=%s partitions=%s: another process claimed them; the "
                         "checkpoint rolled back, they are dropped", self.kafka.group,
-                        _names(fenced))
+                        names(fenced))
             self.source.pause(fenced)
         self._abandon(fenced)
 
@@ -194,7 +194,7 @@ class Consumer:
         the next buffer: PostgreSQL's work overlaps decoding. When the next buffer is due while
         one is in flight, fetching pauses (polling goes on: heartbeats, rebalances)."""
         self.start()
-        self._idle_since = time.monotonic()
+        self._idle_since, flushed = time.monotonic(), False
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint") as worker:
             self._worker = worker
             try:
@@ -204,10 +204,13 @@ class Consumer:
                     records = self.source.poll(self.kafka.poll_max_records,
                                                0.1 if self._paused else 0.5)
                     self._harvest(block=False)
+                    if self._paused and self._inflight is None:  # paused only while one runs
+                        self.source.resume(self._paused)
+                        self._paused = []
                     self._mirror_commits()
                     self._refresh_lag()
                     if records:
-                        self._idle_since = time.monotonic()
+                        self._idle_since, flushed = time.monotonic(), False
                         self._add(self._buf, records)
                     buf = self._buf
                     due = (buf.events >= self.checkpoint.max_events or
@@ -217,10 +220,12 @@ class Consumer:
                     elif exit_when_idle_s is not None and not records and self.held and \
                             self._inflight is None and \
                             time.monotonic() - self._idle_since >= exit_when_idle_s:
+                        if flushed and self._caught_up():
+                            log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
+                            return
+                        # evaluate everything; exit once that committed and nothing is left
                         self._submit(flush=True)
-                        self._harvest(block=True)
-                        log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
-                        return
+                        self._idle_since, flushed = time.monotonic() - exit_when_idle_s, True
                 self._harvest(block=True)
                 if self._buf.next:
                     self._submit()
@@ -231,6 +236,14 @@ class Consumer:
     def stop(self) -> None:
         self.stop_event.set()
 
+    def _caught_up(self) -> bool:
+        """Every held partition committed up to its log end (``--exit-when-idle``)."""
+        try:
+            ends = self.source.end_offsets(self.held.tps)
+        except Exception:  # noqa: BLE001 - not known to be caught up: keep consuming
+            return False
+        return all(self.held.committed.get(tp, 0) >= end for tp, end in ends.items())
+
     def _submit(self, flush: bool = False) -> None:
         """Hand the filling buffer to the checkpoint worker; while one is in flight, pause
         fetching instead (the buffer waits)."""
@@ -239,9 +252,6 @@ class Consumer:
                 self._paused = self.held.tps
                 self.source.pause(self._paused)
             return
-        if self._paused:
-            self.source.resume(self._paused)
-            self._paused = []
         buf, self._buf = self._buf, _Buffer()
         if any(tp not in self.held or self.held.committed[tp] != start
                for tp, start in buf.start.items()):
@@ -388,7 +398,3 @@ class Consumer:
                  sum(result.rejected.values()), result.labels, len(result.findings), took)
         for hook in self.after_commit:
             hook.after_commit(result)
-
-
-def _names(tps: Any) -> str:
-    return ",".join(f"{t}[{p}]" for t, p in sorted(tps))

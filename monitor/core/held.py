@@ -54,3 +54,8 @@ class Held:
         back = {tp: self.committed[tp] for tp in self.epochs if self.read[tp] != self.committed[tp]}
         self.read.update(back)
         return back
+
+
+def names(tps: Iterable[TopicPartition]) -> str:
+    """``topic[p],...`` for logs."""
+    return ",".join(f"{t}[{p}]" for t, p in sorted(tps))

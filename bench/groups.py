@@ -3,9 +3,10 @@ consumer group on a 6-partition topic, events/s of each and of the group togethe
 PostgreSQL cost per event and the state per key for the capacity model in docs/scaling.md.
 
 Per run: a fresh topic pair (6 partitions each), the same N events produced once per run, a fresh
-database, N processes started together with ``--exit-when-idle``. A process's rate is its events
-over its first-to-last commit; the group's is all events over the earliest first to the latest
-last commit (start-up and the group join excluded, as in bench/ingest.py).
+database, N processes started together with ``--exit-when-idle``. A process's rate is the events
+its checkpoints accepted over its first assignment to its last commit; the group's is all events
+over the earliest assignment to the latest commit (start-up and the first group join excluded,
+as in bench/ingest.py). Rebalances while members join are included: they are part of the cost.
 
     .venv/bin/python bench/groups.py [--events 60000] [--client confluent-kafka]
         [--processes 1,2,3] [--detectors traffic,feature_drift,prediction_drift]
@@ -26,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import TS, admin_url  # noqa: E402
+from ingest import STARTED, TS, admin_url  # noqa: E402
 
 from monitor.core import kafka as kafka_io  # noqa: E402
 from monitor.devstack.broker import EmbeddedBroker  # noqa: E402
@@ -41,7 +42,7 @@ GROUP = {"VITMON_KAFKA__SESSION_TIMEOUT_S": "6", "VITMON_KAFKA__HEARTBEAT_INTERV
 
 
 def run_group(n: int, client: str, bootstrap: str, messages, admin: str, tmp: Path,
-              detectors: str) -> dict:
+              detectors: str) -> dict | None:
     base = f"bgrp{uuid.uuid4().hex[:6]}"
     kafka_io.create_topics(client, bootstrap, {f"{base}.pred": PARTITIONS,
                                                f"{base}.labels": PARTITIONS, f"{base}.dlq": 1})
@@ -67,15 +68,22 @@ def run_group(n: int, client: str, bootstrap: str, messages, admin: str, tmp: Pa
             raise SystemExit(f"vitmon run failed: {log.read_text()[-2000:]}")
     each = []
     for log in logs:
-        commits = [(datetime.fromisoformat(t), int(a)) for t, a in TS.findall(log.read_text())]
-        commits = [c for c in commits if c[1]]
-        span = (commits[-1][0] - commits[0][0]).total_seconds() if len(commits) > 1 else 0
-        events = sum(a for _, a in commits)
-        each.append((events, span, commits[0][0] if commits else None,
-                     commits[-1][0] if commits else None))
+        # every commit counts (the first ones may accept 0: events parked until the intake
+        # decides their version's embedding dimension, then accepted by whichever process)
+        text = log.read_text()
+        commits = [(datetime.fromisoformat(t), int(a)) for t, a in TS.findall(text)]
+        started = [datetime.fromisoformat(t) for t in STARTED.findall(text)]
+        # from its first assignment (start-up and the group join done) to its last commit
+        first = started[0] if started else (commits[0][0] if commits else None)
+        last = commits[-1][0] if commits else None
+        span = (last - first).total_seconds() if first and last else 0
+        each.append((sum(a for _, a in commits), span, first, last))
     total = sum(e for e, *_ in each)
     firsts = [f for _, _, f, _ in each if f]
     lasts = [la for *_, la in each if la]
+    if not lasts:
+        print(f"{n} process(es): no checkpoint committed; logs: {logs}", flush=True)
+        return None
     together = (max(lasts) - min(firsts)).total_seconds()
     return {"n": n, "each": [(e, e / s if s else float("nan")) for e, s, *_ in each],
             "events": total, "together_eps": total / together, "db": _footprint(db)}
@@ -107,13 +115,15 @@ def main() -> None:
                                       duplicate_fraction=0.0, dim=64, n_attrs=4,
                                       n_windows=12, window_ms=300_000)
     with tempfile.TemporaryDirectory() as d, EmbeddedBroker() as broker:
-        tmp = Path(d)
+        tmp = Path(os.environ.get("BENCH_LOG_DIR") or d)
         admin = admin_url(tmp)
         print(f"{args.events} events, {PARTITIONS} partitions, client {args.client}, "
-              f"detectors {args.detectors}, {os.cpu_count()} CPUs")
+              f"detectors {args.detectors}, {os.cpu_count()} CPUs", flush=True)
         for n in (int(x) for x in args.processes.split(",")):
             t0 = time.perf_counter()
             r = run_group(n, args.client, broker.bootstrap, messages, admin, tmp, args.detectors)
+            if r is None:
+                continue
             each = ", ".join(f"{e:,} ev at {eps:,.0f}/s" for e, eps in r["each"])
             f = r["db"]
             print(f"{n} process(es): together {r['together_eps']:,.0f} events/s "

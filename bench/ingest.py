@@ -1,11 +1,20 @@
 """End-to-end ingest benchmark (a benchmark, not a test).
 
-Produces N prediction events with 768-dim float16 embeddings (base64), 20 attributes and 20 slices to
-the embedded broker, then runs ``vitmon run --exit-when-idle`` as a subprocess with each Kafka
-client and reports sustained events/s (first to last checkpoint commit) and the consumer's peak
-RSS. PostgreSQL: ``VITMON_DATABASE_URL`` if reachable, else the local server, else embedded.
+Defaults are the issue-11 headline: every default detector, a captured reference, 26 slices
+(20 cameras, 3 regions, 2 groups + ``all``), 768-d float16 embeddings (base64), 10-class
+softmax, confluent-kafka, the embedded Tansu broker and a real PostgreSQL
+(``VITMON_DATABASE_URL`` if reachable, else a local server, else the embedded one).
 
-    .venv/bin/python bench/ingest.py [--events 200000] [--clients confluent-kafka,kafka-python]
+It produces N events, captures a reference from another 20,000 events of the same traffic
+(``vitmon reference capture --file``), runs ``vitmon run --exit-when-idle`` as a subprocess and
+prints events/s end to end (partition assignment to the last checkpoint commit), events/s per
+stage (the consumer's own stage clock: decode, slicing, observe per detector, state encode,
+PostgreSQL, evaluation), peak RSS (VmHWM) and ``window_states`` bytes per key (mean, max).
+
+    nice -n 10 .venv/bin/python bench/ingest.py                    # the headline
+    nice -n 10 .venv/bin/python bench/ingest.py --detectors traffic  # ingest cost only
+    nice -n 10 .venv/bin/python bench/ingest.py --slices 1          # slice `all` only
+    nice -n 10 .venv/bin/python bench/ingest.py --profile prof.svg  # py-spy (pip install py-spy)
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,75 +31,136 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+import orjson
+from sqlalchemy import create_engine, text
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.core import kafka as kafka_io  # noqa: E402
+from monitor.core.ingest.events import embedding_to_b64  # noqa: E402
 from monitor.devstack.broker import EmbeddedBroker  # noqa: E402
 from monitor.devstack.postgres import resolve_database  # noqa: E402
-from monitor.devstack.synthetic import synthetic_stream  # noqa: E402
-from monitor.store.db import check_database, create_database  # noqa: E402
+from monitor.store.db import check_database, create_database, normalise_url  # noqa: E402
 
-# 20 slices (+ `all`): 4 sliced attributes with 5 values each; events carry 20 attributes.
-SLICED = [f"a{i}" for i in range(4)]
-TS = re.compile(r"ts=(\S+)Z .*checkpoint committed accepted=(\d+)")
+COMMIT = re.compile(r"ts=(\S+)Z .*checkpoint committed accepted=(\d+)")
 STARTED = re.compile(r"ts=(\S+)Z .*consumer assigned")
+STAGES = re.compile(r"stage seconds ([^\"\n]*)")
+ATTRS = {"camera_id": [f"cam-{i:02d}" for i in range(20)], "region": ["eu", "us", "apac"],
+         "group": ["a", "b"]}
+T0_MS = 1_767_225_600_000
+REFERENCE_EVENTS = 20_000
+
+
+def make_events(n: int, seed: int, dim: int, classes: int, span_ms: int, prefix: str) -> list[bytes]:
+    """``n`` valid prediction events of model ``vit-bench`` version ``1.0`` (JSON bytes)."""
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(n, dim)).astype(np.float16)
+    logits = rng.normal(size=(n, classes)) * 2
+    probs = np.exp(logits)
+    probs /= probs.sum(1, keepdims=True)
+    ts = T0_MS + np.sort(rng.integers(0, span_ms, n))
+    lat = rng.lognormal(3, 0.5, n)
+    light = rng.random((n, 2))
+    pick = {k: rng.integers(0, len(v), n) for k, v in ATTRS.items()}
+    out = []
+    for i in range(n):
+        p = probs[i].round(5)
+        ev = {"schema": "vit.prediction/v1", "event_id": f"{prefix}-{i}", "ts": int(ts[i]),
+              "model": "vit-bench", "model_version": "1.0", "latency_ms": float(lat[i]),
+              "status": "ok", "pred": int(p.argmax()), "probs": p.tolist(),
+              "image": {"brightness": float(light[i, 0]), "contrast": float(light[i, 1]),
+                        "width": 224, "height": 224},
+              "attrs": {k: ATTRS[k][pick[k][i]] for k in ATTRS}}
+        ev["embedding_b64"], ev["embedding_dtype"] = embedding_to_b64(emb[i], "f16")
+        out.append(orjson.dumps(ev))
+    return out
 
 
 def admin_url(tmp: Path) -> str:
     url = os.environ.get("VITMON_DATABASE_URL")
     if url and check_database(url) is None:
         return url
-    url, _ = resolve_database("postgresql://postgres@127.0.0.1:5432/postgres"
-                              if check_database("postgresql://postgres@127.0.0.1:5432/postgres")
-                              is None else None, tmp / "pg")
+    local = "postgresql://postgres@127.0.0.1:5432/postgres"
+    url, _ = resolve_database(local if check_database(local) is None else None, tmp / "pg")
     return url
 
 
-def run_once(client: str, bootstrap: str, messages, admin: str, tmp: Path,
-             detectors: str) -> dict:
+def vitmon() -> str:
+    return str(Path(sys.executable).with_name("vitmon"))
+
+
+def run_once(args: argparse.Namespace, bootstrap: str, messages: list[bytes], ref_file: Path,
+             admin: str, tmp: Path) -> dict:
     base = f"bench{uuid.uuid4().hex[:6]}"
-    topics = {f"{base}.pred": 3, f"{base}.labels": 3, f"{base}.dlq": 1}
-    kafka_io.create_topics(client, bootstrap, topics)
-    sink = kafka_io.make_sink(client, bootstrap)
-    t0 = time.perf_counter()
-    for key, value in messages:
-        sink.produce(f"{base}.pred", value, key=key)
-    sink.flush(120)
+    kafka_io.create_topics(args.client, bootstrap,
+                           {f"{base}.pred": 3, f"{base}.labels": 3, f"{base}.dlq": 1})
+    sink = kafka_io.make_sink(args.client, bootstrap)
+    for value in messages:
+        sink.produce(f"{base}.pred", value, key=None)
+    sink.flush(300)
     sink.close()
-    produce_s = time.perf_counter() - t0
     db = create_database(admin, base)
+    sliced = "[]" if args.slices == 1 else "[" + ",".join(ATTRS) + "]"
     env = {**os.environ, "VITMON_KAFKA_BOOTSTRAP": bootstrap, "VITMON_DATABASE_URL": db,
-           "VITMON_KAFKA_CLIENT": client, "VITMON_METRICS_PORT": "0",
+           "VITMON_KAFKA_CLIENT": args.client, "VITMON_METRICS_PORT": "0",
            "VITMON_KAFKA__PREDICTIONS_TOPIC": f"{base}.pred",
            "VITMON_KAFKA__LABELS_TOPIC": f"{base}.labels", "VITMON_KAFKA__DLQ_TOPIC": f"{base}.dlq",
-           "VITMON_SLICES__ATTRIBUTES": "[" + ",".join(SLICED) + "]",
-           "VITMON_CHECKPOINT__MAX_EVENTS": "20000", "VITMON_CHECKPOINT__INTERVAL_S": "2",
-           "VITMON_DETECTORS": detectors,
-           # the embedding detector on `all` and one attribute, as the docs recommend
-           "VITMON_DETECTORS__SLICE_DIMENSIONS": "{embedding_drift: [a0]}"}
+           "VITMON_SLICES__ATTRIBUTES": sliced}
+    if args.detectors:
+        env["VITMON_DETECTORS"] = args.detectors
+    subprocess.run([vitmon(), "db", "upgrade"], env=env, check=True, capture_output=True)
+    if not args.no_reference:
+        subprocess.run([vitmon(), "reference", "capture", "--model", "vit-bench",
+                        "--version", "1.0", "--file", str(ref_file)], env=env, check=True,
+                       capture_output=True)
+    cmd = [vitmon(), "run", "--exit-when-idle", "3"]
+    if args.profile:
+        cmd = ["py-spy", "record", "-o", args.profile, "--nonblocking", "-r", "50", "--", *cmd]
     log = tmp / f"{base}.log"
-    start = time.perf_counter()
     with log.open("w") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).with_name("vitmon")), "run",
-                                 "--exit-when-idle", "2"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         peak_kb = 0
-        while proc.poll() is None:  # VmHWM: the process's own peak resident set
-            peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
+        while proc.poll() is None:  # VmHWM: the consumer's own peak resident set
+            peak_kb = max(peak_kb, _vm_hwm_kb(_leaf(proc.pid)))
             time.sleep(0.2)
-        rc = proc.returncode
-    wall = time.perf_counter() - start
-    if rc != 0:
-        raise SystemExit(f"vitmon run failed ({rc}): {log.read_text()[-2000:]}")
-    text = log.read_text()
-    commits = [(datetime.fromisoformat(m[0]), int(m[1])) for m in TS.findall(text)]
+    text_ = log.read_text()
+    if proc.returncode != 0:
+        raise SystemExit(f"vitmon run failed ({proc.returncode}): {text_[-3000:]}")
+    commits = [(datetime.fromisoformat(m[0]), int(m[1])) for m in COMMIT.findall(text_)]
     accepted = sum(n for _, n in commits)
-    # From partition assignment (start-up done) to the last commit: decode, slicing, detectors,
-    # PostgreSQL writes and offset commits included.
-    span = (commits[-1][0] - datetime.fromisoformat(STARTED.findall(text)[0])).total_seconds()
-    return {"client": client, "events": accepted, "produce_eps": len(messages) / produce_s,
-            "sustained_eps": accepted / span,
-            "wall_s": wall, "peak_rss_mb": peak_kb / 1024}
+    span = (commits[-1][0] - datetime.fromisoformat(STARTED.findall(text_)[0])).total_seconds()
+    stages = {}
+    for m in STAGES.findall(text_)[-1:]:
+        stages = {k: float(v) for k, v in (kv.split("=") for kv in m.split())}
+    return {"events": accepted, "eps": accepted / span, "span_s": span,
+            "peak_rss_mb": peak_kb / 1024, "stages": stages, "keys": _state_sizes(db)}
+
+
+def _state_sizes(db: str) -> dict:
+    engine = create_engine(normalise_url(db))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT detector, count(*), avg(octet_length(state)), max(octet_length(state)), "
+                "pg_total_relation_size('window_states') FROM window_states GROUP BY 1 "
+                "ORDER BY 1")).all()
+            pred = conn.execute(text(
+                "SELECT count(*), sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE "
+                "c.relname LIKE 'predictions%' AND c.relkind IN ('r', 'p')")).one()
+    finally:
+        engine.dispose()
+    return {"per_detector": [(r[0], int(r[1]), float(r[2]), int(r[3])) for r in rows],
+            "table_bytes": int(rows[0][4]) if rows else 0, "predictions_bytes": int(pred[1] or 0)}
+
+
+def _leaf(pid: int) -> int:
+    """The vitmon process itself when py-spy wraps it (its only child)."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return int(kids[0]) if kids else pid
+    except OSError:
+        return pid
 
 
 def _vm_hwm_kb(pid: int) -> int:
@@ -102,28 +173,57 @@ def _vm_hwm_kb(pid: int) -> int:
     return 0
 
 
+def report(args: argparse.Namespace, r: dict, size: float) -> None:
+    dets = args.detectors or "default set"
+    print(f"\n{r['events']:,} events, detectors: {dets}, slices: {args.slices}, "
+          f"reference: {'no' if args.no_reference else 'yes'}, {args.client}, "
+          f"{args.dim}-d f16 embeddings, mean message {size:.0f} B")
+    print(f"end to end: {r['eps']:,.0f} events/s ({r['span_s']:.1f} s), "
+          f"peak RSS {r['peak_rss_mb']:.0f} MB")
+    if r["stages"]:
+        print(f"{'stage':<32} {'seconds':>8} {'events/s':>12}")
+        for stage, s in sorted(r["stages"].items(), key=lambda kv: -kv[1]):
+            print(f"{stage:<32} {s:>8.2f} {r['events'] / s if s else float('inf'):>12,.0f}")
+    k = r["keys"]
+    print(f"{'window_states by detector':<32} {'keys':>6} {'mean B':>9} {'max B':>9}")
+    for det, n, mean, mx in k["per_detector"]:
+        print(f"{det:<32} {n:>6} {mean:>9,.0f} {mx:>9,}")
+    n_keys = sum(n for _, n, _, _ in k["per_detector"])
+    if n_keys:
+        print(f"window_states: {n_keys} keys, {k['table_bytes'] / n_keys:,.0f} B per key on disk "
+              f"(table + indexes); predictions: {k['predictions_bytes'] / r['events']:,.1f} B "
+              f"per stored prediction on disk")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=200_000)
-    ap.add_argument("--clients", default="confluent-kafka,kafka-python")
-    ap.add_argument("--detectors", default="traffic",
-                    help="VITMON_DETECTORS for the run (default: traffic, i.e. ingest cost)")
+    ap.add_argument("--client", default="confluent-kafka",
+                    choices=("confluent-kafka", "kafka-python"))
+    ap.add_argument("--detectors", default="",
+                    help="VITMON_DETECTORS for the run (default: every default detector)")
+    ap.add_argument("--slices", type=int, choices=(1, 26), default=26,
+                    help="26 = 20 cameras, 3 regions, 2 groups + all; 1 = all only")
+    ap.add_argument("--dim", type=int, default=768)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--windows", type=int, default=12, help="5-minute windows the events span")
+    ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--profile", metavar="OUT.svg", help="record the consumer with py-spy")
     args = ap.parse_args()
-    print(f"generating {args.events} events (768-d f16 embeddings, 20 slice attributes)...",
-          file=sys.stderr)
-    messages, truth, _ = synthetic_stream(args.events, seed=1, malformed_fraction=0.0,
-                                          duplicate_fraction=0.0, dim=768, n_attrs=20,
-                                          n_windows=12, window_ms=300_000)
-    size = sum(len(v) for _, v in messages) / len(messages)
+    if args.profile and shutil.which("py-spy") is None:
+        raise SystemExit("--profile needs py-spy on PATH: .venv/bin/pip install py-spy")
+    span = args.windows * 300_000
+    print(f"generating {args.events:,} + {REFERENCE_EVENTS:,} reference events...", file=sys.stderr)
+    messages = make_events(args.events, 1, args.dim, args.classes, span, "ev")
+    size = sum(map(len, messages)) / len(messages)
     with tempfile.TemporaryDirectory() as d, EmbeddedBroker() as broker:
         tmp = Path(d)
-        admin = admin_url(tmp)
-        print(f"{'client':<16} {'events':>8} {'sustained ev/s':>15} {'wall s':>8} "
-              f"{'peak RSS MB':>12}   (mean message {size:.0f} B)")
-        for client in args.clients.split(","):
-            r = run_once(client, broker.bootstrap, messages, admin, tmp, args.detectors)
-            print(f"{r['client']:<16} {r['events']:>8} {r['sustained_eps']:>15,.0f} "
-                  f"{r['wall_s']:>8.1f} {r['peak_rss_mb']:>12.0f}", flush=True)
+        ref_file = tmp / "reference.jsonl"
+        ref_file.write_bytes(b"\n".join(make_events(REFERENCE_EVENTS, 2, args.dim, args.classes,
+                                                    span, "ref")) + b"\n")
+        r = run_once(args, broker.bootstrap, messages, ref_file, admin_url(tmp), tmp)
+    report(args, r, size)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,31 @@ def numeric_columns(batch: Batch) -> dict[str, np.ndarray]:
     return cols
 
 
+def numeric_entry(grid: hist.Grid, lo: int, counts: np.ndarray, n_rows: int,
+                  n_bins: int) -> dict[str, Any]:
+    """A ``numeric.<f>`` reference entry from a fine-grid sketch (see detectors.reference)."""
+    cuts = hist.quantile_cuts(counts, n_bins)
+    ends = np.append(cuts, counts.size)
+    all_edges = hist.bin_edges(grid, lo, counts.size)
+    mean, std = hist.moments(grid, lo, counts)
+    n = int(counts.sum())
+    return {"grid": grid.spec, "grid_lo": float(lo), "grid_counts": counts.astype(np.int64),
+            "cut_index": (cuts + lo).astype(np.int64), "edges": all_edges[ends],
+            "counts": hist.fold(counts, cuts), "n": float(n), "n_missing": float(n_rows - n),
+            "mean": mean, "std": std}
+
+
+def categorical_entries(s: FeatureDriftState) -> dict[str, Any]:
+    """The ``categorical`` reference entries of a state (see detectors.reference)."""
+    out = {}
+    for k in s.cat_counts:
+        counts = s.cat_counts[k]
+        n = int(counts.sum()) + s.cat_other[k]
+        out[k] = {"categories": np.asarray(s.cat_names[k], dtype=str), "counts": counts,
+                  "other": float(s.cat_other[k]), "n": float(n), "n_missing": float(s.n - n)}
+    return out
+
+
 @dataclass(frozen=True)
 class FeatureDrift(DataclassStateCodec):
     """Drift of ``image.*``, ``confidence`` and categorical ``attrs`` (``latency_ms`` only when
@@ -137,6 +162,15 @@ class FeatureDrift(DataclassStateCodec):
         return FeatureDriftState(a.n + b.n, dict(sorted(lo.items())), dict(sorted(counts.items())),
                                  dict(sorted(names.items())), dict(sorted(ccounts.items())),
                                  dict(sorted(other.items())))
+
+    def reference_from_state(self, state: FeatureDriftState, n_bins: int = 10) -> dict[str, Any]:
+        """The ``numeric`` and ``categorical`` parts of a reference profile from a (warm-up)
+        window state -- the same entries ``vitmon reference capture`` builds -- for a slice
+        without a reference of its own."""
+        return {"n_events": float(state.n),
+                "numeric": {k: numeric_entry(grid_for(k), state.num_lo[k], state.num_counts[k],
+                                             state.n, n_bins) for k in state.num_counts},
+                "categorical": categorical_entries(state)}
 
     def evaluate(self, state: FeatureDriftState, context: EvalContext) -> tuple[Finding, ...]:
         if context.reference is None:

@@ -333,14 +333,15 @@ def regression_p(x: float, n: float, ref_correct: float, ref_n: float) -> float:
         return 1.0
     mu = ref_correct / ref_n
     lo, hi = x / n, ref_correct / ref_n
-    for _ in range(40):  # p_w shrinks as c grows, p_r grows: bisect for the crossing
-        c = 0.5 * (lo + hi)
-        pw = float(seq.anytime_p(x, n, c, mu))
-        pr = float(stats.binom.sf(ref_correct - 1, ref_n, c))
-        lo, hi = (c, hi) if pw > pr else (lo, c)
-    c = 0.5 * (lo + hi)
-    return float(min(1.0, 2 * max(float(seq.anytime_p(x, n, c, mu)),
-                                  float(stats.binom.sf(ref_correct - 1, ref_n, c)))))
+    steps = np.linspace(0.0, 1.0, 17)
+    for _ in range(5):  # p_w shrinks as c grows, p_r grows: find the crossing on refined grids
+        c = lo + (hi - lo) * steps
+        gap = seq.anytime_p(x, n, c, mu) - stats.binom.sf(ref_correct - 1, ref_n, c)
+        k = int(np.argmax(gap <= 0)) if np.any(gap <= 0) else len(c) - 1
+        lo, hi = c[max(k - 1, 0)], c[k]
+    c = np.array([lo, hi])
+    both = np.maximum(seq.anytime_p(x, n, c, mu), stats.binom.sf(ref_correct - 1, ref_n, c))
+    return float(min(1.0, 2 * float(both.min())))
 
 
 def _baseline(ref: Mapping[str, Any] | None, slice_name: str, need: int) -> tuple[float, float, str]:

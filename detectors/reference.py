@@ -54,10 +54,9 @@ import numpy as np
 
 from detectors.batches import make_batch
 from detectors.embedding_drift import EmbeddingDrift
-from detectors.feature_drift import FeatureDrift, FeatureDriftState, grid_for
+from detectors.feature_drift import FeatureDrift, categorical_entries, grid_for, numeric_entry
 from detectors.prediction_drift import PROBS_GRID, PredictionDrift, PredictionDriftState
 from detectors.stats import embeddings as emb
-from detectors.stats import histograms as hist
 from detectors.stats.mmd import median_heuristic_by_prefix
 from monitor.contract import Batch
 
@@ -80,15 +79,7 @@ class ProfileConfig:
 def _numeric_entry(name: str, lo: int, counts: np.ndarray, n_rows: int,
                    n_bins: int) -> dict[str, Any]:
     grid = grid_for(name) if name != "__probs__" else PROBS_GRID
-    cuts = hist.quantile_cuts(counts, n_bins)
-    ends = np.append(cuts, counts.size)
-    all_edges = hist.bin_edges(grid, lo, counts.size)
-    mean, std = hist.moments(grid, lo, counts)
-    n = int(counts.sum())
-    return {"grid": grid.spec, "grid_lo": float(lo), "grid_counts": counts.astype(np.int64),
-            "cut_index": (cuts + lo).astype(np.int64), "edges": all_edges[ends],
-            "counts": hist.fold(counts, cuts), "n": float(n), "n_missing": float(n_rows - n),
-            "mean": mean, "std": std}
+    return numeric_entry(grid, lo, counts, n_rows, n_bins)
 
 
 def _as_batches(data: Batch | Mapping[str, Any] | Iterable[Batch | Mapping[str, Any]]
@@ -134,21 +125,11 @@ def build_reference_profile(data: Batch | Mapping[str, Any] | Iterable[Batch | M
     profile: dict[str, Any] = {"schema": SCHEMA, "n_events": float(fs.n)}
     profile["numeric"] = {k: _numeric_entry(k, fs.num_lo[k], fs.num_counts[k], fs.n,
                                             config.n_bins) for k in fs.num_counts}
-    profile["categorical"] = _categorical(fs)
+    profile["categorical"] = categorical_entries(fs)
     profile["prediction"] = _prediction(ps, config.n_bins)
     if es.n:
         profile["embedding"] = _embedding(es, config)
     return profile
-
-
-def _categorical(s: FeatureDriftState) -> dict[str, Any]:
-    out = {}
-    for k in s.cat_counts:
-        counts = s.cat_counts[k]
-        n = int(counts.sum()) + s.cat_other[k]
-        out[k] = {"categories": np.asarray(s.cat_names[k], dtype=str), "counts": counts,
-                  "other": float(s.cat_other[k]), "n": float(n), "n_missing": float(s.n - n)}
-    return out
 
 
 def _prediction(s: PredictionDriftState, n_bins: int) -> dict[str, Any]:

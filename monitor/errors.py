@@ -46,3 +46,12 @@ class Fenced(VitmonError):
         super().__init__(f"fenced: another process of group {group} claimed {names}")
         self.group, self.partitions = group, partitions
         self.checkpoint: object = None  # the refused checkpoint's input, set by the consumer
+
+
+class CheckpointAbandoned(VitmonError):
+    """The process is stopping and gave up the checkpoint in flight: its transaction rolls back
+    and the next run reads the same records again (exactly-once holds)."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(f"checkpoint abandoned at {step}: stopping")
+        self.step = step

@@ -38,7 +38,13 @@ def synthetic_batch(n: int = 100, seed: int = 0, *, n_classes: int = 10, dim: in
         image={"brightness": rng.normal(0.5 + shift * 0.1, 0.1, n),
                "contrast": rng.normal(0.2, 0.05, n)},
         attrs={"camera_id": rng.choice(np.array(["c1", "c2", "c3"], dtype=object), n)},
-        extras={},
+        extras={"batch_size": rng.choice(np.array([1.0, 4.0, 8.0]), n),
+                "cold_start": (rng.random(n) < 0.01).astype(np.float64),
+                "gpu_mem_mb": 1800.0 + 45.0 * rng.integers(1, 9, n),
+                "gpu_util": np.round(rng.uniform(0.2, 0.6, n), 3),
+                "error_code": np.where(is_error, "TIMEOUT", None).astype(object),
+                "sample_uri": np.array([f"file:///samples/{seed}-{i}.png" for i in range(n)],
+                                       dtype=object)},
     )
 
 

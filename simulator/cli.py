@@ -75,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="b64: embedding_b64 as little-endian f16; list: JSON numbers")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for inference")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--sample-store", type=Path, help="write every classified frame as a "
+                        "PNG under this directory and point sample_uri at it (file://), so the "
+                        "UI shows the images")
 
 
 def parse_start(text: str | None) -> int:
@@ -110,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None and not args.bootstrap:
         return _fail("no Kafka: pass --bootstrap, set VITMON_KAFKA_BOOTSTRAP, or use --out FILE")
     torch.set_num_threads(args.threads)
-    cfg = RunConfig(scenario, rate, duration, start_ms, args.seed, args.embedding_format)
+    cfg = RunConfig(scenario, rate, duration, start_ms, args.seed, args.embedding_format,
+                    sample_store=str(args.sample_store) if args.sample_store else None)
     models, meta = default_models()
     topics = {PREDICTIONS: args.predictions_topic, LABELS: args.labels_topic}
     if args.out is not None:

@@ -13,6 +13,7 @@ import hashlib
 import heapq
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from simulator.manifest import Tally
 from simulator.messages import LABELS, PREDICTIONS, Message, RunConfig
 from simulator.pool import FramePool
 from simulator.records import Outcome, prediction_events
+from simulator.samples import SampleStore
 from simulator.traffic import (
     BASELINE,
     CANARY,
@@ -66,7 +68,8 @@ class Simulation:
         self.cfg = cfg
         self.models = models
         self.artifacts = {v: artifact_id(m) for v, m in models.items()}
-        self.pool = FramePool(models, cfg.pool_capacity)
+        self.store = SampleStore(Path(cfg.sample_store)) if cfg.sample_store else None
+        self.pool = FramePool(models, cfg.pool_capacity, self.store)
         self.tally = Tally(cfg)
         self.prefix = f"{cfg.scenario.name}-s{cfg.seed}"
         self._seq = itertools.count()
@@ -119,7 +122,7 @@ class Simulation:
         frames = self.pool.serve(chunk.look[ok_rows], variants, rng)
         ids = [f"{self.prefix}-{i:09d}" for i in chunk.index.tolist()]
         events = prediction_events(chunk, outcome, frames, ok_rows, ids, self.artifacts,
-                                   cfg.embedding_format)
+                                   cfg.embedding_format, self.store)
         self.tally.generated(chunk, outcome, frames, ok_rows)
         items: list[tuple[float, int, Message | tuple]] = []
         for event, at in zip(events, arrival.tolist(), strict=True):

@@ -34,3 +34,6 @@ class RunConfig:
     seed: int = 0
     embedding_format: EmbeddingFormat = "b64"
     pool_capacity: int = 2048
+    #: Directory of the local sample store (PNG per frame, ``file://`` sample URIs); None: the
+    #: events point into a notional ``s3://`` bucket and no file is written.
+    sample_store: str | None = None

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from simulator.images import Look, image_stats, load_split, render, stack_looks, to_model_input
+from simulator.samples import SampleStore
 from simulator.vit import ViT
 
 STAT_NAMES = ("brightness", "contrast", "saturation", "sharpness")
@@ -45,8 +46,9 @@ def concat(parts: list[Frames]) -> Frames:
 
 @torch.no_grad()
 def classify(model: ViT, looks: list[Look], images: np.ndarray,
-             gen: torch.Generator) -> Frames:
-    """Render held-out digits ``images`` through ``looks`` and run the model on them in batches."""
+             gen: torch.Generator, store: SampleStore | None = None) -> Frames:
+    """Render held-out digits ``images`` through ``looks`` and run the model on them in batches
+    (each frame also goes to ``store`` when given)."""
     digits, labels = load_split("heldout")
     parts = []
     for lo in range(0, len(images), INFER_BATCH):
@@ -56,10 +58,12 @@ def classify(model: ViT, looks: list[Look], images: np.ndarray,
         logits, cls = model(to_model_input(pixels))
         stats = image_stats(pixels)
         raw = pixels.numpy()
+        sha = np.array([hashlib.sha256(img.tobytes()).hexdigest() for img in raw], dtype=object)
+        if store is not None:
+            for digest, img in zip(sha.tolist(), raw, strict=True):
+                store.write(digest, img)
         parts.append(Frames(
-            image_index=rows.astype(np.int64), label=labels[rows],
-            sha256=np.array([hashlib.sha256(img.tobytes()).hexdigest() for img in raw],
-                            dtype=object),
+            image_index=rows.astype(np.int64), label=labels[rows], sha256=sha,
             stats=np.stack([stats[k] for k in STAT_NAMES], axis=1),
             size=np.array([look.size for look in batch_looks], dtype=np.int64),
             probs=torch.softmax(logits, dim=1).numpy(), embedding=cls.numpy()))
@@ -73,9 +77,11 @@ class FramePool:
     the same frames.
     """
 
-    def __init__(self, models: dict[str, ViT], capacity: int = 2048) -> None:
+    def __init__(self, models: dict[str, ViT], capacity: int = 2048,
+                 store: SampleStore | None = None) -> None:
         self.models = models
         self.capacity = capacity
+        self.store = store
         self._pools: dict[tuple[Look, str], Frames] = {}
         self.rendered = 0  # frames that went through the model (for the benchmark)
 
@@ -98,7 +104,7 @@ class FramePool:
             fresh = min(len(rows), self.capacity - have)
             if fresh > 0:
                 new = classify(self.models[key[1]], [key[0]] * fresh,
-                               rng.integers(0, n_images, fresh), gen)
+                               rng.integers(0, n_images, fresh), gen, self.store)
                 self.rendered += fresh
                 pool = new if pool is None else concat([pool, new])
                 self._pools[key] = pool

@@ -15,6 +15,7 @@ import numpy as np
 
 from monitor.core.ingest.events import embedding_to_b64
 from simulator.pool import STAT_NAMES, Frames
+from simulator.samples import SampleStore
 from simulator.traffic import CAMERAS, GROUPS, MODEL, TIERS, VERSIONS, Chunk, Infra
 
 EmbeddingFormat = Literal["b64", "list"]
@@ -43,8 +44,10 @@ class Outcome:
 
 def prediction_events(chunk: Chunk, outcome: Outcome, frames: Frames, ok_rows: np.ndarray,
                       event_ids: list[str], artifacts: dict[str, str],
-                      embedding_format: EmbeddingFormat) -> list[dict[str, Any]]:
-    """One event dict per row of ``chunk``; ``frames`` has one row per ``ok_rows`` entry."""
+                      embedding_format: EmbeddingFormat,
+                      store: SampleStore | None = None) -> list[dict[str, Any]]:
+    """One event dict per row of ``chunk``; ``frames`` has one row per ``ok_rows`` entry.
+    ``sample_uri`` points into ``store`` (``file://``) when given, else into a notional bucket."""
     infra = outcome.infra
     frame_of = np.full(len(chunk), -1)
     frame_of[ok_rows] = np.arange(len(ok_rows))
@@ -78,7 +81,8 @@ def prediction_events(chunk: Chunk, outcome: Outcome, frames: Frames, ok_rows: n
                               **dict(zip(STAT_NAMES, stats[f], strict=True))}
             sha = frames.sha256[f]
             event["input_sha256"] = sha
-            event["sample_uri"] = f"{SAMPLE_BUCKET}/{camera.camera_id}/{sha[:2]}/{sha}.png"
+            event["sample_uri"] = (store.uri(sha) if store is not None else
+                                   f"{SAMPLE_BUCKET}/{camera.camera_id}/{sha[:2]}/{sha}.png")
         else:
             event["error_code"] = code
         event["attrs"] = {"camera_id": camera.camera_id, "region": camera.region,

@@ -4,6 +4,7 @@ vitmon's alert history and Alertmanager's view."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,3 +74,14 @@ def slo_ratio(db_url: str, slo: str, lo_ms: int, hi_ms: int) -> tuple[float, int
 def evaluated_to(db_url: str, slo: str) -> int:
     rows = query(db_url, "SELECT evaluated_to_ms FROM slo_progress WHERE slo = :s", s=slo)
     return rows[0][0] if rows else 0
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> object:
+    """Poll ``predicate`` every 0.5 s until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")

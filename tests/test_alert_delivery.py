@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from tests.alerting_support import alerts_json, error_stream, seen_in_alertmanager, write_config
+from tests.alerting_support import alerts_json, error_stream, seen_in_alertmanager, wait_for, write_config
 from tests.support import make_topics, monitor_env, produce, run_cli, start_monitor
 
 CLIENT = "confluent-kafka"
@@ -22,16 +22,6 @@ def _env(broker, db_url, topics, config, am):
     return monitor_env(broker.bootstrap, db_url, topics, CLIENT, VITMON_CONFIG=str(config),
                        VITMON_ALERTMANAGER_URL=am.url, VITMON_DETECTORS="traffic",
                        VITMON_SLICES__ATTRIBUTES="[]")
-
-
-def _wait(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_maintenance_window_suppresses_the_page(broker, db_url_factory, topic_names, tmp_path,
@@ -76,11 +66,11 @@ def test_alertmanager_down_for_60s_gets_the_alert_when_back(broker, db_url_facto
                     if a["alertname"] == "SLOFastBurn"]
             return rows if rows and rows[0]["delivery"]["status"] == "retrying" else None
 
-        before = _wait(firing_and_retrying, 120, "a firing page that cannot be delivered")[0]
+        before = wait_for(firing_and_retrying, 120, "a firing page that cannot be delivered")[0]
         assert before["delivery"]["failed_attempts"] >= 1 and before["delivery"]["last_error"]
         time.sleep(max(0.0, 60 - (time.monotonic() - down_at)))  # Alertmanager down for 60 s
         alertmanager.start()
-        got = _wait(lambda: [a for a in alertmanager.alerts()
+        got = wait_for(lambda: [a for a in alertmanager.alerts()
                              if a["labels"]["alertname"] == "SLOFastBurn"], 60,
                     "the page in Alertmanager")
         assert seen_in_alertmanager(got) == {("SLOFastBurn", "page", "availability")}
@@ -92,14 +82,14 @@ def test_alertmanager_down_for_60s_gets_the_alert_when_back(broker, db_url_facto
                                           "dashboard_url"}
         assert am["annotations"]["dashboard_url"].startswith(
             f"http://localhost:8501/?page=oncall&incident={before['incident_id']}&")
-        after = _wait(lambda: [a for a in alerts_json(env, "--state", "firing")
+        after = wait_for(lambda: [a for a in alerts_json(env, "--state", "firing")
                                if a["delivery"]["status"] == "delivered"], 30, "delivered")[0]
         assert after["id"] == before["id"] and after["delivery"]["failed_attempts"] == 0
         # recovery: healthy traffic resolves it (once the 6x tier's 30 min short window is
         # clean too, about 30 min of event time), and Alertmanager is told (endsAt = now)
         produce(CLIENT, broker.bootstrap, topics.predictions,
                 error_stream(T0 + 75 * MIN, 45, 60, lambda m: 0.0))
-        _wait(lambda: not [a for a in alertmanager.alerts()
+        wait_for(lambda: not [a for a in alertmanager.alerts()
                            if a["labels"]["alertname"] == "SLOFastBurn"], 120,
               "the page to resolve in Alertmanager")
     finally:

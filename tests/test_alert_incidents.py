@@ -16,6 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlparse
 
+import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -25,10 +26,11 @@ from monitor.alerting.explain import carriers, contains_by_counts
 from monitor.alerting.settings import AlertmanagerSettings, AlertSettings
 from monitor.contract import Finding, Severity, Status
 from monitor.core.checkpoint import CheckpointResult
-from monitor.store import migrate
+from monitor.store import migrate, predictions
 from monitor.store.db import normalise_url
 from monitor.store.incidents import list_incidents
 from monitor.store.keys import WindowKey
+from monitor.store.terms import Terms
 from tests.alertmanager_support import Alertmanager, free_port
 from ui.queries import incidents as ui_incidents
 
@@ -51,18 +53,34 @@ def test_containment_from_counts_and_the_most_specific_carrier():
     assert not contains_by_counts("region=us-east", CAM, n, {**both, (CAM, "region=us-east"): 140},
                                   0.99)
     inside = lambda big, small: contains_by_counts(big, small, n, both, 0.99)  # noqa: E731
-    # two cameras of one region alert: the region and `all` go to the bigger of them
-    assert carriers(list(n), inside, n) == {"all": CAM, "region=us-east": CAM}
+    # one camera of the region alerts: it carries the region and `all`
+    assert carriers(["all", "region=us-east", CAM], inside, n) == {"all": CAM, "region=us-east": CAM}
+    # both cameras of the region (62 % of it) alert: a broad cause, the region carries them all
+    assert carriers(list(n), inside, n, 0.5, both) == {"all": "region=us-east", CAM: "region=us-east",
+                                            "camera_id=cam-05": "region=us-east"}
+    # a camera explains the two groups of a protected attribute it feeds (70/30), which are not
+    # a broad cause (one camera is 15 % of each)
+    groups = {"all": 1000, CAM: 150, "group=A": 700, "group=B": 300}
+    pairs = {(CAM, "group=A"): 105, (CAM, "group=B"): 45, (CAM, "all"): 150,
+             ("group=A", "all"): 700, ("group=B", "all"): 300}
+    overlap = lambda big, small: contains_by_counts(big, small, groups, pairs, 0.25)  # noqa: E731
+    assert carriers(list(groups), overlap, groups, 0.5, pairs) == {
+        "all": CAM, "group=A": CAM, "group=B": CAM}
+    # ... unless they are a small part of it
+    assert carriers(list(n), inside, {**n, "region=us-east": 1000, "all": 3000}, 0.5, both) == {
+        "all": CAM, "region=us-east": CAM}
 
 
 def _events(conn, window_ms: int) -> None:
+    ids = Terms().ids(conn, {s for slices in SLICES_OF.values() for s in slices})
     rows = [{"id": f"e-{window_ms}-{cam}-{i}", "ts": window_ms + i, "w": window_ms,
-             "s": "\x1f".join(slices), "v": VERSION}
+             "s": [ids[s] for s in slices], "v": VERSION}
             for cam, slices in SLICES_OF.items() for i in range(40)]
+    predictions.ensure_partitions(conn, [np.array([window_ms, window_ms + 40])])
     conn.execute(text(
         "INSERT INTO predictions (event_id, ts_ms, model, model_version, window_start_ms, pred, "
-        "is_error, latency_ms, slices, kafka_partition, kafka_offset) VALUES "
-        "(:id, :ts, 'vit', :v, :w, 1, false, 10, :s, 0, 0)"), rows)
+        "is_error, latency_ms, slice_ids, attr_ids, kafka_partition, kafka_offset) VALUES "
+        "(:id, :ts, 'vit', :v, :w, 1, false, 10, :s, '{}', 0, 0)"), rows)
 
 
 def _findings(window_ms: int, drifting: bool) -> list[tuple[WindowKey, Finding]]:
@@ -176,3 +194,22 @@ def _wait(received: list[dict], pred, timeout_s: float = 20) -> list[dict]:
             return [n for n in received if pred(n)]
         time.sleep(0.2)
     return []
+
+
+def test_which_open_incident_a_firing_alert_joins():
+    from monitor.alerting.incidents import related
+    from monitor.store.incidents import Incident
+
+    cam = Incident(1, MODEL, VERSION, CAM, "open", "ticket", T0, T0, detectors=["feature_drift"])
+    assert related(cam, MODEL, VERSION, CAM)
+    assert related(cam, MODEL, VERSION, f"{CAM},device=edge-gpu")  # more specific: joins
+    assert not related(cam, MODEL, VERSION, "all")  # broader and not explained: another cause
+    assert not related(cam, MODEL, "2026.11.2", CAM)  # another version
+    assert related(cam, MODEL, "*", CAM)  # an SLO alert spans versions
+    assert not related(cam, "other-model", VERSION, CAM)
+    slo = Incident(2, MODEL, "*", "region=us-east", "open", "page", T0, T0,
+                   detectors=["slo_burn_rate"])
+    assert related(slo, MODEL, VERSION, "region=us-east")  # drift joins an SLO-only incident
+    mixed = Incident(3, MODEL, VERSION, "region=us-east", "open", "page", T0, T0,
+                     detectors=["slo_burn_rate", "feature_drift"])
+    assert not related(mixed, MODEL, "2026.11.2", "region=us-east")

@@ -102,3 +102,19 @@ def test_small_reference_still_splits_sample_and_pca_rows():
     prof = build_reference_profile(Traffic(seed=0, dim=8).batch(rng, 100), CONFIG)
     e = prof["embedding"]
     assert len(e["sample"]) + e["pca_fit_n"] == 100 and len(e["sample"]) == 60
+
+
+def test_feature_drift_builds_a_reference_from_a_warm_up_state():
+    """A slice without its own reference can get one from a warm-up period: the entries equal
+    what reference capture builds from the same events."""
+    from detectors.feature_drift import FeatureDrift
+
+    batch = Traffic(seed=3, dim=8).batch(np.random.default_rng(3), 600)
+    det = FeatureDrift(exclude=())
+    warm = det.reference_from_state(det.observe(det.empty(), batch))
+    captured = build_reference_profile(batch)
+    assert set(warm["numeric"]) == set(captured["numeric"])
+    for k, entry in warm["numeric"].items():
+        assert np.array_equal(entry["counts"], captured["numeric"][k]["counts"])
+        assert np.array_equal(entry["edges"], captured["numeric"][k]["edges"])
+    assert set(warm["categorical"]) == set(captured["categorical"])

@@ -1,104 +1,119 @@
-"""Retention: predictions past the label horizon are deleted in batches through the ts index;
-everything younger, and every result, stays."""
+"""Retention: expired prediction partitions are dropped whole, expired window states, findings
+and rejected events deleted in batches, and nothing inside a horizon is touched."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from sqlalchemy import text
 
 from monitor.core.retention import RetentionHook, prune
 from monitor.core.settings import RetentionSettings
-from monitor.store.predictions import delete_before
+from monitor.store import migrate, predictions
+from monitor.store.db import make_engine
 from tests.support import run_cli
 
 pytestmark = pytest.mark.integration
 
 DAY = 86_400_000
-T0 = 1_790_000_000_000
+T0 = 1_790_000_000_000 // DAY * DAY  # a UTC midnight
+WM = T0 + 20 * DAY + 12 * 3_600_000  # the watermark: day 20, noon
+SETTINGS = RetentionSettings(batch_size=10)  # 14 d label horizon, 7 d states, 1 y findings
+LATENESS = 60_000
 
 
-def _seed(engine, n_old: int, n_new: int, watermark: int) -> None:
-    rows = [{"e": f"old-{i}", "t": T0 + i} for i in range(n_old)]
-    rows += [{"e": f"new-{i}", "t": T0 + 20 * DAY + i} for i in range(n_new)]
+def _seed(engine) -> None:
+    """Predictions on days 0, 6 and 7 (the label cutoff is day 6, noon) and 20; states and
+    findings either side of their cutoffs; rejected events of 40 and of 1 day ago."""
+    ts = np.array([T0 + i for i in range(25)] + [T0 + 6 * DAY + 3_600_000 * h for h in range(24)]
+                  + [T0 + 20 * DAY + i for i in range(5)], dtype=np.int64)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE predictions, consumer_offsets, findings"))
+        conn.execute(text("TRUNCATE predictions, consumer_offsets, findings, window_states, "
+                          "rejected_events"))
+        for name in predictions.partitions(conn):
+            conn.execute(text(f"DROP TABLE {name}"))
+        predictions.ensure_partitions(conn, [ts])
         conn.execute(text(
             "INSERT INTO predictions (event_id, ts_ms, model, model_version, window_start_ms, "
-            "pred, is_error, latency_ms, slices, kafka_partition, kafka_offset) VALUES "
-            "(:e, :t, 'm', '1', :t, 1, false, 3.0, 'all', 0, 0)"), rows)
+            "pred, is_error, latency_ms, slice_ids, attr_ids, kafka_partition, kafka_offset) "
+            "VALUES (:e, :t, 'm', '1', :t, 1, false, 3.0, '{}', '{}', 0, 0)"),
+            [{"e": f"e{i}", "t": int(t)} for i, t in enumerate(ts)])
         conn.execute(text(
             "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset, "
-            "watermark_ms) VALUES ('vitmon', 'p', 0, 1, :w)"), {"w": watermark})
+            "watermark_ms) VALUES ('vitmon', 'p', 0, 1, :w)"), {"w": WM})
+        state_cut = WM - 7 * DAY - LATENESS
+        ends = [state_cut - 1 - i for i in range(23)] + [state_cut, state_cut + DAY]
+        conn.execute(text(
+            "INSERT INTO window_states (detector, model, model_version, slice, window_start_ms, "
+            "window_end_ms, detector_version, n_events, state, dirty) VALUES "
+            "('traffic', 'm', '1', 'all', :e - 60000, :e, 1, 1, '\\x00', :dirty)"),
+            [{"e": e, "dirty": i == 0} for i, e in enumerate(ends)])
+        finding_cut = WM - 365 * DAY
         conn.execute(text(
             "INSERT INTO findings (detector, detector_version, model, model_version, slice, "
             "window_start_ms, window_end_ms, subject, status, severity, test, n, details, "
-            "revision) VALUES ('performance', 1, 'm', '1', 'all', :t, :t, '', 'ok', 'none', '', "
-            "1, '{}', 1)"),
-            {"t": T0})
+            "revision) VALUES ('traffic', 1, 'm', '1', 'all', :e - 60000, :e, '', 'ok', 'none', "
+            "'', 1, '{}', 1)"), [{"e": finding_cut - 1 - i} for i in range(12)]
+            + [{"e": finding_cut}, {"e": WM}])
+        conn.execute(text(
+            "INSERT INTO rejected_events (topic, kafka_partition, kafka_offset, reason, detail, "
+            "received_at) VALUES ('p', 0, :o, 'malformed_json', '', now() - :age * interval "
+            "'1 day')"), [{"o": i, "age": 40 if i < 15 else 1} for i in range(18)])
 
 
-def _count(engine, prefix: str) -> int:
+def _all(engine, sql: str) -> list:
     with engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM predictions WHERE event_id LIKE :p"),
-                            {"p": f"{prefix}%"}).scalar()
+        return [r[0] for r in conn.execute(text(sql)).all()]
 
 
 @pytest.fixture(scope="module")
-def engine(migrated_engine):
-    return migrated_engine
+def engine(fresh_db_url):
+    migrate.upgrade(fresh_db_url)
+    eng = make_engine(fresh_db_url)
+    yield eng
+    eng.dispose()
 
 
-def test_prune_deletes_only_past_the_horizon_in_batches(engine):
-    _seed(engine, n_old=53, n_new=20, watermark=T0 + 20 * DAY)
-    r = prune(engine, RetentionSettings(label_horizon_s=14 * 86_400, batch_size=10))
-    assert (r.deleted, r.batches, r.cutoff_ms) == (53, 6, T0 + 6 * DAY)
-    assert _count(engine, "old-") == 0 and _count(engine, "new-") == 20
-    with engine.connect() as conn:  # results are not the predictions: they stay
-        assert conn.execute(text("SELECT count(*) FROM findings")).scalar() == 1
-    assert prune(engine, RetentionSettings(batch_size=10)).deleted == 0
+def test_prune_drops_old_partitions_and_deletes_old_rows_only(engine):
+    _seed(engine)
+    r = prune(engine, SETTINGS, LATENESS)
+    label_cut = WM - 14 * DAY
+    assert r.cutoff_ms == label_cut == T0 + 6 * DAY + 12 * 3_600_000
+    day = predictions.partition_name
+    assert r.dropped == [day(T0)]  # day 6 holds the cutoff: kept whole, like every later day
+    assert predictions.partitions(engine.connect()) == [day(T0 + 6 * DAY), day(T0 + 20 * DAY)]
+    kept = _all(engine, "SELECT ts_ms FROM predictions")
+    assert len(kept) == 29 and min(kept) == T0 + 6 * DAY  # nothing inside the horizon went
+    assert r.deleted == {"window_states": 22, "findings": 12, "rejected_events": 15}
+    ends = _all(engine, "SELECT window_end_ms FROM window_states ORDER BY 1")
+    state_cut = WM - 7 * DAY - LATENESS
+    assert ends == [state_cut - 1, state_cut, state_cut + DAY]  # a dirty state waits
+    assert min(_all(engine, "SELECT window_end_ms FROM findings")) == WM - 365 * DAY
+    assert len(_all(engine, "SELECT kafka_offset FROM rejected_events")) == 3
+    again = prune(engine, SETTINGS, LATENESS)
+    assert again.dropped == [] and not any(again.deleted.values())
 
 
-def test_batch_delete_can_use_the_ts_index(engine):
-    with engine.begin() as conn:
-        conn.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = "\n".join(r[0] for r in conn.execute(text(
-            "EXPLAIN DELETE FROM predictions WHERE ctid = ANY(ARRAY("
-            "SELECT ctid FROM predictions WHERE ts_ms < 5 LIMIT 10))")))
-    assert "ix_predictions_ts" in plan, plan
-
-
-def test_hook_prunes_one_batch_per_interval_inside_the_checkpoint(engine):
-    _seed(engine, n_old=25, n_new=5, watermark=0)
+def test_the_hook_prunes_one_batch_per_table_per_interval_after_commit(engine):
+    _seed(engine)
     now = {"t": 1000.0}
-    hook = RetentionHook(RetentionSettings(batch_size=10, interval_s=60), clock=lambda: now["t"])
-
-    class Result:
-        watermark_ms = T0 + 20 * DAY
-
-    def checkpoint(rollback: bool = False) -> None:
-        conn = engine.connect()
-        tx = conn.begin()
-        hook.before_commit(conn, Result())
-        tx.rollback() if rollback else tx.commit()
-        conn.close()
-
-    checkpoint(rollback=True)  # a failed checkpoint prunes nothing
-    assert _count(engine, "old-") == 25
-    hook._last = float("-inf")
-    checkpoint()
-    checkpoint()  # within the interval: no second batch
-    assert _count(engine, "old-") == 15
+    hook = RetentionHook(engine, RetentionSettings(batch_size=10, interval_s=60), LATENESS,
+                         clock=lambda: now["t"])
+    hook.after_commit(None)
+    hook.after_commit(None)  # within the interval: nothing more
+    assert hook.last is not None and hook.last.deleted == {
+        "window_states": 10, "findings": 10, "rejected_events": 10}
     now["t"] += 61
-    checkpoint()
-    assert _count(engine, "old-") == 5 and _count(engine, "new-") == 5
-    with engine.begin() as conn:
-        assert delete_before(conn, T0, 10) == 0  # nothing before the first prediction
+    hook.after_commit(None)
+    assert hook.last.deleted == {"window_states": 10, "findings": 2, "rejected_events": 5}
+    assert len(_all(engine, "SELECT 1 FROM findings")) == 2
 
 
 def test_db_prune_command(engine, fresh_db_url):
-    _seed(engine, n_old=12, n_new=3, watermark=T0 + 20 * DAY)
+    _seed(engine)
     out = run_cli({"VITMON_DATABASE_URL": fresh_db_url, "VITMON_RETENTION__BATCH_SIZE": "5",
                    "PATH": "/usr/bin:/bin"}, "db", "prune")
     assert out.returncode == 0, out.stderr
-    assert '"deleted": 12' in out.stdout and '"batches": 3' in out.stdout
-    assert _count(engine, "new-") == 3
+    assert f'"dropped": ["{predictions.partition_name(T0)}"]' in out.stdout, out.stdout
+    assert '"findings": 12' in out.stdout
+    assert len(_all(engine, "SELECT 1 FROM predictions")) == 29

@@ -8,6 +8,7 @@ Chromium (Selenium), asserting visible content and saving screenshots.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -38,14 +39,17 @@ CAM = "camera_id=cam-03"  # the camera whose firmware breaks in the mixed scenar
 def filled(broker, fresh_db_url: str, tmp_path_factory) -> Iterator[dict]:
     """One hour of the ``mixed`` scenario (six 10-minute windows) through the real monitor."""
     tmp = tmp_path_factory.mktemp("ui")
+    samples = tmp / "samples"
     topics = make_topics(lambda: f"ui{uuid4().hex[:8]}", "confluent-kafka", broker.bootstrap)
     env = monitor_env(broker.bootstrap, fresh_db_url, topics, "confluent-kafka",
                       VITMON_CONFIG=str(DEMO_SETTINGS), VITMON_WINDOWS__SIZE_S="600",
-                      VITMON_SLICES__ATTRIBUTES="[camera_id, region, device, group]")
+                      VITMON_SLICES__ATTRIBUTES="[camera_id, region, device, group]",
+                      VITMON_UI__SAMPLES__ALLOW=json.dumps([samples.as_uri() + "/"]))
     sim = run_cli(env, "simulate", "--scenario", "mixed", "--rate", "5", "--duration", "3600",
                   "--as-fast-as-possible", "--start", START, "--bootstrap", broker.bootstrap,
                   "--predictions-topic", topics.predictions, "--labels-topic", topics.labels,
-                  "--no-progress", "--manifest", str(tmp / "manifest.json"), timeout=600)
+                  "--no-progress", "--manifest", str(tmp / "manifest.json"),
+                  "--sample-store", str(samples), timeout=600)
     assert sim.returncode == 0, sim.stderr
     migrate.upgrade(fresh_db_url)
     ref = run_cli(env, "reference", "capture", "--model", MODEL, "--version", BASELINE,
@@ -53,7 +57,7 @@ def filled(broker, fresh_db_url: str, tmp_path_factory) -> Iterator[dict]:
     assert ref.returncode == 0, ref.stderr
     monitor = start_monitor(env, "--exit-when-idle", "3", log=tmp / "monitor.log")
     assert monitor.wait(timeout=900) == 0, (tmp / "monitor.log").read_text()[-3000:]
-    yield {"url": fresh_db_url, "env": env}
+    yield {"url": fresh_db_url, "env": env, "samples": samples}
 
 
 @pytest.fixture
@@ -63,6 +67,7 @@ def app_env(filled: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
         monkeypatch.delenv(key)
     monkeypatch.setenv("VITMON_DATABASE_URL", filled["url"])
     monkeypatch.setenv("VITMON_CONFIG", str(DEMO_SETTINGS))
+    monkeypatch.setenv("VITMON_UI__SAMPLES__ALLOW", filled["env"]["VITMON_UI__SAMPLES__ALLOW"])
     st.cache_data.clear()
     st.cache_resource.clear()
     return filled
@@ -144,13 +149,49 @@ def test_drift_deep_link_opens_the_window(app_env: dict) -> None:
     assert at.query_params["window"] == format_time(window)  # the view stays addressable
 
 
+def test_oncall_opens_on_incidents_with_infra_panels(app_env: dict) -> None:
+    at = render("oncall")
+    table = next(df for df in frames(at) if "cause" in df.columns)
+    alerts = next(df for df in frames(at) if "delivery" in df.columns)
+    assert (table["alerts"] >= 1).all() and len(table) < len(alerts)  # incidents group alerts
+    cam = table[table["cause"].str.contains("drift") & table["cause"].str.endswith(CAM)]
+    assert len(cam) == 1, table[["cause", "explains"]]  # the broken camera is one incident
+    assert cam.iloc[0]["explains"] != "–"  # explaining a slice that contains it
+    labels = [e.label for e in at.expander]
+    assert any("drift" in label and f" on {CAM} " in label for label in labels), labels
+    text = text_of(at)
+    assert "Latency/GPU moved with it:" in text and "**Evidence:**" in text
+    assert "GPU memory, utilisation, cold starts and errors" in text
+    assert "**GPU memory (MB)**" in text and "**Cold starts (share of events)**" in text
+    assert "Newest window: GPU memory p95" in text
+    # an incident's link opens the page with that incident expanded first
+    key = cam.iloc[0]["open"].split("incident=")[1].split("&")[0]
+    opened = render("oncall", incident=key)
+    first = opened.expander[0]
+    assert f" on {CAM} " in first.label and first.proto.expanded
+
+
+def test_drift_page_of_the_broken_camera_shows_thumbnails(app_env: dict) -> None:
+    window = query(app_env["url"], "SELECT window_start_ms FROM findings WHERE slice = :s AND "
+                   "model_version = :v AND detector = 'feature_drift' AND subject = '' AND "
+                   "status = 'alert' ORDER BY window_start_ms LIMIT 1", s=CAM, v=BASELINE)[0][0]
+    at = render("drift", model=MODEL, version=BASELINE, slice=CAM, detector="feature_drift",
+                window=format_time(window))
+    text = text_of(at)
+    assert "**Reference inputs** · 2026.11.1 · captured" in text and "**Window inputs**" in text
+    images = at.get("image")  # one st.image per side: reference beside window
+    assert [len(e.proto.imgs) >= 2 for e in images] == [True, True], text
+    files = sorted(p.name for p in app_env["samples"].rglob("*.png"))
+    assert files, "the simulator wrote its frames to the sample store"
+
+
 def test_slices_table_matches_database(app_env: dict) -> None:
     url = app_env["url"]
     at = render("slices", version=BASELINE)
     table = next(df for df in frames(at) if "coverage" in df.columns)
     cam = table[table["slice"] == CAM].iloc[0]
-    n, labelled, correct = counts(url, "p.model_version = :v AND p.slices LIKE :like", v=BASELINE,
-                                  like=f"%{CAM}%")
+    n, labelled, correct = counts(url, "p.model_version = :v AND :s = ANY(prediction_slices(p.slice_ids))",
+                                  v=BASELINE, s=CAM)
     assert (cam["predictions"], cam["labelled"]) == (n, labelled)
     assert cam["accuracy"] == pct(correct / labelled)
     overall = table[table["slice"] == "all"].iloc[0]
@@ -211,6 +252,7 @@ def test_password_gates_every_page(app_env: dict, monkeypatch) -> None:
 PAGES = {  # page -> (query, text that must be visible)
     "overview": ({}, "Most affected slices"),
     "oncall": ({}, "SLO burn rates"),
+    "incidents": ({"page": "oncall"}, f" on {CAM} · "),  # an incident's heading
     "drift": ({"slice": CAM, "detector": "feature_drift"}, CAM),
     "slices": ({}, "Heat map over two attributes"),
     "fairness": ({}, "Groups against their reference group"),
@@ -281,11 +323,25 @@ def test_page_in_chromium(served: str, browser, page: str) -> None:
     assert expected in body
     assert MODEL in body
     assert not re.search(r"Traceback|Error running app", body)
+    assert "postgresql" not in body  # the sidebar no longer shows the database URL
+    if page == "oncall":
+        assert "GPU memory (MB)" in body and "Cold starts (share of events)" in body
+    if page == "drift":  # the broken camera's inputs, reference beside window, really loaded
+        assert "Reference inputs" in body and "Window inputs" in body
+        loaded = browser.execute_script(
+            "return [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
+            ".filter(i => i.complete && i.naturalWidth > 0).length")
+        assert loaded >= 4, loaded
     height = browser.execute_script(
         "return document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     browser.set_window_size(1600, min(max(int(height) + 80, 900), 8000))
+    if page == "incidents":  # the incidents section alone, for docs/ui.md
+        browser.set_window_size(1600, 1300)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOTS / f"{page}.png"))
+    if os.environ.get("VITMON_UI_SCREENSHOTS"):  # docs/screenshots.sh: the images in docs/ui.md
+        shutil.copy(SCREENSHOTS / f"{page}.png",
+                    Path(os.environ["VITMON_UI_SCREENSHOTS"]) / f"ui-{page}.png")
 
 
 def test_vitmon_ui_fails_with_one_line_without_database() -> None:

@@ -27,7 +27,7 @@ def main() -> None:
     except (ConfigError, store.NotConfigured) as exc:
         st.error(f"vitmon UI cannot start: {exc}")
         st.stop()
-    login.require(settings.ui.password)
+    login.require(settings.ui)
     st.sidebar.markdown("## vitmon")
     view = View.from_params(st.query_params.to_dict())
     ctx = nav.sidebar(view)

@@ -141,8 +141,8 @@ def timeline(df: pd.DataFrame) -> alt.Chart:
         x=alt.X("start:T", title="event time (UTC)", axis=alt.Axis(format="%H:%M")), x2="end:T",
         y=alt.Y("alert:N", title=None, sort=None, axis=alt.Axis(labelLimit=360)),
         color=alt.Color("state:N", scale=alt.Scale(
-            domain=["firing", "pending", "suppressed", "resolved"],
-            range=["#c62828", "#f9a825", "#7e57c2", "#90a4ae"]), title="state"),
+            domain=["firing", "pending", "suppressed", "explained", "resolved"],
+            range=["#c62828", "#f9a825", "#7e57c2", "#bcaaa4", "#90a4ae"]), title="state"),
         tooltip=["alert:N", "severity:N", "state:N", "start:T", "end:T"],
     ).properties(height=max(80, 22 * df["alert"].nunique()))
 

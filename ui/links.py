@@ -7,7 +7,8 @@ slice, detector, time range and window of the alert. Pure: no Streamlit, no data
 Parameters: ``page`` (one of :data:`PAGES`), ``model``, ``version``, ``slice``, ``detector``,
 ``from`` and ``to`` (RFC 3339 or epoch milliseconds, event time), ``range`` (a span ending at the
 newest data, one of :data:`RANGES`, used when ``from``/``to`` are absent: the view follows new
-data), ``window`` (start of one window, RFC 3339 or epoch milliseconds).
+data), ``window`` (start of one window, RFC 3339 or epoch milliseconds), ``incident`` (the
+incident an alert belongs to: the On-call page opens it).
 
 >>> url = dashboard_url("http://ui:8501", page="drift", model="vit-b16", version="2026.11.3",
 ...                     slice="camera_id=cam-03", detector="feature_drift",
@@ -77,6 +78,7 @@ class View:
     end_ms: int | None = None
     window_ms: int | None = None
     range: str = DEFAULT_RANGE
+    incident: str | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, str | list[str]]) -> View:
@@ -95,14 +97,14 @@ class View:
                    slice=one("slice") or ALL_SLICE, detector=one("detector"),
                    start_ms=parse_time(one("from")), end_ms=parse_time(one("to")),
                    window_ms=parse_time(one("window")),
-                   range=span if span in RANGES else DEFAULT_RANGE)
+                   range=span if span in RANGES else DEFAULT_RANGE, incident=one("incident"))
 
     def to_params(self) -> dict[str, str]:
         """Query parameters, without the defaults (short, stable links)."""
         out: dict[str, str] = {"page": self.page}
         for key, value in (("model", self.model), ("version", self.version),
                            ("slice", None if self.slice == ALL_SLICE else self.slice),
-                           ("detector", self.detector)):
+                           ("detector", self.detector), ("incident", self.incident)):
             if value:
                 out[key] = value
         for key, ms in (("from", self.start_ms), ("to", self.end_ms), ("window", self.window_ms)):
@@ -137,11 +139,13 @@ class View:
 def dashboard_url(base_url: str, *, page: str = DEFAULT_PAGE, model: str | None = None,
                   version: str | None = None, slice: str = ALL_SLICE,
                   detector: str | None = None, start_ms: int | None = None,
-                  end_ms: int | None = None, window_ms: int | None = None) -> str:
+                  end_ms: int | None = None, window_ms: int | None = None,
+                  incident: str | int | None = None) -> str:
     """The UI address of one view (used for alerts' ``dashboard_url`` annotation)."""
     if page not in PAGES:
         raise ValueError(f"unknown UI page {page!r}; one of {', '.join(PAGES)}")
-    view = View(page, model, version, slice or ALL_SLICE, detector, start_ms, end_ms, window_ms)
+    view = View(page, model, version, slice or ALL_SLICE, detector, start_ms, end_ms, window_ms,
+                incident=None if incident is None else str(incident))
     return f"{base_url.rstrip('/')}/?{urlencode(view.to_params())}"
 
 

@@ -79,7 +79,6 @@ def sidebar(view: View) -> Context | None:
     view = view.with_(model=model, version=version, slice=chosen_slice)
     _publish(view)
     st.sidebar.caption(f"Event time {format_time(start_ms)} → {format_time(end_ms)}")
-    st.sidebar.caption(f"Database: `{store.where()}`")
     return Context(view, store.settings(), model, versions, version, start_ms, end_ms,
                    store.tables())
 

@@ -8,14 +8,17 @@ connection and its frozen-dataclass result is cached for :data:`TTL_S` seconds p
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import streamlit as st
 from sqlalchemy import Engine
 
 from monitor.app.config import Settings, load_settings
-from monitor.store.db import make_engine, mask_url
+from monitor.store.db import make_engine
+from ui import thumbnails
 from ui.queries import findings
 
 T = TypeVar("T")
@@ -46,11 +49,6 @@ def configured_url() -> str:
     return url
 
 
-def where() -> str:
-    """The database being shown, password masked (for the footer)."""
-    return mask_url(configured_url())
-
-
 @st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=2048)
 def _cached(url: str, module: str, name: str, args: tuple) -> object:
     fn = getattr(importlib.import_module(module), name)
@@ -72,3 +70,19 @@ def _tables(url: str) -> frozenset[str]:
 def tables() -> frozenset[str]:
     """Tables present in the database (checked once a minute)."""
     return _tables(configured_url())
+
+
+@st.cache_data(ttl=3600, max_entries=512, show_spinner=False)
+def _thumbnail(uri: str, allow: tuple[str, ...], max_bytes: int, timeout_s: float,
+               size_px: int, bucket: int) -> thumbnails.Thumb:
+    return thumbnails.thumbnail(uri, allow, max_bytes, timeout_s, size_px)
+
+
+def thumbnails_of(uris: tuple[str, ...]) -> list[thumbnails.Thumb]:
+    """Thumbnails of ``uris`` (``ui.samples``), kept in memory for ``cache_s`` seconds: the
+    time bucket is part of the cache key. Fetched in parallel, each bounded in time and size."""
+    s = settings().ui.samples
+    bucket = int(time.time() // s.cache_s) if s.cache_s else time.time_ns()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda u: _thumbnail(u, s.allow, s.max_bytes, s.timeout_s,
+                                                  s.size_px, bucket), uris))

@@ -124,18 +124,21 @@ def difference_se(window: np.ndarray, reference: np.ndarray, accuracy: np.ndarra
     """Standard error of ``estimate(window) - estimate(reference)`` (both folded per bin; rows
     along leading axes are computed at once).
 
-    Three parts, independent: the window's and the reference's confidence mixes are multinomial
-    samples (``(E[a^2] - E[a]^2) / m`` each), and each bin's accuracy is an estimate from
-    ``n_labelled`` reference labels (binomial), weighted by how much the two mixes differ in that
-    bin -- so when the mixes agree, calibration error cancels, as it should.
+    Two parts, independent: the window's and the reference's confidence mixes are multinomial
+    samples, whose variance of the mean accuracy is estimated from the POOLED mix (as a
+    two-sample test does under "no change": a small reference that happens to miss the rare
+    low-confidence predictions would otherwise look both better and surer than it is), times
+    ``1/m + 1/n``; and each bin's accuracy is an estimate from ``n_labelled`` reference labels
+    (binomial), weighted by how much the two mixes differ in that bin -- so when the mixes
+    agree, calibration error cancels, as it should.
     """
     w, r = np.asarray(window, np.float64), np.asarray(reference, np.float64)
     m, n = w.sum(-1, keepdims=True), r.sum(-1, keepdims=True)
     a = np.asarray(accuracy, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        pw, pr = w / m, r / n
-        var_w = np.maximum((pw * a * a).sum(-1) - (pw * a).sum(-1) ** 2, 0.0) / m[..., 0]
-        var_r = np.maximum((pr * a * a).sum(-1) - (pr * a).sum(-1) ** 2, 0.0) / n[..., 0]
+        pw, pr, pooled = w / m, r / n, (w + r) / (m + n)
+        spread = np.maximum((pooled * a * a).sum(-1) - (pooled * a).sum(-1) ** 2, 0.0)
+        var_mix = spread * (1.0 / m[..., 0] + 1.0 / n[..., 0])
     var_cal = ((pw - pr) ** 2 * a * (1 - a) / np.maximum(n_labelled, 1.0)).sum(-1)
-    se = np.where((m[..., 0] > 0) & (n[..., 0] > 0), np.sqrt(var_w + var_r + var_cal), np.nan)
+    se = np.where((m[..., 0] > 0) & (n[..., 0] > 0), np.sqrt(var_mix + var_cal), np.nan)
     return float(se) if se.ndim == 0 else se

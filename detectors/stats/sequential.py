@@ -29,7 +29,7 @@ import numpy as np
 from scipy import special, stats
 
 PRIOR_STRENGTH = 20.0  # pseudo-observations of the mixing prior (centred on the reference)
-_ITER = 48  # bisection steps: 2^-48 of [0, 1]
+_GRID, _STAGES = 16, 5  # root finding: 16 points, refined 5 times (16^-5 of the range)
 
 
 def _log_mass_below(m: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -64,18 +64,24 @@ def upper_cs(x, n, alpha, prior_mean, strength: float = PRIOR_STRENGTH) -> np.nd
     """
     x, n = np.asarray(x, np.float64), np.asarray(n, np.float64)
     shape = np.broadcast(x, n, np.asarray(alpha), np.asarray(prior_mean)).shape
-    x, n = np.broadcast_to(x, shape), np.broadcast_to(n, shape)
-    target = -np.log(np.broadcast_to(np.asarray(alpha, np.float64), shape))
-    mu = np.broadcast_to(np.asarray(prior_mean, np.float64), shape)
+    x, n = np.broadcast_to(x, shape)[..., None], np.broadcast_to(n, shape)[..., None]
+    target = -np.log(np.broadcast_to(np.asarray(alpha, np.float64), shape))[..., None]
+    mu = np.broadcast_to(np.asarray(prior_mean, np.float64), shape)[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
         lo = np.where(n > 0, x / np.where(n > 0, n, 1), 1.0)  # E <= 1 at the MLE: never rejected
-    hi = np.ones(shape)
-    for _ in range(_ITER):  # E_m grows with m above the MLE: bisect for E_m = 1/alpha
-        mid = 0.5 * (lo + hi)
-        rejected = log_e_value(x, n, mid, mu, strength) >= target
-        hi = np.where(rejected, mid, hi)
-        lo = np.where(rejected, lo, mid)
-    return np.where(n > 0, hi, 1.0)
+    hi = np.ones_like(lo)
+    # E_m grows with m above the estimate: locate E_m = 1/alpha on a grid, refined 4 times
+    # (16^-4 of the range; 4 vectorised steps instead of ~50 scalar bisection steps)
+    steps = np.linspace(0.0, 1.0, _GRID + 1)[1:]
+    for _ in range(_STAGES):
+        m = lo + (hi - lo) * steps
+        rejected = log_e_value(x, n, m, mu, strength) >= target
+        first = np.where(rejected.any(-1, keepdims=True),
+                         np.argmax(rejected, -1)[..., None], _GRID - 1)
+        new_hi = np.take_along_axis(m, first, -1)
+        new_lo = np.where(first > 0, np.take_along_axis(m, np.maximum(first - 1, 0), -1), lo)
+        lo, hi = new_lo, new_hi
+    return np.where(n > 0, hi, 1.0)[..., 0]
 
 
 def anytime_p(x, n, m, prior_mean, strength: float = PRIOR_STRENGTH) -> np.ndarray:

@@ -113,7 +113,7 @@ class AlertHook:
                                    obs.window_start_ms), []).append(obs)
         out: Explained = {}
         counts: dict[tuple[str, str, int], tuple[dict, dict]] = {}
-        share = self.settings.containment_share
+        share = self.settings.explain_share
         for (rule, model, version, _, _, window), group in sorted(groups.items()):
             names = sorted({o.identity.slice for o in group})
             if len(names) < 2:
@@ -131,7 +131,8 @@ class AlertHook:
                 return contains_by_name(big, small) or (
                     bool(n) and contains_by_counts(big, small, n, both, share))
             by_slice = {o.identity.slice: o for o in group}
-            for big, small in carriers(names, contains, n).items():
+            for big, small in carriers(names, contains, n, self.settings.broad_share,
+                                       both).items():
                 out[(rule, by_slice[big].identity, window)] = by_slice[small].identity
         return out
 

@@ -3,10 +3,11 @@
 An alert joins an incident when it fires (or is explained by an alert that has one):
 
 * an explained alert joins its carrier's incident (``explained`` lists it: slice, detector);
-* a firing alert joins an open incident of the same model whose version matches (or either is
-  ``*``: SLOs span versions) and whose slice is related to the alert's (equal, one contains the
-  other by name, or the incident already explains the alert's slice); the incident's slice
-  becomes the most specific of the two. Otherwise it opens a new incident.
+* a firing alert joins an open incident of the same model whose version matches and whose
+  slice is the alert's, contains it by name (the incident then narrows to the alert's slice), or
+  is already explained by the incident. Versions match when equal; an SLO alert (version ``*``:
+  SLOs span versions) matches any incident, and an incident of SLO alerts only matches any
+  version. Otherwise it opens a new incident.
 
 Open incidents overlap in time by construction (they close when their last alert closes), so
 "overlapping windows" is "while the incident is open". Severity is the worst member's.
@@ -19,18 +20,20 @@ from collections.abc import Sequence
 from sqlalchemy import Connection
 
 from monitor.alerting.explain import contains_by_name
+from monitor.alerting.slo.hook import ALL_VERSIONS
+from monitor.alerting.slo.hook import DETECTOR as SLO_DETECTOR
 from monitor.store import incidents as store
 from monitor.store.alerts import Alert
 from monitor.store.incidents import SEVERITY_RANK, Incident
 
 
 def related(inc: Incident, model: str, version: str, slice_: str) -> bool:
-    """Whether an alert on (model, version, slice) can belong to this open incident."""
-    if inc.model != model or not (inc.model_version == version or "*" in (inc.model_version,
-                                                                          version)):
+    """Whether a firing alert on (model, version, slice) can belong to this open incident."""
+    slo_only = set(inc.detectors) <= {SLO_DETECTOR}
+    if inc.model != model or not (inc.model_version == version or version == ALL_VERSIONS
+                                  or slo_only):
         return False
     return (inc.slice == slice_ or contains_by_name(inc.slice, slice_)
-            or contains_by_name(slice_, inc.slice)
             or any(e.get("slice") == slice_ for e in inc.explained))
 
 
@@ -80,8 +83,9 @@ def assign(conn: Connection, alerts: Sequence[Alert], last_window: dict[int, int
 
 def _add(inc: Incident, a: Alert, window_ms: int) -> None:
     lab = a.labels
-    if inc.model_version != lab["model_version"]:
-        inc.model_version = "*"
+    if lab["model_version"] != ALL_VERSIONS and inc.model_version != lab["model_version"]:
+        slo_only = set(inc.detectors) <= {SLO_DETECTOR}
+        inc.model_version = lab["model_version"] if slo_only else ALL_VERSIONS
     if a.state.state == "explained":
         entry = {"alert_id": a.id, "slice": lab["slice"], "detector": lab["detector"],
                  "alertname": a.rule, "explained_by": a.explained_by}

@@ -120,9 +120,13 @@ class AlertSettings(_Section):
     #: UI page of an alert's ``dashboard_url`` per detector (others: ``findings``); an alert
     #: that belongs to an incident links to it on the On-call page instead.
     ui_pages: Mapping[str, str] = Field(default_factory=default_ui_pages)
-    #: Slice B contains slice A when at least this share of A's events in the window are in B
-    #: (a camera sits in one region); then A's alert carries B's as "explained by A".
-    containment_share: float = Field(0.99, gt=0.5, le=1.0)
+    #: A holding slice A explains a larger holding slice B (same rule, detector, window) when
+    #: B contains A by name or at least this share of A's events in the window are in B (a
+    #: camera sits in one region: 100 %; a broken camera's events split 70/30 over two groups).
+    explain_share: float = Field(0.25, gt=0.0, le=1.0)
+    #: ... unless two or more explaining slices of one dimension hold at least this share of
+    #: B's events: a broad cause (a bad canary moves every camera); then B carries them.
+    broad_share: float = Field(0.5, gt=0.0, le=1.0)
 
     @field_validator("rules")
     @classmethod

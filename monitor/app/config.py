@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from monitor.alerting.settings import AlertmanagerSettings, AlertSettings
 from monitor.alerting.slo.spec import BurnRatePolicy, SloSpec, check_slos
+from monitor.app.ui_settings import UISettings
 from monitor.core.settings import (
     CheckpointSettings,
     DatabaseSettings,
@@ -61,18 +62,6 @@ MOVED_SECTIONS: dict[str, tuple[str, ...]] = {
 class MetricsSettings(Section):
     host: str = "0.0.0.0"
     port: int = Field(9108, ge=0, le=65535)  # 0 = disabled
-
-
-class UISettings(Section):
-    #: Where users reach the UI; alerts' ``dashboard_url`` links start with it.
-    base_url: str = "http://localhost:8501"
-    host: str = "0.0.0.0"
-    port: int = Field(8501, ge=1, le=65535)
-    #: When set, the UI asks for this password before showing anything (``VITMON_UI__PASSWORD``).
-    password: SecretStr | None = None
-    #: Serving cost of the model fleet per hour (any currency), for the Overview's cost per
-    #: 1,000 inferences; None hides that figure.
-    cost_per_hour: float | None = Field(None, ge=0)
 
 
 class LoggingSettings(Section):

@@ -23,8 +23,10 @@ def cmd_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.core.retention import prune
 
-    r = prune(engine(settings), settings.retention, before_ms=args.before)
-    print(json.dumps({"cutoff_ms": r.cutoff_ms, "deleted": r.deleted, "batches": r.batches}))
+    r = prune(engine(settings), settings.retention, settings.windows.allowed_lateness_s * 1000,
+              before_ms=args.before)
+    print(json.dumps({"cutoff_ms": r.cutoff_ms, "dropped": r.dropped, "deleted": r.deleted,
+                      "batches": r.batches}))
     return 0
 
 
@@ -36,7 +38,7 @@ def register(sub: Subparsers) -> Subparsers:
 
 
 def register_prune(db: Subparsers) -> None:
-    p = command(db, "prune", "delete predictions older than the label horizon, in batches",
-                cmd_prune)
+    p = command(db, "prune", "apply retention: drop prediction partitions past the label horizon, "
+                "delete old window states, findings and rejected events in batches", cmd_prune)
     p.add_argument("--before", type=time_arg, metavar="T",
                    help="cutoff (default: the consumers' watermark - retention.label_horizon_s)")

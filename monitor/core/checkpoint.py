@@ -18,20 +18,29 @@
 5. Join labels with predictions, whichever came first: store labels (the last one wins) and
    fold each (prediction, label) change into the prediction's own window and slices (+1 for a
    new label, -1/+1 for a replaced one) for detectors that observe labels.
-6. Evaluate windows the watermark has closed and that changed since their last evaluation;
-   then the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
+6. Evaluate windows the watermark has closed and that changed since their last evaluation,
+   oldest first, whole windows until ``evaluate_budget_s`` is spent (the rest stay dirty for
+   the next checkpoint: :attr:`CheckpointResult.pending_evaluation`); then
+   the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
    and alert state.
 7. Persist learnt catalog entries and the slice-value sketches; lock the offset rows, check
    them as in step 1 (compare-and-set), and store the new offsets.
 8. Commit. Only the caller, after this returns, updates metrics and sends alerts.
 
 This module orchestrates; every statement it runs is a function of :mod:`monitor.store`.
+Between steps (and between windows and detectors inside them) it checks :attr:`Checkpointer.abandon`:
+a stopping process raises :class:`~monitor.errors.CheckpointAbandoned` there, the caller's
+transaction rolls back, and the next run reads the same records again. :attr:`Checkpointer.clock`
+sums the seconds of each stage (slicing, observe per detector, encode, PostgreSQL, evaluate).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -39,14 +48,17 @@ import numpy as np
 import orjson
 from sqlalchemy import Connection
 
-from monitor.contract import Batch, Detector, EvalContext, Finding, LabelledBatch, LabelObserver, Reference
+from monitor.contract import Batch, Detector, EvalContext, Finding, Reference
 from monitor.core.ingest.intake import Intake
-from monitor.core.windows import SLICE_SEPARATOR, Deltas, WindowAssigner, state_key, window_start
-from monitor.errors import Fenced, OffsetRegression
-from monitor.store import catalog, ingest_counts, labels, offsets, predictions, rejected, window_states
+from monitor.core.label_join import LabelJoin
+from monitor.core.stages import StageClock
+from monitor.core.windows import Deltas, WindowAssigner, state_key, window_start
+from monitor.errors import CheckpointAbandoned, Fenced, OffsetRegression
+from monitor.store import catalog, ingest_counts, offsets, predictions, rejected, window_states
 from monitor.store.findings import revisions as finding_revisions
 from monitor.store.findings import upsert_findings
 from monitor.store.keys import TopicPartition, WindowKey
+from monitor.store.terms import Terms
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +87,7 @@ class CheckpointResult:
     labels_joined: int = 0  # net (prediction, label) pairs joined by this checkpoint
     findings: list[tuple[WindowKey, Finding]] = field(default_factory=list)
     watermark_ms: int = 0
+    pending_evaluation: bool = False  # closed windows left dirty for the next checkpoint
     dead_letters: list[Any] = field(default_factory=list)  # rejected in here: DLQ before commit
 
 
@@ -130,9 +143,15 @@ class CheckpointReferences:
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
                  embedding_dims: dict[str, int], references: ReferenceLookup | None = None,
-                 hooks: Sequence[CheckpointHook] = (), intake: Intake | None = None) -> None:
+                 hooks: Sequence[CheckpointHook] = (), intake: Intake | None = None,
+                 evaluate_budget_s: float = 2.0) -> None:
         self.assigner = assigner
         self.intake = intake
+        self.evaluate_budget_s = evaluate_budget_s
+        self.terms = Terms()  # slice and attribute ids of the stored predictions
+        self.abandon = threading.Event()  # set by a stopping process: give up at the next step
+        self.abandon_at: float | None = None  # or from this time.monotonic() on
+        self.clock = StageClock()
         # Learnt by the decoder from the first embedding of each model; persisted here.
         self.embedding_dims = embedding_dims
         self._dims_saved: set[str] = set(embedding_dims)
@@ -141,63 +160,102 @@ class Checkpointer:
         self.min_samples = min_samples
         self.references = references
         self.by_name: dict[str, Detector] = {d.name: d for d in assigner.detectors}
-        self._label_aware = [d for d in assigner.detectors if isinstance(d, LabelObserver)]
         self.hooks: list[CheckpointHook] = list(hooks)
         self._label_hooks = [h for h in self.hooks if isinstance(h, LabelHook)]
+        self.join = LabelJoin(assigner.detectors, bool(self._label_hooks), self.terms)
 
     def run(self, conn: Connection, cp: CheckpointInput) -> CheckpointResult:
         """Steps 1-7; the caller owns the transaction and commits it (step 8)."""
         result = CheckpointResult()
+        clock = self._stage
         if self.references is not None:
             self.references.tick()
         refs = CheckpointReferences(self.references, conn)
-        stored = self._check_offsets(conn, cp, lock=False)  # 1
+        with clock("postgres:offsets"):
+            stored = self._check_offsets(conn, cp, lock=False)  # 1
+            self.terms.begin()
         if self.intake is not None:
-            extra = self.intake.begin(conn, cp.parked, cp.batches, cp.evaluate_all)
+            with clock("intake"):
+                extra = self.intake.begin(conn, cp.parked, cp.batches, cp.evaluate_all)
             cp = replace(cp, batches=[*cp.batches, *extra.batches],
                          rejected=[*cp.rejected, *extra.rejected])
             result.dead_letters = extra.rejected
-        self._store_rejected(conn, cp.rejected, result)  # 2
+        with clock("postgres:rejected"):
+            self._store_rejected(conn, cp.rejected, result)  # 2
         deltas = Deltas()
         new_ids: list[str] = []
+        with clock("postgres:predictions"):
+            predictions.ensure_partitions(conn, [b.ts_ms for b in cp.batches])
         for batch in cp.batches:  # 3
-            batch, within = _first_occurrences(batch)
-            result.duplicates += within
-            slice_labels = self.assigner.slice_labels(batch)
-            keep = predictions.insert_new(conn, batch,
-                                          window_start(batch.ts_ms, self.assigner.size_ms),
-                                          self.assigner.joined(slice_labels, len(batch)))
+            self._check("predictions")
+            with clock("slicing"):
+                batch, within = _first_occurrences(batch)
+                result.duplicates += within
+                slice_labels = self.assigner.slice_labels(batch)
+            with clock("postgres:predictions"):
+                keep = predictions.insert_new(conn, batch,
+                                              window_start(batch.ts_ms, self.assigner.size_ms),
+                                              [lab for _, lab in slice_labels], self.terms)
             result.duplicates += int((~keep).sum())
             idx = np.flatnonzero(keep)
-            fresh = batch.take(idx)
-            self.assigner.observe(fresh, [(d, lab[idx]) for d, lab in slice_labels], deltas,
-                                  refs)  # 4
+            fresh = batch if len(idx) == len(batch) else batch.take(idx)
+            labs = slice_labels if len(idx) == len(batch) else [(d, lab[idx])
+                                                                 for d, lab in slice_labels]
+            self.assigner.observe(fresh, labs, deltas, refs, clock)  # 4
             _count_accepted(fresh, result)
             new_ids += fresh.event_id.tolist()
-            for hook in self.hooks:
-                hook.on_predictions(conn, fresh)
-        labelled = self._labels_known_before(conn, new_ids)  # 5: labels that came first
-        result.labels, relabelled = self._store_labels(conn, cp.labels)
-        labelled += relabelled
-        result.labels_joined = sum(r["weight"] for r in labelled)
-        for hook in self._label_hooks:
-            hook.on_labels(conn, labelled)
-        self._observe_labels(labelled, deltas)
+            with clock("hooks"):
+                for hook in self.hooks:
+                    hook.on_predictions(conn, fresh)
+        self._check("labels")
+        with clock("labels"):
+            labelled = self.join.known_before(conn, new_ids)  # 5: labels that came first
+            result.labels, relabelled = self.join.store(conn, cp.labels)
+            labelled += relabelled
+            result.labels_joined = sum(r["weight"] for r in labelled)
+            for hook in self._label_hooks:
+                hook.on_labels(conn, labelled)
+            self.join.observe(labelled, deltas)
+        self._check("merge")
         # 4 (the merge, once, with prediction and label deltas)
         window_states.merge_deltas(conn, self.by_name, deltas.states, deltas.counts,
-                                   self.assigner.size_ms)
-        ingest_counts.add(conn, result.accepted)
+                                   self.assigner.size_ms, clock)
+        with clock("postgres:counts"):
+            ingest_counts.add(conn, result.accepted)
         watermark = max([*cp.max_ts.values(), *(v[0] for v in stored.values())], default=0)
         result.watermark_ms = watermark
-        result.findings = self._evaluate(conn, watermark, cp.evaluate_all, refs)  # 6
-        for hook in self.hooks:
-            hook.before_commit(conn, result)
-        self._store_catalog(conn)  # 7
-        stored = self._check_offsets(conn, cp, lock=True)
-        offsets.save(conn, cp.group, cp.next,
-                     {tp: max(cp.max_ts.get(tp, 0), stored.get(tp, (0, 0))[0]) for tp in cp.next},
-                     cp.high_watermarks)
+        with clock("evaluate"):
+            result.findings, result.pending_evaluation = self._evaluate(
+                conn, watermark, cp.evaluate_all, refs)  # 6
+        self._check("hooks")
+        with clock("hooks"):
+            for hook in self.hooks:
+                hook.before_commit(conn, result)
+        with clock("postgres:offsets"):
+            self._store_catalog(conn)  # 7
+            stored = self._check_offsets(conn, cp, lock=True)
+            offsets.save(conn, cp.group, cp.next,
+                         {tp: max(cp.max_ts.get(tp, 0), stored.get(tp, (0, 0))[0])
+                          for tp in cp.next}, cp.high_watermarks)
+        self._check("commit")
         return result
+
+    def abandoning(self) -> bool:
+        """True once a stopping process gave up the checkpoint in flight (no thread needs to
+        wake up for it: the deadline is read by the checkpoint itself)."""
+        return self.abandon.is_set() or (self.abandon_at is not None and
+                                         time.monotonic() >= self.abandon_at)
+
+    def _check(self, step: str) -> None:
+        if self.abandoning():
+            raise CheckpointAbandoned(step)
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        """Time a stage in :attr:`clock`, giving up first if the process is stopping."""
+        self._check(name)
+        with self.clock(name):
+            yield
 
     # -- 1 ---------------------------------------------------------------------------------
     def _check_offsets(self, conn: Connection, cp: CheckpointInput,
@@ -232,71 +290,30 @@ class Checkpointer:
             result.rejected[r.reason] = result.rejected.get(r.reason, 0) + 1
         rejected.insert(conn, rows)
 
-    # -- 5 ---------------------------------------------------------------------------------
-    def _labels_known_before(self, conn: Connection, event_ids: list[str]) -> list[dict[str, Any]]:
-        """Predictions inserted now whose label arrived earlier: join them (+1 each)."""
-        if not event_ids or not (self._label_aware or self._label_hooks):
-            return []
-        known = labels.known(conn, event_ids)
-        return self._with_predictions(conn, {e: [(label, 1)] for e, label in known.items()})
-
-    def _store_labels(self, conn: Connection, decoded: Sequence[Any]) -> tuple[int, list[dict[str, Any]]]:
-        """Upsert labels (the last one received wins) and return the joins they change:
-        +1 for a first label, -1/+1 for a label replaced by a different one."""
-        rows: dict[str, dict[str, Any]] = {}
-        for lab in decoded:  # in offset order, so the last label of an event wins
-            for i in range(len(lab.event_id)):
-                rows[lab.event_id[i]] = {"e": lab.event_id[i], "l": int(lab.label[i]),
-                                         "t": int(lab.ts_ms[i]), "src": lab.source[i],
-                                         "p": int(lab.partition[i]), "o": int(lab.offset[i])}
-        if not rows:
-            return 0, []
-        old = labels.upsert(conn, rows)
-        if not (self._label_aware or self._label_hooks):
-            return len(rows), []
-        changes: dict[str, list[tuple[int, int]]] = {}
-        for e in sorted(rows):
-            new, prev = rows[e]["l"], old.get(e)
-            if prev is None:
-                changes[e] = [(new, 1)]
-            elif prev != new:
-                changes[e] = [(prev, -1), (new, 1)]
-        return len(rows), self._with_predictions(conn, changes)
-
-    def _with_predictions(self, conn: Connection,
-                          changes: Mapping[str, list[tuple[int, int]]]) -> list[dict[str, Any]]:
-        if not changes:
-            return []
-        out = []
-        for p in predictions.join_rows(conn, changes):
-            for label, weight in changes[p.event_id]:
-                out.append({**p._asdict(), "label": label, "weight": weight})
-        return out
-
-    def _observe_labels(self, labelled: list[dict[str, Any]], deltas: Deltas) -> None:
-        """Group joined rows by (model, version, window, slice) and fold them into deltas."""
-        if not labelled or not self._label_aware:
-            return
-        groups: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
-        for row in labelled:
-            for slice_name in row["slices"].split(SLICE_SEPARATOR):
-                key = (row["model"], row["model_version"], row["window_start_ms"], slice_name)
-                groups.setdefault(key, []).append(row)
-        for (model, version, start, slice_name), rows in sorted(groups.items()):
-            batch = _labelled_batch(rows)
-            for det in self._label_aware:
-                key = WindowKey(det.name, model, version, slice_name, start)
-                prev = deltas.states.get(key)
-                deltas.states[key] = det.observe_labels(det.empty() if prev is None else prev, batch)
-                deltas.counts.setdefault(key, 0)
-
     # -- 6 ---------------------------------------------------------------------------------
     def _evaluate(self, conn: Connection, watermark: int, everything: bool,
-                  refs: CheckpointReferences) -> list[tuple[WindowKey, Finding]]:
-        """Evaluate changed windows whose end + allowed lateness the watermark has passed."""
+                  refs: CheckpointReferences) -> tuple[list[tuple[WindowKey, Finding]], bool]:
+        """Evaluate changed windows whose end + allowed lateness the watermark has passed,
+        oldest first, one whole window at a time until ``evaluate_budget_s`` is spent (at least
+        one window; every window with ``everything``). Returns the findings and whether closed
+        changed windows are left for a later checkpoint."""
         horizon = None if everything else watermark - self.lateness_ms
-        dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=horizon,
-                                          lock=True)
+        pending = window_states.dirty_windows(conn, horizon)
+        out: list[tuple[WindowKey, Finding]] = []
+        t0 = time.monotonic()
+        done = 0
+        for end in pending:
+            if done and not everything and time.monotonic() - t0 >= self.evaluate_budget_s:
+                break
+            out += self._evaluate_window(conn, end, refs)
+            done += 1
+        return out, done < len(pending)
+
+    def _evaluate_window(self, conn: Connection, end: int,
+                         refs: CheckpointReferences) -> list[tuple[WindowKey, Finding]]:
+        size = self.assigner.size_ms
+        dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=end,
+                                          windows=(end - size, end), lock=True)
         # The family sharing alpha is every slice of the detector in the window, not only the
         # re-evaluated (dirty) ones; ``look`` counts the window's earlier evaluations.
         slices_per = window_states.slices_in_windows(conn, sorted(
@@ -305,17 +322,17 @@ class Checkpointer:
         looks = finding_revisions(conn, [s.key for s in dirty])
         out: list[tuple[WindowKey, Finding]] = []
         for s in dirty:
+            self._check("evaluate")
             key = s.key
             n_tests = slices_per.get(
                 (key.detector, key.model, key.model_version, key.window_start_ms), 1)
-            ctx = EvalContext(state_key(key, self.assigner.size_ms),
-                              refs(key.model, key.model_version), self.alpha, n_tests,
-                              self.min_samples, looks.get(key, 0))
+            ctx = EvalContext(state_key(key, size), refs(key.model, key.model_version),
+                              self.alpha, n_tests, self.min_samples, looks.get(key, 0))
             for finding in s.detector.evaluate(s.state, ctx):
                 out.append((key, finding))
-        size = self.assigner.size_ms
         upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
-        window_states.mark_evaluated(conn, horizon, [s.key for s in dirty], list(self.by_name))
+        window_states.mark_evaluated(conn, end, [s.key for s in dirty], list(self.by_name),
+                                     not_before=end - size)
         return out
 
     # -- 7 ---------------------------------------------------------------------------------
@@ -328,6 +345,7 @@ class Checkpointer:
     def committed(self) -> None:
         """Call after the transaction commits: learnt catalog entries are now durable."""
         self._dims_saved = set(self.embedding_dims)
+        self.terms.committed()
         if self.intake is not None:
             self.intake.committed()
 
@@ -349,19 +367,3 @@ def _count_accepted(batch: Batch, result: CheckpointResult) -> None:
     for version, count in zip(versions, counts):
         key = (model, str(version))
         result.accepted[key] = result.accepted.get(key, 0) + int(count)
-
-
-def _labelled_batch(rows: list[dict[str, Any]]) -> LabelledBatch:
-    n = len(rows)
-    names = sorted({k for r in rows for k in (r["attrs"] or {})})
-    attrs = {k: np.array([(r["attrs"] or {}).get(k) for r in rows], dtype=object) for k in names}
-    return LabelledBatch(
-        event_id=np.array([r["event_id"] for r in rows], dtype=object),
-        ts_ms=np.fromiter((r["ts_ms"] for r in rows), np.int64, n),
-        pred=np.fromiter((r["pred"] for r in rows), np.int32, n),
-        label=np.fromiter((r["label"] for r in rows), np.int64, n),
-        weight=np.fromiter((r["weight"] for r in rows), np.int64, n),
-        confidence=np.array([np.nan if r["confidence"] is None else r["confidence"] for r in rows],
-                            dtype=np.float32),
-        is_error=np.fromiter((r["is_error"] for r in rows), bool, n),
-        attrs=attrs)

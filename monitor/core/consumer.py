@@ -5,6 +5,10 @@ killed at any moment restarts from the last committed checkpoint and recounts no
 checkpoint runs (or PostgreSQL is unreachable and it retries with backoff) the loop pauses
 fetching but keeps polling, so the consumer group still sees it alive; memory stays bounded by
 one buffer filling and one in flight.
+
+Stopping (SIGTERM): the loop stops polling; the checkpoint in flight gets
+``checkpoint.stop_grace_s`` to commit, then is abandoned at its next step (its transaction rolls
+back; the next run reads those records again), so a stop takes seconds at any backlog.
 """
 
 from __future__ import annotations
@@ -28,15 +32,16 @@ from monitor.core.checkpoint import (
     CheckpointInput,
     CheckpointResult,
 )
+from monitor.core.group_member import GroupMember
 from monitor.core.health import Health
-from monitor.core.held import Held, names
+from monitor.core.held import Held
 from monitor.core.ingest import decode
 from monitor.core.ingest.events import REASON_HEADER
 from monitor.core.kafka import Record, Sink, Source
 from monitor.core.metrics import Metrics
 from monitor.core.settings import CheckpointSettings, DatabaseSettings, KafkaSettings
-from monitor.errors import Fenced
-from monitor.store import offsets
+from monitor.core.stages import StageClock
+from monitor.errors import CheckpointAbandoned, Fenced
 from monitor.store.db import with_retry
 from monitor.store.keys import TopicPartition
 
@@ -59,7 +64,7 @@ class _Buffer:
     opened_at: float = field(default_factory=time.monotonic)
 
 
-class Consumer:
+class Consumer(GroupMember):
     """Reads partitions, checkpoints them, and follows the group's assignment.
 
     Under a consumer group (``kafka.partitions`` unset) it is the group's
@@ -96,6 +101,12 @@ class Consumer:
         self._paused: list[TopicPartition] = []
         self._mirror: dict[TopicPartition, int] = {}  # offsets to commit to the Kafka group
         self._idle_since = time.monotonic()
+        self._committed_at = float("-inf")  # monotonic time of the last commit
+        self._pending_eval = False  # the last checkpoint left closed windows to evaluate
+        self.stages = StageClock()  # totals since start, logged at the end
+
+    def _new_buffer(self) -> _Buffer:
+        return _Buffer()
 
     @property
     def tps(self) -> list[TopicPartition]:
@@ -106,10 +117,11 @@ class Consumer:
                           max_s=self.database.retry_max_s, what=what, should_stop=self._waiting)
 
     def _waiting(self) -> bool:
-        """Called between database retries: waiting on PostgreSQL is progress (liveness)."""
+        """Called between database retries: waiting on PostgreSQL is progress (liveness); a
+        checkpoint stops retrying once the process is stopping."""
         if self.health is not None:
             self.health.beat()
-        return False
+        return self.cp.abandoning()
 
     def start(self) -> None:
         if self.kafka.use_group:
@@ -118,73 +130,6 @@ class Consumer:
             log.info("consumer subscribed group=%s topics=%s", self.kafka.group, ",".join(topics))
         else:
             self.source.assign(self._claim(self.static_tps))
-
-    # -- the group's Rebalance listener (called from inside source.poll) ----------------------
-    def assigned(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        self._idle_since = time.monotonic()
-        self._paused = []  # a new assignment fetches every partition
-        return self._claim(tps)
-
-    def revoked(self, tps: list[TopicPartition]) -> None:
-        """An orderly rebalance: the checkpoint in flight may still commit (this process is the
-        owner until another claims); what was read since is dropped (the next owner reads it)."""
-        if tps:
-            log.info("partitions revoked group=%s partitions=%s", self.kafka.group, names(tps))
-            self._abandon(tps)
-
-    def lost(self, tps: list[TopicPartition]) -> None:
-        """The session expired: another process may own them already; commit nothing more."""
-        if tps:
-            log.warning("fenced: partitions lost group=%s partitions=%s, dropping what was read "
-                        "without committing", self.kafka.group, names(tps))
-            self._abandon(tps)
-
-    def _claim(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        def claim() -> dict[TopicPartition, offsets.Claim]:
-            with self.engine.begin() as conn:
-                return offsets.claim(conn, self.kafka.group, tps, self.owner)
-
-        start = self.held.claimed(self._retry(claim, "claim partitions"))
-        self._mirror.update(start)  # the group learns offsets committed by an earlier owner
-        self._lag_read_at = float("-inf")
-        if self.health is not None:
-            self.health.assigned = len(self.held)
-        log.info("consumer assigned group=%s partitions=%s", self.kafka.group,
-                 ",".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(start.items())))
-        return start
-
-    def _abandon(self, tps: Sequence[TopicPartition]) -> None:
-        """Drop ``tps``, and every record read but not committed: the partitions kept read
-        again from their committed offsets."""
-        self._buf = _Buffer()
-        for topic, p in self.held.drop(tps):
-            self._highs.pop((topic, p), None)
-            try:
-                self.metrics.lag.remove(topic, str(p))
-            except KeyError:
-                pass
-        self._paused = [tp for tp in self._paused if tp in self.held]
-        if self.health is not None:
-            self.health.assigned = len(self.held)
-        self._rewind()
-
-    def _rewind(self) -> None:
-        self._buf = _Buffer()
-        back = self.held.rewind()
-        if back:
-            self.source.seek(back)
-            log.info("reading again from committed offsets partitions=%s", names(back))
-
-    def _on_fenced(self, exc: Fenced, cp: CheckpointInput) -> None:
-        if not self.kafka.use_group:
-            raise exc
-        fenced = self.held.same_claim({tp: cp.epochs[tp] for tp in exc.partitions})
-        if fenced:  # else this process re-claimed them since (a rebalance gave them back)
-            log.warning("fenced group=%s partitions=%s: another process claimed them; the "
-                        "checkpoint rolled back, they are dropped", self.kafka.group,
-                        names(fenced))
-            self.source.pause(fenced)
-        self._abandon(fenced)
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, exit_when_idle_s: float | None = None) -> None:
@@ -213,13 +158,18 @@ class Consumer:
                         self._idle_since, flushed = time.monotonic(), False
                         self._add(self._buf, records)
                     buf = self._buf
-                    due = (buf.events >= self.checkpoint.max_events or
-                           time.monotonic() - buf.opened_at >= self.checkpoint.interval_s)
-                    if buf.next and (due or not records):
-                        self._submit()
+                    # While a checkpoint is in flight the buffer keeps filling up to max_events
+                    # (checkpoints grow under a backlog), then fetching pauses.
+                    busy = self._inflight is not None
+                    due = (buf.events >= self.checkpoint.max_events or (not busy and (
+                        not records or
+                        time.monotonic() - buf.opened_at >= self.checkpoint.interval_s)))
+                    if (buf.next and due) or (not records and not busy and self._pending_eval):
+                        self._pending_eval = False
+                        self._submit(force=True)
                     elif exit_when_idle_s is not None and not records and self.held and \
-                            self._inflight is None and \
-                            time.monotonic() - self._idle_since >= exit_when_idle_s:
+                            not busy and time.monotonic() - max(
+                                self._idle_since, self._committed_at) >= exit_when_idle_s:
                         if flushed and self._caught_up():
                             log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
                             return
@@ -229,12 +179,19 @@ class Consumer:
                 self._harvest(block=True)
                 if self._buf.next:
                     self._submit()
-            finally:
                 self._harvest(block=True)
+            except CheckpointAbandoned as exc:
+                log.info("checkpoint abandoned, stopping step=%s", exc.step)
+            finally:
+                self._inflight = None
                 self._worker = None
+                totals = self.stages.drain()
+                log.info("stage seconds %s", " ".join(f"{k}={v:.3f}" for k, v in sorted(totals.items())))
 
     def stop(self) -> None:
+        """Stop polling; abandon the checkpoint in flight after ``stop_grace_s``."""
         self.stop_event.set()
+        self.cp.abandon_at = time.monotonic() + self.checkpoint.stop_grace_s
 
     def _caught_up(self) -> bool:
         """Every held partition committed up to its log end (``--exit-when-idle``)."""
@@ -244,7 +201,7 @@ class Consumer:
             return False
         return all(self.held.committed.get(tp, 0) >= end for tp, end in ends.items())
 
-    def _submit(self, flush: bool = False) -> None:
+    def _submit(self, flush: bool = False, force: bool = False) -> None:
         """Hand the filling buffer to the checkpoint worker; while one is in flight, pause
         fetching instead (the buffer waits)."""
         if self._inflight is not None:
@@ -257,7 +214,7 @@ class Consumer:
                for tp, start in buf.start.items()):
             self._rewind()  # read after a checkpoint that failed, or of a dropped partition
             return
-        if not buf.next and not flush:
+        if not buf.next and not (flush or force):
             return
         highs, self._highs = self._highs, {}  # stored once per refresh
         cp = CheckpointInput(group=self.kafka.group, start=dict(buf.start), next=dict(buf.next),
@@ -312,6 +269,12 @@ class Consumer:
         except Fenced as exc:
             exc.checkpoint = cp
             raise
+        except Exception as exc:
+            if self.cp.abandoning() and not isinstance(exc, CheckpointAbandoned):
+                raise CheckpointAbandoned("database retry") from exc
+            raise
+        self._pending_eval = result.pending_evaluation
+        self._committed_at = time.monotonic()
         self.cp.committed()
         self._after(result, cp, time.perf_counter() - t0)
         return cp
@@ -361,7 +324,9 @@ class Consumer:
             buf.labels.append(out_l)
             buf.rejected.extend(out_l.rejected)
         buf.events += len(records)
-        self.metrics.stage_seconds.labels("decode").observe(time.perf_counter() - t0)
+        took = time.perf_counter() - t0
+        self.metrics.stage_seconds.labels("decode").observe(took)
+        self.stages.add("decode", took)
 
     def _advance_watermarks(self, batch: Any) -> None:
         parts = batch.extras["_partition"]
@@ -384,6 +349,9 @@ class Consumer:
     def _after(self, result: CheckpointResult, cp: CheckpointInput, took: float) -> None:
         k = self.kafka
         self.metrics.stage_seconds.labels("checkpoint").observe(took)
+        for stage, seconds in self.cp.clock.drain().items():
+            self.metrics.stage_seconds.labels(stage).observe(seconds)
+            self.stages.add(stage, seconds)
         self.metrics.record_checkpoint(k.predictions_topic, sum(result.accepted.values()),
                                        result.duplicates, result.rejected, k.labels_topic,
                                        result.labels)

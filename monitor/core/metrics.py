@@ -3,7 +3,10 @@
 All metrics live on an injectable registry so tests read values back without HTTP. Metrics are
 updated only after a checkpoint commits, so they never count what a crash will replay.
 Slice label values are capped (``max_slices`` per detector/model/version) so cardinality stays
-bounded; the rest are reported under slice ``other``.
+bounded; the rest are reported under slice ``other``. A finding whose ``details`` carry an
+``infra`` block (GPU memory and utilisation quantiles, cold-start rate, errors by code; the
+``infra`` detector writes one) also sets the infra gauges -- the core reads the block, never a
+detector's name.
 """
 
 from __future__ import annotations
@@ -61,6 +64,18 @@ class Metrics:
         self.alert_deliveries = Counter("vitmon_alert_deliveries", "POSTs of alerts to "
                                         "Alertmanager, by outcome (ok, error).", ["outcome"],
                                         registry=r)
+        infra = ["model", "model_version", "slice"]
+        self.gpu_memory = Gauge("vitmon_gpu_memory_bytes", "GPU memory reported by the model "
+                                "servers (gpu_mem_mb), quantile over the latest evaluated window.",
+                                [*infra, "quantile"], registry=r)
+        self.gpu_util = Gauge("vitmon_gpu_utilization_ratio", "GPU utilisation reported by the "
+                              "model servers (gpu_util, 0-1), quantile over the latest evaluated "
+                              "window.", [*infra, "quantile"], registry=r)
+        self.cold_start = Gauge("vitmon_cold_start_ratio", "Share of events served by a cold "
+                                "start in the latest evaluated window.", infra, registry=r)
+        self.error_ratio = Gauge("vitmon_inference_error_ratio", "Share of events that failed "
+                                 "with an error code in the latest evaluated window.",
+                                 [*infra, "code"], registry=r)
         self.version_health = Gauge(
             "vitmon_version_health", "Canary verdict against the model's baseline version in the "
             "latest compared window: 1 on the current verdict (rollback, healthy, "
@@ -108,3 +123,26 @@ class Metrics:
             if score is not None and "drift" in f.detector:
                 self.drift_score.labels(*labels).set(score)
             self.finding_status.labels(*labels).set(1.0 if f.status.value == "alert" else 0.0)
+            infra = f.details.get("infra") if f.details else None
+            if isinstance(infra, Mapping):
+                self._record_infra(labels[1:], infra)
+
+    def _record_infra(self, labels: tuple[str, ...], infra: Mapping) -> None:
+        """The infra-signal block of a finding (``details["infra"]``, see docs/detectors.md)."""
+        for q, v in (infra.get("gpu_mem_mb") or {}).items():
+            if v is not None:
+                self.gpu_memory.labels(*labels, _quantile(q)).set(v * 1_048_576)
+        for q, v in (infra.get("gpu_util") or {}).items():
+            if v is not None:
+                self.gpu_util.labels(*labels, _quantile(q)).set(v)
+        if infra.get("cold_start_rate") is not None:
+            self.cold_start.labels(*labels).set(infra["cold_start_rate"])
+        n = infra.get("count") or 0
+        for code, k in (infra.get("errors_by_code") or {}).items():
+            if n:
+                self.error_ratio.labels(*labels, code).set(k / n)
+
+
+def _quantile(name: str) -> str:
+    """``p95`` -> ``0.95``."""
+    return str(int(name[1:]) / 100)

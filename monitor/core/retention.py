@@ -1,84 +1,124 @@
-"""Retention: predictions older than the label horizon are deleted, in small batches.
+"""Retention: what is kept, for how long, and how it goes (``retention.*`` settings).
 
-Predictions are kept only so late labels can join them. Past ``retention.label_horizon_s`` (in
-event time, behind the highest event time the consumer has seen) a label can no longer join, so
-the row goes. Each statement deletes at most ``batch_size`` rows found through the ``ts_ms``
-index and addressed by ``ctid``: no table scan, short transactions, no long lock. Window states,
-findings and the ingest totals are untouched, so counts and results survive pruning.
+============== =========================================== =====================================
+data           kept (0 = forever)                          removed by
+============== =========================================== =====================================
+predictions    ``label_horizon_s`` (14 d) of event time     ``DROP`` of whole day partitions
+               behind the watermark: the label join window
+window_states  ``allowed_lateness_s`` + ``window_states_s`` batched ``DELETE`` (evaluated states
+               (7 d) of event time behind the watermark      only; findings keep the results)
+findings       ``findings_s`` (365 d) of event time          batched ``DELETE``
+rejected_events ``rejected_events_s`` (30 d) of wall time    batched ``DELETE``
+============== =========================================== =====================================
 
-Two ways to run it: :class:`RetentionHook` prunes one batch inside a consumer checkpoint at most
-every ``interval_s`` (in the checkpoint's transaction, so a rolled-back checkpoint prunes
-nothing), and ``vitmon db prune`` prunes until nothing is left to prune.
+Event-time cutoffs follow the highest watermark committed, so a replay of old traffic prunes
+relative to that traffic, not to today. Each statement deletes at most ``batch_size`` rows found
+through an index and addressed by ``ctid`` (short transactions, no table scan). The ingest totals
+(``ingest_counts``) and alerts are never pruned, so counts survive retention.
+
+Two ways to run it: :class:`RetentionHook` prunes after a committed checkpoint, at most every
+``interval_s``, one batch per table, each in its own short transaction (off the checkpoint's
+transaction, so a checkpoint never waits on a ``DROP``); ``vitmon db prune`` prunes until
+nothing is left.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
-from monitor.contract import Batch
 from monitor.core.checkpoint import CheckpointResult
 from monitor.core.settings import RetentionSettings
-from monitor.store import offsets, predictions
+from monitor.store import findings, offsets, predictions, rejected, window_states
+
+log = logging.getLogger(__name__)
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
 class PruneResult:
-    cutoff_ms: int | None
-    deleted: int
-    batches: int
+    cutoff_ms: int | None  # the predictions' cutoff (event time)
+    dropped: list[str] = field(default_factory=list)  # prediction partitions dropped
+    deleted: dict[str, int] = field(default_factory=dict)  # table -> rows deleted
+    batches: int = 0
 
 
-def prune(engine: Engine, settings: RetentionSettings, before_ms: int | None = None,
-          max_batches: int | None = None) -> PruneResult:
-    """Delete every prediction older than ``before_ms`` (default: watermark - horizon), one
-    batch per transaction."""
+def cutoffs(settings: RetentionSettings, lateness_ms: int, watermark_ms: int | None,
+            before_ms: int | None = None) -> dict[str, int | None]:
+    """Event-time cutoff per table (None: keep); ``before_ms`` overrides the predictions'."""
+    def behind(seconds: int) -> int | None:
+        return None if watermark_ms is None or not seconds else watermark_ms - seconds * 1000
+
+    pred = before_ms if before_ms is not None else behind(settings.label_horizon_s)
+    states = behind(settings.window_states_s)
+    return {"predictions": pred,
+            "window_states": None if states is None else states - lateness_ms,
+            "findings": behind(settings.findings_s)}
+
+
+def prune(engine: Engine, settings: RetentionSettings, lateness_ms: int = 0,
+          before_ms: int | None = None, max_batches: int | None = None) -> PruneResult:
+    """Apply every retention rule; up to ``max_batches`` DELETE batches per table."""
     with engine.connect() as conn:
         wm = offsets.max_watermark(conn)
-    cutoff = before_ms if before_ms is not None else (
-        None if wm is None else wm - settings.label_horizon_s * 1000)
-    if cutoff is None:
-        return PruneResult(None, 0, 0)
-    deleted = batches = 0
-    while max_batches is None or batches < max_batches:
+    cut = cutoffs(settings, lateness_ms, wm, before_ms)
+    dropped: list[str] = []
+    if cut["predictions"] is not None:
         with engine.begin() as conn:
-            n = predictions.delete_before(conn, cutoff, settings.batch_size)
-        batches += 1
-        deleted += n
-        if n < settings.batch_size:
-            break
-    return PruneResult(cutoff, deleted, batches)
+            dropped = predictions.drop_partitions_before(conn, cut["predictions"])
+    steps: dict[str, Callable] = {}
+    if cut["window_states"] is not None:
+        steps["window_states"] = lambda c, b: window_states.delete_before(c, cut["window_states"], b)
+    if cut["findings"] is not None:
+        steps["findings"] = lambda c, b: findings.delete_before(c, cut["findings"], b)
+    if settings.rejected_events_s:
+        steps["rejected_events"] = lambda c, b: rejected.delete_older(c, settings.rejected_events_s, b)
+    deleted: dict[str, int] = {}
+    batches = 0
+    for table, step in steps.items():
+        n_batches = 0
+        while max_batches is None or n_batches < max_batches:
+            with engine.begin() as conn:
+                n = step(conn, settings.batch_size)
+            n_batches += 1
+            deleted[table] = deleted.get(table, 0) + n
+            if n < settings.batch_size:
+                break
+        batches += n_batches
+    return PruneResult(cut["predictions"], dropped, deleted, batches)
 
 
 class RetentionHook:
-    """A checkpoint hook that prunes one batch per ``interval_s`` (wall clock) of checkpoints.
+    """After a committed checkpoint, at most every ``interval_s`` (wall clock): drop expired
+    prediction partitions and delete one batch per table."""
 
-    The cutoff follows the checkpoint's watermark (event time), so a replay of old traffic
-    prunes relative to that traffic, not to today."""
-
-    def __init__(self, settings: RetentionSettings,
+    def __init__(self, engine: Engine, settings: RetentionSettings, lateness_ms: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.settings = settings
+        self.engine, self.settings, self.lateness_ms = engine, settings, lateness_ms
         self.clock = clock
         self._last = float("-inf")
-        self.deleted = 0
+        self.last: PruneResult | None = None
 
-    def on_predictions(self, conn: Connection, batch: Batch) -> None:
-        return None
-
-    def before_commit(self, conn: Connection, result: CheckpointResult) -> None:
+    def after_commit(self, result: CheckpointResult | None) -> None:
         now = self.clock()
-        wm = result.watermark_ms
-        if not self.settings.interval_s or now - self._last < self.settings.interval_s or not wm:
+        if not self.settings.interval_s or now - self._last < self.settings.interval_s:
             return
         self._last = now
-        self.deleted += predictions.delete_before(
-            conn, wm - self.settings.label_horizon_s * 1000, self.settings.batch_size)
+        try:
+            r = prune(self.engine, self.settings, self.lateness_ms, max_batches=1)
+        except Exception as exc:  # retention is housekeeping: the next interval tries again
+            log.warning("retention failed error=%r", exc)
+            return
+        self.last = r
+        if r.dropped or any(r.deleted.values()):
+            log.info("retention dropped=%s deleted=%s", ",".join(r.dropped) or "-",
+                     ",".join(f"{k}:{v}" for k, v in r.deleted.items()))
 
 
-def hooks(settings: RetentionSettings) -> list[RetentionHook]:
-    """The hooks the service runs for retention (none when ``interval_s`` is 0)."""
-    return [RetentionHook(settings)] if settings.interval_s else []
+def hooks(engine: Engine, settings: RetentionSettings, lateness_ms: int) -> list[RetentionHook]:
+    """The after-commit hooks the service runs for retention (none when ``interval_s`` is 0)."""
+    return [RetentionHook(engine, settings, lateness_ms)] if settings.interval_s else []

@@ -87,18 +87,34 @@ class WindowSettings(Section):
 class CheckpointSettings(Section):
     interval_s: float = Field(2.0, gt=0)
     max_events: int = Field(50_000, ge=1)
+    #: Closed windows are evaluated oldest first, one whole window at a time, until this much
+    #: time is spent in a checkpoint (at least one window); the rest wait for the next
+    #: checkpoint, so a backlog of closed windows never holds one transaction for all of them.
+    evaluate_budget_s: float = Field(2.0, gt=0)
+    #: On SIGTERM the checkpoint in flight may commit for this long, then it is abandoned (rolled
+    #: back; the next run reads its records again). Stop takes well under 10 s at any backlog.
+    stop_grace_s: float = Field(1.0, ge=0)
 
 
 class RetentionSettings(Section):
-    """Predictions are kept for the label join this long (event time), then pruned."""
+    """How long each table keeps its rows (``monitor.core.retention``); 0 = forever."""
 
-    #: Labels arriving later than this after their prediction no longer join. 14 days covers the
-    #: simulator's (and typical annotation queues') day-scale label delays.
+    #: Predictions are kept for the label join this long (event time), then their day partitions
+    #: are dropped. Labels arriving later than this after their prediction no longer join. 14
+    #: days covers the simulator's (and typical annotation queues') day-scale label delays.
     label_horizon_s: int = Field(14 * 86_400, ge=60)
+    #: Window states are kept this long past the allowed lateness (event time): late events
+    #: and re-evaluations of the last week still merge into the state; older results live on in
+    #: ``findings``.
+    window_states_s: int = Field(7 * 86_400, ge=0)
+    #: Findings (the results the UI, reports and alert history read): a year of event time.
+    findings_s: int = Field(365 * 86_400, ge=0)
+    #: Rejected events (original bytes + reason) are kept 30 days of wall time for replay.
+    rejected_events_s: int = Field(30 * 86_400, ge=0)
     #: Rows deleted per statement (short transactions, no long lock on the table).
     batch_size: int = Field(5_000, ge=1)
-    #: The consumer prunes at most one batch per checkpoint, at most this often; 0 = never
-    #: (prune with ``vitmon db prune`` instead).
+    #: After a committed checkpoint the consumer prunes (one batch per table) at most this
+    #: often; 0 = never (prune with ``vitmon db prune`` instead).
     interval_s: float = Field(60.0, ge=0)
 
 

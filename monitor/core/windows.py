@@ -23,11 +23,12 @@ from monitor.contract import (
     StateKey,
     WideColumnNeeds,
 )
+from monitor.core.stages import Clock, StageClock
 from monitor.store.keys import WindowKey
 from slices import ALL, Dimension
 from slices.assign import dimension_labels
 
-SLICE_SEPARATOR = "\x1f"  # joins an event's slice names in the predictions table
+SLICE_SEPARATOR = "\x1f"  # joins an event's slice names (reports)
 #: (model, version) -> the active reference, for :class:`~monitor.contract.ReferenceObserver`s.
 ReferenceSource = Callable[[str, str], "Reference | None"]
 
@@ -103,52 +104,78 @@ class WindowAssigner:
 
     @staticmethod
     def joined(labels: list[tuple[Dimension, np.ndarray]], n: int) -> np.ndarray:
-        """Each event's slice names joined by SLICE_SEPARATOR (stored with the prediction)."""
+        """Each event's slice names joined by SLICE_SEPARATOR."""
         joined = np.full(n, ALL, dtype=object)
         for _, lab in labels:
             joined = joined + SLICE_SEPARATOR + lab
         return joined
 
-    def observe(self, batch: Batch, labels: list[tuple[Dimension, np.ndarray]],
-                deltas: Deltas, references: ReferenceSource | None = None) -> None:
-        """Fold ``batch`` (one model; ``labels`` from :meth:`slice_labels`) into ``deltas``.
-
-        A :class:`~monitor.contract.ReferenceObserver` observes against
-        ``references(model, version)`` (None without a source)."""
-        if len(batch) == 0:
-            return
+    def groups(self, batch: Batch, labels: list[tuple[Dimension, np.ndarray]]) -> list[Group]:
+        """Every non-empty (version, window, slice) group of ``batch``'s rows, found once per
+        batch (one ``argsort`` per dimension) and reused by every detector. Rows keep their
+        batch order inside a group."""
+        n = len(batch)
         starts = window_start(batch.ts_ms, self.size_ms)
         versions, v_code = np.unique(batch.model_version.astype(str), return_inverse=True)
         windows, w_code = np.unique(starts, return_inverse=True)
-        group = v_code.astype(np.int64) * len(windows) + w_code
-        thin = {det.name: _thin(batch, det) for det in self.detectors}
+        vw = v_code.astype(np.int64).ravel() * len(windows) + w_code.ravel()
+        columns = [(None, np.array([ALL], dtype=object), np.zeros(n, dtype=np.int64))]
+        for dim, lab in labels:
+            uniq, inverse = np.unique(lab.astype(str), return_inverse=True)
+            columns.append((dim.name, uniq, inverse.ravel().astype(np.int64)))
+        out = []
+        for dim_name, names, code in columns:
+            key = vw * len(names) + code
+            order = np.argsort(key, kind="stable")
+            ordered = key[order]
+            bounds = np.flatnonzero(np.diff(ordered)) + 1
+            for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, n]):
+                g, j = divmod(int(ordered[lo]), len(names))
+                out.append(Group(str(versions[g // len(windows)]), int(windows[g % len(windows)]),
+                                 str(names[j]), dim_name, order[lo:hi]))
+        return out
+
+    def observe(self, batch: Batch, labels: list[tuple[Dimension, np.ndarray]],
+                deltas: Deltas, references: ReferenceSource | None = None,
+                clock: Clock | None = None) -> None:
+        """Fold ``batch`` (one model; ``labels`` from :meth:`slice_labels`) into ``deltas``.
+
+        A :class:`~monitor.contract.ReferenceObserver` observes against
+        ``references(model, version)`` (None without a source). ``clock`` times slicing and
+        each detector's observe."""
+        if len(batch) == 0:
+            return
+        clock = clock or StageClock()
         model = str(batch.model[0])
-        for g in np.unique(group):
-            rows = np.flatnonzero(group == g)
-            version, start = str(versions[g // len(windows)]), int(windows[g % len(windows)])
-            for slice_name, dim_name, idx in self._slices(rows, labels):
-                for det in self.detectors:
-                    allowed = self.detector_dims.get(det.name)
-                    if allowed is not None and dim_name is not None and dim_name not in allowed:
-                        continue
-                    key = WindowKey(det.name, model, version, slice_name, int(start))
-                    sub = thin[det.name].take(idx)
+        with clock("slicing"):
+            groups = self.groups(batch, labels)
+        for det in self.detectors:
+            allowed = self.detector_dims.get(det.name)
+            stage = f"observe:{det.name}"
+            with clock(stage):
+                thin = _thin(batch, det)
+            for g in groups:
+                if allowed is not None and g.dim is not None and g.dim not in allowed:
+                    continue
+                with clock(stage):  # per group: a stopping checkpoint gives up between groups
+                    key = WindowKey(det.name, model, g.version, g.slice, g.start)
+                    sub = thin if len(g.rows) == len(batch) else thin.take(g.rows)
                     prev = deltas.states.get(key)
                     prev = det.empty() if prev is None else prev
                     if isinstance(det, ReferenceObserver):
-                        ref = references(model, version) if references is not None else None
+                        ref = references(model, g.version) if references is not None else None
                         deltas.states[key] = det.observe_with_reference(prev, sub, ref)
                     else:
                         deltas.states[key] = det.observe(prev, sub)
-                    deltas.counts[key] = deltas.counts.get(key, 0) + len(idx)
+                    deltas.counts[key] = deltas.counts.get(key, 0) + len(g.rows)
 
-    @staticmethod
-    def _slices(rows: np.ndarray, labels: list[tuple[Dimension, np.ndarray]]):
-        yield ALL, None, rows
-        for dim, lab in labels:
-            sub = lab[rows].astype(str)
-            uniq, inverse = np.unique(sub, return_inverse=True)
-            order = np.argsort(inverse, kind="stable")
-            bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
-            for j, name in enumerate(uniq):
-                yield str(name), dim.name, rows[order[bounds[j]:bounds[j + 1]]]
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The rows of one (version, window, slice) of a batch; ``dim`` None for slice ``all``."""
+
+    version: str
+    start: int
+    slice: str
+    dim: str | None
+    rows: np.ndarray

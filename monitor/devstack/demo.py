@@ -20,6 +20,7 @@ Settings: ``--config`` if given, else ``monitor/defaults/demo.yaml``; ``VITMON_*
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -149,9 +150,12 @@ def _run(opts: DemoOptions, running: _Running) -> int:
     ui_port = opts.ui_port or _port(settings.ui.port)
     metrics_port = _port(settings.metrics.port or 9108)
     ui_url = f"http://127.0.0.1:{ui_port}"
+    samples = (workdir / "samples").resolve()
     env.update({"VITMON_CONFIG": str(Path(config).resolve()), "VITMON_KAFKA_BOOTSTRAP": bootstrap,
                 "VITMON_DATABASE_URL": url, "VITMON_METRICS_PORT": str(metrics_port),
                 "VITMON_UI_URL": ui_url, "VITMON_UI__PORT": str(ui_port),
+                # the simulator's frames, shown as thumbnails (the UI reads only this directory)
+                "VITMON_UI__SAMPLES__ALLOW": json.dumps([samples.as_uri() + "/"]),
                 "PYTHONUNBUFFERED": "1"})
     am_url = _alertmanager(services, workdir)
     if am_url:
@@ -162,7 +166,8 @@ def _run(opts: DemoOptions, running: _Running) -> int:
     services.start("simulator", [
         vitmon, "simulate", "--scenario", opts.scenario, "--duration", str(opts.duration_s),
         "--speedup", str(opts.speedup), "--start", str(start_ms), "--bootstrap", bootstrap,
-        "--no-progress", "--manifest", str(workdir / "manifest.json")], env, signal.SIGINT)
+        "--no-progress", "--manifest", str(workdir / "manifest.json"),
+        "--sample-store", str(samples)], env, signal.SIGINT)
     sim_started = time.monotonic()
     monitor = services.start("monitor", [vitmon, "run"], env)
     for child, health in ((ui, f"{ui_url}/_stcore/health"),

@@ -1,5 +1,8 @@
-"""The ``catalog`` table: learnt facts that must stay stable across restarts -- the embedding
-dimension per model and the admitted values of capped slice attributes, in admission order."""
+"""The ``catalog`` table: facts that must stay stable across restarts, in insertion order: the
+embedding dimension per model a gate-less decoder learnt (the service decodes with a gate and
+writes none). Since migration 0005 decided dimensions per (model, version) live in
+``embedding_dims`` and admitted slice values in ``slice_admissions`` (issue 13: nothing is
+learnt from one event); older ``slice_value`` rows are no longer read."""
 
 from __future__ import annotations
 

@@ -83,7 +83,9 @@ def with_retry(fn: Callable[[], T], *, initial_s: float, max_s: float,
             first = str(getattr(exc, "orig", exc)).strip().splitlines()
             log.warning("database unavailable, waiting what=%s attempt=%d retry_in_s=%.1f error=%r",
                         what, attempt, delay, first[0] if first else type(exc).__name__)
-            time.sleep(delay)
+            until = time.monotonic() + delay
+            while time.monotonic() < until and not should_stop():  # a stop ends the wait
+                time.sleep(min(0.2, max(until - time.monotonic(), 0)))
             delay = min(delay * 2, max_s)
 
 

@@ -95,3 +95,11 @@ def list_findings(engine: Engine, since_ms: int | None = None, detector: str | N
             "ORDER BY window_start_ms DESC, detector, model, model_version, slice, subject "
             "LIMIT :lim"), {"since": since_ms, "det": detector, "st": status, "lim": limit}).all()
     return [{**r._asdict(), "evaluated_at": r.evaluated_at.isoformat()} for r in rows]
+
+
+def delete_before(conn: Connection, cutoff_ms: int, batch_size: int) -> int:
+    """Delete up to ``batch_size`` findings of windows that ended before ``cutoff_ms`` (event
+    time, through ``ix_findings_window_end``); return how many."""
+    return conn.execute(text(
+        "DELETE FROM findings WHERE ctid = ANY(ARRAY(SELECT ctid FROM findings "
+        "WHERE window_end_ms < :c LIMIT :b))"), {"c": cutoff_ms, "b": batch_size}).rowcount

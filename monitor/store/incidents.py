@@ -109,7 +109,7 @@ def slice_counts(conn: Connection, model: str, version: str, window_start_ms: in
     """Events of the window per slice and per pair of these slices (``predictions`` keeps
     each event's slice names), so the engine can tell which slice contains which."""
     rows = conn.execute(text(
-        "SELECT a.s AS a, b.s AS b, count(*) AS n FROM (SELECT string_to_array(slices, chr(31)) "
+        "SELECT a.s AS a, b.s AS b, count(*) AS n FROM (SELECT prediction_slices(slice_ids) "
         "AS arr FROM predictions WHERE model = :m AND model_version = :v "
         "AND window_start_ms = :w) p, unnest(p.arr) AS a(s), unnest(p.arr) AS b(s) "
         "WHERE a.s = ANY(:names) AND b.s = ANY(:names) GROUP BY 1, 2"),

@@ -1,31 +1,82 @@
 """The ``predictions`` table: accepted predictions, kept for the label join until the label
-horizon passes. The primary key on ``event_id`` makes a duplicate count once, across restarts
-and processes; rows are pruned in small batches by event time (``ix_predictions_ts``)."""
+horizon passes. Compact: attributes and slices are ``int[]`` of :mod:`monitor.store.terms` ids,
+not JSONB and text. Partitioned by event time (one partition per UTC day, created on demand), so
+retention is a ``DROP`` of old partitions (:func:`drop_partitions_before`), never a long DELETE.
+The primary key ``(event_id, ts_ms)`` makes a duplicate count once, across restarts and
+processes (a re-sent event carries its original ``ts``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-import orjson
 from sqlalchemy import Connection, text
 
 from monitor.contract import Batch
+from monitor.store.terms import Terms
 
+DAY_MS = 86_400_000
+#: pg_advisory_xact_lock key: shared by every checkpoint that inserts predictions, exclusive
+#: while creating or dropping partitions (a partition is never dropped under an insert).
+PARTITION_LOCK = 0x7669746D6F6E
 _COLUMNS = ("event_id, ts_ms, model, model_version, window_start_ms, pred, confidence, "
-            "is_error, latency_ms, slices, attrs, input_sha256, sample_uri, "
+            "is_error, latency_ms, slice_ids, attr_ids, input_sha256, sample_uri, "
             "kafka_partition, kafka_offset")
-_DELETE = text(
-    "DELETE FROM predictions WHERE ctid = ANY(ARRAY("
-    "SELECT ctid FROM predictions WHERE ts_ms < :cutoff LIMIT :batch))")
+_BOUND = re.compile(r"TO \('?(-?\d+)'?\)")
+
+
+def partition_name(day_ms: int) -> str:
+    return "predictions_p" + datetime.fromtimestamp(day_ms / 1000, timezone.utc).strftime("%Y%m%d")
+
+
+def ensure_partitions(conn: Connection, ts_ms: Sequence[np.ndarray]) -> list[str]:
+    """Create the day partitions that the event times ``ts_ms`` need; return those created.
+    Takes the partition lock for the rest of the transaction (exclusive if it creates, else
+    shared), so call it once per checkpoint, before inserting."""
+    days = sorted({int(d) for t in ts_ms if len(t) for d in np.unique(t // DAY_MS)})
+    names = {partition_name(d * DAY_MS): d * DAY_MS for d in days}
+    have = {r[0] for r in conn.execute(text(
+        "SELECT relname FROM pg_class WHERE relname = ANY(:n)"), {"n": list(names)}).all()}
+    missing = [n for n in names if n not in have]
+    conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)" if not missing else
+                      "SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
+    for name in missing:
+        lo = names[name]
+        conn.execute(text(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF predictions "
+                          f"FOR VALUES FROM ({lo}) TO ({lo + DAY_MS})"))
+    return missing
+
+
+def drop_partitions_before(conn: Connection, cutoff_ms: int) -> list[str]:
+    """Drop every day partition that ends by ``cutoff_ms``; return their names."""
+    rows = conn.execute(text(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'predictions'::regclass "
+        "ORDER BY 1")).all()
+    old = [r.relname for r in rows if (m := _BOUND.search(r.bound)) and int(m[1]) <= cutoff_ms]
+    if old:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
+        for name in old:
+            conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    return old
+
+
+def partitions(conn: Connection) -> list[str]:
+    """The day partitions, oldest first."""
+    return [r[0] for r in conn.execute(text(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'predictions'::regclass ORDER BY 1")).all()]
 
 
 def insert_new(conn: Connection, batch: Batch, window_starts: np.ndarray,
-               slices: np.ndarray) -> np.ndarray:
-    """COPY ``batch`` into a temp table, insert the rows whose ``event_id`` is new, and return a
-    mask of the rows inserted. ``slices``: each event's slice names, joined (for the label join);
-    ``batch.extras`` carries ``_partition`` and ``_offset``."""
+               slice_names: Sequence[np.ndarray], terms: Terms) -> np.ndarray:
+    """COPY ``batch`` into a temp table, insert the rows whose ``(event_id, ts_ms)`` is new, and
+    return a mask of the rows inserted. ``slice_names``: per slice dimension, each event's slice
+    name (every event is also in ``all``); ``batch.extras`` carries ``_partition`` and
+    ``_offset``. Call :func:`ensure_partitions` first."""
     n = len(batch)
     if n == 0:
         return np.zeros(0, dtype=bool)
@@ -35,10 +86,13 @@ def insert_new(conn: Connection, batch: Batch, window_starts: np.ndarray,
     part, off = batch.extras["_partition"], batch.extras["_offset"]
     conf = batch.confidence.astype(np.float64)
     conf_col = np.where(np.isnan(conf), None, conf).tolist()
+    slice_ids = _id_rows(conn, terms, [np.full(n, "all", dtype=object), *slice_names], n)
+    attr_ids = _id_rows(conn, terms, [_attr_terms(k, v) for k, v in sorted(batch.attrs.items())],
+                       n)
     rows = zip(batch.event_id.tolist(), batch.ts_ms.tolist(), batch.model.tolist(),
                batch.model_version.tolist(), window_starts.tolist(), batch.pred.tolist(),
-               conf_col, batch.is_error.tolist(), batch.latency_ms.tolist(), slices.tolist(),
-               _attrs_json(batch), sha.tolist(), uri.tolist(), part.tolist(), off.tolist())
+               conf_col, batch.is_error.tolist(), batch.latency_ms.tolist(), slice_ids, attr_ids,
+               sha.tolist(), uri.tolist(), part.tolist(), off.tolist())
     raw = conn.connection.dbapi_connection
     with raw.cursor() as cur:
         cur.execute("CREATE TEMP TABLE IF NOT EXISTS tmp_predictions "
@@ -47,30 +101,62 @@ def insert_new(conn: Connection, batch: Batch, window_starts: np.ndarray,
             for row in rows:
                 copy.write_row(row)
         cur.execute(f"INSERT INTO predictions ({_COLUMNS}) SELECT {_COLUMNS} "
-                    "FROM tmp_predictions ON CONFLICT (event_id) DO NOTHING RETURNING event_id")
+                    "FROM tmp_predictions ON CONFLICT (event_id, ts_ms) DO NOTHING "
+                    "RETURNING event_id")
         inserted = {r[0] for r in cur.fetchall()}
     return np.fromiter((e in inserted for e in batch.event_id), dtype=bool, count=n)
 
 
-def join_rows(conn: Connection, event_ids: Iterable[str]) -> list[Any]:
-    """The stored predictions of ``event_ids`` with what the label join needs (slices, attrs)."""
-    return conn.execute(text(
+def _attr_terms(name: str, column: np.ndarray) -> np.ndarray:
+    """``name=value`` per row, None where the attribute is absent."""
+    out = np.full(len(column), None, dtype=object)
+    present = ~np.equal(column, None)
+    if present.any():
+        out[present] = np.char.add(f"{name}=", column[present].astype(str)).astype(object)
+    return out
+
+
+def _id_rows(conn: Connection, terms: Terms, columns: Sequence[np.ndarray],
+             n: int) -> list[list[int]]:
+    """Per row, the ids of its non-None terms across ``columns`` (vectorised per column)."""
+    if not columns:
+        return [[] for _ in range(n)]
+    matrix = np.full((n, len(columns)), -1, dtype=np.int64)
+    for j, col in enumerate(columns):
+        present = ~np.equal(col, None)
+        if not present.any():
+            continue
+        uniq, inverse = np.unique(col[present].astype(str), return_inverse=True)
+        ids = terms.ids(conn, uniq.tolist())
+        matrix[present, j] = np.array([ids[u] for u in uniq.tolist()], dtype=np.int64)[inverse]
+    if (matrix >= 0).all():
+        return matrix.tolist()
+    return [[i for i in row if i >= 0] for row in matrix.tolist()]
+
+
+def join_rows(conn: Connection, event_ids: Iterable[str], terms: Terms) -> list[dict[str, Any]]:
+    """The stored predictions of ``event_ids`` with what the label join needs: ``slices``
+    (names) and ``attrs`` (a dict), decoded from their ids."""
+    rows = conn.execute(text(
         "SELECT event_id, model, model_version, ts_ms, window_start_ms, pred, confidence, "
-        "is_error, slices, attrs FROM predictions WHERE event_id = ANY(:ids)"),
+        "is_error, slice_ids, attr_ids FROM predictions WHERE event_id = ANY(:ids)"),
         {"ids": list(event_ids)}).all()
-
-
-def delete_before(conn: Connection, cutoff_ms: int, batch_size: int) -> int:
-    """Delete up to ``batch_size`` predictions with ``ts_ms < cutoff_ms``; return how many
-    (rows found through the ``ts_ms`` index and addressed by ``ctid``: no scan, no long lock)."""
-    return conn.execute(_DELETE, {"cutoff": cutoff_ms, "batch": batch_size}).rowcount
+    slices = terms.slices(conn, [r.slice_ids for r in rows])
+    attrs = terms.attrs(conn, [r.attr_ids for r in rows])
+    out = []
+    for r, sl, at in zip(rows, slices, attrs):
+        d = r._asdict()
+        del d["slice_ids"], d["attr_ids"]
+        out.append({**d, "slices": sl, "attrs": at})
+    return out
 
 
 def labelled(conn: Connection, model: str, version: str, from_ms: int, to_ms: int) -> list[Any]:
     """(attrs, wrong) of every labelled successful prediction of a version in ``[from, to)``
     (through ``ix_predictions_model_ts``; labels joined by primary key)."""
     return conn.execute(text(
-        "SELECT p.attrs, p.pred <> l.label AS wrong FROM predictions p "
+        "SELECT prediction_attrs(p.attr_ids) AS attrs, p.pred <> l.label AS wrong "
+        "FROM predictions p "
         "JOIN labels l ON l.event_id = p.event_id WHERE p.model = :m AND p.model_version = :v "
         "AND p.ts_ms >= :a AND p.ts_ms < :b AND NOT p.is_error"),
         {"m": model, "v": version, "a": from_ms, "b": to_ms}).all()
@@ -82,12 +168,3 @@ def labels_joined(conn: Connection) -> dict[tuple[str, str], int]:
         "SELECT p.model, p.model_version, count(*) AS n FROM labels l "
         "JOIN predictions p USING (event_id) GROUP BY 1, 2")).all()
     return {(r.model, r.model_version): int(r.n) for r in rows}
-
-
-def _attrs_json(batch: Batch) -> list[str | None]:
-    if not batch.attrs:
-        return [None] * len(batch)
-    names = list(batch.attrs)
-    cols = [batch.attrs[k].tolist() for k in names]
-    return [orjson.dumps({k: v for k, v in zip(names, vals) if v is not None}).decode()
-            for vals in zip(*cols)]

@@ -24,3 +24,12 @@ def counts(conn: Connection) -> list[Any]:
     return conn.execute(text(
         "SELECT coalesce(model, '') AS model, coalesce(model_version, '') AS model_version, "
         "reason, count(*) AS n FROM rejected_events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")).all()
+
+
+def delete_older(conn: Connection, seconds: int, batch_size: int) -> int:
+    """Delete up to ``batch_size`` rejected events received more than ``seconds`` ago (through
+    ``ix_rejected_received_at``); return how many."""
+    return conn.execute(text(
+        "DELETE FROM rejected_events WHERE ctid = ANY(ARRAY(SELECT ctid FROM rejected_events "
+        "WHERE received_at < now() - make_interval(secs => :s) LIMIT :b))"),
+        {"s": seconds, "b": batch_size}).rowcount

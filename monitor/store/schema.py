@@ -21,7 +21,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -34,28 +34,38 @@ def _now() -> Mapped[datetime]:
 
 
 class Prediction(Base):
-    """Accepted predictions, kept for the label join until the label horizon passes.
-    The primary key makes a duplicate ``event_id`` count once."""
+    """Accepted predictions, kept for the label join until the label horizon passes: compact
+    (slices and attributes as ``prediction_terms`` ids, REAL floats) and partitioned by event
+    time, one partition per UTC day (``monitor.store.predictions``), dropped whole by retention.
+    The primary key makes a duplicate ``event_id`` (with its original ``ts``) count once."""
 
     __tablename__ = "predictions"
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    ts_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    ts_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     model: Mapped[str] = mapped_column(Text, nullable=False)
     model_version: Mapped[str] = mapped_column(Text, nullable=False)
     window_start_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
     pred: Mapped[int] = mapped_column(Integer, nullable=False)  # -1 for error events
-    confidence: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(REAL)
     is_error: Mapped[bool] = mapped_column(Boolean, nullable=False)
-    latency_ms: Mapped[float] = mapped_column(Float, nullable=False)
-    slices: Mapped[str] = mapped_column(Text, nullable=False)  # "\x1f"-joined slice names
-    attrs: Mapped[dict | None] = mapped_column(JSONB)
+    latency_ms: Mapped[float] = mapped_column(REAL, nullable=False)
+    slice_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+    attr_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
     input_sha256: Mapped[str | None] = mapped_column(Text)
     sample_uri: Mapped[str | None] = mapped_column(Text)
     kafka_partition: Mapped[int] = mapped_column(Integer, nullable=False)
     kafka_offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    ingested_at: Mapped[datetime] = _now()
     __table_args__ = (Index("ix_predictions_model_ts", "model", "model_version", "ts_ms"),
-                      Index("ix_predictions_ts", "ts_ms"))
+                      {"postgresql_partition_by": "RANGE (ts_ms)"})
+
+
+class PredictionTerm(Base):
+    """Slice names and ``attribute=value`` pairs by id (``monitor.store.terms``)."""
+
+    __tablename__ = "prediction_terms"
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    term: Mapped[str] = mapped_column(Text, nullable=False)
+    __table_args__ = (Index("uq_prediction_terms_term", "term", unique=True),)
 
 
 class Label(Base):
@@ -123,7 +133,8 @@ class WindowState(Base):
     dirty: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)  # not yet evaluated
     updated_at: Mapped[datetime] = _now()
     __table_args__ = (Index("ix_window_states_window", "window_start_ms"),
-                      Index("ix_window_states_dirty", "dirty", "window_end_ms"))
+                      Index("ix_window_states_dirty", "dirty", "window_end_ms"),
+                      Index("ix_window_states_end", "window_end_ms"))  # retention
 
 
 class FindingRow(Base):
@@ -155,13 +166,15 @@ class FindingRow(Base):
         Index("ix_findings_window", "window_start_ms"),
         Index("ix_findings_status", "status", "window_start_ms"),
         Index("ix_findings_evaluated_at", "evaluated_at"),
+        Index("ix_findings_window_end", "window_end_ms"),  # retention
     )
 
 
 class CatalogEntry(Base):
-    """Learnt, persisted facts that must stay stable across restarts: embedding dimension and
-    class count per model (``kind`` = "embedding_dim"/"n_classes"), admitted slice values
-    (``kind`` = "slice_value", ``name`` = attribute, ``value`` = the value)."""
+    """Learnt, persisted facts that must stay stable across restarts (``kind``, ``name``,
+    ``value``; see ``monitor/store/catalog.py``). Decided embedding dimensions per version and
+    admitted slice values have their own tables since migration 0005 (``embedding_dims``,
+    ``slice_admissions``)."""
 
     __tablename__ = "catalog"
     kind: Mapped[str] = mapped_column(Text, primary_key=True)

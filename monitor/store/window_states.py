@@ -11,7 +11,8 @@ same whatever the checkpoint boundaries or the number of processes.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,9 @@ from sqlalchemy import Connection, text
 from monitor.contract import Detector
 from monitor.store.keys import WindowKey
 
+#: Times a named stage (``monitor.core.stages.StageClock``); the default times nothing.
+Clock = Callable[[str], AbstractContextManager[None]]
+_CHUNK = 64  # states merged/encoded per clock entry (a stopping checkpoint gives up between)
 _COLUMNS = ("SELECT ws.detector, ws.model, ws.model_version, ws.slice, ws.window_start_ms, "
             "ws.state, ws.n_events FROM window_states ws")
 _JOIN_KEYS = (" JOIN unnest(CAST(:kd AS text[]), CAST(:km AS text[]), CAST(:kv AS text[]), "
@@ -99,49 +103,91 @@ def load_states(conn: Connection, detectors: Mapping[str, Detector], *,
 
 def merge_deltas(conn: Connection, detectors: Mapping[str, Detector],
                  deltas: Mapping[WindowKey, Any], counts: Mapping[WindowKey, int],
-                 window_size_ms: int) -> None:
-    """Merge per-key deltas into the stored states and mark them dirty (not yet evaluated)."""
-    if not deltas:
-        return
-    keys = sorted(deltas, key=WindowKey.as_tuple)
-    params = [{"d": k.detector, "m": k.model, "v": k.model_version, "s": k.slice,
-               "w": k.window_start_ms, "e": k.window_start_ms + window_size_ms,
-               "dv": detectors[k.detector].version, "n": counts[k],
-               "st": pack(detectors[k.detector].dumps(deltas[k]))} for k in keys]
-    # New keys take the delta as their state; for keys that exist, DO NOTHING waits for a
-    # concurrent inserter to commit, then the merge below sees its committed state.
-    inserted = conn.execute(text(
-        "INSERT INTO window_states (detector, model, model_version, slice, window_start_ms, "
-        "window_end_ms, detector_version, n_events, state, dirty) "
-        "SELECT * FROM unnest(CAST(:d AS text[]), CAST(:m AS text[]), CAST(:v AS text[]), "
-        "CAST(:s AS text[]), CAST(:w AS bigint[]), CAST(:e AS bigint[]), CAST(:dv AS int[]), "
-        "CAST(:n AS bigint[]), CAST(:st AS bytea[]), "
-        "array_fill(true, ARRAY[cardinality(CAST(:d AS text[]))])) "
-        "ON CONFLICT DO NOTHING "
-        "RETURNING detector, model, model_version, slice, window_start_ms"),
-        columns(params)).all()
-    fresh = {tuple(r) for r in inserted}
-    existing = [k for k in keys if k.as_tuple() not in fresh]
-    if not existing:
+                 window_size_ms: int, clock: Clock | None = None) -> None:
+    """Merge per-key deltas into the stored states and mark them dirty (not yet evaluated).
+
+    Only the keys in ``deltas`` are read and written, and each state is encoded once: keys that
+    exist are locked (in key order: two processes never deadlock), merged and updated; the
+    others are inserted with the delta as their state. A key another process inserts between
+    the two is merged in a second round (``ON CONFLICT DO NOTHING`` waits for that process to
+    commit, so the merge then sees its committed state)."""
+    clock = clock or (lambda _stage: nullcontext())
+    todo = sorted(deltas, key=WindowKey.as_tuple)
+    for _ in range(3):
+        if not todo:
+            return
+        with clock("postgres:window_states"):
+            stored = load_states(conn, detectors, keys=todo, lock=True)
+        found = {s.key for s in stored}
+        _update(conn, stored, deltas, counts, clock)
+        todo = _insert(conn, detectors, [k for k in todo if k not in found], deltas, counts,
+                       window_size_ms, clock)
+    raise RuntimeError(f"window_states: {len(todo)} keys neither insertable nor found")
+
+
+def _update(conn: Connection, stored: Sequence[StoredState], deltas: Mapping[WindowKey, Any],
+            counts: Mapping[WindowKey, int], clock: Clock) -> None:
+    if not stored:
         return
     updates = []
-    for stored in load_states(conn, detectors, keys=existing, lock=True):
-        key, det = stored.key, stored.detector
-        updates.append({"d": key.detector, "m": key.model, "v": key.model_version,
-                        "s": key.slice, "w": key.window_start_ms,
-                        "n": stored.n_events + counts[key],
-                        "st": pack(det.dumps(det.merge(stored.state, deltas[key])))})
-    conn.execute(text(
-        "UPDATE window_states ws SET state = u.st, n_events = u.n, dirty = true, "
-        "updated_at = now() FROM unnest(CAST(:d AS text[]), CAST(:m AS text[]), "
-        "CAST(:v AS text[]), CAST(:s AS text[]), CAST(:w AS bigint[]), CAST(:n AS bigint[]), "
-        "CAST(:st AS bytea[])) AS u(d, m, v, s, w, n, st) WHERE ws.detector = u.d "
-        "AND ws.model = u.m AND ws.model_version = u.v AND ws.slice = u.s "
-        "AND ws.window_start_ms = u.w"), columns(updates))
+    for lo in range(0, len(stored), _CHUNK):
+        with clock("merge+encode"):
+            for s in stored[lo:lo + _CHUNK]:
+                det, key = s.detector, s.key
+                updates.append({"d": key.detector, "m": key.model, "v": key.model_version,
+                                "s": key.slice, "w": key.window_start_ms,
+                                "n": s.n_events + counts[key],
+                                "st": pack(det.dumps(det.merge(s.state, deltas[key])))})
+    with clock("postgres:window_states"):
+        conn.execute(text(
+            "UPDATE window_states ws SET state = u.st, n_events = u.n, dirty = true, "
+            "updated_at = now() FROM unnest(CAST(:d AS text[]), CAST(:m AS text[]), "
+            "CAST(:v AS text[]), CAST(:s AS text[]), CAST(:w AS bigint[]), CAST(:n AS bigint[]), "
+            "CAST(:st AS bytea[])) AS u(d, m, v, s, w, n, st) WHERE ws.detector = u.d "
+            "AND ws.model = u.m AND ws.model_version = u.v AND ws.slice = u.s "
+            "AND ws.window_start_ms = u.w"), columns(updates))
+
+
+def _insert(conn: Connection, detectors: Mapping[str, Detector], keys: list[WindowKey],
+            deltas: Mapping[WindowKey, Any], counts: Mapping[WindowKey, int],
+            window_size_ms: int, clock: Clock) -> list[WindowKey]:
+    """Insert ``keys`` with their delta as state; return those another process inserted first."""
+    if not keys:
+        return []
+    params = []
+    for lo in range(0, len(keys), _CHUNK):
+        with clock("encode"):
+            params += [{"d": k.detector, "m": k.model, "v": k.model_version, "s": k.slice,
+                        "w": k.window_start_ms, "e": k.window_start_ms + window_size_ms,
+                        "dv": detectors[k.detector].version, "n": counts[k],
+                        "st": pack(detectors[k.detector].dumps(deltas[k]))}
+                       for k in keys[lo:lo + _CHUNK]]
+    with clock("postgres:window_states"):
+        inserted = conn.execute(text(
+            "INSERT INTO window_states (detector, model, model_version, slice, window_start_ms, "
+            "window_end_ms, detector_version, n_events, state, dirty) "
+            "SELECT * FROM unnest(CAST(:d AS text[]), CAST(:m AS text[]), CAST(:v AS text[]), "
+            "CAST(:s AS text[]), CAST(:w AS bigint[]), CAST(:e AS bigint[]), CAST(:dv AS int[]), "
+            "CAST(:n AS bigint[]), CAST(:st AS bytea[]), "
+            "array_fill(true, ARRAY[cardinality(CAST(:d AS text[]))])) "
+            "ON CONFLICT DO NOTHING "
+            "RETURNING detector, model, model_version, slice, window_start_ms"),
+            columns(params)).all()
+    fresh = {tuple(r) for r in inserted}
+    return [k for k in keys if k.as_tuple() not in fresh]
+
+
+def dirty_windows(conn: Connection, until: int | None) -> list[int]:
+    """Ends of the windows with states changed since their last evaluation, ending by
+    ``until`` (every one when None), oldest first."""
+    return [int(e) for (e,) in conn.execute(text(
+        "SELECT DISTINCT window_end_ms FROM window_states WHERE dirty "
+        "AND (CAST(:h AS bigint) IS NULL OR window_end_ms <= :h) ORDER BY 1"),
+        {"h": until}).all()]
 
 
 def mark_evaluated(conn: Connection, dirty_until: int | None, evaluated: Sequence[WindowKey],
-                   detectors: Sequence[str]) -> None:
+                   detectors: Sequence[str], not_before: int | None = None) -> None:
     """Clear ``dirty`` on the states :func:`load_states` (``dirty=True``) just returned: the
     ``evaluated`` keys, and the locked rows of detectors not in ``detectors`` (disabled).
 
@@ -151,11 +197,13 @@ def mark_evaluated(conn: Connection, dirty_until: int | None, evaluated: Sequenc
     conn.execute(text(
         "UPDATE window_states ws SET dirty = false WHERE ws.dirty "
         "AND (CAST(:h AS bigint) IS NULL OR ws.window_end_ms <= :h) "
+        "AND (CAST(:lo AS bigint) IS NULL OR ws.window_start_ms >= :lo) "
         "AND (ws.detector <> ALL(CAST(:known AS text[])) OR (ws.detector, ws.model, "
         "ws.model_version, ws.slice, ws.window_start_ms) IN (SELECT * FROM unnest("
         "CAST(:kd AS text[]), CAST(:km AS text[]), CAST(:kv AS text[]), CAST(:ks AS text[]), "
         "CAST(:kw AS bigint[]))))"),
-        {"h": dirty_until, "known": sorted(detectors), **_key_columns(evaluated)})
+        {"h": dirty_until, "lo": not_before, "known": sorted(detectors),
+         **_key_columns(evaluated)})
 
 
 def versions_in_window(conn: Connection, detector: str, model: str, window_start_ms: int,
@@ -193,3 +241,13 @@ def _key_columns(keys: Sequence[WindowKey]) -> dict[str, list[Any]]:
     return {"kd": [k.detector for k in keys], "km": [k.model for k in keys],
             "kv": [k.model_version for k in keys], "ks": [k.slice for k in keys],
             "kw": [k.window_start_ms for k in keys]}
+
+
+def delete_before(conn: Connection, cutoff_ms: int, batch_size: int) -> int:
+    """Delete up to ``batch_size`` evaluated states of windows that ended before ``cutoff_ms``
+    (event time, through ``ix_window_states_end``; a state still to evaluate stays); return
+    how many."""
+    return conn.execute(text(
+        "DELETE FROM window_states WHERE ctid = ANY(ARRAY(SELECT ctid FROM window_states "
+        "WHERE window_end_ms < :c AND NOT dirty LIMIT :b))"),
+        {"c": cutoff_ms, "b": batch_size}).rowcount

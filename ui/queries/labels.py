@@ -114,7 +114,7 @@ def slice_window_accuracy(conn: Connection, model: str, version: str, slice_: st
     rows = conn.execute(text(
         f"SELECT p.window_start_ms, p.model_version, {_COUNTS} FROM predictions p {_LABEL} "
         f"WHERE {_RANGE} AND p.model_version = :v AND (:s = 'all' OR "
-        "strpos(E'\\x1f' || p.slices || E'\\x1f', E'\\x1f' || :s || E'\\x1f') > 0) "
+        "p.slice_ids @> ARRAY[(SELECT t.id FROM prediction_terms t WHERE t.term = :s)]) "
         "GROUP BY 1, 2 ORDER BY 1"),
         {"m": model, "v": version, "s": slice_, "a": start_ms, "b": end_ms})
     return tuple(WindowCounts(r.window_start_ms, r.model_version, _counts(r)) for r in rows)
@@ -125,7 +125,7 @@ def slice_counts(conn: Connection, model: str, version: str, start_ms: int,
     """Per slice (every slice an event was assigned to, ``all`` included)."""
     rows = conn.execute(text(
         f"SELECT s.slice AS key, {_COUNTS} FROM predictions p {_LABEL} "
-        "CROSS JOIN LATERAL unnest(string_to_array(p.slices, E'\\x1f')) AS s(slice) "
+        "CROSS JOIN LATERAL unnest(prediction_slices(p.slice_ids)) AS s(slice) "
         f"WHERE {_RANGE} AND p.model_version = :v GROUP BY 1 ORDER BY 1"),
         {"m": model, "v": version, "a": start_ms, "b": end_ms})
     return tuple(GroupCounts(r.key, None, _counts(r)) for r in rows)
@@ -135,8 +135,9 @@ def heatmap(conn: Connection, model: str, version: str, start_ms: int, end_ms: i
             first: str, second: str) -> tuple[GroupCounts, ...]:
     """Counts per pair of attribute values (``attrs`` keys, e.g. region x device)."""
     rows = conn.execute(text(
-        f"SELECT coalesce(p.attrs->>:x, 'missing') AS key, coalesce(p.attrs->>:y, 'missing') "
+        f"SELECT coalesce(a.attrs->>:x, 'missing') AS key, coalesce(a.attrs->>:y, 'missing') "
         f"AS second, {_COUNTS} FROM predictions p {_LABEL} "
+        "CROSS JOIN LATERAL (SELECT prediction_attrs(p.attr_ids) AS attrs) a "
         f"WHERE {_RANGE} AND p.model_version = :v GROUP BY 1, 2 ORDER BY 1, 2"),
         {"m": model, "v": version, "a": start_ms, "b": end_ms, "x": first, "y": second})
     return tuple(GroupCounts(r.key, r.second, _counts(r)) for r in rows)

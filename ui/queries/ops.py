@@ -152,10 +152,12 @@ _ALERT_COLS = ("id, rule, severity, state, labels, annotations, first_window_ms,
 
 def alerts(conn: Connection, start_ms: int, end_ms: int, model: str | None = None,
            limit: int = 500) -> tuple[Alert, ...]:
-    """Open alerts (pending, firing, suppressed), then resolved ones that were active during
-    the range; newest first within each, at most ``limit`` of each (``ix_alerts_state``)."""
+    """Open alerts (pending, firing, suppressed, explained by a more specific slice), then
+    resolved ones that were active during the range; newest first within each, at most
+    ``limit`` of each (``ix_alerts_state``)."""
     rows = conn.execute(text(
-        f"(SELECT {_ALERT_COLS} FROM alerts WHERE state IN ('pending', 'firing', 'suppressed') "
+        f"(SELECT {_ALERT_COLS} FROM alerts WHERE state IN ('pending', 'firing', 'suppressed', "
+        "'explained') "
         "AND (CAST(:m AS text) IS NULL OR labels->>'model' = :m) ORDER BY id DESC LIMIT :lim) "
         f"UNION ALL (SELECT {_ALERT_COLS} FROM alerts WHERE state = 'resolved' "
         "AND first_window_ms < :b AND coalesce(resolved_window_ms, last_window_ms) >= :a "

@@ -8,6 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from detectors.examples import Examples
+from monitor.store.window_states import load_states
+
 
 @dataclass(frozen=True, slots=True)
 class SampleRef:
@@ -25,7 +28,7 @@ class SampleRef:
 
 
 _SAMPLE_COLS = ("p.event_id, p.ts_ms, p.model_version, p.pred, p.confidence, l.label, "
-                "p.attrs->>'camera_id' AS camera, p.input_sha256, p.sample_uri")
+                "prediction_attrs(p.attr_ids)->>'camera_id' AS camera, p.input_sha256, p.sample_uri")
 _LABEL_JOIN = ("LEFT JOIN LATERAL (SELECT label FROM labels WHERE labels.event_id = p.event_id) l "
                "ON true")
 
@@ -52,7 +55,62 @@ def samples_in_window(conn: Connection, model: str, version: str, slice_: str, s
     rows = conn.execute(text(
         f"SELECT {_SAMPLE_COLS} FROM predictions p {_LABEL_JOIN} WHERE p.model = :m "
         "AND p.model_version = :v AND p.ts_ms >= :a AND p.ts_ms < :b AND NOT p.is_error "
-        "AND (:s = 'all' OR strpos(E'\\x1f' || p.slices || E'\\x1f', E'\\x1f' || :s || E'\\x1f') "
-        "> 0) ORDER BY p.confidence NULLS LAST, p.event_id LIMIT :lim"),
+        "AND (:s = 'all' OR p.slice_ids @> ARRAY[(SELECT t.id FROM prediction_terms t WHERE t.term = :s)]) "
+        "ORDER BY p.confidence NULLS LAST, p.event_id LIMIT :lim"),
         {"m": model, "v": version, "s": slice_, "a": start_ms, "b": end_ms, "lim": limit})
     return tuple(_sample(r) for r in rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One example input of the ``examples`` detector's sample (a pointer, never the image)."""
+
+    event_id: str
+    ts_ms: int
+    uri: str
+    sha256: str
+    pred: int
+    confidence: float | None
+
+
+def examples(conn: Connection, model: str, version: str, slice_: str, windows_from_ms: int,
+             windows_to_ms: int, events_from_ms: int, events_to_ms: int,
+             k: int = 8) -> tuple[Example, ...]:
+    """The ``examples`` detector's sample merged over the windows starting in
+    ``[windows_from, windows_to)``, keeping events whose time is in ``[events_from, events_to)``
+    (a reference range need not align with windows). One indexed read of ``window_states``."""
+    det = Examples(k=64)  # merge a wider sample, so filtering by event time still leaves k
+    stored = load_states(conn, {det.name: det}, model=model, versions=(version,), slice_=slice_,
+                         windows=(windows_from_ms, windows_to_ms))
+    state = det.empty()
+    for s in stored:
+        state = det.merge(state, s.state)
+    rows = [Example(e, t, u, h, p, None if c != c else c) for _, e, t, u, h, p, c in zip(
+        state.hash, state.event_id, state.ts_ms, state.uri, state.sha256, state.pred,
+        state.confidence, strict=True) if events_from_ms <= t < events_to_ms]
+    return tuple(rows[:k])
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceRange:
+    version: str  # the version whose traffic the reference was captured from
+    from_ms: int
+    to_ms: int
+
+
+def reference_range(conn: Connection, model: str, version: str,
+                    baseline: str | None) -> ReferenceRange | None:
+    """The event-time range the active reference of ``version`` (else of ``baseline``) was
+    captured from; None when there is none or it was captured from a file."""
+    for v in (version, baseline):
+        if not v:
+            continue
+        row = conn.execute(text(
+            "SELECT source FROM reference_profiles WHERE model = :m AND model_version = :v "
+            "AND active"), {"m": model, "v": v}).one_or_none()
+        if row is not None:
+            lo, sep, hi = row.source.removeprefix("range:").partition("..")
+            if row.source.startswith("range:") and sep and lo.isdigit() and hi.isdigit():
+                return ReferenceRange(v, int(lo), int(hi))
+            return None
+    return None

@@ -80,16 +80,24 @@ def findings_frame(points: Sequence[FindingPoint], ctx: Context) -> pd.DataFrame
             "window": hhmm(p.window_start_ms), "detector": p.detector, "version": p.version,
             "slice": p.slice, "status": STATUS_ICON.get(p.status, p.status),
             "severity": p.severity, "score": p.score, "threshold": p.threshold,
-            "p-value": p.p_value, "n": p.n,
+            "p corrected": p.p_value, "n": p.n,
             "open": ctx.link(page=page, version=p.version, slice=p.slice, detector=p.detector,
                              window_ms=p.window_start_ms)})
     return pd.DataFrame(rows)
 
 
+#: Which p-values are which (issue 12): a headline finding's p-value is corrected for every test
+#: of its family (features/classes, Holm or Bonferroni) and the configured slices, and is compared
+#: with alpha directly; a sub-test's own p-value is raw, its corrected one is beside it.
+P_CORRECTED_HELP = ("corrected: multiple-testing adjusted over the detector's tests and the "
+                    "configured slices; compare with alpha directly")
+P_RAW_HELP = "raw: this one test's p-value, before any multiple-testing correction"
 LINK_COLUMN = st.column_config.LinkColumn("open", display_text="open", width="small")
 NUMBER_COLUMNS = {"score": st.column_config.NumberColumn(format="%.4g"),
                   "threshold": st.column_config.NumberColumn(format="%.4g"),
-                  "p-value": st.column_config.NumberColumn(format="%.2e")}
+                  "p corrected": st.column_config.NumberColumn(
+                      format="%.2e", help=P_CORRECTED_HELP),
+                  "p raw": st.column_config.NumberColumn(format="%.2e", help=P_RAW_HELP)}
 
 
 def table(df: pd.DataFrame, **columns: object) -> None:

@@ -17,7 +17,7 @@ from ui.nav import Context
 from ui.queries import findings as qf
 from ui.queries import labels as ql
 from ui.queries.findings import FindingPoint
-from ui.views import common, drill
+from ui.views import common, drill, thumbs
 from ui.views.common import hhmm, num
 
 DRIFT_DETECTORS = ("feature_drift", "embedding_drift", "prediction_drift")
@@ -154,6 +154,7 @@ def _window(ctx: Context, window: qf.FindingPoint) -> None:
         if detail is not None:
             st.json(dict(detail.details), expanded=False)
     st.markdown("##### Example inputs")
+    thumbs.compare(ctx, window.window_start_ms, window.window_end_ms)
     drill.samples(ctx, window.window_start_ms, window.window_end_ms, ids)
 
 

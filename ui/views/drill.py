@@ -57,12 +57,11 @@ def features(detail: qf.FindingDetail) -> None:
     df = pd.DataFrame([{
         "feature": r.get("feature"), "status": common.STATUS_ICON.get(r.get("status"), ""),
         "test": r.get("test"), "statistic": r.get("statistic"), "threshold": r.get("threshold"),
-        "p-value": r.get("p_value"), "p adjusted": r.get("p_adjusted"), "PSI": r.get("psi"),
+        "p raw": r.get("p_value"), "p corrected": r.get("p_adjusted"), "PSI": r.get("psi"),
         "JS": r.get("js"), "Wasserstein/σ": r.get("wasserstein_norm"), "n": r.get("n"),
         "n ref": r.get("n_ref")} for r in rows])
     common.table(df, **{c: st.column_config.NumberColumn(format="%.3g")
-                        for c in ("statistic", "PSI", "JS", "Wasserstein/σ")},
-                 **{"p adjusted": st.column_config.NumberColumn(format="%.2e")})
+                        for c in ("statistic", "PSI", "JS", "Wasserstein/σ")})
     hists = d.get("histograms") or {}
     names = [f for f in top if f in hists][:MAX_HISTOGRAMS]
     for col, name in zip(st.columns(max(len(names), 1)), names):
@@ -85,10 +84,9 @@ def predictions(detail: qf.FindingDetail) -> None:
     if tests:
         common.table(pd.DataFrame([{
             "test": t.get("subject"), "kind": t.get("test"), "statistic": t.get("statistic"),
-            "threshold": t.get("threshold"), "p-value": t.get("p_value"),
-            "p adjusted": t.get("p_adjusted"), "rejected": t.get("rejected")} for t in tests]),
-            **{"statistic": st.column_config.NumberColumn(format="%.3g"),
-               "p adjusted": st.column_config.NumberColumn(format="%.2e")})
+            "threshold": t.get("threshold"), "p raw": t.get("p_value"),
+            "p corrected": t.get("p_adjusted"), "rejected": t.get("rejected")} for t in tests]),
+            **{"statistic": st.column_config.NumberColumn(format="%.3g")})
 
 
 def embeddings(detail: qf.FindingDetail) -> Sequence[str]:
@@ -99,7 +97,9 @@ def embeddings(detail: qf.FindingDetail) -> Sequence[str]:
     cols[0].metric("MMD²", common.num(d.get("mmd2"), ".3g"),
                    help=f"threshold {common.num(d.get('mmd2_threshold'), '.3g')} from "
                         f"{d.get('n_permutations', '?')} permutations")
-    cols[1].metric("p-value", common.num(detail.point.p_value, ".2g"))
+    cols[1].metric("p corrected", common.num(detail.point.p_value, ".2g"),
+                   help=f"{common.P_CORRECTED_HELP}; raw (this slice's permutation test): "
+                        f"{common.num(d.get('p_value_raw'), '.2g')}")
     cols[2].metric("Centroid cosine distance", common.num(d.get("centroid_cosine_distance"),
                                                           ".3g"))
     dc = d.get("domain_classifier") or {}

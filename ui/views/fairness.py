@@ -46,7 +46,7 @@ def comparison_rows(comparisons: Iterable[Comparison]) -> list[dict[str, Any]]:
                                   f"{_pts(c.difference_ci[1])}",
             "ratio": num(c.ratio, ".3f"),
             "ratio 95 % CI": f"{num(c.ratio_ci[0], '.3f')} – {num(c.ratio_ci[1], '.3f')}",
-            "p adjusted": c.p_adjusted, "verdict": verdict})
+            "p corrected": c.p_adjusted, "verdict": verdict})
     return out
 
 
@@ -76,8 +76,7 @@ def render(ctx: Context) -> None:
     _exports(ctx, found)
     st.subheader("Groups against their reference group")
     if a.comparisons:
-        common.table(pd.DataFrame(comparison_rows(a.comparisons)),
-                     **{"p adjusted": st.column_config.NumberColumn(format="%.2e")})
+        common.table(pd.DataFrame(comparison_rows(a.comparisons)))
     else:
         common.empty("No comparisons", f"No group reached {a.config.min_group_size} predictions.")
     st.subheader("Disparity summaries")

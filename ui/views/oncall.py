@@ -1,5 +1,7 @@
-"""On-call: what is firing and since when, P50/P95/P99 latency and error rate, SLO burn rates by
-window, model version health, consumer lag and rejected events."""
+"""On-call: incidents first (one cause each, with timeline, evidence links and whether latency
+or the GPUs moved with it), every alert, P50/P95/P99 latency and error rate beside GPU memory,
+utilisation, cold starts and errors by code, SLO burn rates by window, model version health,
+consumer lag and rejected events."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from ui.nav import Context
 from ui.queries import findings as qf
 from ui.queries import labels as ql
 from ui.queries import ops as qo
-from ui.views import common
+from ui.views import common, infra
+from ui.views import incidents as incidents_view
 from ui.views.common import hhmm, num, pct
 
 REJECTED_LOOKBACK = timedelta(hours=24)
@@ -22,10 +25,16 @@ REJECTED_LOOKBACK = timedelta(hours=24)
 def render(ctx: Context) -> None:
     common.header("On-call", ctx)
     incidents = store.get(qf.incidents, ctx.start_ms, ctx.end_ms, ctx.model)
-    st.subheader("Alerts")
-    _alerts(ctx, incidents)
+    if "alerts" in ctx.tables:
+        st.subheader("Incidents")
+        incidents_view.render(ctx)
+    with st.expander("Every alert", expanded="alerts" not in ctx.tables):
+        _alerts(ctx, incidents)
     st.subheader(f"Latency and errors · {ctx.version} · {ctx.slice}")
     _latency(ctx, incidents)
+    st.subheader(f"GPU memory, utilisation, cold starts and errors · {ctx.version} · {ctx.slice}")
+    infra.render(ctx, sorted({p.window_start_ms for p in incidents
+                              if p.version == ctx.version and p.slice == ctx.slice}))
     st.subheader("SLO burn rates")
     _burn(ctx)
     left, right = st.columns([3, 2])
@@ -70,7 +79,8 @@ def _alerts(ctx: Context, incidents: tuple[qf.FindingPoint, ...]) -> None:
     df = pd.DataFrame(bars)
     df["start"], df["end"] = charts.to_time(df["start"]), charts.to_time(df["end"])
     st.altair_chart(charts.timeline(df), width="stretch")
-    with st.expander("State changes"):
+    st.markdown("**State changes**")
+    with st.container():
         history = store.get(qo.transitions, tuple(a.id for a in alerts[:40]))
         common.table(pd.DataFrame([{"alert": t.alert_id, "from": t.from_state, "to": t.to_state,
                                     "window": hhmm(t.window_start_ms), "at (wall)": t.at}

@@ -10,7 +10,7 @@ from ui import charts, store
 from ui.nav import Context
 from ui.queries import findings as qf
 from ui.queries import labels as ql
-from ui.views import common
+from ui.views import common, thumbs
 from ui.views.common import hhmm, pct
 
 PREFERRED_HEATMAP = ("region", "device")
@@ -48,6 +48,10 @@ def render(ctx: Context) -> None:
     _heatmap(ctx, min_n)
     st.subheader("Worst slices")
     _worst(ctx, groups, min_n)
+    size_ms = ctx.settings.windows.size_s * 1000
+    newest = (ctx.end_ms - 1) // size_ms * size_ms
+    st.subheader(f"Example inputs · {ctx.slice} · newest window")
+    thumbs.compare(ctx, newest, newest + size_ms)
 
 
 def _table(ctx: Context, groups: tuple[ql.GroupCounts, ...], overall: ql.Counts | None,

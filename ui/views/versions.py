@@ -100,12 +100,11 @@ def _verdicts(ctx: Context, pair: list[str]) -> None:
         (st.error if sub.status == "alert" else st.info)(text)
         common.table(pd.DataFrame([{
             "metric": t.get("metric"), "canary": t.get("canary"), "baseline": t.get("baseline"),
-            "effect": t.get("effect"), "p adjusted": t.get("p_adjusted"),
+            "effect": t.get("effect"), "p raw": t.get("p_value"), "p corrected": t.get("p_adjusted"),
             "material": t.get("material"), "worse": t.get("worse")}
             for t in d.get("tests", ())]),
             **{c: st.column_config.NumberColumn(format="%.4g")
-               for c in ("canary", "baseline", "effect")},
-            **{"p adjusted": st.column_config.NumberColumn(format="%.2e")})
+               for c in ("canary", "baseline", "effect")})
     others = [(h, sub) for h, sub in verdicts if h.point.slice != ctx.slice]
     if others:
         with st.expander(f"Other slices ({len(others)})"):

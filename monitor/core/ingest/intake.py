@@ -171,15 +171,18 @@ class Intake:
                 dim = embedding_dims.reference_dim(conn, key)
                 if dim is not None:
                     embedding_dims.decide(conn, key, dim, "reference")
-            if dim is None:
-                now = [p for p in events if not p.dim]
-                embedding_dims.park(conn, [_parked_row(p) for p in events if p.dim])
-                dim = consensus.decide(embedding_dims.votes(conn, key), waited, flush,
-                                       s.dim_consensus_events, s.dim_consensus_wait_s,
-                                       s.dim_min_agree)
+            if dim is None:  # vote: the events parked so far and this checkpoint's
+                votes = embedding_dims.votes(conn, key)
+                for p in events:
+                    if p.dim:
+                        votes[p.dim] = votes.get(p.dim, 0) + 1
+                dim = consensus.decide(votes, waited, flush, s.dim_consensus_events,
+                                       s.dim_consensus_wait_s, s.dim_min_agree)
                 if dim is not None:
                     embedding_dims.decide(conn, key, dim, "consensus")
-                events = now
+                else:  # wait: park those with an embedding, accept the others
+                    embedding_dims.park(conn, [_parked_row(p) for p in events if p.dim])
+                    events = [p for p in events if not p.dim]
             if dim is not None:
                 decided[key] = dim
                 records += [Record(r.topic, r.kafka_partition, r.kafka_offset, r.message_key,

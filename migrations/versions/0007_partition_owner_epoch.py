@@ -4,14 +4,14 @@ Every process that is assigned a partition claims it: the epoch goes up by one a
 remembers it; its checkpoint commits only while the stored epoch is still its own. A process
 paused past its session timeout ("zombie") therefore cannot commit once another has claimed.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import STARTED, TS, admin_url  # noqa: E402
+from ingest import COMMIT, STARTED, admin_url  # noqa: E402
 
 from monitor.core import kafka as kafka_io  # noqa: E402
 from monitor.devstack.broker import EmbeddedBroker  # noqa: E402
@@ -71,7 +71,7 @@ def run_group(n: int, client: str, bootstrap: str, messages, admin: str, tmp: Pa
         # every commit counts (the first ones may accept 0: events parked until the intake
         # decides their version's embedding dimension, then accepted by whichever process)
         text = log.read_text()
-        commits = [(datetime.fromisoformat(t), int(a)) for t, a in TS.findall(text)]
+        commits = [(datetime.fromisoformat(t), int(a)) for t, a in COMMIT.findall(text)]
         started = [datetime.fromisoformat(t) for t in STARTED.findall(text)]
         # from its first assignment (start-up and the group join done) to its last commit
         first = started[0] if started else (commits[0][0] if commits else None)

@@ -173,9 +173,9 @@ class Consumer(GroupMember):
                         if flushed and self._caught_up():
                             log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
                             return
-                        # evaluate everything; exit once that committed and nothing is left
-                        self._submit(flush=True)
-                        self._idle_since, flushed = time.monotonic() - exit_when_idle_s, True
+                        if not flushed:  # evaluate everything once; exit when nothing is left
+                            self._submit(flush=True)
+                            self._idle_since, flushed = time.monotonic() - exit_when_idle_s, True
                 self._harvest(block=True)
                 if self._buf.next:
                     self._submit()

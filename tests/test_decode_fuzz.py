@@ -126,3 +126,14 @@ def test_numbers_that_overflow_a_double_are_non_finite() -> None:
     ``malformed_json``; the contract says ``non_finite``."""
     value = raw().replace(b"12.5", b"9" * 309)
     assert check_predictions([value]) == ["non_finite"]
+
+
+def test_an_event_of_an_unadmitted_version_is_parked_only_when_valid() -> None:
+    """Found by fuzzing: the consumer's gate parked an event of a version it had not admitted
+    yet without the checks ``_batch`` runs for the others (probs summing to 1.9 were parked,
+    to be counted later, instead of rejected)."""
+    gate = {("m", "1"): 3}  # version "2" is not admitted: its valid events wait
+    bad_sum = raw(model_version="2", embedding=None, probs=[0.9, 0.9, 0.1])
+    valid = raw(model_version="2", embedding=None, event_id="e2")
+    assert check_predictions([bad_sum, valid], counts={"m": 3}, gate=gate) == ["bad_value",
+                                                                               "parked"]

@@ -38,8 +38,9 @@ class Metrics:
                                "(windows close when it passes their end plus lateness).",
                                registry=r)
         self.stage_seconds = Histogram(
-            "vitmon_processing_seconds", "Time per processing stage of a batch (decode, "
-            "checkpoint).", ["stage"], registry=r,
+            "vitmon_processing_seconds", "Time per processing stage: decode, checkpoint, "
+            "and per checkpoint its stages (slicing, observe:<detector>, encode, merge+encode, "
+            "postgres:<table>, evaluate, hooks).", ["stage"], registry=r,
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.checkpoints = Counter("vitmon_checkpoints", "Committed checkpoints.", registry=r)
         self.db_retries = Counter("vitmon_database_retries", "Checkpoint attempts retried "

@@ -534,7 +534,8 @@ def _prediction(d: dict, dims: MutableMapping[str, int], counts: MutableMapping[
                                  f"got {len(probs)}")
     learn_dim = kind and known_dim is None
     learn_c = probs is not None and n_classes is None
-    if learn_dim or learn_c:  # rare: run now the checks _batch runs vectorised for the others
+    if learn_dim or learn_c or hold:  # rare: run now the checks _batch runs vectorised for
+        # the others (a held event is parked, so it never reaches _batch)
         if probs is not None:
             rej = _probs_error(np.array(probs, dtype=np.float64))
             if rej is not None:

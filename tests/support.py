@@ -17,6 +17,10 @@ from monitor.core import kafka as kafka_io
 VITMON = str(Path(sys.executable).with_name("vitmon"))
 
 
+GROUP_TIMEOUTS = {"VITMON_KAFKA__SESSION_TIMEOUT_S": "6", "VITMON_KAFKA__HEARTBEAT_INTERVAL_S": "1",
+                  "VITMON_KAFKA__MAX_POLL_INTERVAL_S": "10"}
+
+
 @dataclass(frozen=True)
 class Topics:
     predictions: str
@@ -53,6 +57,10 @@ def monitor_env(bootstrap: str, db_url: str, topics: Topics, client: str,
         "VITMON_KAFKA__LABELS_TOPIC": topics.labels, "VITMON_KAFKA__DLQ_TOPIC": topics.dlq,
         "VITMON_WINDOWS__SIZE_S": "60", "VITMON_SLICES__ATTRIBUTES": '["a0", "a1"]',
         "VITMON_DATABASE__RETRY_MAX_S": "2",
+        # one consumer group per test's topics; the embedded broker holds a JoinGroup for the
+        # max poll interval, so group timeouts are seconds here (production: 45 / 3 / 300 s)
+        "VITMON_KAFKA__GROUP": topics.predictions.rsplit(".", 1)[0],
+        **GROUP_TIMEOUTS,
     })
     env.update(extra)
     return env

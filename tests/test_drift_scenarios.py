@@ -59,7 +59,7 @@ def run_scenario(broker, topic_names, db_url_factory, tmp: Path, reference: Path
                       # One embedding copy per event per slice: all + its camera only.
                       VITMON_DETECTORS__SLICE_DIMENSIONS='{"embedding_drift": ["camera_id"]}',
                       VITMON_DETECTORS__ALPHA=str(ALPHA), VITMON_ALERTS__RULES="[]")
-    # A 500-row embedding sample (not 2,000) makes each MMD permutation test ~10x cheaper.
+    # A 500-row embedding sample (not 2,000): the reference features are computed per evaluation.
     done = run_cli(env, "reference", "capture", "--model", MODEL, "--version", VERSION,
                    "--file", str(reference), "--embedding-sample", "500", timeout=300)
     assert done.returncode == 0, done.stderr

@@ -1,26 +1,34 @@
-"""Drift benchmark: time to a decision and detection power, vitmon vs Evidently and alibi-detect.
+"""Drift benchmark: power, false-alarm rate and time to a decision, vitmon vs its old test, Evidently
+and alibi-detect, on the same data in the same run.
 
 Not a test. Run from the repository root::
 
-    .venv/bin/python bench/drift.py [--peer-python PY] [--reps 10] [--calibration 1000]
+    .venv/bin/python bench/drift.py [--peer-python /work/peer-venv/bin/python] [--reps 20]
+                                    [--null 100] [--calibration 1000]
 
-Workloads (as in issue 4), at alpha = 0.01:
+Embedding drift, at alpha = 0.01, 768-d embeddings from 16 latent factors plus noise; a reference
+of 4,000 vectors (2,000 for the PCA basis, 2,000 compared with each window), windows of 1,000
+events. Shifts (``--reps`` windows each) and ``--null`` stationary windows for the false-alarm
+rate, the same arrays for every method:
 
-* embedding MMD: 2,000 reference x 2,000 window vectors of 768 dimensions, 100 permutations;
-* feature drift: 20 features x 100,000 rows per side.
+* ``new``: vitmon's sketch test (Hotelling T^2 on 25 sketch features, F null);
+* ``old``: the retired test, kept here on ``detectors.stats.mmd``: a 512-event bottom-k sample of
+  the window on 32 principal axes, unbiased MMD^2, 500 permutations (raised to 1/level - 1, at
+  most 2,000): its level floor makes it blind at ``--slices`` slices (0.01 / 21 < 1 / 2,001);
+* alibi-detect ``MMDDrift`` (pytorch backend, 100 permutations) and Evidently's embedding drift
+  (``mmd`` with bootstrap at 1 - alpha), on the 2,000 reference vectors and the whole window,
+  run in a subprocess of ``--peer-python`` (alibi-detect is under the Business Source License:
+  a benchmark peer only, in its own virtualenv).
 
-vitmon is timed in this process on a reference profile built beforehand (reference capture is a
-one-off, timed separately): the decision is ``observe`` of the window plus ``evaluate``. The
-peers (Evidently, alibi-detect) run in a subprocess of ``--peer-python`` on the very same arrays,
-written to a temporary directory. alibi-detect is under the Business Source License: a benchmark
-peer only, never a dependency of vitmon, so it lives in its own virtualenv. Power is the fraction
-of ``--reps`` fixed small shifts detected by each tool with the same decision rule.
+Feature drift: 20 features x 100,000 rows per side, vitmon's grid-sketch KS vs alibi-detect's
+KSDrift and Evidently's DataDriftPreset(ks).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -30,18 +38,24 @@ from pathlib import Path
 import numpy as np
 
 ALPHA = 0.01
-N_REF, N_WIN, DIM, N_PERM = 2000, 2000, 768, 100
+N_REF, N_WIN, DIM = 2000, 1000, 768
 N_FEAT, N_ROWS = 20, 100_000
-EMB_SHIFT = 0.15  # mean shift of one of 16 latent factors, in its standard deviations
 FEAT_SHIFT = 0.012  # mean shift of 2 of 20 features, in standard deviations
+#: name -> (mean shift of factor 0 in its SDs, scale of factor 0, noise SD, share of events moved)
+SHIFTS = {"null": (0.0, 1.0, 1.0, 1.0), "mean 0.15 sd": (0.15, 1.0, 1.0, 1.0),
+          "mean 0.3 sd": (0.3, 1.0, 1.0, 1.0), "scale x1.15": (0.0, 1.15, 1.0, 1.0),
+          "noise sd x1.05": (0.0, 1.0, 1.05, 1.0), "10% of events +1.5 sd": (1.5, 1.0, 1.0, 0.1)}
 
 
 # --- data -------------------------------------------------------------------------------------
 
-def embeddings(rng: np.random.Generator, mix: np.ndarray, n: int, shift: float) -> np.ndarray:
+def embeddings(rng: np.random.Generator, mix: np.ndarray, n: int,
+               shift: tuple[float, float, float, float] = SHIFTS["null"]) -> np.ndarray:
+    mean, scale, noise, share = shift
     z = rng.normal(0, 1, (n, mix.shape[0]))
-    z[:, 0] += shift
-    return (z @ mix + rng.normal(0, 1, (n, mix.shape[1]))).astype(np.float32)
+    moved = rng.random(n) < share
+    z[moved, 0] = z[moved, 0] * scale + mean
+    return (z @ mix + rng.normal(0, noise, (n, mix.shape[1]))).astype(np.float32)
 
 
 def features(rng: np.random.Generator, n: int, shift: float) -> np.ndarray:
@@ -72,37 +86,60 @@ def embedding_profile(ref_a, ref_b):
     return profile, time.perf_counter() - t
 
 
-def vitmon_embedding(profile, windows, n_perm=N_PERM):
-    from detectors.embedding_drift import EmbeddingDrift
-    from detectors.testing import context, make_batch
+def _batch(x: np.ndarray, w: int):
+    from detectors.testing import make_batch
+    return make_batch(len(x), event_id=np.array([f"w{w}-{i}" for i in range(len(x))],
+                                                dtype=object), embedding=x)
 
-    det = EmbeddingDrift(sample_size=N_WIN, n_permutations=n_perm, domain_classifier="never")
-    times, detected = [], []
+
+def new_test(profile, windows, n_slices: int = 1) -> dict:
+    """vitmon's sketch test: observe (against the reference) + evaluate, per window."""
+    from detectors.embedding_drift import EmbeddingDrift
+    from detectors.testing import context
+
+    det = EmbeddingDrift(domain_classifier="never")
+    times, detected, p_values, size = [], [], [], 0
     for w, x in enumerate(windows):
-        batch = make_batch(len(x), event_id=np.array([f"w{w}-{i}" for i in range(len(x))],
-                                                     dtype=object), embedding=x)
+        batch = _batch(x, w)
+        ctx = context(profile, ALPHA, n_tests=n_slices, window_start_ms=w)
         t = time.perf_counter()
-        main = det.evaluate(det.observe(det.empty(), batch),
-                            context(profile, ALPHA, window_start_ms=w))[0]
+        state = det.observe_with_reference(det.empty(), batch, ctx.reference)
+        main = det.evaluate(state, ctx)[0]
         times.append(time.perf_counter() - t)
         detected.append(main.status.value == "alert")
-    explain = EmbeddingDrift(sample_size=N_WIN, domain_classifier="always")
-    t = time.perf_counter()
-    explain.evaluate(explain.observe(det.empty(), batch), context(profile, ALPHA))
-    return {"decision_s": float(np.median(times)),
-            "with_domain_classifier_s": time.perf_counter() - t, "detected": detected}
+        p_values.append(main.details["p_value_raw"])
+        size = max(size, len(det.dumps(state)))
+    return {"decision_s": float(np.median(times)), "detected": detected, "p": p_values,
+            "state_bytes": size}
 
 
-def vitmon_mmd_full_dim(x_ref, windows):
-    """The same permutation test on the raw 768-d vectors (no PCA), for the record."""
+def old_test(profile, windows, n_slices: int = 1, sample_size: int = 512, q: int = 32,
+             n_permutations: int = 500, max_permutations: int = 2000) -> dict:
+    """The retired embedding test (vitmon <= embedding_drift v1), step for step: bottom-k sample
+    of the window, PCA-q projection of it and of the reference sample, permutation MMD^2 at
+    ``alpha / n_slices`` with the permutation count capped at ``max_permutations``."""
+    from detectors.stats import embeddings as emb
     from detectors.stats.mmd import mmd_permutation_test
-    times, detected = [], []
-    for i, x in enumerate(windows):
+
+    ref = profile["embedding"]
+    basis = np.asarray(ref["pca_components"])[:, :q]
+    x_ref = emb.project(ref["sample"], ref["pca_mean"], basis)
+    sigma2 = float(np.asarray(ref["bandwidth_sigma2"])[q - 1])
+    a_key = ALPHA / n_slices
+    b = min(max_permutations, max(n_permutations, math.ceil(1 / a_key - 1e-9) - 1))
+    times, detected, p_values = [], [], []
+    for w, x in enumerate(windows):
+        ids = np.array([f"w{w}-{i}" for i in range(len(x))], dtype=object)
         t = time.perf_counter()
-        res = mmd_permutation_test(x_ref, x, N_PERM, seed=i)
+        keep = emb.bottom_k(emb.event_hashes(ids), ids, sample_size)
+        x_win = emb.project(x[keep], ref["pca_mean"], basis)
+        res = mmd_permutation_test(x_ref, x_win, b, seed=w, sigma2=sigma2)
         times.append(time.perf_counter() - t)
-        detected.append(res.p_value <= ALPHA)
-    return {"decision_s": float(np.median(times)), "detected": detected}
+        detected.append(res.p_value <= a_key)
+        p_values.append(res.p_value)
+    state = sample_size * (DIM * 4 + 8 + 16)  # the v1 state kept the raw float32 sample
+    return {"decision_s": float(np.median(times)), "detected": detected, "p": p_values,
+            "state_bytes": state, "n_permutations": b}
 
 
 def vitmon_features(x_ref, windows):
@@ -133,32 +170,28 @@ def vitmon_features(x_ref, windows):
 
 # --- peers (run inside --peer-python) ---------------------------------------------------------
 
+def _timed(decide, windows) -> dict:
+    times, det = [], []
+    for x in windows:
+        t = time.perf_counter()
+        det.append(bool(decide(x)))
+        times.append(time.perf_counter() - t)
+    return {"decision_s": float(np.median(times)), "detected": det}
+
+
 def peer_worker(workdir: Path) -> dict:
     out: dict = {}
-    emb_ref = np.load(workdir / "emb_ref.npy")
-    emb_win = np.load(workdir / "emb_win.npy")
+    emb_ref = np.load(workdir / "emb_ref.npy").astype(np.float32)
+    emb_win = np.load(workdir / "emb_win.npy", mmap_mode="r")
     feat_ref = np.load(workdir / "feat_ref.npy")
     feat_win = np.load(workdir / "feat_win.npy")
+    windows = (np.asarray(x, np.float32) for x in emb_win)
     try:
         from alibi_detect.cd import KSDrift, MMDDrift
-        t = time.perf_counter()
-        mmd = MMDDrift(emb_ref, backend="pytorch", p_val=ALPHA, n_permutations=N_PERM)
-        init = time.perf_counter() - t
-        times, det = [], []
-        for x in emb_win:
-            t = time.perf_counter()
-            det.append(bool(mmd.predict(x)["data"]["is_drift"]))
-            times.append(time.perf_counter() - t)
-        out["alibi_mmd"] = {"init_s": init, "decision_s": float(np.median(times)), "detected": det}
-        t = time.perf_counter()
+        mmd = MMDDrift(emb_ref, backend="pytorch", p_val=ALPHA, n_permutations=100)
+        out["alibi_mmd"] = _timed(lambda x: mmd.predict(x)["data"]["is_drift"], windows)
         ks = KSDrift(feat_ref, p_val=ALPHA, correction="bonferroni")
-        init = time.perf_counter() - t
-        times, det = [], []
-        for x in feat_win:
-            t = time.perf_counter()
-            det.append(bool(ks.predict(x)["data"]["is_drift"]))
-            times.append(time.perf_counter() - t)
-        out["alibi_ks"] = {"init_s": init, "decision_s": float(np.median(times)), "detected": det}
+        out["alibi_ks"] = _timed(lambda x: ks.predict(x)["data"]["is_drift"], feat_win)
     except ImportError as exc:
         out["alibi_error"] = repr(exc)
     try:
@@ -168,25 +201,19 @@ def peer_worker(workdir: Path) -> dict:
         from evidently.presets import DataDriftPreset
         method = mmd(bootstrap=True, quantile_probability=1 - ALPHA)  # its test at level alpha
         ref_df = pd.DataFrame(emb_ref)
-        times, det = [], []
-        for x in emb_win:
-            t = time.perf_counter()
-            det.append(bool(method(pd.DataFrame(x), ref_df)[1]))
-            times.append(time.perf_counter() - t)
-        out["evidently_mmd"] = {"decision_s": float(np.median(times)), "detected": det}
+        out["evidently_mmd"] = _timed(lambda x: method(pd.DataFrame(x), ref_df)[1],
+                                      (np.asarray(x, np.float32) for x in emb_win))
         cols = [f"f{j:02d}" for j in range(N_FEAT)]
         dd = DataDefinition(numerical_columns=cols)
         ref_ds = Dataset.from_pandas(pd.DataFrame(feat_ref, columns=cols), data_definition=dd)
-        times, det = [], []
-        for x in feat_win:
-            t = time.perf_counter()
+
+        def ks_decision(x):
             snap = Report([DataDriftPreset(method="ks", threshold=ALPHA)]).run(
                 Dataset.from_pandas(pd.DataFrame(x, columns=cols), data_definition=dd), ref_ds)
             pvals = [m["value"] for m in snap.dict()["metrics"]
                      if m["metric_name"].startswith("ValueDrift")]
-            times.append(time.perf_counter() - t)
-            det.append(min(pvals) <= ALPHA / N_FEAT)  # the same Bonferroni rule as vitmon
-        out["evidently_ks"] = {"decision_s": float(np.median(times)), "detected": det}
+            return min(pvals) <= ALPHA / N_FEAT  # the same Bonferroni rule as vitmon
+        out["evidently_ks"] = _timed(ks_decision, feat_win)
     except ImportError as exc:
         out["evidently_error"] = repr(exc)
     return out
@@ -206,6 +233,7 @@ def calibration(n_windows: int) -> None:
     rng = np.random.default_rng(2024)
     profile = build_reference_profile([traffic.batch(rng, 2000) for _ in range(10)], ProfileConfig(
         embedding_sample_size=500, pca_fit_size=1000, pca_components=8))
+    profile["slices"] = {f"s{s}": dict(profile) for s in range(3)}
     for label, det, n_window, n_slices in cal.CASES:
         rate = cal.alarm_rate(det, traffic, profile, n_window, n_slices, seed=11)
         print(f"  {label:28s} {rate:.4f} over {n_windows} windows (2*alpha = {2 * ALPHA})")
@@ -215,8 +243,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peer-python", default=sys.executable,
                     help="interpreter with evidently and/or alibi-detect installed")
-    ap.add_argument("--reps", type=int, default=10, help="shifted windows per power estimate")
+    ap.add_argument("--reps", type=int, default=20, help="windows per shift (power)")
+    ap.add_argument("--null", type=int, default=100, help="stationary windows (false alarms)")
+    ap.add_argument("--peer-reps", type=int, default=4,
+                    help="of those, windows per shift the peers also run (alibi: ~1 min each)")
+    ap.add_argument("--peer-null", type=int, default=8, help="null windows the peers also run")
+    ap.add_argument("--slices", type=int, default=21, help="slice count of the many-slice line")
     ap.add_argument("--calibration", type=int, default=0, help="also measure false-alarm rates")
+    ap.add_argument("--no-peers", action="store_true", help="vitmon's own tests only")
     ap.add_argument("--peer-worker", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.peer_worker:
@@ -224,65 +258,102 @@ def main() -> None:
         return
     rng = np.random.default_rng(0)
     mix = rng.normal(0, 1, (16, DIM))
-    emb_a, emb_b = embeddings(rng, mix, N_REF, 0.0), embeddings(rng, mix, N_REF, 0.0)
-    emb_win = [embeddings(rng, mix, N_WIN, EMB_SHIFT) for _ in range(args.reps)]
+    # float16 as producers send them (embedding_b64, f16); every method sees the same values.
+    f16 = lambda x: x.astype(np.float16).astype(np.float32)  # noqa: E731
+    emb_a, emb_b = f16(embeddings(rng, mix, N_REF)), f16(embeddings(rng, mix, N_REF))
+    counts = {name: args.null if name == "null" else args.reps for name in SHIFTS}
+    labels = [name for name in SHIFTS for _ in range(counts[name])]
+    emb_win = [f16(embeddings(rng, mix, N_WIN, SHIFTS[name])) for name in labels]
     feat_ref = features(rng, N_ROWS, 0.0)
-    feat_win = [features(rng, N_ROWS, FEAT_SHIFT) for _ in range(args.reps)]
+    feat_win = [features(rng, N_ROWS, FEAT_SHIFT) for _ in range(min(args.reps, 10))]
     profile, build = embedding_profile(emb_a, emb_b)
-    # Every tool compares windows with the same 2,000 reference vectors: the ones vitmon's
+    # Every method compares windows with the same 2,000 reference vectors: the ones vitmon's
     # profile keeps (the other 2,000 only fit its PCA basis).
     emb_ref = profile["embedding"]["sample"]
-    results = {"vitmon_mmd": {**vitmon_embedding(profile, emb_win), "build_s": build},
-               "vitmon_mmd_1000": vitmon_embedding(profile, emb_win, n_perm=1000),
-               "vitmon_mmd_768d": vitmon_mmd_full_dim(emb_ref, emb_win),
-               "vitmon_features": vitmon_features(feat_ref, feat_win)}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, arr in [("emb_ref", emb_ref), ("emb_win", np.stack(emb_win)),
-                          ("feat_ref", feat_ref), ("feat_win", np.stack(feat_win))]:
-            np.save(Path(tmp) / f"{name}.npy", arr)
-        proc = subprocess.run([args.peer_python, __file__, "--peer-worker", tmp],
-                              capture_output=True, text=True)
-        if proc.returncode == 0:
-            results.update(json.loads(proc.stdout.strip().splitlines()[-1]))
-        else:
-            print("peer run failed:", proc.stderr.strip().splitlines()[-1:], file=sys.stderr)
-    report(results, args.reps)
+    results = {"new": new_test(profile, emb_win), "old": old_test(profile, emb_win),
+               f"new_{args.slices}": new_test(profile, emb_win, args.slices),
+               f"old_{args.slices}": old_test(profile, emb_win, args.slices),
+               "vitmon_features": vitmon_features(feat_ref, feat_win), "build_s": build}
+    seen: dict[str, int] = {}
+    peer_idx = []
+    for i, name in enumerate(labels):
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] <= (args.peer_null if name == "null" else args.peer_reps):
+            peer_idx.append(i)
+    results["peer_idx"] = peer_idx
+    if not args.no_peers:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, arr in [("emb_ref", emb_ref),
+                              ("emb_win", np.stack([emb_win[i] for i in peer_idx])),
+                              ("feat_ref", feat_ref), ("feat_win", np.stack(feat_win))]:
+                np.save(Path(tmp) / f"{name}.npy", arr)
+            proc = subprocess.run([args.peer_python, __file__, "--peer-worker", tmp],
+                                  capture_output=True, text=True)
+            if proc.returncode == 0:
+                results.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+            else:
+                print("peer run failed:", proc.stderr.strip().splitlines()[-3:], file=sys.stderr)
+    report(results, labels, args)
     if args.calibration:
         print("\nfalse-alarm rate on stationary traffic, alpha = 0.01:")
         calibration(args.calibration)
 
 
-def report(r: dict, reps: int) -> None:
-    def line(label: str, res: dict, refs: tuple = ()) -> None:
-        power = np.mean(res["detected"]) if res.get("detected") else float("nan")
-        ratios = "".join(f"  {res['decision_s'] / ours:7.1f}x {name}" for name, ours in refs)
-        print(f"  {label:36s} {res['decision_s'] * 1000:9.1f} ms   power {power:4.2f}{ratios}")
-
-    print(f"embedding MMD, {N_REF} x {N_WIN} x {DIM}d, {N_PERM} permutations, shift "
-          f"{EMB_SHIFT} sd of 1 of 16 latent factors, {reps} windows "
-          f"(ratios: time / vitmon's time at 100 and 1,000 permutations):")
-    refs = (("v100", r["vitmon_mmd"]["decision_s"]), ("v1000", r["vitmon_mmd_1000"]["decision_s"]))
-    line("vitmon (PCA-32, torch, batched)", r["vitmon_mmd"])
-    line("vitmon, 1,000 permutations", r["vitmon_mmd_1000"])
-    line("vitmon permutation test on raw 768d", r["vitmon_mmd_768d"], refs[:1])
-    for key, label in [("alibi_mmd", "alibi-detect MMDDrift (pytorch)"),
-                       ("evidently_mmd", "Evidently mmd(bootstrap)")]:
-        if key in r:
-            line(label, r[key], refs)
-    print(f"  (reference build {r['vitmon_mmd']['build_s']:.2f} s once; with the domain "
-          f"classifier explanation {r['vitmon_mmd']['with_domain_classifier_s']:.2f} s)")
+def report(r: dict, labels: list[str], args: argparse.Namespace) -> None:
+    shifts = list(SHIFTS)
+    lab = np.array(labels)
+    methods = [("new", "vitmon sketch T^2 (new)"), ("old", "vitmon 512-sample MMD (old)"),
+               (f"new_{args.slices}", f"new, 1 of {args.slices} slices"),
+               (f"old_{args.slices}", f"old, 1 of {args.slices} slices"),
+               ("alibi_mmd", "alibi-detect MMDDrift"), ("evidently_mmd", "Evidently mmd")]
+    print(f"embedding drift, {DIM}d f16, reference {N_REF} (+{N_REF} PCA), windows of {N_WIN}, "
+          f"alpha {ALPHA}; rates over {args.reps} windows per shift, {args.null} null windows "
+          f"(peers: the first {args.peer_reps} and {args.peer_null} of them)")
+    head = "".join(f"{s[:14]:>15s}" for s in shifts)
+    print(f"  {'method':32s}{head}{'ms/window':>11s}{'state B':>10s}")
+    idx = np.array(r["peer_idx"], int)
+    for key, name in methods:
+        if key not in r:
+            continue
+        det = np.array(r[key]["detected"], bool)
+        sub = lab if len(det) == len(lab) else lab[idx]  # the peers ran a subset
+        rates = "".join(f"{det[sub == s].mean():15.2f}" for s in shifts)
+        size = r[key].get("state_bytes")
+        print(f"  {name:32s}{rates}{r[key]['decision_s'] * 1000:11.1f}"
+              f"{size if size else '':>10}")
+    new, old = (np.array(r[k]["detected"], bool) for k in ("new", "old"))
+    ratio = "".join(f"{_ratio(new[lab == s].mean(), old[lab == s].mean()):>15s}" for s in shifts)
+    print(f"  {'new / old':32s}{ratio}{r['old']['decision_s'] / r['new']['decision_s']:10.0f}x"
+          f" faster")
+    idx = np.array(r["peer_idx"], int)
+    for peer, name in (("alibi_mmd", "new / alibi"), ("evidently_mmd", "new / Evidently")):
+        if peer in r:  # on the windows the peer ran
+            other, sub, mine = np.array(r[peer]["detected"], bool), lab[idx], new[idx]
+            ratio = "".join(f"{_ratio(mine[sub == s].mean(), other[sub == s].mean()):>15s}"
+                            for s in shifts)
+            print(f"  {name:32s}{ratio}{r[peer]['decision_s'] / r['new']['decision_s']:10.0f}x"
+                  f" faster")
+    print(f"  (null column = false-alarm rate; the old test at {args.slices} slices uses "
+          f"{r[f'old_{args.slices}']['n_permutations']} permutations: its smallest p-value "
+          f"{1 / (r[f'old_{args.slices}']['n_permutations'] + 1):.2e} > alpha/{args.slices} = "
+          f"{ALPHA / args.slices:.2e}; reference build {r['build_s']:.2f} s once)")
     print(f"feature drift, {N_FEAT} features x {N_ROWS} rows per side, shift {FEAT_SHIFT} sd "
-          f"on 2 features, Bonferroni at {ALPHA}, {reps} windows (ratio: time / vitmon's):")
-    refs = (("vitmon", r["vitmon_features"]["decision_s"]),)
-    line("vitmon (grid sketch KS)", r["vitmon_features"])
-    for key, label in [("alibi_ks", "alibi-detect KSDrift"),
-                       ("evidently_ks", "Evidently DataDriftPreset(ks)")]:
+          f"on 2 features, Bonferroni at {ALPHA}:")
+    ours = r["vitmon_features"]
+    for key, name in (("vitmon_features", "vitmon (grid sketch KS)"),
+                      ("alibi_ks", "alibi-detect KSDrift"),
+                      ("evidently_ks", "Evidently DataDriftPreset(ks)")):
         if key in r:
-            line(label, r[key], refs)
-    print(f"  (reference build {r['vitmon_features']['build_s']:.2f} s once)")
+            print(f"  {name:32s} power {np.mean(r[key]['detected']):4.2f}  "
+                  f"{r[key]['decision_s'] * 1000:9.1f} ms  "
+                  f"{r[key]['decision_s'] / ours['decision_s']:6.1f}x vitmon's time")
     for key in ("alibi_error", "evidently_error"):
         if key in r:
             print(f"  {key}: {r[key]}")
+
+
+def _ratio(a: float, b: float) -> str:
+    return "-" if b == 0 and a == 0 else "inf" if b == 0 else f"{a / b:.2f}"
 
 
 if __name__ == "__main__":

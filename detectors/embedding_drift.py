@@ -1,9 +1,10 @@
-"""Embedding drift: kernel MMD on PCA-reduced embeddings, centroid distance, domain classifier."""
+"""Embedding drift: Hotelling's T^2 on a kilobyte sketch of the embeddings (see stats.sketch)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,68 +12,82 @@ import numpy as np
 from detectors import _verdict as verdict
 from detectors._equality import ValueEquality
 from detectors.stats import embeddings as emb
+from detectors.stats import hotelling
+from detectors.stats import sketch as sk
 from detectors.stats.domain_classifier import domain_classifier_test
-from detectors.stats.mmd import median_heuristic, mmd_permutation_test, permutation_threshold
-from monitor.contract import Batch, DataclassStateCodec, EvalContext, Finding, Status
+from monitor.contract import (
+    Batch,
+    DataclassStateCodec,
+    EvalContext,
+    Finding,
+    Reference,
+    Status,
+    decode_value,
+)
+
+SKETCH_VERSION = 2  # 1: the 512-row raw embedding sample of the MMD permutation test (retired)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class EmbeddingDriftState(ValueEquality):
-    """Running moments of every embedding plus a bounded bottom-k sample (by event-id hash)."""
+    """Exact fixed-point sums of the sketch features plus a small bottom-k sample of them.
 
-    n: int = 0  # embeddings observed
-    total: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float64 [D] sum
-    total_sq: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float64 [D] sum of squares
+    Bytes do not grow with traffic: ``p`` sums, ``p(p+1)/2`` product sums and ``sample_size`` x
+    ``p`` float16 features (p = 17 by default: ~17 KiB serialised at any embedding width).
+    """
+
+    sketch: int = SKETCH_VERSION  # state format; a v1 checkpoint loads as 1 (never compared)
+    basis: int = 0  # fingerprint of the reference basis the sums are on (0: none)
+    n: int = 0  # events in the sums
+    n_unprojected: int = 0  # events seen without that basis (no reference, another one, v1 state)
+    total: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [p]
+    outer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [p(p+1)/2]
     hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))  # ascending
     ids: tuple[str, ...] = ()  # event ids of the sample, same order
-    sample: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [k, D]
+    sample: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))  # [k, p]
 
 
 def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return b.copy() if a.size == 0 else a if b.size == 0 else a + b
 
 
-def merge_samples(a: EmbeddingDriftState, b: EmbeddingDriftState,
-                  k: int) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
-    """Union of two bottom-k samples, keeping the ``k`` smallest hashes."""
-    if b.hashes.size == 0:
-        return a.hashes, a.ids, a.sample
-    if a.hashes.size == 0:
-        return b.hashes, b.ids, b.sample
-    hashes = np.concatenate([a.hashes, b.hashes])
-    ids = np.asarray(a.ids + b.ids, dtype=object)
-    keep = emb.bottom_k(hashes, ids, k)
-    return hashes[keep], tuple(ids[keep].tolist()), np.concatenate([a.sample, b.sample])[keep]
-
-
 @dataclass(frozen=True)
 class EmbeddingDrift(DataclassStateCodec):
     """Drift of the model's embeddings (e.g. the ViT's CLS vector).
 
-    Test: the window's embedding sample (a bounded bottom-k sample of ``sample_size`` events,
-    chosen by a hash of ``event_id``, so it is uniform, order-independent and mergeable) and the
-    reference's sample are projected on the reference's first ``n_components`` principal axes;
-    the unbiased kernel MMD^2 between them (Gaussian kernel, median-heuristic bandwidth from the
-    reference) is tested by ``n_permutations`` random permutations of the pooled sample, all
-    computed by one batched matmul. The centroid cosine distance between the window's mean
-    embedding (over all events, not only the sample) and the reference's is always reported; an
-    optional ``centroid_threshold`` turns it into a warning. When MMD alerts (``domain_classifier=
-    "on_alarm"``) a cross-validated logistic-regression domain classifier explains the shift: its
-    AUC and the window events that look most "new".
+    Test: every embedding is mapped to ``p = n_components + 1 + 2 * n_frequencies`` features on
+    the reference's basis (:mod:`detectors.stats.sketch`: whitened coordinates on the reference's
+    first ``n_components`` principal axes, the log RMS residual off them, and cos/sin of
+    ``n_frequencies`` random Fourier frequencies); a window keeps their count, sum and sum of
+    outer products as exact integers, so merging windows or partitions is addition. At
+    evaluation, the window's mean feature vector is compared with the reference's (the features
+    of the reference profile's embedding sample, the slice's own when it has one) by the
+    two-sample Hotelling T^2 with its F null (:mod:`detectors.stats.hotelling`) when the window
+    has at least ``min_f_events`` events; below that, by a permutation test of the same
+    statistic on the window's events (all of them are in the bottom-k ``sample_size`` sample)
+    with ``max(n_permutations, ceil(n_tests / alpha))`` permutations, so the level is reachable
+    for any slice count up to ``max_permutations * alpha``. The centroid cosine distance
+    (reference vs window mean on the principal subspace) is always reported; an optional
+    ``centroid_threshold`` turns it into a warning. When the test alerts
+    (``domain_classifier="on_alarm"``) a cross-validated logistic-regression domain classifier
+    on the sketch features explains the shift: its AUC and the window events that look most new.
+
+    The sums are on one reference's basis: the core observes through
+    :meth:`observe_with_reference`; events seen with no active reference (or another one) are
+    only counted (``n_unprojected``), and a window with too few events on the active basis says
+    ``insufficient_data``. A slice without its own reference says ``no_reference`` (reason
+    "no reference for this slice"), never a verdict against the whole version.
 
     Significance level: ``EvalContext.alpha`` bounds the probability of an alert on stationary
-    data in a window over all ``n_tests`` slices: a slice alerts when its permutation p-value is
-    at most ``alpha / n_tests``. The number of permutations is raised to ``n_tests / alpha - 1``
-    when needed so that level is reachable at all, up to ``max_permutations``; beyond that the
-    test is conservative (it cannot reject, it never over-alarms). The default of 500
-    permutations, not 100, is for power: at ``alpha = 0.01`` a 100-permutation test rejects only
-    when the observed MMD^2 beats all 100 permutations, so a window whose exact p-value is 0.005
-    is missed 40 % of the time; 500 permutations cost a few more milliseconds (one matmul).
+    data in a window over all ``n_tests`` slices (Bonferroni: a slice alerts when its p-value is
+    at most ``alpha / n_tests``). One look: each evaluation is a fresh test of the window as it
+    stands; re-evaluations after late events are not corrected for. Measured false-alarm rates
+    are in docs/drift.md (``bench/drift.py``).
 
     Example
     -------
     768-dimensional embeddings driven by 16 latent factors plus noise (as a ViT's CLS vectors
-    are dominated by a few directions); one factor's mean moves by one standard deviation from
+    are dominated by a few directions); one factor's mean moves by 0.7 standard deviations from
     window 3 on:
 
     >>> from detectors.reference import ProfileConfig, build_reference_profile
@@ -88,26 +103,31 @@ class EmbeddingDrift(DataclassStateCodec):
     >>> ctx = context(profile, alpha=0.01)
     >>> det = EmbeddingDrift()
     >>> for w in range(6):
-    ...     f = det.evaluate(det.observe(det.empty(), window(1.0 if w >= 3 else 0.0)), ctx)
-    ...     print(w, f[0].status.value, f[0].p_value <= 0.01)
-    0 ok False
-    1 ok False
-    2 ok False
-    3 alert True
-    4 alert True
-    5 alert True
+    ...     state = det.observe_with_reference(det.empty(), window(0.7 if w >= 3 else 0.0),
+    ...                                        ctx.reference)
+    ...     f = det.evaluate(state, ctx)
+    ...     print(w, f[0].status.value, f[0].test, len(det.dumps(state)) < 64 * 1024)
+    0 ok hotelling-t2-f True
+    1 ok hotelling-t2-f True
+    2 ok hotelling-t2-f True
+    3 alert hotelling-t2-f True
+    4 alert hotelling-t2-f True
+    5 alert hotelling-t2-f True
     """
 
     name: ClassVar[str] = "embedding_drift"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     state_type: ClassVar[type] = EmbeddingDriftState
+    wide_columns: ClassVar[frozenset[str]] = frozenset({"embedding"})
 
-    sample_size: int = 512
-    n_components: int = 32
+    n_components: int = 8  # 16 alarmed on the simulator's steady traffic (docs/drift.md)
+    n_frequencies: int = 4
+    sample_size: int = 200  # bottom-k sample: the permutation fallback and the UI scatter
+    min_f_events: int = 200  # from here on the F null; below, the permutation test
     n_permutations: int = 500
-    max_permutations: int = 2000
+    max_permutations: int = 20_000
     seed: int = 0
-    min_effect: float = 0.0  # on MMD^2
+    min_effect: float = 0.0  # on the Mahalanobis distance of the means, in reference SDs
     centroid_threshold: float | None = None  # cosine distance that warns; None: report only
     domain_classifier: str = "on_alarm"  # "on_alarm", "always" or "never"
     top_new: int = 10
@@ -116,87 +136,157 @@ class EmbeddingDrift(DataclassStateCodec):
     def empty(self) -> EmbeddingDriftState:
         return EmbeddingDriftState()
 
+    def loads(self, data: bytes) -> EmbeddingDriftState:
+        raw = decode_value(data)
+        if not isinstance(raw, Mapping) or raw.get("sketch") != SKETCH_VERSION:
+            # A v1 state (raw sample, MMD): not comparable; its events count as unprojected.
+            n = int(raw.get("n", 0)) if isinstance(raw, Mapping) else 0
+            return EmbeddingDriftState(sketch=1, n_unprojected=n)
+        return decode_value(data, EmbeddingDriftState)
+
+    def basis(self, reference: Reference | None) -> sk.Basis | None:
+        """The sketch basis of a reference (None when it has no embedding profile)."""
+        e = None if reference is None else reference.profile.get("embedding")
+        if not e or "pca_components" not in e:
+            return None
+        identity = f"{reference.model}|{reference.model_version}|{reference.reference_id}"
+        return sk.make_basis(np.asarray(e["pca_mean"]), np.asarray(e["pca_components"]),
+                             np.asarray(e["pca_explained_variance"]), self.n_components,
+                             self.n_frequencies, self.seed, identity)
+
     def observe(self, state: EmbeddingDriftState, batch: Batch) -> EmbeddingDriftState:
+        """Without a reference the events can only be counted (see the class docstring)."""
+        return self.observe_with_reference(state, batch, None)
+
+    def observe_with_reference(self, state: EmbeddingDriftState, batch: Batch,
+                               reference: Reference | None) -> EmbeddingDriftState:
         rows = np.flatnonzero(batch.has_embedding) if batch.embedding.shape[1] else []
         if len(rows) == 0:
             return state
-        x = np.asarray(batch.embedding[rows], np.float32)
+        basis = self.basis(reference)
+        if basis is None or basis.mean.size != batch.embedding.shape[1]:
+            return replace(state, n_unprojected=state.n_unprojected + len(rows))
+        fq = sk.quantise(sk.features(batch.embedding[rows], basis))
+        total, outer = sk.sums(fq)
         ids = np.asarray(batch.event_id[rows], dtype=object)
         hashes = emb.event_hashes(ids)
         keep = emb.bottom_k(hashes, ids, self.sample_size)
-        x64 = x.astype(np.float64)
-        part = EmbeddingDriftState(len(rows), x64.sum(0), (x64 * x64).sum(0), hashes[keep],
-                                   tuple(ids[keep].tolist()), x[keep])
+        sample = (fq[keep] / sk.SCALE).astype(np.float16)
+        part = EmbeddingDriftState(SKETCH_VERSION, basis.fingerprint, len(rows), 0, total, outer,
+                                   hashes[keep], tuple(ids[keep].tolist()), sample)
         return self.merge(state, part)
 
     def merge(self, a: EmbeddingDriftState, b: EmbeddingDriftState) -> EmbeddingDriftState:
-        if a.n and b.n and a.total.size != b.total.size:
-            raise ValueError(f"embedding dimension {a.total.size} != {b.total.size}")
-        hashes, ids, sample = merge_samples(a, b, self.sample_size)
-        return EmbeddingDriftState(a.n + b.n, _add(a.total, b.total), _add(a.total_sq, b.total_sq),
-                                   hashes, ids, sample)
+        if a.basis != b.basis:
+            # Sums on different bases never add: the larger fingerprint's are kept and the
+            # others' events counted (a function of the set of parts, so still associative).
+            hi, lo = (a, b) if a.basis > b.basis else (b, a)
+            return replace(hi, sketch=max(a.sketch, b.sketch),
+                           n_unprojected=hi.n_unprojected + lo.n_unprojected + lo.n)
+        hashes, ids, sample = a.hashes, a.ids, a.sample
+        if b.hashes.size and a.hashes.size:
+            all_ids = np.asarray(a.ids + b.ids, dtype=object)
+            all_hashes = np.concatenate([a.hashes, b.hashes])
+            keep = emb.bottom_k(all_hashes, all_ids, self.sample_size)
+            hashes, ids = all_hashes[keep], tuple(all_ids[keep].tolist())
+            sample = np.concatenate([a.sample, b.sample])[keep]
+        elif b.hashes.size:
+            hashes, ids, sample = b.hashes, b.ids, b.sample
+        return EmbeddingDriftState(max(a.sketch, b.sketch), a.basis, a.n + b.n,
+                                   a.n_unprojected + b.n_unprojected, _add(a.total, b.total),
+                                   _add(a.outer, b.outer), hashes, ids, sample)
 
     def evaluate(self, state: EmbeddingDriftState, context: EvalContext) -> tuple[Finding, ...]:
+        seen = state.n + state.n_unprojected
         if context.reference is None:
-            return (Finding.no_reference(self, state.n),)
-        ref = verdict.slice_profile(context).get("embedding")
-        if not ref:
-            return (verdict.no_reference(self, state.n, "reference profile has no embeddings"),)
-        if len(state.ids) < context.min_samples:
-            return (Finding.insufficient(self, len(state.ids), context.min_samples),)
-        if state.total.size != np.asarray(ref["mean"]).size:
-            return (verdict.no_reference(self, state.n, f"reference embedding dimension "
-                                         f"{np.asarray(ref['mean']).size} != {state.total.size}"),)
-        q = min(self.n_components, np.asarray(ref["pca_components"]).shape[1])
-        basis = np.asarray(ref["pca_components"])[:, :q]
-        x_ref = emb.project(ref["sample"], ref["pca_mean"], basis)
-        x_win = emb.project(state.sample, ref["pca_mean"], basis)
-        a_key = verdict.alpha_per_key(context)
-        b = min(self.max_permutations, max(self.n_permutations, math.ceil(1 / a_key - 1e-9) - 1))
-        seed = verdict.key_seed(self.seed, context.key)
-        sigma2 = (float(np.asarray(ref["bandwidth_sigma2"])[q - 1]) if "bandwidth_sigma2" in ref
-                  else median_heuristic(x_ref))
-        res = mmd_permutation_test(x_ref, x_win, b, seed, sigma2)
-        p_adj, rejected, _ = verdict.family(np.array([res.p_value]), context, "bonferroni")
-        effect_ok = np.array([res.mmd2 >= self.min_effect])
-        threshold = permutation_threshold(res.null, a_key)
-        centroid = emb.cosine_distance(state.total / state.n, np.asarray(ref["mean"]))
+            return (Finding.no_reference(self, seen),)
+        own = verdict.slice_profile(context)  # {} for a slice without its own reference
+        if not own:
+            return (verdict.no_reference(self, seen, verdict.NO_SLICE_REFERENCE),)
+        ref = own.get("embedding")
+        basis = self.basis(context.reference)
+        if not ref or basis is None:
+            return (verdict.no_reference(self, seen, "reference profile has no embeddings"),)
+        if state.n < context.min_samples or state.basis != basis.fingerprint:
+            return (self._insufficient(state, basis, context.min_samples),)
+        if np.asarray(ref["sample"]).shape[1] != basis.mean.size:
+            return (verdict.no_reference(self, seen, "slice reference embedding dimension "
+                                         "differs from the version's"),)
+        x_ref = sk.features(np.asarray(ref["sample"]), basis)
+        if x_ref.shape[0] < x_ref.shape[1] + 2:
+            return (verdict.no_reference(self, seen, f"slice reference has {x_ref.shape[0]} "
+                                         f"embeddings, too few for {x_ref.shape[1]} features"),)
+        return self._test(state, x_ref, basis, context)
+
+    def _insufficient(self, s: EmbeddingDriftState, basis: sk.Basis, need: int) -> Finding:
+        f = Finding.insufficient(self, s.n, need)
+        if s.n_unprojected and (s.n == 0 or s.basis != basis.fingerprint):
+            why = (f"{s.n + s.n_unprojected} events were observed without the active "
+                   f"reference's basis (no reference active then, another reference, an "
+                   f"embedding dimension other than the reference's {basis.mean.size}, or a "
+                   f"sketch v{s.sketch} state)")
+            f = replace(f, details={**f.details, "reason": why})
+        return f
+
+    def _test(self, s: EmbeddingDriftState, x_ref: np.ndarray, basis: sk.Basis,
+              ctx: EvalContext) -> tuple[Finding, ...]:
+        n1, p = x_ref.shape
+        m1, c1 = x_ref.mean(0), np.cov(x_ref.T)
+        m2, c2 = sk.moments(s.n, s.total, s.outer)
+        a_key = verdict.alpha_per_key(ctx)
+        seed = verdict.key_seed(self.seed, ctx.key)
+        x_win = s.sample.astype(np.float64)
+        if s.n >= min(self.min_f_events, self.sample_size):
+            res = hotelling.hotelling_two_sample(m1, c1, n1, m2, c2, s.n)
+            t2, p_raw, test = res.t2, res.p_value, "hotelling-t2-f"
+            threshold = hotelling.critical_t2(a_key, n1, s.n, res.df1)
+            extra: dict[str, Any] = {"f": res.f, "df": [res.df1, res.df2]}
+        else:
+            b = min(self.max_permutations,
+                    max(self.n_permutations, math.ceil(1 / a_key - 1e-9) - 1))
+            # The reference rows rounded as the window's sample was, so both are exchangeable.
+            ref16 = x_ref.astype(np.float16).astype(np.float64)
+            t2, p_raw = hotelling.permutation_test(ref16, x_win, b, seed % 2**32)
+            test, threshold, extra = "hotelling-t2-permutation", None, {"n_permutations": b}
+        p_adj, rejected, _ = verdict.family(np.array([p_raw]), ctx, "bonferroni")
+        w = hotelling.inverse_sqrt(((n1 - 1) * c1 + (s.n - 1) * c2) / max(n1 + s.n - 2, 1))
+        distance = float(np.linalg.norm((m2 - m1) @ w))
+        centroid = self._centroid_cosine(m1, m2, basis)
+        q = basis.axes.shape[1]
         details: dict[str, Any] = {
-            "mmd2": res.mmd2, "mmd2_threshold": threshold, "p_value_raw": res.p_value,
-            "n_permutations": b, "bandwidth_sigma2": res.sigma2, "n_components": q,
-            "n_ref": len(x_ref), "n_window_sample": len(x_win), "n_window": state.n,
+            "test": test, "t2": t2, "t2_threshold": threshold, "p_value_raw": p_raw,
+            "mahalanobis": distance, "n_features": p, "n_components": q,
+            "n_frequencies": basis.freqs.shape[1], "n_ref": n1, "n_window": s.n,
+            "n_unprojected": s.n_unprojected, "sketch": s.sketch,
             "centroid_cosine_distance": centroid,
-            "component_shift": self._component_shift(state, ref, basis),
-            "projection": self._projection(x_ref, x_win, state.ids)}
-        run_dc = self.domain_classifier == "always" or (
-            self.domain_classifier == "on_alarm" and bool(rejected[0]))
-        if run_dc:
-            details["domain_classifier"] = self._explain(x_ref, x_win, state.ids, seed)
-        main = verdict.main_finding(self, context, p_adj=p_adj, rejected=rejected,
-                                    effect_ok=effect_ok, n=state.n, test="mmd-permutation",
-                                    details=details)
-        mmd = Finding(self.name, self.version, main.status, score=res.mmd2, threshold=threshold,
-                      p_value=res.p_value, n=len(x_win), subject="mmd", test="mmd-permutation")
+            "component_shift": (m2[:5] - m1[:5]).tolist(), **extra,
+            "projection": {"axes": ["pc1 (ref SD)", "pc2 (ref SD)"],
+                           "reference": x_ref[:self.projection_points, :2].round(4),
+                           "window": x_win[:self.projection_points, :2].round(4),
+                           "window_ids": list(s.ids[:self.projection_points])}}
+        if self.domain_classifier == "always" or (
+                self.domain_classifier == "on_alarm" and bool(rejected[0])):
+            details["domain_classifier"] = self._explain(x_ref, x_win, s.ids, seed)
+        main = verdict.main_finding(self, ctx, p_adj=p_adj, rejected=rejected,
+                                    effect_ok=np.array([distance >= self.min_effect]), n=s.n,
+                                    test=test, details=details)
+        t2_sub = Finding(self.name, self.version, main.status, score=t2, threshold=threshold,
+                         p_value=p_raw, n=s.n, subject="t2", test=test)
         over = self.centroid_threshold is not None and centroid > self.centroid_threshold
         cos = Finding(self.name, self.version, Status.WARN if over else Status.OK,
-                      score=centroid, threshold=self.centroid_threshold, n=state.n,
+                      score=centroid, threshold=self.centroid_threshold, n=s.n,
                       subject="centroid", test="cosine-distance")
-        return (main, mmd, cos)
+        return (main, t2_sub, cos)
 
     @staticmethod
-    def _component_shift(s: EmbeddingDriftState, ref: Any, basis: np.ndarray) -> list[float]:
-        """Window mean minus reference mean on the first 5 axes, in reference standard
-        deviations: which directions moved."""
-        mean_win = (s.total / s.n - np.asarray(ref["pca_mean"])) @ basis[:, :5]
-        mean_ref = (np.asarray(ref["mean"]) - np.asarray(ref["pca_mean"])) @ basis[:, :5]
-        sd = np.sqrt(np.asarray(ref["pca_explained_variance"])[:mean_win.size])
-        return ((mean_win - mean_ref) / np.where(sd > 0, sd, 1.0)).tolist()
-
-    def _projection(self, x_ref: np.ndarray, x_win: np.ndarray, ids: tuple[str, ...]) -> dict:
-        # Samples are in hash order, so their first rows are uniform subsamples.
-        k = self.projection_points
-        return {"axes": ["pc1", "pc2"], "reference": x_ref[:k, :2].round(4),
-                "window": x_win[:k, :2].round(4), "window_ids": list(ids[:k])}
+    def _centroid_cosine(m1: np.ndarray, m2: np.ndarray, basis: sk.Basis) -> float:
+        """Cosine distance of the two means rebuilt in embedding space from their principal
+        coordinates (``mean + V diag(sd) z``; the residual off the axes is not kept)."""
+        q = basis.axes.shape[1]
+        axes = basis.axes.astype(np.float64)
+        back = axes / np.square(axes).sum(0)  # V diag(sd): the axes are V / sd
+        mean = basis.mean.astype(np.float64)
+        return emb.cosine_distance(mean + back @ m1[:q], mean + back @ m2[:q])
 
     def _explain(self, x_ref: np.ndarray, x_win: np.ndarray, ids: tuple[str, ...],
                  seed: int) -> dict[str, Any]:

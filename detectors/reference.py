@@ -24,8 +24,12 @@ JSON, arrays as ``.npy``); scalars are floats. Keys (``<f>`` is a feature name):
 ``prediction``                           read by ``prediction_drift``:
     ``n``                                events with a prediction
     ``class_counts``, ``class_freq``     int64 / float64 per class index
+    ``top_classes``                      int64 [K]: the classes tracked one by one (the K most
+                                         frequent unless given), the rest pooled as "other"
     ``confidence``                       the confidence histogram, as a ``numeric.<f>`` entry
-    ``probs_counts``                     int32 [classes, bins] per-class softmax sketch (BBSD)
+    ``probs_counts``                     int32 [K + 1, bins] softmax sketch of each tracked class
+                                         and of the mass on all others (BBSD); a v1 profile has
+                                         one row per class and no ``top_classes``
     ``probs_grid``                       its grid spec
 ``embedding``                            read by ``embedding_drift`` (absent without embeddings):
     ``n``, ``dim``                       embeddings folded in, their dimension
@@ -40,23 +44,31 @@ JSON, arrays as ``.npy``); scalars are floats. Keys (``<f>`` is a feature name):
 ``slices.<s>``                           optional, added by ``vitmon reference capture``: per
                                          slice ``<s>`` (e.g. ``camera_id=cam-03``) with enough
                                          reference events, a profile of that slice's events
-                                         alone (the keys above); the drift detectors compare the
-                                         slice's windows with it instead of the whole version
+                                         alone (the keys above; ``top_classes`` the version's);
+                                         the drift detectors compare the slice's windows with
+                                         it, and a slice without one gets no verdict
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from detectors.batches import make_batch
-from detectors.embedding_drift import EmbeddingDrift
 from detectors.feature_drift import FeatureDrift, categorical_entries, grid_for, numeric_entry
-from detectors.prediction_drift import PROBS_GRID, PredictionDrift, PredictionDriftState
+from detectors.prediction_drift import (
+    PROBS_GRID,
+    PredictionDrift,
+    PredictionDriftState,
+    count_probs,
+    fold_classes,
+    top_classes,
+)
 from detectors.stats import embeddings as emb
+from detectors.stats import histograms as hist
 from detectors.stats.mmd import median_heuristic_by_prefix
 from monitor.contract import Batch
 
@@ -69,9 +81,11 @@ class ProfileConfig:
 
     n_bins: int = 10  # quantile bins per numeric feature (PSI, chi-square, JS, UI histograms)
     max_categories: int = 256
-    embedding_sample_size: int = 2000  # rows MMD compares each window with
+    embedding_sample_size: int = 2000  # rows each window is compared with (embedding_drift)
     pca_fit_size: int = 2000  # further rows the PCA basis is fitted on
     pca_components: int = 32
+    top_classes: int = 20  # classes with their own softmax sketch (BBSD); the rest is "other"
+    classes: tuple[int, ...] | None = None  # those classes given (a slice uses its version's)
     features: tuple[str, ...] | None = None  # numeric features; None: all found
     attrs: tuple[str, ...] | None = None  # categorical attrs (without "attrs."); None: all
 
@@ -117,25 +131,77 @@ def build_reference_profile(data: Batch | Mapping[str, Any] | Iterable[Batch | M
     attrs = None if config.attrs is None else tuple(f"attrs.{a}" for a in config.attrs)
     fd = FeatureDrift(features=config.features, attrs=attrs, max_categories=config.max_categories,
                       exclude=())  # the profile keeps latency_ms, for whoever tests it
-    pd_ = PredictionDrift()
-    ed = EmbeddingDrift(sample_size=config.embedding_sample_size + config.pca_fit_size)
-    fs, ps, es = fd.empty(), pd_.empty(), ed.empty()
-    for batch in _as_batches(data):
-        fs, ps, es = fd.observe(fs, batch), pd_.observe(ps, batch), ed.observe(es, batch)
+    es = _EmbeddingSample(config.embedding_sample_size + config.pca_fit_size)
+    fs = fd.empty()
+    batches = list(_as_batches(data))  # two passes: the top classes first, then their softmax
+    classes = np.zeros(0, np.int64)
+    for batch in batches:
+        fs = fd.observe(fs, batch)
+        es.observe(batch)
+        pred = np.asarray(batch.pred)
+        counts = np.bincount(pred[pred >= 0])
+        size = max(classes.size, counts.size)
+        classes = np.pad(classes, (0, size - classes.size)) + np.pad(counts, (0, size - counts.size))
+    top = config.classes if config.classes is not None else top_classes(classes,
+                                                                        config.top_classes)
+    pd_ = PredictionDrift(top_classes=len(top))
+    ps = pd_.empty()
+    for batch in batches:
+        ps = pd_.merge(ps, _prediction_part(batch, top))
     profile: dict[str, Any] = {"schema": SCHEMA, "n_events": float(fs.n)}
     profile["numeric"] = {k: _numeric_entry(k, fs.num_lo[k], fs.num_counts[k], fs.n,
                                             config.n_bins) for k in fs.num_counts}
     profile["categorical"] = categorical_entries(fs)
-    profile["prediction"] = _prediction(ps, config.n_bins)
+    profile["prediction"] = _prediction(ps, classes, config.n_bins)
     if es.n:
         profile["embedding"] = _embedding(es, config)
     return profile
 
 
-def _prediction(s: PredictionDriftState, n_bins: int) -> dict[str, Any]:
-    n = int(s.class_counts.sum())
-    return {"n": float(n), "class_counts": s.class_counts,
-            "class_freq": s.class_counts / n if n else s.class_counts.astype(np.float64),
+@dataclass
+class _EmbeddingSample:
+    """Moments of every reference embedding and a bottom-k sample of them (by event-id hash:
+    uniform and independent of the order of the batches)."""
+
+    k: int
+    n: int = 0
+    total: np.ndarray | None = None  # float64 [dim]
+    ids: tuple[str, ...] = ()
+    hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    sample: np.ndarray | None = None  # float32 [k, dim]
+
+    def observe(self, batch: Batch) -> None:
+        rows = np.flatnonzero(batch.has_embedding) if batch.embedding.shape[1] else []
+        if len(rows) == 0:
+            return
+        x = np.asarray(batch.embedding[rows], np.float32)
+        total = x.astype(np.float64).sum(0)
+        self.total = total if self.total is None else self.total + total
+        self.n += len(rows)
+        ids = np.asarray(self.ids + tuple(batch.event_id[rows].tolist()), dtype=object)
+        hashes = np.concatenate([self.hashes, emb.event_hashes(ids[len(self.ids):])])
+        pool = x if self.sample is None else np.concatenate([self.sample, x])
+        keep = emb.bottom_k(hashes, ids, self.k)
+        self.hashes, self.ids, self.sample = hashes[keep], tuple(ids[keep].tolist()), pool[keep]
+
+
+def _prediction_part(batch: Batch, top: tuple[int, ...]) -> PredictionDriftState:
+    """A batch's prediction sketch on the given tracked classes (as a window keeps it)."""
+    pred = np.asarray(batch.pred)
+    lo, conf = hist.count(hist.UNIT, batch.confidence)
+    probs = (count_probs(batch.probs[batch.has_probs], top)
+             if batch.probs.shape[1] and np.any(batch.has_probs)
+             else np.zeros((0, PROBS_GRID.unit_bins), np.int32))
+    return PredictionDriftState(classes=top, n=len(batch),
+                                class_counts=fold_classes(np.bincount(pred[pred >= 0]), top),
+                                conf_lo=lo, conf_counts=conf, probs_counts=probs)
+
+
+def _prediction(s: PredictionDriftState, classes: np.ndarray, n_bins: int) -> dict[str, Any]:
+    n = int(classes.sum())
+    return {"n": float(n), "class_counts": classes.astype(np.int64),
+            "class_freq": classes / n if n else classes.astype(np.float64),
+            "top_classes": np.asarray(s.classes, np.int64),
             "confidence": _numeric_entry("confidence", s.conf_lo, s.conf_counts, s.n, n_bins),
             "probs_counts": s.probs_counts, "probs_grid": PROBS_GRID.spec}
 

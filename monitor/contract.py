@@ -229,7 +229,7 @@ class Finding:
     severity: Severity = Severity.NONE
     n: int = 0
     subject: str = ""
-    test: str = ""  # e.g. "ks", "chi2", "mmd-permutation", "summary"
+    test: str = ""  # e.g. "ks", "chi2", "hotelling-t2-f", "summary"
     details: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

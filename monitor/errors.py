@@ -36,6 +36,18 @@ class OffsetRegression(VitmonError):
         self.topic, self.partition, self.stored, self.expected = topic, partition, stored, expected
 
 
+class Fenced(VitmonError):
+    """Another process claimed these partitions since this one did (a rebalance moved them, or
+    this process was paused past its session timeout): its checkpoint must not commit. Under
+    a consumer group a normal event: the checkpoint rolls back and the partitions are dropped."""
+
+    def __init__(self, group: str, partitions: list[tuple[str, int]]) -> None:
+        names = ",".join(f"{t}[{p}]" for t, p in partitions)
+        super().__init__(f"fenced: another process of group {group} claimed {names}")
+        self.group, self.partitions = group, partitions
+        self.checkpoint: object = None  # the refused checkpoint's input, set by the consumer
+
+
 class CheckpointAbandoned(VitmonError):
     """The process is stopping and gave up the checkpoint in flight: its transaction rolls back
     and the next run reads the same records again (exactly-once holds)."""

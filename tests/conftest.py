@@ -14,14 +14,17 @@ from collections.abc import Callable, Iterator
 from uuid import uuid4
 
 import pytest
+from sqlalchemy import Engine
 
 from monitor.devstack.broker import EmbeddedBroker
 from monitor.devstack.postgres import EmbeddedPostgres
-from monitor.store.db import check_database, create_database, drop_database
+from monitor.store import migrate
+from monitor.store.db import check_database, create_database, drop_database, make_engine
 from tests.alertmanager_support import Alertmanager
 
 LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-SERVICE_FIXTURES = frozenset({"broker", "pg_admin_url", "fresh_db_url", "db_url_factory"})
+SERVICE_FIXTURES = frozenset({"broker", "pg_admin_url", "fresh_db_url", "db_url_factory",
+                              "migrated_engine"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,6 +71,15 @@ def fresh_db_url(pg_admin_url: str) -> Iterator[str]:
     url = create_database(pg_admin_url, name)
     yield url
     drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="module")
+def migrated_engine(fresh_db_url: str) -> Iterator[Engine]:
+    """An engine on this module's database, migrated to head."""
+    migrate.upgrade(fresh_db_url)
+    engine = make_engine(fresh_db_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -127,6 +127,9 @@ def test_built_in_abilities_are_declared_not_named():
     assert {n for n, d in built_in.items() if isinstance(d, VersionComparator)} == {
         "version_health"}
     assert {n for n, d in built_in.items() if isinstance(d, RangeReporter)} == {"fairness"}
+    # Sketches on the reference's basis / top classes (docs/drift.md).
+    assert {"embedding_drift", "prediction_drift"} <= {
+        n for n, d in built_in.items() if isinstance(d, ReferenceObserver)}
     assert all(d.wide_columns <= {"embedding", "probs", "attrs"}
                for d in built_in.values() if isinstance(d, WideColumnNeeds))
 

@@ -213,3 +213,28 @@ def test_which_open_incident_a_firing_alert_joins():
     mixed = Incident(3, MODEL, VERSION, "region=us-east", "open", "page", T0, T0,
                      detectors=["slo_burn_rate", "feature_drift"])
     assert not related(mixed, MODEL, "2026.11.2", "region=us-east")
+
+
+def test_an_alert_that_fires_and_resolves_within_one_checkpoint_has_its_incident(db_url_factory):
+    """A catch-up checkpoint evaluates many windows at once: the camera's alerts fire and
+    resolve inside it, and still form one (resolved) incident."""
+    db_url = db_url_factory()
+    migrate.upgrade(db_url)
+    engine = create_engine(normalise_url(db_url))
+    hook = AlertHook(AlertSettings(), "http://ui:8501", window_ms=W)
+    try:
+        with engine.begin() as conn:
+            findings = []
+            for i, drifting in enumerate([False, True, True, True, False]):
+                _events(conn, T0 + i * W)
+                findings += _findings(T0 + i * W, drifting)
+            hook.before_commit(conn, CheckpointResult(findings=findings))
+        (inc,) = list_incidents(engine)
+        assert (inc["slice"], inc["state"]) == (CAM, "resolved")
+        assert sorted(inc["detectors"]) == ["embedding_drift", "feature_drift"]
+        fired = [a for a in _alerts(engine) if a["fired_window_ms"] is not None]
+        assert sorted(a["labels"]["detector"] for a in fired) == ["embedding_drift",
+                                                                  "feature_drift"]
+        assert {a["incident_id"] for a in fired} == {inc["id"]}
+    finally:
+        engine.dispose()

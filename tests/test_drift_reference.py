@@ -62,7 +62,10 @@ def test_contents(profile, batches):
     cam = profile["categorical"]["attrs.camera_id"]
     assert cam["counts"].sum() == n and cam["other"] == 0.0 and len(cam["categories"]) == 8
     pred = profile["prediction"]
-    assert pred["class_freq"].sum() == pytest.approx(1.0) and pred["probs_counts"].shape[0] == 10
+    assert pred["class_freq"].sum() == pytest.approx(1.0)
+    # 10 classes, all among the top 20: one softmax row each plus "other" (mass ~0 here).
+    assert sorted(pred["top_classes"]) == list(range(10)) and pred["probs_counts"].shape[0] == 11
+    assert pred["probs_counts"].sum(1).tolist() == [n] * 11
     e = profile["embedding"]
     assert e["sample"].shape == (300, 24) and e["pca_components"].shape == (24, 6)
     assert e["pca_fit_n"] == 200.0 and e["mean"].shape == (24,)

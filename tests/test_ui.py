@@ -154,11 +154,16 @@ def test_oncall_opens_on_incidents_with_infra_panels(app_env: dict) -> None:
     table = next(df for df in frames(at) if "cause" in df.columns)
     alerts = next(df for df in frames(at) if "delivery" in df.columns)
     assert (table["alerts"] >= 1).all() and len(table) < len(alerts)  # incidents group alerts
-    cam = table[table["cause"].str.contains("drift") & table["cause"].str.endswith(CAM)]
-    assert len(cam) == 1, table[["cause", "explains"]]  # the broken camera is one incident
-    assert cam.iloc[0]["explains"] != "–"  # explaining a slice that contains it
-    labels = [e.label for e in at.expander]
-    assert any("drift" in label and f" on {CAM} " in label for label in labels), labels
+    n_incidents = query(app_env["url"], "SELECT count(*) FROM incidents WHERE model = :m",
+                        m=MODEL)[0][0]
+    assert len(table) == min(n_incidents, 50)  # the alert engine's incidents, one row each
+    # the broken camera (cam-03 in us-east on edge-gpu) drifts in the baseline; the bad canary
+    # is its own incident(s)
+    cam = table[table["cause"].str.contains("drift") & (table["version"] == BASELINE)]
+    assert len(cam) >= 1, table[["cause", "version", "explains"]]
+    assert (table["version"] == CANARY).any()
+    labels = [e.label for e in at.expander if e.label != "Every alert"]
+    assert labels and all(" · since 2026-11-01 " in label for label in labels), labels
     text = text_of(at)
     assert "Latency/GPU moved with it:" in text and "**Evidence:**" in text
     assert "GPU memory, utilisation, cold starts and errors" in text
@@ -168,7 +173,7 @@ def test_oncall_opens_on_incidents_with_infra_panels(app_env: dict) -> None:
     key = cam.iloc[0]["open"].split("incident=")[1].split("&")[0]
     opened = render("oncall", incident=key)
     first = opened.expander[0]
-    assert f" on {CAM} " in first.label and first.proto.expanded
+    assert first.proto.expanded and cam.iloc[0]["cause"].split(" · ")[1] in first.label
 
 
 def test_drift_page_of_the_broken_camera_shows_thumbnails(app_env: dict) -> None:
@@ -252,7 +257,7 @@ def test_password_gates_every_page(app_env: dict, monkeypatch) -> None:
 PAGES = {  # page -> (query, text that must be visible)
     "overview": ({}, "Most affected slices"),
     "oncall": ({}, "SLO burn rates"),
-    "incidents": ({"page": "oncall"}, f" on {CAM} · "),  # an incident's heading
+    "incidents": ({"page": "oncall"}, " · since 2026-11-01 "),  # an incident's heading
     "drift": ({"slice": CAM, "detector": "feature_drift"}, CAM),
     "slices": ({}, "Heat map over two attributes"),
     "fairness": ({}, "Groups against their reference group"),

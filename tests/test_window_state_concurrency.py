@@ -10,8 +10,7 @@ import time
 import pytest
 
 from detectors.traffic import TrafficStats
-from monitor.store import migrate, window_states
-from monitor.store.db import make_engine
+from monitor.store import window_states
 from monitor.store.keys import WindowKey
 from monitor.testing import synthetic_batch
 
@@ -22,11 +21,8 @@ KEY = WindowKey("traffic", "vit", "1.0", "all", 60_000)
 
 
 @pytest.fixture(scope="module")
-def engine(fresh_db_url):
-    migrate.upgrade(fresh_db_url)
-    eng = make_engine(fresh_db_url)
-    yield eng
-    eng.dispose()
+def engine(migrated_engine):
+    return migrated_engine
 
 
 def _delta(n: int, seed: int):

@@ -6,7 +6,10 @@ No clock, no I/O, no module state. Each module holds one family of statistics:
 ``histograms``        the fixed-grid histogram sketch (mergeable quantile sketch) and its folds
 ``univariate``        KS, chi-square, PSI, Wasserstein-1, Jensen-Shannon on counts or samples
 ``correction``        Bonferroni and Benjamini-Hochberg
-``mmd``               kernel MMD^2 with a batched permutation test (torch)
+``mmd``               kernel MMD^2 with a batched permutation test (torch): embedding_drift v1's
+                      test, kept for bench/drift.py's old-vs-new comparison
+``sketch``            the embedding sketch: features on the reference basis, fixed-point sums
+``hotelling``         two-sample Hotelling T^2 (F null) and its permutation fallback
 ``domain_classifier`` cross-validated logistic-regression AUC test
 ``embeddings``        event-id hashing for the bottom-k reservoir, PCA, cosine distance
 """

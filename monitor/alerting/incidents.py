@@ -42,7 +42,10 @@ def assign(conn: Connection, alerts: Sequence[Alert], last_window: dict[int, int
     already have ids); returns the incidents touched, saved, with their state brought up to
     date once the alerts are saved (:func:`close_finished`). ``last_window``: alert id -> the
     newest window observed for it in this checkpoint."""
-    live = [a for a in alerts if a.state.state in ("firing", "explained")]
+    # open ones, and those that fired and resolved within this checkpoint (a catch-up
+    # checkpoint spans many windows): each fired alert belongs to an incident
+    live = [a for a in alerts if a.state.state in ("firing", "explained")
+            or (a.fired_window_ms is not None and a.incident_id is None)]
     if not live:
         return []
     incidents = store.load_open(conn, sorted({a.labels["model"] for a in live}))
@@ -57,7 +60,7 @@ def assign(conn: Connection, alerts: Sequence[Alert], last_window: dict[int, int
             carrier = alert_by_id.get(a.explained_by_alert_id)
             if carrier is not None and carrier.incident_id is not None:
                 inc = by_id.get(carrier.incident_id)
-        if inc is None and a.state.state == "firing":
+        if inc is None and a.state.state != "explained":
             # an incident holding an alert this one explains, else any related open incident
             explained_ids = {x.incident_id for x in alerts
                              if x.explained_by_alert_id == a.id and x.incident_id is not None}
@@ -65,7 +68,7 @@ def assign(conn: Connection, alerts: Sequence[Alert], last_window: dict[int, int
                 (i for i in incidents if related(i, lab["model"], lab["model_version"],
                                                  lab["slice"])), None)
         if inc is None:
-            if a.state.state != "firing":
+            if a.state.state == "explained":
                 continue  # explained by an alert that has not fired: nothing to join yet
             inc = Incident(None, lab["model"], lab["model_version"], lab["slice"], "open",
                            a.severity, a.first_window_ms, a.state.last_window_ms or 0)

@@ -4,7 +4,7 @@ Defaults come from ``monitor/defaults/alerting.yaml``; a configured ``alerts.rul
 
 >>> s = AlertSettings()
 >>> [r.name for r in s.rules if r.severity == "page"]
-['SLOFastBurn', 'RollbackRecommended', 'SevereRegression']
+['SLOFastBurn', 'RollbackRecommended', 'SevereRegression', 'OutOfMemorySpike']
 >>> AlertRule.model_validate({"name": "X", "severity": "page", "for": 3,
 ...                           "match": {"detector": "slo_burn_rate"}}).for_windows
 3

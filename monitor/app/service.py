@@ -16,6 +16,7 @@ from monitor.app.config import Settings
 from monitor.core import kafka, retention
 from monitor.core.checkpoint import AfterCommitHook, Checkpointer, CheckpointHook, ReferenceLookup
 from monitor.core.consumer import Consumer
+from monitor.core.health import Health, serve_http
 from monitor.core.ingest.intake import Intake
 from monitor.core.metrics import Metrics
 from monitor.core.registry import load_detectors
@@ -23,7 +24,7 @@ from monitor.core.slice_admission import TopKAdmission
 from monitor.core.windows import WindowAssigner
 from monitor.errors import ConfigError
 from monitor.store import migrate
-from monitor.store.db import check_reachable, make_engine, mask_url, with_retry
+from monitor.store.db import check_database, check_reachable, make_engine, mask_url, with_retry
 from monitor.store.references import CachedReferenceLookup
 from slices import dimensions
 
@@ -35,9 +36,12 @@ class Service:
     consumer: Consumer
     engine: Engine
     metrics: Metrics
+    health: Health
 
 
 def topic_partitions(settings: Settings) -> list[tuple[str, int]]:
+    """Create the topics if missing; the partitions to read: every partition of the topics
+    (from metadata) under a group, else those of ``kafka.partitions`` that exist."""
     k = settings.kafka
     topics = {k.predictions_topic: 3, k.labels_topic: 3, k.dlq_topic: 1}
     try:
@@ -94,15 +98,23 @@ def build(settings: Settings, references: ReferenceLookup | None = None,
                                 evaluate_budget_s=settings.checkpoint.evaluate_budget_s)
     tps = topic_partitions(settings)
     k = settings.kafka
-    source = kafka.make_source(k.client, k.bootstrap)
+    group = kafka.Group(k.group, k.session_timeout_s, k.heartbeat_interval_s,
+                        k.max_poll_interval_s) if k.use_group else None
+    source = kafka.make_source(k.client, k.bootstrap, group=group)
     sink = kafka.make_sink(k.client, k.bootstrap)
+    # liveness: a poll loop silent longer than the group allows (or than a database retry
+    # waits) is stuck; readiness: the broker answered within a few lag refreshes
+    probes = Health(stall_s=max(k.max_poll_interval_s, 3 * settings.database.retry_max_s, 30.0),
+                    broker_stale_s=30.0, db_check=lambda: check_database(url, timeout_s=2))
     consumer = Consumer(k, settings.database, settings.checkpoint, engine, source, sink,
                         checkpointer, metrics, tps,
                         after_commit=[h for h in all_hooks if isinstance(h, AfterCommitHook)]
                         + retention.hooks(engine, settings.retention,
-                                          settings.windows.allowed_lateness_s * 1000))
-    log.info("monitor ready database=%s kafka=%s client=%s", mask_url(url), k.bootstrap, k.client)
-    return Service(consumer, engine, metrics)
+                                          settings.windows.allowed_lateness_s * 1000),
+                        health=probes)
+    log.info("monitor ready database=%s kafka=%s client=%s mode=%s", mask_url(url), k.bootstrap,
+             k.client, f"group={k.group}" if k.use_group else "static partitions")
+    return Service(consumer, engine, metrics, probes)
 
 
 #: SIGTERM -> process gone, at most (the brief: honoured within 10 s at any backlog).
@@ -111,7 +123,9 @@ STOP_DEADLINE_S = 9.0
 
 def run(settings: Settings, exit_when_idle_s: float | None = None) -> None:
     service = build(settings)
-    service.metrics.serve(settings.metrics.host, settings.metrics.port)
+    if settings.metrics.port:  # /metrics, /healthz, /readyz
+        serve_http(settings.metrics.host, settings.metrics.port, service.metrics.registry,
+                   service.health)
     sender = wiring.start_sender(settings.alertmanager, service.engine, service.metrics)
 
     signalled: list[int] = []

@@ -77,7 +77,7 @@ def register(sub: Subparsers) -> None:
     time_range(p, required=False)
     p.add_argument("--inactive", action="store_true", help="store without activating")
     p.add_argument("--embedding-sample", type=int, metavar="N",
-                   help="reference embeddings MMD compares each window with (default 2000; "
+                   help="reference embeddings each window is compared with (default 2000; "
                         "fewer: faster embedding_drift, less power)")
     p = command(ref, "list", "stored references (* = active)", cmd_list)
     p.add_argument("--json", action="store_true")

@@ -38,7 +38,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{m['model']} {m['model_version']}: accepted={m['accepted']} "
               f"rejected={m['rejected_total']} labels_joined={m['labels_joined']}")
     for p in data["partitions"]:
-        print(f"{p['topic']}[{p['partition']}] committed={p['committed_offset']} lag={p['lag']}")
+        print(f"{p['topic']}[{p['partition']}] committed={p['committed_offset']} lag={p['lag']} "
+              f"owner={p['owner'] or '-'}")
     return 0
 
 

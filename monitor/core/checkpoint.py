@@ -1,7 +1,10 @@
 """The checkpoint: one numbered procedure in ONE PostgreSQL transaction.
 
-1. Lock this consumer's offset rows; refuse if any stored offset differs from where this
-   checkpoint's records started (another process owns the partition, or offsets would go back).
+1. Read this consumer's offset rows; refuse (:class:`~monitor.errors.Fenced`) if another
+   process claimed a partition since this one did (its epoch moved on), and refuse if a stored
+   offset differs from where this checkpoint's records started (offsets would go back). Step 7
+   checks again under a row lock: the lock is held only at the end of the transaction, so a
+   process paused mid-checkpoint ("zombie") never blocks another's claim of its partitions.
    Then the intake (:mod:`monitor.core.ingest.intake`): caps on models and versions, the
    embedding dimension of the parked events' versions (settling or keeping them parked), and
    the slice values admitted in the batches' windows.
@@ -20,7 +23,8 @@
    the next checkpoint: :attr:`CheckpointResult.pending_evaluation`); then
    the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
    and alert state.
-7. Persist learnt catalog entries and the slice-value sketches, and the offsets.
+7. Persist learnt catalog entries and the slice-value sketches; lock the offset rows, check
+   them as in step 1 (compare-and-set), and store the new offsets.
 8. Commit. Only the caller, after this returns, updates metrics and sends alerts.
 
 This module orchestrates; every statement it runs is a function of :mod:`monitor.store`.
@@ -49,7 +53,7 @@ from monitor.core.ingest.intake import Intake
 from monitor.core.label_join import LabelJoin
 from monitor.core.stages import StageClock
 from monitor.core.windows import Deltas, WindowAssigner, state_key, window_start
-from monitor.errors import CheckpointAbandoned, OffsetRegression
+from monitor.errors import CheckpointAbandoned, Fenced, OffsetRegression
 from monitor.store import catalog, ingest_counts, offsets, predictions, rejected, window_states
 from monitor.store.findings import revisions as finding_revisions
 from monitor.store.findings import upsert_findings
@@ -71,6 +75,7 @@ class CheckpointInput:
     rejected: Sequence[Any] = ()  # monitor.core.ingest.decode.Rejection
     evaluate_all: bool = False  # flush: evaluate every changed window, closed or not
     parked: Sequence[Any] = ()  # monitor.core.ingest.decode.Parked, for the intake
+    epochs: dict[TopicPartition, int] = field(default_factory=dict)  # claims held (fencing)
 
 
 @dataclass
@@ -167,7 +172,7 @@ class Checkpointer:
             self.references.tick()
         refs = CheckpointReferences(self.references, conn)
         with clock("postgres:offsets"):
-            stored = self._lock_offsets(conn, cp)  # 1
+            stored = self._check_offsets(conn, cp, lock=False)  # 1
             self.terms.begin()
         if self.intake is not None:
             with clock("intake"):
@@ -217,7 +222,7 @@ class Checkpointer:
                                    self.assigner.size_ms, clock)
         with clock("postgres:counts"):
             ingest_counts.add(conn, result.accepted)
-        watermark = max([*cp.max_ts.values(), *(w for w, _ in stored.values())], default=0)
+        watermark = max([*cp.max_ts.values(), *(v[0] for v in stored.values())], default=0)
         result.watermark_ms = watermark
         with clock("evaluate"):
             result.findings, result.pending_evaluation = self._evaluate(
@@ -228,6 +233,7 @@ class Checkpointer:
                 hook.before_commit(conn, result)
         with clock("postgres:offsets"):
             self._store_catalog(conn)  # 7
+            stored = self._check_offsets(conn, cp, lock=True)
             offsets.save(conn, cp.group, cp.next,
                          {tp: max(cp.max_ts.get(tp, 0), stored.get(tp, (0, 0))[0])
                           for tp in cp.next}, cp.high_watermarks)
@@ -252,10 +258,15 @@ class Checkpointer:
             yield
 
     # -- 1 ---------------------------------------------------------------------------------
-    def _lock_offsets(self, conn: Connection, cp: CheckpointInput) -> dict[TopicPartition, tuple[int, int]]:
-        stored = offsets.lock(conn, cp.group, list(cp.next))
+    def _check_offsets(self, conn: Connection, cp: CheckpointInput,
+                       lock: bool) -> dict[TopicPartition, tuple[int, int, int]]:
+        stored = offsets.lock(conn, cp.group, list(cp.next), for_update=lock)
+        fenced = sorted(tp for tp, epoch in cp.epochs.items()
+                        if tp in cp.next and stored.get(tp, (0, 0, 0))[2] != epoch)
+        if fenced:
+            raise Fenced(cp.group, fenced)
         for tp, start in cp.start.items():
-            have = stored.get(tp, (0, 0))[1]
+            have = stored.get(tp, (0, 0, 0))[1]
             if have != start or cp.next[tp] < start:
                 raise OffsetRegression(tp[0], tp[1], have, start)
         return stored

@@ -1,9 +1,10 @@
 """The consume loop: poll -> decode -> buffer -> checkpoint (one transaction) -> metrics/alerts.
 
 Offsets live in PostgreSQL and are committed with the results they produced, so a consumer
-killed at any moment restarts from the last committed checkpoint and recounts nothing. While
-PostgreSQL is unreachable the loop stops polling (memory stays bounded by one checkpoint's
-buffer) and retries the same checkpoint with backoff.
+killed at any moment restarts from the last committed checkpoint and recounts nothing. While a
+checkpoint runs (or PostgreSQL is unreachable and it retries with backoff) the loop pauses
+fetching but keeps polling, so the consumer group still sees it alive; memory stays bounded by
+one buffer filling and one in flight.
 
 Stopping (SIGTERM): the loop stops polling; the checkpoint in flight gets
 ``checkpoint.stop_grace_s`` to commit, then is abandoned at its next step (its transaction rolls
@@ -13,6 +14,8 @@ back; the next run reads those records again), so a stop takes seconds at any ba
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -29,14 +32,16 @@ from monitor.core.checkpoint import (
     CheckpointInput,
     CheckpointResult,
 )
+from monitor.core.group_member import GroupMember
+from monitor.core.health import Health
+from monitor.core.held import Held
 from monitor.core.ingest import decode
 from monitor.core.ingest.events import REASON_HEADER
 from monitor.core.kafka import Record, Sink, Source
 from monitor.core.metrics import Metrics
 from monitor.core.settings import CheckpointSettings, DatabaseSettings, KafkaSettings
 from monitor.core.stages import StageClock
-from monitor.errors import CheckpointAbandoned
-from monitor.store import catalog, offsets
+from monitor.errors import CheckpointAbandoned, Fenced
 from monitor.store.db import with_retry
 from monitor.store.keys import TopicPartition
 
@@ -59,119 +64,241 @@ class _Buffer:
     opened_at: float = field(default_factory=time.monotonic)
 
 
-def load_positions(engine: Engine, group: str, tps: Sequence[TopicPartition]
-                   ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-    """Committed next-offsets and watermarks for ``tps`` (0 for partitions never committed)."""
-    with engine.connect() as conn:
-        stored = offsets.positions(conn, group)
-    return ({tp: stored.get(tp, (0, 0))[0] for tp in tps},
-            {tp: stored.get(tp, (0, 0))[1] for tp in tps})
+class Consumer(GroupMember):
+    """Reads partitions, checkpoints them, and follows the group's assignment.
 
+    Under a consumer group (``kafka.partitions`` unset) it is the group's
+    :class:`~monitor.core.kafka.Rebalance` listener: on assignment it claims the partitions in
+    PostgreSQL (their epoch goes up, so an earlier owner can no longer commit) and resumes at
+    their stored offsets; on revocation or loss it drops the records it read but has not
+    committed, and lets the checkpoint in flight finish or be fenced. A checkpoint refused
+    because another process claimed a partition (:class:`Fenced`) rolls back; those partitions
+    are dropped and the others read again from their committed offsets. With
+    ``kafka.partitions`` it claims the listed partitions at start and a fence is fatal.
+    """
 
-def load_catalog(engine: Engine) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Learnt embedding dimensions and admitted slice values (in admission order)."""
-    with engine.connect() as conn:
-        return catalog.load(conn)
-
-
-class Consumer:
     def __init__(self, kafka: KafkaSettings, database: DatabaseSettings,
                  checkpoint: CheckpointSettings, engine: Engine, source: Source, sink: Sink,
                  checkpointer: Checkpointer, metrics: Metrics, tps: Sequence[TopicPartition],
-                 after_commit: Sequence[AfterCommitHook] = ()) -> None:
+                 after_commit: Sequence[AfterCommitHook] = (), health: Health | None = None) -> None:
         self.kafka, self.database, self.checkpoint = kafka, database, checkpoint
         self.engine = engine
         self.source = source
         self.sink = sink
         self.cp = checkpointer
         self.metrics = metrics
-        self.tps = list(tps)
+        self.static_tps = [] if kafka.use_group else list(tps)
+        self.held = Held()
         self.after_commit = list(after_commit)
+        self.health = health
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.stop_event = threading.Event()
-        self.positions: dict[TopicPartition, int] = {}
-        self.max_ts: dict[TopicPartition, int] = {}
+        self._buf = _Buffer()
+        self._highs: dict[TopicPartition, int] = {}
         self._lag_read_at = float("-inf")
-        self.read_positions: dict[TopicPartition, int] = {}
-        self._inflight: Future[None] | None = None
-        self._committed_at = float("-inf")  # monotonic time of the last commit
+        self._inflight: Future[CheckpointInput] | None = None
         self._worker: ThreadPoolExecutor | None = None
+        self._paused: list[TopicPartition] = []
+        self._mirror: dict[TopicPartition, int] = {}  # offsets to commit to the Kafka group
+        self._idle_since = time.monotonic()
+        self._committed_at = float("-inf")  # monotonic time of the last commit
         self._pending_eval = False  # the last checkpoint left closed windows to evaluate
         self.stages = StageClock()  # totals since start, logged at the end
 
+    def _new_buffer(self) -> _Buffer:
+        return _Buffer()
+
+    @property
+    def tps(self) -> list[TopicPartition]:
+        return self.held.tps
+
     def _retry(self, fn: Any, what: str) -> Any:
         return with_retry(fn, initial_s=self.database.retry_initial_s,
-                          max_s=self.database.retry_max_s, what=what)
+                          max_s=self.database.retry_max_s, what=what, should_stop=self._waiting)
+
+    def _waiting(self) -> bool:
+        """Called between database retries: waiting on PostgreSQL is progress (liveness); a
+        checkpoint stops retrying once the process is stopping."""
+        if self.health is not None:
+            self.health.beat()
+        return self.cp.abandoning()
 
     def start(self) -> None:
-        self.positions, self.max_ts = self._retry(
-            lambda: load_positions(self.engine, self.kafka.group, self.tps), "load offsets")
-        self._retry(self._register_partitions, "register partitions")
-        self.read_positions = dict(self.positions)
-        self.source.assign(dict(self.positions))
-        log.info("consumer assigned partitions=%s", ",".join(f"{t}[{p}]@{o}" for (t, p), o
-                                                             in sorted(self.positions.items())))
+        if self.kafka.use_group:
+            topics = [self.kafka.predictions_topic, self.kafka.labels_topic]
+            self.source.subscribe(topics, self)
+            log.info("consumer subscribed group=%s topics=%s", self.kafka.group, ",".join(topics))
+        else:
+            self.source.assign(self._claim(self.static_tps))
 
-    def _register_partitions(self) -> None:
-        """An offsets row for every assigned partition, so status shows idle ones too."""
-        with self.engine.begin() as conn:
-            offsets.register(conn, self.kafka.group, self.tps)
-
+    # -- the loop ------------------------------------------------------------------------------
     def run(self, exit_when_idle_s: float | None = None) -> None:
         """Consume until stopped (or, with ``exit_when_idle_s``, until caught up and idle).
 
         Checkpoints run on one worker thread, in order, while this thread polls and decodes
-        the next buffer: PostgreSQL's work overlaps decoding. At most one checkpoint is in
-        flight and one buffer filling, so memory stays bounded by two buffers."""
+        the next buffer: PostgreSQL's work overlaps decoding. When the next buffer is due while
+        one is in flight, fetching pauses (polling goes on: heartbeats, rebalances)."""
         self.start()
-        buf = _Buffer()
-        idle_since = time.monotonic()
+        self._idle_since, flushed = time.monotonic(), False
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint") as worker:
             self._worker = worker
             try:
                 while not self.stop_event.is_set():
-                    records = self.source.poll(self.kafka.poll_max_records, 0.5)
+                    if self.health is not None:
+                        self.health.beat()
+                    records = self.source.poll(self.kafka.poll_max_records,
+                                               0.1 if self._paused else 0.5)
+                    self._harvest(block=False)
+                    if self._paused and self._inflight is None:  # paused only while one runs
+                        self.source.resume(self._paused)
+                        self._paused = []
+                    self._mirror_commits()
+                    self._refresh_lag()
                     if records:
-                        idle_since = time.monotonic()
-                        self._add(buf, records)
-                    # While a checkpoint is in flight the buffer keeps filling up to max_events:
-                    # under a backlog, checkpoints grow instead of waiting on each other.
-                    busy = self._inflight is not None and not self._inflight.done()
-                    if busy:  # idle means no records *and* no checkpoint at work
-                        idle_since = time.monotonic()
+                        self._idle_since, flushed = time.monotonic(), False
+                        self._add(self._buf, records)
+                    buf = self._buf
+                    # While a checkpoint is in flight the buffer keeps filling up to max_events
+                    # (checkpoints grow under a backlog), then fetching pauses.
+                    busy = self._inflight is not None
                     due = (buf.events >= self.checkpoint.max_events or (not busy and (
                         not records or
                         time.monotonic() - buf.opened_at >= self.checkpoint.interval_s)))
                     if (buf.next and due) or (not records and not busy and self._pending_eval):
                         self._pending_eval = False
-                        self._submit(buf)
-                        buf = _Buffer()
-                    elif exit_when_idle_s is not None and not records and \
-                            self._idle_for(idle_since) >= exit_when_idle_s:
-                        self._submit(buf, flush=True)
-                        self._wait_inflight()
-                        log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
-                        return
-                if buf.next:
-                    self._submit(buf)
-                self._wait_inflight()
+                        self._submit(force=True)
+                    elif exit_when_idle_s is not None and not records and self.held and \
+                            not busy and time.monotonic() - max(
+                                self._idle_since, self._committed_at) >= exit_when_idle_s:
+                        if flushed and self._caught_up():
+                            log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
+                            return
+                        if not flushed:  # evaluate everything once; exit when nothing is left
+                            self._submit(flush=True)
+                            self._idle_since, flushed = time.monotonic() - exit_when_idle_s, True
+                self._harvest(block=True)
+                if self._buf.next:
+                    self._submit()
+                self._harvest(block=True)
             except CheckpointAbandoned as exc:
                 log.info("checkpoint abandoned, stopping step=%s", exc.step)
             finally:
                 self._inflight = None
+                self._worker = None
                 totals = self.stages.drain()
                 log.info("stage seconds %s", " ".join(f"{k}={v:.3f}" for k, v in sorted(totals.items())))
-
-    def _idle_for(self, records_at: float) -> float:
-        """Seconds since the last records and the last commit; 0 while a checkpoint is in
-        flight (a slow one, e.g. retrying while PostgreSQL is down, is not idleness)."""
-        if self._inflight is not None and not self._inflight.done():
-            return 0.0
-        return time.monotonic() - max(records_at, self._committed_at)
 
     def stop(self) -> None:
         """Stop polling; abandon the checkpoint in flight after ``stop_grace_s``."""
         self.stop_event.set()
         self.cp.abandon_at = time.monotonic() + self.checkpoint.stop_grace_s
+
+    def _caught_up(self) -> bool:
+        """Every held partition committed up to its log end (``--exit-when-idle``)."""
+        try:
+            ends = self.source.end_offsets(self.held.tps)
+        except Exception:  # noqa: BLE001 - not known to be caught up: keep consuming
+            return False
+        return all(self.held.committed.get(tp, 0) >= end for tp, end in ends.items())
+
+    def _submit(self, flush: bool = False, force: bool = False) -> None:
+        """Hand the filling buffer to the checkpoint worker; while one is in flight, pause
+        fetching instead (the buffer waits)."""
+        if self._inflight is not None:
+            if not self._paused and self.held:
+                self._paused = self.held.tps
+                self.source.pause(self._paused)
+            return
+        buf, self._buf = self._buf, _Buffer()
+        if any(tp not in self.held or self.held.committed[tp] != start
+               for tp, start in buf.start.items()):
+            self._rewind()  # read after a checkpoint that failed, or of a dropped partition
+            return
+        if not buf.next and not (flush or force):
+            return
+        highs, self._highs = self._highs, {}  # stored once per refresh
+        cp = CheckpointInput(group=self.kafka.group, start=dict(buf.start), next=dict(buf.next),
+                             max_ts={tp: self.held.max_ts[tp] for tp in buf.next},
+                             high_watermarks={tp: h for tp, h in highs.items() if tp in self.held},
+                             batches=buf.batches, labels=buf.labels, rejected=buf.rejected,
+                             evaluate_all=flush, parked=buf.parked,
+                             epochs={tp: self.held.epochs[tp] for tp in buf.next})
+        self._inflight = self._worker.submit(self._checkpoint, cp)
+
+    def _harvest(self, block: bool) -> None:
+        """Take the result of the checkpoint in flight, if done (or ``block``): committed
+        offsets move on (and go to the Kafka group), a fence drops its partitions."""
+        inflight = self._inflight
+        if inflight is None or not (block or inflight.done()):
+            return
+        self._inflight = None
+        try:
+            cp = inflight.result()
+        except Fenced as exc:
+            self._on_fenced(exc, exc.checkpoint)
+            return
+        kept = {tp: cp.next[tp] for tp in self.held.same_claim(
+            {tp: cp.epochs[tp] for tp in cp.next if tp in cp.epochs})}
+        self.held.committed.update(kept)
+        self._mirror.update(kept)
+
+    def _mirror_commits(self) -> None:
+        """Commit to the Kafka group the offsets PostgreSQL holds for the partitions held
+        (best effort, for kafka-consumer-groups, Burrow, KEDA; never read back)."""
+        pending = {tp: o for tp, o in self._mirror.items() if tp in self.held}
+        self._mirror = {}
+        if pending and self.kafka.use_group and self.kafka.commit_to_kafka:
+            self.source.commit(pending)
+
+    def _checkpoint(self, cp: CheckpointInput) -> CheckpointInput:
+        t0 = time.perf_counter()
+        self._send_dead_letters(cp.rejected)
+        attempts = {"n": 0}
+
+        def attempt() -> CheckpointResult:
+            attempts["n"] += 1
+            if attempts["n"] > 1:
+                self.metrics.db_retries.inc()
+            with self.engine.begin() as conn:
+                result = self.cp.run(conn, cp)
+                self._send_dead_letters(result.dead_letters)  # decided in it; before the commit
+                return result
+
+        try:
+            result = self._retry(attempt, "checkpoint")
+        except Fenced as exc:
+            exc.checkpoint = cp
+            raise
+        except Exception as exc:
+            if self.cp.abandoning() and not isinstance(exc, CheckpointAbandoned):
+                raise CheckpointAbandoned("database retry") from exc
+            raise
+        self._pending_eval = result.pending_evaluation
+        self._committed_at = time.monotonic()
+        self.cp.committed()
+        self._after(result, cp, time.perf_counter() - t0)
+        return cp
+
+    def _refresh_lag(self) -> None:
+        """Log ends of the held partitions every LAG_REFRESH_S: the lag metric, and for
+        readiness, proof that the broker answers."""
+        if time.monotonic() - self._lag_read_at < LAG_REFRESH_S:
+            return
+        self._lag_read_at = time.monotonic()
+        try:  # a broker round trip per partition: lag is refreshed, not read per checkpoint
+            if self.held:
+                self._highs = self.source.end_offsets(self.held.tps)
+            else:
+                self.source.partitions_for(self.kafka.predictions_topic)
+        except Exception as exc:  # lag is informative only; never block a checkpoint on it
+            log.warning("could not read end offsets error=%r", exc)
+            return
+        if self.health is not None:
+            self.health.broker_ok()
+        for tp, high in self._highs.items():
+            committed = self.held.committed.get(tp)
+            if committed is not None:
+                self.metrics.lag.labels(tp[0], str(tp[1])).set(max(high - committed, 0))
 
     # ------------------------------------------------------------------------------------
     def _add(self, buf: _Buffer, records: list[Record]) -> None:
@@ -179,8 +306,11 @@ class Consumer:
         preds, labels = [], []
         for r in records:
             tp = (r.topic, r.partition)
-            buf.start.setdefault(tp, self.read_positions.get(tp, r.offset))
-            buf.next[tp] = self.read_positions[tp] = r.offset + 1
+            expected = self.held.read.get(tp)
+            if expected is None or r.offset < expected:
+                continue  # a partition just dropped, or a record fetched before a seek back
+            buf.start.setdefault(tp, expected)
+            buf.next[tp] = self.held.read[tp] = r.offset + 1
             (labels if r.topic == self.kafka.labels_topic else preds).append(r)
         if preds:
             out = decode.decode_predictions(preds, self.cp.embedding_dims, gate=self.cp.intake)
@@ -203,7 +333,8 @@ class Consumer:
         topic = self.kafka.predictions_topic
         for p in np.unique(parts):
             tp = (topic, int(p))
-            self.max_ts[tp] = max(self.max_ts.get(tp, 0), int(batch.ts_ms[parts == p].max()))
+            if tp in self.held:
+                self.held.max_ts[tp] = max(self.held.max_ts[tp], int(batch.ts_ms[parts == p].max()))
 
     def _send_dead_letters(self, rejected: Sequence[Any]) -> None:
         """At-least-once to the DLQ topic, before the checkpoint commits (the table copy in
@@ -215,57 +346,7 @@ class Consumer:
         if rejected:
             self.sink.flush(30)
 
-    def _submit(self, buf: _Buffer, flush: bool = False) -> None:
-        """Hand a buffer to the checkpoint worker (waiting for the previous one first)."""
-        highs: dict[TopicPartition, int] = {}
-        if time.monotonic() - self._lag_read_at >= LAG_REFRESH_S or flush:
-            try:  # a broker round trip per partition: lag is refreshed, not read per checkpoint
-                highs = self.source.end_offsets(self.tps)
-                self._lag_read_at = time.monotonic()
-            except Exception as exc:  # lag is informative only; never block a checkpoint on it
-                log.warning("could not read end offsets error=%r", exc)
-        cp = CheckpointInput(group=self.kafka.group, start=dict(buf.start), next=dict(buf.next),
-                             max_ts=dict(self.max_ts), high_watermarks=highs,
-                             batches=buf.batches, labels=buf.labels, rejected=buf.rejected,
-                             evaluate_all=flush, parked=buf.parked)
-        self._wait_inflight()
-        self._inflight = self._worker.submit(self._checkpoint, cp, buf.rejected)
-
-    def _wait_inflight(self) -> None:
-        """Block until the checkpoint in flight committed; re-raise what it raised."""
-        if self._inflight is not None:
-            inflight, self._inflight = self._inflight, None
-            inflight.result()
-
-    def _checkpoint(self, cp: CheckpointInput, rejected: Sequence[Any]) -> None:
-        t0 = time.perf_counter()
-        self._send_dead_letters(rejected)
-        attempts = {"n": 0}
-
-        def attempt() -> CheckpointResult:
-            attempts["n"] += 1
-            if attempts["n"] > 1:
-                self.metrics.db_retries.inc()
-            with self.engine.begin() as conn:
-                result = self.cp.run(conn, cp)
-                self._send_dead_letters(result.dead_letters)  # decided in it; before the commit
-                return result
-
-        try:
-            result = with_retry(attempt, initial_s=self.database.retry_initial_s,
-                                max_s=self.database.retry_max_s, what="checkpoint",
-                                should_stop=self.cp.abandoning)
-        except Exception as exc:
-            if self.cp.abandoning() and not isinstance(exc, CheckpointAbandoned):
-                raise CheckpointAbandoned("database retry") from exc
-            raise
-        self._pending_eval = result.pending_evaluation
-        self.cp.committed()
-        self.positions.update(cp.next)
-        self._committed_at = time.monotonic()
-        self._after(result, cp.high_watermarks, time.perf_counter() - t0)
-
-    def _after(self, result: CheckpointResult, highs: dict[TopicPartition, int], took: float) -> None:
+    def _after(self, result: CheckpointResult, cp: CheckpointInput, took: float) -> None:
         k = self.kafka
         self.metrics.stage_seconds.labels("checkpoint").observe(took)
         for stage, seconds in self.cp.clock.drain().items():
@@ -274,8 +355,10 @@ class Consumer:
         self.metrics.record_checkpoint(k.predictions_topic, sum(result.accepted.values()),
                                        result.duplicates, result.rejected, k.labels_topic,
                                        result.labels)
-        for tp, high in highs.items():
-            self.metrics.lag.labels(tp[0], str(tp[1])).set(max(high - self.positions.get(tp, 0), 0))
+        for tp, high in cp.high_watermarks.items():
+            if tp in self.held:
+                self.metrics.lag.labels(tp[0], str(tp[1])).set(
+                    max(high - cp.next.get(tp, self.held.committed.get(tp, 0)), 0))
         self.metrics.watermark.set(result.watermark_ms / 1000.0)
         self.metrics.record_findings(result.findings)
         log.info("checkpoint committed accepted=%d duplicates=%d rejected=%d labels=%d "

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from monitor.core.ingest.events import DLQ_TOPIC, LABELS_TOPIC, PREDICTIONS_TOPIC
+from monitor.errors import ConfigError
 
 KafkaClient = Literal["kafka-python", "confluent-kafka"]
 
@@ -25,11 +26,24 @@ class KafkaSettings(Section):
     predictions_topic: str = PREDICTIONS_TOPIC
     labels_topic: str = LABELS_TOPIC
     dlq_topic: str = DLQ_TOPIC
-    #: Explicit assignment: None = every partition of the topics (read from metadata).
+    #: Explicit assignment: these partitions of each topic, no consumer group. None (the
+    #: default) = subscribe in the consumer group ``group``, which shares the topics'
+    #: partitions among every process of the group (docs/scaling.md).
     partitions: tuple[int, ...] | None = None
-    #: Name under which offsets are kept in PostgreSQL (independent deployments can coexist).
+    #: The Kafka consumer group, and the name under which offsets are kept in PostgreSQL
+    #: (independent deployments can coexist).
     group: str = "vitmon"
     poll_max_records: int = Field(20_000, ge=1)
+    #: Group timeouts. Defaults are Apache Kafka's (session 45 s since Kafka 3.0, heartbeat 3 s,
+    #: max poll interval 300 s). The embedded Tansu broker holds a JoinGroup for the max poll
+    #: interval, so the demo and the tests set seconds (6 / 1 / 10): a rebalance then completes
+    #: in seconds. A process silent for ``session_timeout_s`` loses its partitions.
+    session_timeout_s: float = Field(45.0, ge=1)
+    heartbeat_interval_s: float = Field(3.0, gt=0)
+    max_poll_interval_s: float = Field(300.0, ge=1)
+    #: After each PostgreSQL commit, also commit the same offsets to the Kafka group (best
+    #: effort, never read back), so kafka-consumer-groups, Burrow and KEDA see the lag.
+    commit_to_kafka: bool = True
 
     @field_validator("partitions", mode="before")
     @classmethod
@@ -37,6 +51,21 @@ class KafkaSettings(Section):
         if isinstance(v, str):
             return tuple(int(p) for p in v.split(",") if p.strip())
         return v
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> KafkaSettings:
+        if self.heartbeat_interval_s >= self.session_timeout_s:
+            raise ConfigError("kafka.heartbeat_interval_s", f"{self.heartbeat_interval_s} must be "
+                              f"below kafka.session_timeout_s ({self.session_timeout_s})")
+        if self.max_poll_interval_s < self.session_timeout_s:
+            raise ConfigError("kafka.max_poll_interval_s", f"{self.max_poll_interval_s} must be "
+                              f"at least kafka.session_timeout_s ({self.session_timeout_s})")
+        return self
+
+    @property
+    def use_group(self) -> bool:
+        """True when partitions come from the consumer group (no explicit ``partitions``)."""
+        return self.partitions is None
 
 
 class DatabaseSettings(Section):

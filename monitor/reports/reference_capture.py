@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from slices import SliceCatalog, dimensions
 log = logging.getLogger(__name__)
 
 #: A slice gets its own reference sub-profile from this many reference events on; smaller
-#: slices are compared with the whole version's profile.
+#: slices get no drift verdict ("no reference for this slice").
 MIN_SLICE_EVENTS = 200
 
 
@@ -126,8 +126,8 @@ def _slice_profiles(batches: list[Batch], assigner: WindowAssigner,
 def capture(settings: Settings, model: str, version: str, *, file: Path | None = None,
             from_ms: int | None = None, to_ms: int | None = None,
             embedding_sample: int | None = None) -> Captured:
-    """``embedding_sample`` overrides the rows MMD compares each window with (default 2,000):
-    a permutation test costs O((sample + window)^2 x permutations) per window and slice."""
+    """``embedding_sample`` overrides the reference embeddings each window is compared with
+    (default 2,000): their sketch features are computed at every evaluation."""
     from detectors.performance import build_performance_profile
     from detectors.reference import ProfileConfig, build_reference_profile
 
@@ -146,7 +146,9 @@ def capture(settings: Settings, model: str, version: str, *, file: Path | None =
         config = ProfileConfig(embedding_sample_size=embedding_sample)
     profile = build_reference_profile(batches, config)
     assigner = slice_assigner(settings)
-    profile["slices"] = _slice_profiles(batches, assigner, config)
+    # Slices track the version's top classes, so their windows and references line up.
+    top = tuple(int(c) for c in profile["prediction"]["top_classes"])
+    profile["slices"] = _slice_profiles(batches, assigner, replace(config, classes=top))
     conf, pred, lab, row_slices = [], [], [], []
     for b in batches:
         joined = assigner.joined(assigner.slice_labels(b), len(b))

@@ -1,10 +1,12 @@
 """The ``consumer_offsets`` table: the next offset to read per (group, partition), committed in
 the same transaction as the results, with the highest event time seen (the watermark) and the
-last log end read (for lag)."""
+last log end read (for lag), and the epoch of the process that claimed the partition last
+(fencing: only that claim may commit)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -12,17 +14,47 @@ from sqlalchemy import Connection, text
 from monitor.store.keys import TopicPartition
 
 
-def lock(conn: Connection, group: str,
-         tps: Sequence[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
-    """Lock the rows of ``tps`` (sorted: no deadlocks) -> (watermark_ms, next_offset)."""
+@dataclass(frozen=True)
+class Claim:
+    """A partition as its claimer found it: where to resume, and the epoch it now holds."""
+
+    next_offset: int
+    watermark_ms: int
+    epoch: int
+
+
+def claim(conn: Connection, group: str, tps: Sequence[TopicPartition],
+          owner: str) -> dict[TopicPartition, Claim]:
+    """Claim ``tps`` for ``owner``: the epoch of each goes up by one (a row at offset 0 is
+    created for a partition never seen). A checkpoint of an earlier claim can no longer commit
+    (:func:`lock` returns the new epoch); one committing right now finishes first (row lock),
+    and the claim then reads its offsets."""
     tps = sorted(tps)
     rows = conn.execute(text(
-        "SELECT topic, kafka_partition, next_offset, watermark_ms FROM consumer_offsets "
-        "WHERE consumer_group = :g AND (topic, kafka_partition) IN "
+        "INSERT INTO consumer_offsets AS co (consumer_group, topic, kafka_partition, "
+        "next_offset, watermark_ms, owner_epoch, owner) SELECT :g, t, p, 0, 0, 1, :o FROM "
+        "unnest(CAST(:t AS text[]), CAST(:p AS int[])) AS u(t, p) "
+        "ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET "
+        "owner_epoch = co.owner_epoch + 1, owner = excluded.owner "
+        "RETURNING topic, kafka_partition, next_offset, watermark_ms, owner_epoch"),
+        {"g": group, "o": owner, "t": [t for t, _ in tps], "p": [p for _, p in tps]}).all()
+    return {(r.topic, r.kafka_partition): Claim(r.next_offset, r.watermark_ms, r.owner_epoch)
+            for r in rows}
+
+
+def lock(conn: Connection, group: str, tps: Sequence[TopicPartition],
+         for_update: bool = True) -> dict[TopicPartition, tuple[int, int, int]]:
+    """Lock the rows of ``tps`` (sorted: no deadlocks) -> (watermark_ms, next_offset, epoch);
+    with ``for_update=False`` only read them."""
+    tps = sorted(tps)
+    rows = conn.execute(text(
+        "SELECT topic, kafka_partition, next_offset, watermark_ms, owner_epoch "
+        "FROM consumer_offsets WHERE consumer_group = :g AND (topic, kafka_partition) IN "
         "(SELECT * FROM unnest(CAST(:t AS text[]), CAST(:p AS int[]))) "
-        "ORDER BY topic, kafka_partition FOR UPDATE"),
+        "ORDER BY topic, kafka_partition" + (" FOR UPDATE" if for_update else "")),
         {"g": group, "t": [t for t, _ in tps], "p": [p for _, p in tps]}).all()
-    return {(r.topic, r.kafka_partition): (r.watermark_ms, r.next_offset) for r in rows}
+    return {(r.topic, r.kafka_partition): (r.watermark_ms, r.next_offset, r.owner_epoch)
+            for r in rows}
 
 
 def save(conn: Connection, group: str, next_offsets: Mapping[TopicPartition, int],
@@ -71,10 +103,12 @@ def max_watermark(conn: Connection) -> int | None:
 def partitions(conn: Connection, group: str) -> list[dict[str, Any]]:
     """Per partition of ``group``: committed offset, log end, lag, watermark (``vitmon status``)."""
     rows = conn.execute(text(
-        "SELECT topic, kafka_partition, next_offset, high_watermark, watermark_ms, updated_at "
+        "SELECT topic, kafka_partition, next_offset, high_watermark, watermark_ms, updated_at, "
+        "owner, owner_epoch "
         "FROM consumer_offsets WHERE consumer_group = :g ORDER BY 1, 2"), {"g": group}).all()
     return [{"topic": r.topic, "partition": r.kafka_partition, "committed_offset": r.next_offset,
              "high_watermark": r.high_watermark,
              "lag": None if r.high_watermark is None else max(r.high_watermark - r.next_offset, 0),
-             "watermark_ms": r.watermark_ms, "updated_at": r.updated_at.isoformat()}
+             "watermark_ms": r.watermark_ms, "updated_at": r.updated_at.isoformat(),
+             "owner": r.owner, "owner_epoch": r.owner_epoch}
             for r in rows]

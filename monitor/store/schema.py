@@ -111,6 +111,9 @@ class ConsumerOffset(Base):
     watermark_ms: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     high_watermark: Mapped[int | None] = mapped_column(BigInteger)  # last seen log end, for lag
     updated_at: Mapped[datetime] = _now()
+    #: +1 at every claim (assignment); a checkpoint commits only under the epoch it claimed.
+    owner_epoch: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    owner: Mapped[str | None] = mapped_column(Text)  # host:pid of the claiming process
 
 
 class WindowState(Base):

@@ -90,15 +90,15 @@ def predictions(detail: qf.FindingDetail) -> None:
 
 
 def embeddings(detail: qf.FindingDetail) -> Sequence[str]:
-    """``embedding_drift``: MMD² vs its permutation threshold, the 2-D projection, and the event
+    """``embedding_drift``: Hotelling T² vs its threshold, the 2-D projection, and the event
     ids the domain classifier found most unlike the reference (returned, for sample pointers)."""
     d = detail.details
     cols = st.columns(4)
-    cols[0].metric("MMD²", common.num(d.get("mmd2"), ".3g"),
-                   help=f"threshold {common.num(d.get('mmd2_threshold'), '.3g')} from "
-                        f"{d.get('n_permutations', '?')} permutations")
+    cols[0].metric("Hotelling T²", common.num(d.get("t2"), ".3g"),
+                   help=f"threshold {common.num(d.get('t2_threshold'), '.3g')} at this slice's "
+                        f"level ({d.get('test', '?')})")
     cols[1].metric("p corrected", common.num(detail.point.p_value, ".2g"),
-                   help=f"{common.P_CORRECTED_HELP}; raw (this slice's permutation test): "
+                   help=f"{common.P_CORRECTED_HELP}; raw (this slice's T² test): "
                         f"{common.num(d.get('p_value_raw'), '.2g')}")
     cols[2].metric("Centroid cosine distance", common.num(d.get("centroid_cosine_distance"),
                                                           ".3g"))

@@ -56,6 +56,11 @@ def encode_label(event_id: str, label: int, ts: int | str, source: str | None = 
 
 
 def prediction_key(event: Mapping[str, Any]) -> bytes | None:
-    """Message key of a prediction: its model_version (keeps a version's events ordered)."""
-    version = event.get("model_version")
-    return str(version).encode() if version is not None else None
+    """Message key of a prediction: its ``event_id`` (None when it has none).
+
+    A high-cardinality key spreads a model's traffic over every partition, so a group of
+    processes shares it (docs/scaling.md); a low-cardinality key such as ``model_version`` would
+    put a model's whole traffic on one partition. Order across events is not needed: window
+    state is mergeable and a re-sent event (same key, same partition) is counted once."""
+    event_id = event.get("event_id")
+    return str(event_id).encode() if event_id is not None else None

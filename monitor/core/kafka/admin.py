@@ -12,6 +12,7 @@ from monitor.core.kafka.base import (
     CLIENTS,
     CONFLUENT,
     REQUEST_TIMEOUT_S,
+    Group,
     KafkaIOError,
     Sink,
     Source,
@@ -31,17 +32,20 @@ def _check_client(client: str) -> None:
                           f"got {client!r}")
 
 
-def make_source(client: str, bootstrap: str, config: Mapping[str, Any] | None = None) -> Source:
+def make_source(client: str, bootstrap: str, config: Mapping[str, Any] | None = None,
+                group: Group | None = None) -> Source:
     """A :class:`Source` on the named client library (``kafka.client`` setting).
 
     ``config`` is merged over vitmon's defaults, in the client library's own spelling
     (``"security.protocol"`` for confluent-kafka, ``security_protocol`` for kafka-python): TLS
-    and SASL settings of a production cluster go there.
+    and SASL settings of a production cluster go there. With ``group`` the source can
+    :meth:`~Source.subscribe` in that consumer group; without, it only reads what it is
+    assigned.
     """
     _check_client(client)
     if client == CONFLUENT:
-        return ConfluentSource(bootstrap, config)
-    return KafkaPythonSource(bootstrap, config)
+        return ConfluentSource(bootstrap, config, group)
+    return KafkaPythonSource(bootstrap, config, group)
 
 
 def make_sink(client: str, bootstrap: str, config: Mapping[str, Any] | None = None) -> Sink:

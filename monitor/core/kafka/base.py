@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from monitor.core.ingest.records import Record
@@ -32,11 +33,52 @@ class KafkaIOError(VitmonError):
     """The broker refused or failed an operation (delivery, metadata, topic creation)."""
 
 
+@dataclass(frozen=True)
+class Group:
+    """Consumer-group membership: the group id and its timeouts (``kafka.*`` settings)."""
+
+    id: str
+    session_timeout_s: float = 45.0
+    heartbeat_interval_s: float = 3.0
+    max_poll_interval_s: float = 300.0
+
+
+class Rebalance(Protocol):
+    """What a group member does when the coordinator moves partitions. Called from inside
+    :meth:`Source.poll`, on the polling thread (Kafka's pattern for offsets kept outside Kafka:
+    the positions come from the caller's store, never from the group's committed offsets)."""
+
+    def assigned(self, tps: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+        """Partitions given to this member -> the next offset to read in each."""
+
+    def revoked(self, tps: list[TopicPartitionKey]) -> None:
+        """Partitions taken away in an orderly rebalance: this member may still commit."""
+
+    def lost(self, tps: list[TopicPartitionKey]) -> None:
+        """Partitions this member lost (session expired): another may own them already."""
+
+
 class Source(Protocol):
-    """Reads explicitly assigned partitions; offsets are the caller's business."""
+    """Reads partitions: explicitly assigned ones, or those the consumer group gives it.
+    Offsets are the caller's business (:class:`Rebalance` supplies them under a group)."""
 
     def assign(self, start: dict[TopicPartitionKey, int]) -> None:
         """Replace the assignment; values are the next offset to read (0 = beginning)."""
+
+    def subscribe(self, topics: list[str], listener: Rebalance) -> None:
+        """Join the source's consumer group for ``topics`` (it must have been made with one)."""
+
+    def seek(self, start: dict[TopicPartitionKey, int]) -> None:
+        """Read these assigned partitions again from the given offsets."""
+
+    def pause(self, tps: list[TopicPartitionKey]) -> None:
+        """Stop fetching these partitions (until :meth:`resume` or the next assignment)."""
+
+    def resume(self, tps: list[TopicPartitionKey]) -> None:
+        """Fetch paused partitions again."""
+
+    def commit(self, offsets: dict[TopicPartitionKey, int]) -> None:
+        """Best effort, asynchronous: record next offsets in the Kafka group (for lag tools)."""
 
     def poll(self, max_records: int = 10000, timeout_s: float = 0.5) -> list[Record]:
         """Up to ``max_records`` records, in offset order within each partition."""

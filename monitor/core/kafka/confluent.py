@@ -62,14 +62,26 @@ def _confluent_tp(tp: kb.TopicPartitionKey, offset: int | None = None) -> Any:
     return TopicPartition(tp[0], tp[1]) if offset is None else TopicPartition(tp[0], tp[1], offset)
 
 
+def _on_commit(err: Any, _partitions: Any) -> None:
+    if err is not None:
+        log.debug("group commit failed error=%s", err.str())
+
+
 class ConfluentSource(kb.SourceBase):
     """:class:`Source` on librdkafka; ``consume(n, timeout)`` returns whole batches."""
 
-    def __init__(self, bootstrap: str, config: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, bootstrap: str, config: Mapping[str, Any] | None = None,
+                 group: kb.Group | None = None) -> None:
         from confluent_kafka import Consumer
 
         self._bootstrap, self._config = bootstrap, config
         conf = {**_confluent_consumer_conf(bootstrap), **_confluent_common(bootstrap, config)}
+        if group is not None:
+            conf.update({"group.id": group.id,
+                         "session.timeout.ms": int(group.session_timeout_s * 1000),
+                         "heartbeat.interval.ms": int(group.heartbeat_interval_s * 1000),
+                         "max.poll.interval.ms": int(group.max_poll_interval_s * 1000),
+                         "on_commit": _on_commit})
         self._consumer = Consumer(conf)
         self._assigned: frozenset[kb.TopicPartitionKey] = frozenset()
         self._error_logged_at = 0.0
@@ -78,6 +90,53 @@ class ConfluentSource(kb.SourceBase):
         self._consumer.assign([_confluent_tp(tp, offset) for tp, offset in start.items()])
         self._assigned = frozenset(start)
         log.info("assigned client=confluent-kafka partitions=%s", kb.describe(start))
+
+    def subscribe(self, topics: list[str], listener: kb.Rebalance) -> None:
+        def keys(partitions: list[Any]) -> list[kb.TopicPartitionKey]:
+            return [(p.topic, p.partition) for p in partitions]
+
+        def on_assign(consumer: Any, partitions: list[Any]) -> None:
+            start = listener.assigned(keys(partitions))
+            tps = [_confluent_tp(tp, offset) for tp, offset in start.items()]
+            consumer.assign(tps)
+            consumer.resume(tps)  # librdkafka keeps a partition's pause across assignments
+            self._assigned = frozenset(start)
+
+        def on_revoke(_consumer: Any, partitions: list[Any]) -> None:
+            self._assigned = frozenset()  # the library unassigns after this returns
+            listener.revoked(keys(partitions))
+
+        def on_lost(_consumer: Any, partitions: list[Any]) -> None:
+            self._assigned = frozenset()
+            listener.lost(keys(partitions))
+
+        self._consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke,
+                                 on_lost=on_lost)
+
+    def seek(self, start: dict[kb.TopicPartitionKey, int]) -> None:
+        from confluent_kafka import KafkaException
+
+        for tp, offset in start.items():  # partitions being fetched (records were read)
+            try:
+                self._consumer.seek(_confluent_tp(tp, offset))
+            except KafkaException as exc:
+                raise kb.KafkaIOError(f"seek {tp[0]}[{tp[1]}] to {offset}: "
+                                      f"{exc.args[0].str()}") from None
+
+    def pause(self, tps: list[kb.TopicPartitionKey]) -> None:
+        self._consumer.pause([_confluent_tp(tp) for tp in tps])
+
+    def resume(self, tps: list[kb.TopicPartitionKey]) -> None:
+        self._consumer.resume([_confluent_tp(tp) for tp in tps])
+
+    def commit(self, offsets: dict[kb.TopicPartitionKey, int]) -> None:
+        from confluent_kafka import KafkaException
+
+        try:
+            self._consumer.commit(offsets=[_confluent_tp(tp, o) for tp, o in offsets.items()],
+                                  asynchronous=True)
+        except KafkaException as exc:  # e.g. no longer a member: lag tools see it next time
+            log.debug("group commit failed error=%s", exc.args[0].str())
 
     def poll(self, max_records: int = 10000, timeout_s: float = 0.5) -> list[kb.Record]:
         # librdkafka caps one consume() call at 1,000,000 messages

@@ -15,13 +15,20 @@ log = logging.getLogger(__name__)
 class KafkaPythonSource(kb.SourceBase):
     """:class:`Source` on kafka-python (``group_id=None``: no group, no commits)."""
 
-    def __init__(self, bootstrap: str, config: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, bootstrap: str, config: Mapping[str, Any] | None = None,
+                 group: kb.Group | None = None) -> None:
         from kafka import KafkaConsumer
 
         self._bootstrap, self._config = bootstrap, config
+        membership: dict[str, Any] = {"group_id": None}
+        if group is not None:
+            membership = {"group_id": group.id,
+                          "session_timeout_ms": int(group.session_timeout_s * 1000),
+                          "heartbeat_interval_ms": int(group.heartbeat_interval_s * 1000),
+                          "max_poll_interval_ms": int(group.max_poll_interval_s * 1000)}
         with _kafka_python_errors(f"connect to {bootstrap}"):
             self._consumer = KafkaConsumer(**{
-                "bootstrap_servers": bootstrap, "client_id": "vitmon", "group_id": None,
+                "bootstrap_servers": bootstrap, "client_id": "vitmon", **membership,
                 "enable_auto_commit": False, "allow_auto_create_topics": False,
                 "auto_offset_reset": "earliest", "fetch_max_bytes": kb.FETCH_MAX_BYTES,
                 "max_partition_fetch_bytes": kb.PARTITION_FETCH_BYTES,
@@ -38,6 +45,57 @@ class KafkaPythonSource(kb.SourceBase):
         for tp, offset in start.items():
             self._consumer.seek(tps[tp], offset)
         log.info("assigned client=kafka-python partitions=%s", kb.describe(start))
+
+    def subscribe(self, topics: list[str], listener: kb.Rebalance) -> None:
+        from kafka import ConsumerRebalanceListener, TopicPartition
+
+        consumer = self._consumer
+
+        def keys(partitions: Any) -> list[kb.TopicPartitionKey]:
+            return sorted((p.topic, p.partition) for p in partitions)
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                for tp, offset in listener.assigned(keys(assigned)).items():
+                    consumer.seek(TopicPartition(*tp), offset)
+                consumer.resume(*assigned)  # a new assignment fetches every partition
+
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                listener.revoked(keys(revoked))
+
+            def on_partitions_lost(self, lost: Any) -> None:
+                listener.lost(keys(lost))
+
+        self._consumer.subscribe(topics=topics, listener=Listener())
+
+    def seek(self, start: dict[kb.TopicPartitionKey, int]) -> None:
+        from kafka import TopicPartition
+
+        for tp, offset in start.items():
+            self._consumer.seek(TopicPartition(*tp), offset)
+
+    def pause(self, tps: list[kb.TopicPartitionKey]) -> None:
+        from kafka import TopicPartition
+
+        held = self._consumer.assignment()  # pausing a partition not assigned is an error
+        self._consumer.pause(*(t for t in map(lambda tp: TopicPartition(*tp), tps) if t in held))
+
+    def resume(self, tps: list[kb.TopicPartitionKey]) -> None:
+        from kafka import TopicPartition
+
+        held = self._consumer.assignment()
+        self._consumer.resume(*(t for t in map(lambda tp: TopicPartition(*tp), tps) if t in held))
+
+    def commit(self, offsets: dict[kb.TopicPartitionKey, int]) -> None:
+        from kafka import OffsetAndMetadata, TopicPartition
+        from kafka.errors import KafkaError
+
+        try:
+            self._consumer.commit_async(
+                {TopicPartition(*tp): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()},
+                callback=_on_commit)
+        except KafkaError as exc:  # e.g. no longer a member: lag tools see it next time
+            log.debug("group commit failed error=%s", exc)
 
     def poll(self, max_records: int = 10000, timeout_s: float = 0.5) -> list[kb.Record]:
         batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
@@ -77,6 +135,11 @@ class KafkaPythonSource(kb.SourceBase):
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+def _on_commit(_offsets: Any, response: Any) -> None:
+    if isinstance(response, Exception):
+        log.debug("group commit failed error=%s", response)
 
 
 class KafkaPythonSink:

@@ -1,0 +1,102 @@
+"""A kilobyte embedding sketch: features on the reference's principal axes, summed exactly.
+
+Each embedding ``x`` [d] becomes ``p = q + 1 + 2r`` features (embedding_drift's defaults q = 8,
+r = 4: 17):
+
+* ``z``: its coordinates on the reference's first ``q`` principal axes, whitened by the
+  reference's variance along each axis (a shift of one reference SD on an axis is 1);
+* ``log rms residual``: the log root-mean-square of what those axes leave out, so a change
+  orthogonal to the reference's principal subspace (noise, a new direction) moves a feature;
+* ``cos(w'z), sin(w'z)`` for ``r`` random Fourier frequencies ``w ~ N(0, I/q)`` (Rahimi & Recht
+  2007): the means of these are a random-feature estimate of the Gaussian-kernel mean embedding,
+  so a change of shape or spread, not only of the mean, moves them.
+
+A window keeps ``n``, the sum of the features and the sum of their outer products, all in
+fixed point (int64, :data:`SCALE` = 2^10 per unit): adding two windows' sums is exact, so merge
+is addition, associative and order-independent to the last bit. Features are clipped to
++-:data:`CLIP` before quantising, which keeps one event's products below 2^37 and the sums far
+from overflow (2^26 events at the clip, ~10^12 at typical sizes).
+
+Pure numpy; the test of a window against the reference is :mod:`detectors.stats.hotelling`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+SCALE = 1024.0  # fixed-point units per feature unit (resolution ~1e-3 SD)
+CLIP = 128.0  # |feature| bound before quantising, in feature units
+
+
+@dataclass(frozen=True, slots=True)
+class Basis:
+    """What observing needs from the reference: the principal axes and the random frequencies."""
+
+    mean: np.ndarray  # float64 [d]
+    axes: np.ndarray  # float64 [d, q], scaled by 1/sd so projections come out whitened
+    freqs: np.ndarray  # float64 [q, r]
+    fingerprint: int  # identifies (reference, q, r, seed); states of different ones never add
+
+    @property
+    def n_features(self) -> int:
+        return self.axes.shape[1] + 1 + 2 * self.freqs.shape[1]
+
+
+def make_basis(pca_mean: np.ndarray, components: np.ndarray, variance: np.ndarray, q: int,
+               r: int, seed: int, identity: str) -> Basis:
+    """A :class:`Basis` on the first ``q`` axes; ``identity`` names the reference (its id)."""
+    q = int(min(q, components.shape[1]))
+    sd = np.sqrt(np.maximum(np.asarray(variance[:q], np.float64), 1e-12))
+    axes = np.asarray(components, np.float64)[:, :q] / sd
+    freqs = np.random.default_rng(seed).normal(0.0, 1.0 / np.sqrt(q), (q, r))
+    text = f"{identity}|q={q}|r={r}|seed={seed}|d={axes.shape[0]}".encode()
+    fp = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
+    return Basis(np.asarray(pca_mean, np.float64), axes, freqs, fp)
+
+
+def features(x: np.ndarray, basis: Basis) -> np.ndarray:
+    """float64 [n, p] sketch features of embeddings ``x`` [n, d] (see module docstring)."""
+    # float64: a row's features must not depend on the batch it came in (BLAS kernels round
+    # float32 differently by shape), so that observe(a + b) == merge(observe(a), observe(b)).
+    centred = np.asarray(x, np.float64) - basis.mean
+    z = centred @ basis.axes
+    # What the q axes leave out: |x - mean|^2 minus the energy on the (unwhitened) axes,
+    # whose squared lengths are 1/sd^2 (so z_j^2 / |axis_j|^2 = (x - mean).v_j squared).
+    inv_len2 = 1.0 / np.square(basis.axes.astype(np.float64)).sum(0)
+    resid = np.maximum(np.einsum("nd,nd->n", centred, centred) - (z * z) @ inv_len2, 0.0)
+    log_rms = 0.5 * np.log(resid / centred.shape[1] + 1e-12)
+    wz = z @ basis.freqs
+    return np.column_stack([z, log_rms, np.cos(wz), np.sin(wz)])
+
+
+def quantise(f: np.ndarray) -> np.ndarray:
+    """Fixed-point int64 of features (clipped to +-CLIP)."""
+    return np.rint(np.clip(f, -CLIP, CLIP) * SCALE).astype(np.int64)
+
+
+def triu(p: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(p)
+
+
+def sums(fq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact integer sums of quantised features [n, p]: ``(sum [p], outer-product sum [p(p+1)/2])``
+    (upper triangle, row-major)."""
+    iu, ju = triu(fq.shape[1])
+    # Exact in int64: entries < 2^17 so each product < 2^34; einsum over rows stays integral.
+    outer = np.einsum("ni,nj->ij", fq, fq)
+    return fq.sum(0), outer[iu, ju]
+
+
+def moments(n: int, total: np.ndarray, outer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [p] and unbiased covariance [p, p] (in feature units) from the fixed-point sums."""
+    p = total.size
+    iu, ju = triu(p)
+    s2 = np.zeros((p, p))
+    s2[iu, ju] = outer.astype(np.float64)
+    s2 = s2 + np.triu(s2, 1).T
+    mean = total.astype(np.float64) / (n * SCALE)
+    cov = (s2 / SCALE**2 - n * np.outer(mean, mean)) / max(n - 1, 1)
+    return mean, cov

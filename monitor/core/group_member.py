@@ -1,0 +1,112 @@
+"""The consumer's side of the consumer-group protocol: the :class:`~monitor.core.kafka.Rebalance`
+listener (claim on assignment, drop on revocation or loss) and what a fence does. A mixin of
+:class:`monitor.core.consumer.Consumer`, kept apart so the consume loop reads on its own."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from monitor.core.held import names
+from monitor.errors import Fenced
+from monitor.store import offsets
+from monitor.store.keys import TopicPartition
+
+if TYPE_CHECKING:
+    from monitor.core.checkpoint import CheckpointInput
+
+log = logging.getLogger("monitor.core.consumer")
+
+
+class GroupMember:
+    """Needs the consumer's ``kafka``, ``engine``, ``source``, ``metrics``, ``health``,
+    ``held``, ``owner``, ``_buf``, ``_highs``, ``_paused``, ``_mirror`` and ``_retry``."""
+
+    kafka: Any
+    engine: Any
+    source: Any
+    metrics: Any
+    health: Any
+    held: Any
+    owner: str
+    _buf: Any
+    _highs: dict[TopicPartition, int]
+    _paused: list[TopicPartition]
+    _mirror: dict[TopicPartition, int]
+    _idle_since: float
+    _lag_read_at: float
+
+    def _retry(self, fn: Any, what: str) -> Any:
+        raise NotImplementedError
+
+    def _new_buffer(self) -> Any:
+        raise NotImplementedError
+
+    # -- the group's Rebalance listener (called from inside source.poll) ----------------------
+    def assigned(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        self._idle_since = time.monotonic()
+        self._paused = []  # a new assignment fetches every partition
+        return self._claim(tps)
+
+    def revoked(self, tps: list[TopicPartition]) -> None:
+        """An orderly rebalance: the checkpoint in flight may still commit (this process is the
+        owner until another claims); what was read since is dropped (the next owner reads it)."""
+        if tps:
+            log.info("partitions revoked group=%s partitions=%s", self.kafka.group, names(tps))
+            self._abandon(tps)
+
+    def lost(self, tps: list[TopicPartition]) -> None:
+        """The session expired: another process may own them already; commit nothing more."""
+        if tps:
+            log.warning("fenced: partitions lost group=%s partitions=%s, dropping what was read "
+                        "without committing", self.kafka.group, names(tps))
+            self._abandon(tps)
+
+    def _claim(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        def claim() -> dict[TopicPartition, offsets.Claim]:
+            with self.engine.begin() as conn:
+                return offsets.claim(conn, self.kafka.group, tps, self.owner)
+
+        start = self.held.claimed(self._retry(claim, "claim partitions"))
+        self._mirror.update(start)  # the group learns offsets committed by an earlier owner
+        self._lag_read_at = float("-inf")
+        if self.health is not None:
+            self.health.assigned = len(self.held)
+        log.info("consumer assigned group=%s partitions=%s", self.kafka.group,
+                 ",".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(start.items())))
+        return start
+
+    def _abandon(self, tps: Sequence[TopicPartition]) -> None:
+        """Drop ``tps``, and every record read but not committed: the partitions kept read
+        again from their committed offsets."""
+        self._buf = self._new_buffer()
+        for topic, p in self.held.drop(tps):
+            self._highs.pop((topic, p), None)
+            try:
+                self.metrics.lag.remove(topic, str(p))
+            except KeyError:
+                pass
+        self._paused = [tp for tp in self._paused if tp in self.held]
+        if self.health is not None:
+            self.health.assigned = len(self.held)
+        self._rewind()
+
+    def _rewind(self) -> None:
+        self._buf = self._new_buffer()
+        back = self.held.rewind()
+        if back:
+            self.source.seek(back)
+            log.info("reading again from committed offsets partitions=%s", names(back))
+
+    def _on_fenced(self, exc: Fenced, cp: CheckpointInput) -> None:
+        if not self.kafka.use_group:
+            raise exc
+        fenced = self.held.same_claim({tp: cp.epochs[tp] for tp in exc.partitions})
+        if fenced:  # else this process re-claimed them since (a rebalance gave them back)
+            log.warning("fenced group=%s partitions=%s: another process claimed them; the "
+                        "checkpoint rolled back, they are dropped", self.kafka.group,
+                        names(fenced))
+            self.source.pause(fenced)
+        self._abandon(fenced)

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from monitor.core import kafka as kafka_io
+from monitor.core.ingest.jsonl import read_messages
 
 VITMON = str(Path(sys.executable).with_name("vitmon"))
 
@@ -111,3 +114,23 @@ def install_plugin(target: Path) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
                     "--no-build-isolation", "--target", str(target), str(PLUGIN_PKG)], check=True)
     return target
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """Status and body of GET http://127.0.0.1:<port><path>; an HTTP error is an answer too."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def publish_and_consume(env: Mapping[str, str], client: str, bootstrap: str, topics: Topics,
+                 scenario: Path, log: Path) -> None:
+    """Produce a simulated scenario's predictions and labels to their topics, then run the
+    monitor until it is idle; fails with the log's tail if it exits badly."""
+    messages = list(read_messages(scenario))
+    for kind, topic in (("vit.predictions", topics.predictions), ("vit.labels", topics.labels)):
+        produce(client, bootstrap, topic, [(k, v) for t, k, v in messages if t == kind])
+    proc = start_monitor(env, "--exit-when-idle", "3", log=log)
+    assert proc.wait(900) == 0, log.read_text()[-3000:]

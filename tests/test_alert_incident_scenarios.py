@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.core.ingest.jsonl import read_messages
-from tests.support import make_topics, monitor_env, produce, run_cli, start_monitor
+from tests.support import make_topics, monitor_env, publish_and_consume, run_cli
 from tests.test_drift_scenarios import simulate
 
 pytestmark = pytest.mark.integration
@@ -73,12 +72,7 @@ def consume(broker, topic_names, db_url_factory, tmp: Path, reference: dict[str,
     env = monitor_env(broker.bootstrap, db_url, topics, CLIENT,
                       **{**settings, **extra, **env_extra})
     capture(env, reference)
-    messages = list(read_messages(scenario))
-    for kind, topic in (("vit.predictions", topics.predictions), ("vit.labels", topics.labels)):
-        produce(CLIENT, broker.bootstrap, topic, [(k, v) for t, k, v in messages if t == kind])
-    log = tmp / f"{scenario.stem}.log"
-    proc = start_monitor(env, "--exit-when-idle", "3", log=log)
-    assert proc.wait(900) == 0, log.read_text()[-3000:]
+    publish_and_consume(env, CLIENT, broker.bootstrap, topics, scenario, tmp / f"{scenario.stem}.log")
     return env, db_url
 
 

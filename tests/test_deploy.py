@@ -73,7 +73,7 @@ def test_ports_match_what_listens() -> None:
     assert "EXPOSE 8501 9108" in DOCKERFILE
     ui_health = " ".join(SERVICES["ui"]["healthcheck"]["test"])
     assert "localhost:8501/_stcore/health" in ui_health
-    assert "localhost:9108/metrics" in " ".join(SERVICES["monitor"]["healthcheck"]["test"])
+    assert "localhost:9108/healthz" in " ".join(SERVICES["monitor"]["healthcheck"]["test"])
     prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     vitmon = next(job for job in prom["scrape_configs"] if job["job_name"] == "vitmon")
     assert vitmon["dns_sd_configs"] == [{"names": ["monitor"], "type": "A", "port": 9108}]

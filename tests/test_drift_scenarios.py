@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.core.ingest.jsonl import read_messages
-from tests.support import make_topics, monitor_env, produce, query, run_cli, start_monitor
+from tests.support import make_topics, monitor_env, publish_and_consume, query, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -63,12 +62,7 @@ def run_scenario(broker, topic_names, db_url_factory, tmp: Path, reference: Path
     done = run_cli(env, "reference", "capture", "--model", MODEL, "--version", VERSION,
                    "--file", str(reference), "--embedding-sample", "500", timeout=300)
     assert done.returncode == 0, done.stderr
-    messages = list(read_messages(scenario))
-    for kind, topic in (("vit.predictions", topics.predictions), ("vit.labels", topics.labels)):
-        produce(CLIENT, broker.bootstrap, topic, [(k, v) for t, k, v in messages if t == kind])
-    log = tmp / f"{scenario.stem}.log"
-    proc = start_monitor(env, "--exit-when-idle", "3", log=log)
-    assert proc.wait(900) == 0, log.read_text()[-3000:]
+    publish_and_consume(env, CLIENT, broker.bootstrap, topics, scenario, tmp / f"{scenario.stem}.log")
     return db_url
 
 

@@ -18,15 +18,13 @@ import json
 import signal
 import socket
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from monitor.devstack.processes import free_port
 from monitor.devstack.synthetic import synthetic_stream
 from monitor.store import migrate
-from tests.support import make_topics, monitor_env, produce, query, start_monitor, window_counts
+from tests.support import http_get, make_topics, monitor_env, produce, query, start_monitor, window_counts
 
 pytestmark = pytest.mark.integration
 CLIENTS = ["confluent-kafka", "kafka-python"]
@@ -44,17 +42,9 @@ def stream():
             reasons)
 
 
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 def _events(port: int) -> float:
     """Events this process committed, all outcomes (vitmon_events_total on its /metrics)."""
-    _, text = _get(port, "/metrics")
+    _, text = http_get(port, "/metrics")
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("vitmon_events_total{") and 'topic="' in line
                and ".pred" in line)
@@ -117,8 +107,8 @@ def test_group_shares_moves_and_fences(client, stream, broker, db_url_factory, t
         ea, eb = _events(port_a), _events(port_b)
         assert ea + eb <= 1.2 * len(parts[0])
         for port in (port_a, port_b):
-            assert _get(port, "/healthz")[0] == 200
-            code, body = _get(port, "/readyz")
+            assert http_get(port, "/healthz")[0] == 200
+            code, body = http_get(port, "/readyz")
             assert code == 200 and json.loads(body)["partitions"] > 0, body
 
         # 2. a zombie: A paused past its session timeout while B takes over its partitions

@@ -5,22 +5,13 @@ key that spreads a model's traffic over partitions (point 6). Pure units: no bro
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 
 from prometheus_client import CollectorRegistry, Counter
 
 from monitor.core.health import Health, serve_http
 from monitor.core.ingest.events import prediction_key
 from monitor.devstack.processes import free_port
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+from tests.support import http_get
 
 
 def test_health_endpoints_follow_the_loop_the_broker_the_database_and_the_assignment():
@@ -31,21 +22,21 @@ def test_health_endpoints_follow_the_loop_the_broker_the_database_and_the_assign
     port = free_port()
     server = serve_http("127.0.0.1", port, registry, health)
     try:
-        assert _get(port, "/healthz")[0] == 200
-        code, body = _get(port, "/readyz")  # no broker answer yet, no partitions
+        assert http_get(port, "/healthz")[0] == 200
+        code, body = http_get(port, "/readyz")  # no broker answer yet, no partitions
         assert code == 503 and json.loads(body) == {"ok": False, "broker": False,
                                                     "database": True, "partitions": 0}
         health.broker_ok()
         health.assigned = 3
-        code, body = _get(port, "/readyz")
+        code, body = http_get(port, "/readyz")
         assert code == 200 and json.loads(body)["partitions"] == 3
         db_error["value"] = "connection refused"
         health._db = (float("-inf"), None)  # expire the 2 s cache of the database check
-        code, body = _get(port, "/readyz")
+        code, body = http_get(port, "/readyz")
         assert code == 503 and json.loads(body)["database_error"] == "connection refused"
         health.beat_at -= 1.0  # the loop has not polled for a second: stuck
-        assert _get(port, "/healthz")[0] == 503
-        assert "vitmon_events_total 3.0" in _get(port, "/metrics")[1]
+        assert http_get(port, "/healthz")[0] == 503
+        assert "vitmon_events_total 3.0" in http_get(port, "/metrics")[1]
     finally:
         server.shutdown()
 

@@ -315,6 +315,13 @@ class Consumer(GroupMember):
         if preds:
             out = decode.decode_predictions(preds, self.cp.embedding_dims, gate=self.cp.intake)
             buf.parked.extend(out.parked)
+            # Parked events (a version not yet admitted, its dimension undecided) are accepted
+            # or rejected by the checkpoint; their event time closes windows all the same, or a
+            # stream that starts with a new version would evaluate nothing until it is idle.
+            for p in out.parked:
+                tp = (p.topic, p.partition)
+                if tp in self.held:
+                    self.held.max_ts[tp] = max(self.held.max_ts[tp], p.ts_ms)
             for batch in out.batches.values():
                 buf.batches.append(batch)
                 self._advance_watermarks(batch)

@@ -161,6 +161,7 @@ class Parked:
     model: str
     model_version: str
     dim: int
+    ts_ms: int  # its event time: a parked event advances its partition's watermark too
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +210,9 @@ class _NonFinite(Exception):
 
 
 class _Park(Exception):
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, ts_ms: int) -> None:
         self.dim = dim
+        self.ts_ms = ts_ms
 
 
 def _show(value: Any) -> str:
@@ -549,7 +551,7 @@ def _prediction(d: dict, dims: MutableMapping[str, int], counts: MutableMapping[
         raise _Reject(BAD_VALUE, f"field 'pred' must be < {n_classes} (the classes of model "
                                  f"{model!r}), got {pred}")
     if gate is not None and (hold or learn_dim):
-        raise _Park(dim if kind else 0)
+        raise _Park(dim if kind else 0, ts)
     if learn_dim:
         dims[model] = dim
     if learn_c:
@@ -598,7 +600,7 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
                 failed.append((i, rej, d))
             except _Park as park:
                 parked.append(Parked(r.topic, r.partition, offset, r.key, r.value, d["event_id"],
-                                     d["model"], d["model_version"], park.dim))
+                                     d["model"], d["model_version"], park.dim, park.ts_ms))
             else:
                 model = d["model"]
                 rows = by_model.get(model)

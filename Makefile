@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/vitmon demo
 
 test: $(STAMP) debian
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration"

@@ -66,6 +66,23 @@ def _surrogate(s: str) -> bool:
     return any("\ud800" <= c <= "\udfff" for c in s)
 
 
+def _any_surrogate(text: str) -> bool:
+    """Whether any key or string of the message holds a lone surrogate, the values of repeated
+    keys included: json.loads keeps only a key's last value, but orjson refuses the whole
+    message wherever the surrogate stands (found by the campaign: ``"event_id": "\\udc00",
+    "event_id": "e1"``)."""
+    found = False
+
+    def pairs(items: list) -> dict:
+        nonlocal found
+        found = found or any(_surrogate(k) or _has(v, _surrogate) for k, v in items)
+        return dict(items)
+
+    json.loads(text, object_pairs_hook=pairs, parse_int=_parse_int, parse_float=_parse_float,
+               parse_constant=_parse_constant)
+    return found
+
+
 def parse(value: bytes | None, max_bytes: int = MAX_BYTES) -> dict | frozenset[str]:
     """The message as a dict, or the reason codes that reject it before any field is read."""
     if value is None or len(value) == 0:
@@ -100,7 +117,7 @@ def _parsed(value: bytes, text: str) -> dict | frozenset[str]:
     # Lone surrogates and NUL only come from \u escapes: the slow walks run only then.
     nesting = value.count(b"[") + value.count(b"{")
     if ((nesting > MAX_DEPTH and _depth(obj) > MAX_DEPTH) or type(obj) is not dict
-            or (_ESCAPED_SURROGATE.search(value) and _has(obj, _surrogate))):
+            or (_ESCAPED_SURROGATE.search(value) and _any_surrogate(text))):
         return _reasons("malformed_json")
     if b"\\u0000" in value and _has(obj, lambda s: "\x00" in s):
         return _reasons("bad_value")

@@ -128,6 +128,15 @@ def test_numbers_that_overflow_a_double_are_non_finite() -> None:
     assert check_predictions([value]) == ["non_finite"]
 
 
+def test_a_lone_surrogate_in_a_repeated_key_is_malformed_for_both() -> None:
+    """Found by the campaign: json.loads keeps a repeated key's last value, so the oracle missed
+    a lone surrogate in the value it overwrote, while orjson refuses the whole message; both
+    now say ``malformed_json``."""
+    value = raw().replace(b'"event_id":"e1"', b'"event_id":"\\udc00\\ud800","event_id":"e1"')
+    assert b"\\udc00" in value
+    assert check_predictions([value]) == ["malformed_json"]
+
+
 def test_an_event_of_an_unadmitted_version_is_parked_only_when_valid() -> None:
     """Found by fuzzing: the consumer's gate parked an event of a version it had not admitted
     yet without the checks ``_batch`` runs for the others (probs summing to 1.9 were parked,

@@ -19,16 +19,22 @@ pytestmark = pytest.mark.integration
 WINDOW_MS, LATENESS_MS = 60_000, 60_000  # tests.support's window size; the default lateness
 
 
+@pytest.mark.parametrize("budget_s", ["2", "0.001"])
 def test_closed_windows_are_evaluated_while_running(broker, db_url_factory, topic_names,
-                                                    tmp_path):
+                                                    tmp_path, budget_s):
+    """With a tiny evaluation budget each checkpoint evaluates one window and leaves the rest
+    for checkpoints with nothing new to read: those must still know the watermark."""
     client = "confluent-kafka"
     messages, truth, _ = synthetic_stream(6_000, seed=9, malformed_fraction=0,
                                           duplicate_fraction=0)
     topics = make_topics(topic_names, client, broker.bootstrap)
     db_url = db_url_factory()
-    env = monitor_env(broker.bootstrap, db_url, topics, client, VITMON_DETECTORS="traffic")
+    env = monitor_env(broker.bootstrap, db_url, topics, client, VITMON_DETECTORS="traffic",
+                      VITMON_CHECKPOINT__EVALUATE_BUDGET_S=budget_s)
     produce(client, broker.bootstrap, topics.predictions, messages)
     last = max(w for (_, _, w) in truth)  # the watermark is at least the last window's start
+    closed = {w for (_, _, w) in truth if w + WINDOW_MS + LATENESS_MS <= last}
+    assert closed, "the stream must span windows the watermark closes"
     log = tmp_path / "monitor.log"
     proc = start_monitor(env, log=log)  # no --exit-when-idle: no final flush
     try:
@@ -42,12 +48,10 @@ def test_closed_windows_are_evaluated_while_running(broker, db_url_factory, topi
             except Exception:  # noqa: BLE001 - the schema is not migrated yet
                 continue
             evaluated = {r.window_start_ms for r in rows}
-            if evaluated:
+            if closed <= evaluated:
                 break
     finally:
         proc.terminate()
         assert proc.wait(30) == 0, log.read_text()[-2000:]
-    closed = {w for (_, _, w) in truth if w + WINDOW_MS + LATENESS_MS <= last}
-    assert closed, "the stream must span windows the watermark closes"
     assert closed <= evaluated, log.read_text()[-2000:]
     assert last not in evaluated  # its end plus the lateness is beyond the watermark

@@ -218,7 +218,9 @@ class Consumer(GroupMember):
             return
         highs, self._highs = self._highs, {}  # stored once per refresh
         cp = CheckpointInput(group=self.kafka.group, start=dict(buf.start), next=dict(buf.next),
-                             max_ts={tp: self.held.max_ts[tp] for tp in buf.next},
+                             # every held partition's: a checkpoint that only evaluates
+                             # windows left over (empty buffer) must see the watermark
+                             max_ts=dict(self.held.max_ts),
                              high_watermarks={tp: h for tp, h in highs.items() if tp in self.held},
                              batches=buf.batches, labels=buf.labels, rejected=buf.rejected,
                              evaluate_all=flush, parked=buf.parked,

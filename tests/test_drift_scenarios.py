@@ -81,7 +81,11 @@ def test_steady_false_alarm_rate_within_twice_alpha(broker, topic_names, db_url_
     for det in DRIFT:
         rows = main_findings(db_url, det)
         tested = [r for r in rows if r.status in ("ok", "warn", "alert")]
-        assert not [r for r in rows if r.status == "no_reference"]
+        # Every camera has its own reference. `camera_id=other` is not a camera: it folds the
+        # values outside a window's admitted top-K (issue 13; a camera with fewer than
+        # slices.min_volume events in the window before), so it has none and says so.
+        assert not [r for r in rows if r.status == "no_reference"
+                    and not r.slice.endswith("=other")]
         windows = {r.window_start_ms for r in tested}
         alarms = [r for r in tested if r.status == "alert"]
         alarm_windows = {r.window_start_ms for r in alarms}

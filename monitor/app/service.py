@@ -132,6 +132,8 @@ def run(settings: Settings, exit_when_idle_s: float | None = None) -> None:
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("stopping signal=%d", signum)
+        if signalled:  # a second signal must not push the deadline of the first back
+            return
         signalled.append(signum)
         service.consumer.stop()
         # Last resort if a step does not reach its abandon check (e.g. one long statement):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.core.windows import SLICE_SEPARATOR
 from slices import OTHER
 from slices.sketch import add, admit
 from tests.support import make_topics, monitor_env, query, start_monitor
@@ -44,13 +43,13 @@ def test_two_processes_on_disjoint_partitions_admit_the_same_slice_values(
     admitted = {r.window_start_ms: set(r.admitted) for r in query(
         db_url, "SELECT window_start_ms, admitted FROM slice_admissions")}
     assert sorted(admitted) == [T0 + w * WINDOW_MS for w in range(4)]
-    rows = query(db_url, "SELECT kafka_partition, window_start_ms, attrs->>'camera_id' AS cam, "
-                         "slices FROM predictions")
+    rows = query(db_url, "SELECT kafka_partition, window_start_ms, "
+                         "prediction_attrs(attr_ids)->>'camera_id' AS cam, "
+                         "prediction_slices(slice_ids) AS slices FROM predictions")
     assert len(rows) == i
     seen: dict[tuple[int, int], set[str]] = {}
     for r in rows:
-        camera_slice = next(s for s in r.slices.split(SLICE_SEPARATOR)
-                            if s.startswith("camera_id="))
+        camera_slice = next(s for s in r.slices if s.startswith("camera_id="))
         want = r.cam if r.cam in admitted[r.window_start_ms] else OTHER
         assert camera_slice == f"camera_id={want}", r
         seen.setdefault((r.kafka_partition // 3, r.window_start_ms), set()).add(want)

@@ -68,6 +68,8 @@ def app_env(filled: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
     monkeypatch.setenv("VITMON_DATABASE_URL", filled["url"])
     monkeypatch.setenv("VITMON_CONFIG", str(DEMO_SETTINGS))
     monkeypatch.setenv("VITMON_UI__SAMPLES__ALLOW", filled["env"]["VITMON_UI__SAMPLES__ALLOW"])
+    # the monitor's consumer group: the On-call page shows that group's committed offsets
+    monkeypatch.setenv("VITMON_KAFKA__GROUP", filled["env"]["VITMON_KAFKA__GROUP"])
     st.cache_data.clear()
     st.cache_resource.clear()
     return filled

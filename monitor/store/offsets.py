@@ -79,22 +79,6 @@ def save(conn: Connection, group: str, next_offsets: Mapping[TopicPartition, int
             "high_watermark = excluded.high_watermark, updated_at = now()"), rows)
 
 
-def positions(conn: Connection, group: str) -> dict[TopicPartition, tuple[int, int]]:
-    """Every committed partition of ``group`` -> (next_offset, watermark_ms)."""
-    rows = conn.execute(text("SELECT topic, kafka_partition, next_offset, watermark_ms "
-                             "FROM consumer_offsets WHERE consumer_group = :g"),
-                        {"g": group}).all()
-    return {(r.topic, r.kafka_partition): (r.next_offset, r.watermark_ms) for r in rows}
-
-
-def register(conn: Connection, group: str, tps: Sequence[TopicPartition]) -> None:
-    """An offsets row (at 0) for every partition not yet known, so status shows idle ones too."""
-    conn.execute(text(
-        "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset, "
-        "watermark_ms) VALUES (:g, :t, :p, 0, 0) ON CONFLICT DO NOTHING"),
-        [{"g": group, "t": t, "p": p} for t, p in tps])
-
-
 def max_watermark(conn: Connection) -> int | None:
     """The highest event time any consumer has committed (None before the first checkpoint)."""
     return conn.execute(text("SELECT max(watermark_ms) FROM consumer_offsets")).scalar()

@@ -66,7 +66,7 @@ def test_observing_every_group_at_once_equals_observing_each(detector):
 
     profile = build_reference_profile([synthetic_batch(n=400, seed=11)],
                                       ProfileConfig(embedding_sample_size=300, pca_fit_size=300))
-    batch = synthetic_batch(n=300, seed=9)
+    batch = synthetic_batch(n=300, seed=9, error_rate=0.2)  # error paths too
     cams = batch.attrs["camera_id"]
     groups = [np.arange(300), *(np.flatnonzero(cams == c) for c in ("c1", "c2", "c3")),
               np.flatnonzero(batch.ts_ms % 2 == 0), np.array([7])]

@@ -96,6 +96,7 @@ def build(settings: Settings, references: ReferenceLookup | None = None,
                                 settings.detectors.alpha, sl.min_samples, dims, references,
                                 all_hooks, intake=intake,
                                 evaluate_budget_s=settings.checkpoint.evaluate_budget_s,
+                                warm_up_events=sl.warm_up_events,
                                 labels_topic=settings.kafka.labels_topic,
                                 label_settle_ms=settings.windows.label_settle_s * 1000)
     tps = topic_partitions(settings)

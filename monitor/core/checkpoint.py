@@ -24,7 +24,7 @@
    predictions'; the labels topic has its own (the labels' event time), and a
    :class:`~monitor.contract.LabelDecision` detector's windows whose labels it has just
    settled (``label_settle_ms`` past their end; at a flush, all of them) are marked changed,
-   so each gets its decisive look (:meth:`Checkpointer._look`) scheduled by event time; then
+   so each gets its decisive look (:mod:`monitor.core.label_settle`), scheduled by event time; then
    the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
    and alert state.
 7. Persist learnt catalog entries and the slice-value sketches; lock the offset rows, check
@@ -52,21 +52,38 @@ import numpy as np
 import orjson
 from sqlalchemy import Connection
 
-from monitor.contract import Batch, Detector, EvalContext, Finding, LabelDecision, Reference
+from monitor.contract import (
+    ALL_SLICE,
+    Batch,
+    Detector,
+    EvalContext,
+    Finding,
+    LabelDecision,
+    Reference,
+)
 from monitor.core.ingest.intake import Intake
 from monitor.core.label_join import LabelJoin
+from monitor.core.label_settle import NOTHING_SETTLED, look_index, settled_until
 from monitor.core.stages import StageClock
 from monitor.core.windows import Deltas, WindowAssigner, state_key, window_start
 from monitor.errors import CheckpointAbandoned, Fenced, OffsetRegression
-from monitor.store import catalog, ingest_counts, offsets, predictions, rejected, window_states
+from monitor.store import (
+    catalog,
+    ingest_counts,
+    offsets,
+    predictions,
+    references,
+    rejected,
+    window_states,
+)
 from monitor.store.findings import keep_only, labels_settled, upsert_findings
 from monitor.store.findings import revisions as finding_revisions
 from monitor.store.keys import TopicPartition, WindowKey
 from monitor.store.terms import Terms
+from slices import OTHER
 
 log = logging.getLogger(__name__)
 
-NOTHING_SETTLED = -(2**62)  # a window end no window has
 
 
 @dataclass
@@ -150,14 +167,21 @@ class CheckpointReferences:
                                if self.lookup is not None else None)
         return self._seen[key]
 
+    def replace(self, reference: Reference) -> None:
+        """``reference`` changed in this transaction: use the new one from now on."""
+        self._seen = {k: (reference if v is not None and v.reference_id == reference.reference_id
+                          else v) for k, v in self._seen.items()}
+        self._seen[(reference.model, reference.model_version)] = reference
+
 
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
                  embedding_dims: dict[str, int], references: ReferenceLookup | None = None,
                  hooks: Sequence[CheckpointHook] = (), intake: Intake | None = None,
-                 evaluate_budget_s: float = 2.0, labels_topic: str | None = None,
-                 label_settle_ms: int = 3_600_000) -> None:
+                 evaluate_budget_s: float = 2.0, warm_up_events: int = 0,
+                 labels_topic: str | None = None, label_settle_ms: int = 3_600_000) -> None:
         self.assigner = assigner
+        self.warm_up_events = warm_up_events
         self.labels_topic = labels_topic  # its partitions' watermark is the labels' event time
         self.label_settle_ms = label_settle_ms
         self.intake = intake
@@ -245,7 +269,8 @@ class Checkpointer:
         watermark = max((ts for tp, ts in now.items() if tp[0] != self.labels_topic), default=0)
         result.watermark_ms = watermark
         settled = (None if cp.evaluate_all and cp.read_to_end
-                   else self._settled_until(now, cp.idle))
+                   else settled_until(now, cp.idle, self.labels_topic, self.label_settle_ms,
+                                        self.lateness_ms))
         with clock("evaluate"):
             if self.label_decisions:
                 window_states.mark_labels_settled(conn, self.label_decisions, settled)
@@ -322,7 +347,7 @@ class Checkpointer:
         oldest first, one whole window at a time until ``evaluate_budget_s`` is spent (at least
         one window; every window with ``everything``). Returns the findings and whether closed
         changed windows are left for a later checkpoint. Windows ending by ``settled`` (every one
-        when None) have settled labels (:meth:`_settled_until`)."""
+        when None) have settled labels (:func:`monitor.core.label_settle.settled_until`)."""
         horizon = None if everything else watermark - self.lateness_ms
         pending = window_states.dirty_windows(conn, horizon)
         out: list[tuple[WindowKey, Finding]] = []
@@ -356,7 +381,7 @@ class Checkpointer:
             n_tests = slices_per.get(
                 (key.detector, key.model, key.model_version, key.window_start_ms), 1)
             label_based = key.detector in self.label_decisions
-            look = self._look(looks.get(key, 0), label_based, settled, key in decided)
+            look = look_index(looks.get(key, 0), label_based, settled, key in decided)
             ctx = EvalContext(state_key(key, size), refs(key.model, key.model_version),
                               self.alpha, n_tests, self.min_samples, look)
             for finding in s.detector.evaluate(s.state, ctx):
@@ -368,60 +393,45 @@ class Checkpointer:
         # a label decision's verdict is its latest look's findings: no subject left over from
         # a provisional look (say a group that was the largest before all predictions were in)
         keep_only(conn, [(k, f) for k, f in out if k.detector in self.label_decisions])
+        if self.warm_up_events > 0:
+            self._warm_up(conn, dirty, refs)
         window_states.mark_evaluated(conn, end, [s.key for s in dirty], list(self.by_name),
                                      not_before=end - size)
         return out
 
-    def _settled_until(self, watermarks: Mapping[TopicPartition, int],
-                       idle: frozenset[TopicPartition] = frozenset()) -> int:
-        """The last window end whose labels have settled, from per-partition watermarks: every
-        labels partition ``label_settle_ms`` past it and every predictions partition past it +
-        lateness (its predictions are in). A partition read to its end (``idle``) holds
-        nothing back; one with records left does, even before its first (event time 0). With
-        every partition of a topic idle, its latest event time counts.
-        :data:`NOTHING_SETTLED` before both topics have had data.
-
-        >>> cp = Checkpointer.__new__(Checkpointer)
-        >>> cp.labels_topic, cp.label_settle_ms, cp.lateness_ms = "l", 100, 10
-        >>> cp._settled_until({("p", 0): 1000, ("p", 1): 900, ("l", 0): 950, ("l", 1): 0})
-        -4611686018427387904
-        >>> cp._settled_until({("p", 0): 1000, ("p", 1): 900, ("l", 0): 950, ("l", 1): 0},
-        ...                   frozenset({("l", 1)}))
-        850
-        """
-        def slowest(labels: bool) -> int | None:
-            tps = [tp for tp in watermarks if (tp[0] == self.labels_topic) == labels]
-            busy = [watermarks[tp] for tp in tps if tp not in idle]
-            if busy:
-                return min(busy) or None
-            return max((watermarks[tp] for tp in tps), default=0) or None
-
-        labels, preds = slowest(True), slowest(False)
-        if labels is None or preds is None:
-            return NOTHING_SETTLED
-        return min(labels - self.label_settle_ms, preds - self.lateness_ms)
-
-    @staticmethod
-    def _look(earlier: int, label_based: bool, settled: bool, decided: bool) -> int:
-        """The look index a window's evaluation spends ``alpha`` at
-        (:func:`detectors._verdict.look_alpha`: 0 takes ``0.9 alpha``, ``k >= 1`` takes
-        ``0.1 alpha / 2**k``); ``earlier`` = its earlier evaluations.
-
-        A detector that decides on events: its first evaluation (window close) is look 0. One
-        that decides on labels (:class:`~monitor.contract.LabelDecision`): look 0 is the first
-        evaluation once the window's labels settled, and any other is ``earlier + 1`` -- an
-        index no other evaluation of the window takes, so over all looks the shares still sum
-        to less than ``alpha`` whatever their number, while the decisive look's share and data
-        do not depend on how many checkpoints the reading speed made before it.
-
-        >>> Checkpointer._look(0, False, False, False), Checkpointer._look(3, False, True, False)
-        (0, 3)
-        >>> [Checkpointer._look(k, True, k == 2, k > 2) for k in range(5)]
-        [1, 2, 0, 4, 5]
-        """
-        if not label_based:
-            return earlier
-        return 0 if settled and not decided else earlier + 1
+    def _warm_up(self, conn: Connection, dirty: Sequence[Any],
+                 refs: CheckpointReferences) -> None:
+        """Slice reference warm-up (``slices.warm_up_events``, issue 12): a slice of a version
+        that has a reference but no sub-profile of its own for a detector that can build one
+        (``reference_from_state``) takes its first evaluated window with at least
+        ``warm_up_events`` events as that sub-profile. That window has just reported
+        ``no_reference``; the slice's later windows are compared with it. Never for a slice
+        that folds the values outside the admitted top-K (``camera_id=other``): it is not one
+        population from window to window. Written into the
+        version's active reference in this transaction (in place: same id), so it is kept
+        exactly once with the results."""
+        for s in dirty:
+            key, build = s.key, getattr(s.detector, "reference_from_state", None)
+            if build is None or key.slice == ALL_SLICE or _folds_other(key.slice) or \
+                    getattr(s.state, "n", 0) < self.warm_up_events:
+                continue
+            ref = refs(key.model, key.model_version)
+            if ref is None or ref.model_version != key.model_version:
+                continue  # no reference, or the baseline's: never write into another version's
+            own = (ref.profile.get("slices") or {}).get(key.slice) or {}
+            entry = build(s.state)
+            if set(entry) - {"n_events"} <= set(own):
+                continue
+            updated = references.add_slice_profile(conn, ref.reference_id, key.slice, entry)
+            if updated is None:
+                continue
+            refs.replace(updated)
+            forget = getattr(self.references, "forget", None)
+            if forget is not None:
+                forget(key.model, key.model_version)
+            log.info("slice reference warmed up model=%s version=%s slice=%s detector=%s n=%d "
+                     "window_start_ms=%d", key.model, key.model_version, key.slice,
+                     key.detector, getattr(s.state, "n", 0), key.window_start_ms)
 
     # -- 7 ---------------------------------------------------------------------------------
     def _store_catalog(self, conn: Connection) -> None:
@@ -436,6 +446,11 @@ class Checkpointer:
         self.terms.committed()
         if self.intake is not None:
             self.intake.committed()
+
+
+def _folds_other(slice_name: str) -> bool:
+    """``camera_id=other`` or a cross with an ``other`` part (``region=eu,camera_id=other``)."""
+    return any(part.partition("=")[2] == OTHER for part in slice_name.split(","))
 
 
 def _first_occurrences(batch: Batch) -> tuple[Batch, int]:

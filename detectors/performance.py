@@ -204,14 +204,6 @@ class Performance(DataclassStateCodec):
                                 confusion.merge(a.table, b.table),
                                 a.labelled_errors + b.labelled_errors)
 
-    def reference_from_state(self, state: PerformanceState) -> dict[str, Any]:
-        """A ``performance`` baseline from a warm-up window's labelled state (``n``, ``correct``,
-        ``accuracy``; no calibration: the state keeps no per-confidence correctness), for a
-        slice that has no reference of its own."""
-        m = confusion.metrics(state.table)
-        return {"n": float(m.n), "correct": float(m.correct),
-                "accuracy": m.correct / m.n if m.n else float("nan")}
-
     def evaluate(self, state: PerformanceState, context: EvalContext) -> tuple[Finding, ...]:
         need = self.min_samples or context.min_samples
         ref = (context.reference.profile.get("performance")

@@ -80,6 +80,9 @@ def test_fairness_gap_is_reported_with_an_interval_excluding_zero(broker, topic_
     # Per 5-minute window group B has 100-250 labelled predictions (labels trail the run), so
     # a 12-point gap is significant in most windows but surely beyond the 5-point threshold
     # only in some; the audit over the whole incident below is where it is unambiguous.
+    # On this stream (seed 0) the final labels flag 4 of the 8 incident windows at the
+    # decisive look's 0.9 alpha (and 1 at 0.05 alpha, the share a look after it gets): the
+    # bound holds with no margin, but every run now takes the same verdicts.
     flagged = [r for r in during if r.status in ("warn", "alert")]
     assert len(flagged) * 2 >= len(during), [r.status for r in during]
     for r in flagged:

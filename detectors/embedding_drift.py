@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -23,6 +23,7 @@ from monitor.contract import (
     Reference,
     Status,
     decode_value,
+    group_offsets,
 )
 
 SKETCH_VERSION = 2  # 1: the 512-row raw embedding sample of the MMD permutation test (retired)
@@ -160,21 +161,41 @@ class EmbeddingDrift(DataclassStateCodec):
 
     def observe_with_reference(self, state: EmbeddingDriftState, batch: Batch,
                                reference: Reference | None) -> EmbeddingDriftState:
-        rows = np.flatnonzero(batch.has_embedding) if batch.embedding.shape[1] else []
-        if len(rows) == 0:
-            return state
+        return self.observe_groups([state], batch, [np.arange(len(batch))], reference)[0]
+
+    def observe_groups(self, states: Sequence[EmbeddingDriftState], batch: Batch,
+                       groups: Sequence[np.ndarray],
+                       reference: Reference | None) -> list[EmbeddingDriftState]:
+        """Every group at once: each embedding is projected and its id hashed once per batch
+        (not once per slice it is in), and the groups' sums are one ``np.add.reduceat``."""
+        has = batch.has_embedding if batch.embedding.shape[1] else np.zeros(len(batch), bool)
+        rows = [g[has[g]] for g in groups]
         basis = self.basis(reference)
         if basis is None or basis.mean.size != batch.embedding.shape[1]:
-            return replace(state, n_unprojected=state.n_unprojected + len(rows))
-        fq = sk.quantise(sk.features(batch.embedding[rows], basis))
-        total, outer = sk.sums(fq)
-        ids = np.asarray(batch.event_id[rows], dtype=object)
+            return [replace(s, n_unprojected=s.n_unprojected + len(r)) if len(r) else s
+                    for s, r in zip(states, rows, strict=True)]
+        used = np.flatnonzero(np.bincount(np.concatenate([*rows, np.zeros(0, np.int64)]),
+                                          minlength=len(batch)))
+        if used.size == 0:
+            return list(states)
+        at = np.zeros(len(batch), np.int64)
+        at[used] = np.arange(used.size)
+        fq = sk.quantise(sk.features(batch.embedding[used], basis))
+        ids = np.asarray(batch.event_id[used], dtype=object)
         hashes = emb.event_hashes(ids)
-        keep = emb.bottom_k(hashes, ids, self.sample_size)
-        sample = (fq[keep] / sk.SCALE).astype(np.float16)
-        part = EmbeddingDriftState(SKETCH_VERSION, basis.fingerprint, len(rows), 0, total, outer,
-                                   hashes[keep], tuple(ids[keep].tolist()), sample)
-        return self.merge(state, part)
+        full = [i for i, r in enumerate(rows) if len(r)]
+        cat, starts = group_offsets([at[rows[i]] for i in full])
+        totals, outers = sk.group_sums(fq, cat, starts)
+        out = list(states)
+        for j, i in enumerate(full):
+            r = at[rows[i]]
+            h, gids = hashes[r], ids[r]
+            keep = emb.bottom_k(h, gids, self.sample_size)
+            sample = (fq[r[keep]] / sk.SCALE).astype(np.float16)
+            part = EmbeddingDriftState(SKETCH_VERSION, basis.fingerprint, len(r), 0, totals[j],
+                                       outers[j], h[keep], tuple(gids[keep].tolist()), sample)
+            out[i] = self.merge(states[i], part)
+        return out
 
     def merge(self, a: EmbeddingDriftState, b: EmbeddingDriftState) -> EmbeddingDriftState:
         if a.basis != b.basis:

@@ -58,7 +58,17 @@ def make_basis(pca_mean: np.ndarray, components: np.ndarray, variance: np.ndarra
 
 
 def features(x: np.ndarray, basis: Basis) -> np.ndarray:
-    """float64 [n, p] sketch features of embeddings ``x`` [n, d] (see module docstring)."""
+    """float64 [n, p] sketch features of embeddings ``x`` [n, d] (see module docstring), in
+    chunks of :data:`CHUNK` rows (cache-sized: half the time of one pass over a large batch)."""
+    if len(x) <= CHUNK:
+        return _features(x, basis)
+    return np.concatenate([_features(x[i:i + CHUNK], basis) for i in range(0, len(x), CHUNK)])
+
+
+CHUNK = 512
+
+
+def _features(x: np.ndarray, basis: Basis) -> np.ndarray:
     # float64: a row's features must not depend on the batch it came in (BLAS kernels round
     # float32 differently by shape), so that observe(a + b) == merge(observe(a), observe(b)).
     centred = np.asarray(x, np.float64) - basis.mean
@@ -88,6 +98,36 @@ def sums(fq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Exact in int64: entries < 2^17 so each product < 2^34; einsum over rows stays integral.
     outer = np.einsum("ni,nj->ij", fq, fq)
     return fq.sum(0), outer[iu, ju]
+
+
+def group_sums(fq: np.ndarray, rows: np.ndarray,
+               starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sums` of many groups at once: group ``g`` is ``fq[rows[starts[g]:starts[g+1]]]``
+    (``monitor.contract.group_offsets``); returns ``(sums [G, p], outer sums [G, p(p+1)/2])``,
+    row ``g`` equal to ``sums(fq[that group])``.
+
+    The outer products go through float64 BLAS: every entry is an integer below 2^17, each
+    product below 2^34, so any partial sum of up to 2^19 rows is an integer below 2^53 and
+    exact in float64, whatever order the kernel adds in (larger groups use :func:`sums`)."""
+    p = fq.shape[1]
+    iu, ju = triu(p)
+    totals = np.zeros((len(starts), p), np.int64)
+    outers = np.zeros((len(starts), len(iu)), np.int64)
+    if len(starts) == 0:
+        return totals, outers
+    totals[:] = np.add.reduceat(fq[rows], starts, axis=0)
+    ff = fq.astype(np.float64)
+    ends = np.r_[starts[1:], len(rows)]
+    for g, (lo, hi) in enumerate(zip(starts.tolist(), ends.tolist())):
+        if hi - lo > _EXACT_ROWS:
+            outers[g] = sums(fq[rows[lo:hi]])[1]
+            continue
+        part = ff[rows[lo:hi]]
+        outers[g] = (part.T @ part)[iu, ju].astype(np.int64)
+    return totals, outers
+
+
+_EXACT_ROWS = 1 << 19  # rows whose float64 product sums stay exact (see group_sums)
 
 
 def moments(n: int, total: np.ndarray, outer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -95,7 +95,8 @@ def build(settings: Settings, references: ReferenceLookup | None = None,
     checkpointer = Checkpointer(assigner, settings.windows.allowed_lateness_s * 1000,
                                 settings.detectors.alpha, sl.min_samples, references,
                                 all_hooks, intake=intake,
-                                evaluate_budget_s=settings.checkpoint.evaluate_budget_s)
+                                evaluate_budget_s=settings.checkpoint.evaluate_budget_s,
+                                warm_up_events=sl.warm_up_events)
     tps = topic_partitions(settings)
     k = settings.kafka
     group = kafka.Group(k.group, k.session_timeout_s, k.heartbeat_interval_s,

@@ -51,17 +51,25 @@ import numpy as np
 import orjson
 from sqlalchemy import Connection
 
-from monitor.contract import Batch, Detector, EvalContext, Finding, Reference
+from monitor.contract import ALL_SLICE, Batch, Detector, EvalContext, Finding, Reference
 from monitor.core.ingest.intake import Intake
 from monitor.core.label_join import LabelJoin
 from monitor.core.stages import StageClock
 from monitor.core.windows import Deltas, WindowAssigner, state_key, window_start
 from monitor.errors import CheckpointAbandoned, Fenced, OffsetRegression
-from monitor.store import ingest_counts, offsets, predictions, rejected, window_states
+from monitor.store import (
+    ingest_counts,
+    offsets,
+    predictions,
+    references,
+    rejected,
+    window_states,
+)
 from monitor.store.findings import revisions as finding_revisions
 from monitor.store.findings import upsert_findings
 from monitor.store.keys import TopicPartition, WindowKey
 from monitor.store.terms import Terms
+from slices import OTHER
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +159,20 @@ class CheckpointReferences:
                                if self.lookup is not None else None)
         return self._seen[key]
 
+    def replace(self, reference: Reference) -> None:
+        """``reference`` changed in this transaction: use the new one from now on."""
+        self._seen = {k: (reference if v is not None and v.reference_id == reference.reference_id
+                          else v) for k, v in self._seen.items()}
+        self._seen[(reference.model, reference.model_version)] = reference
+
 
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
                  references: ReferenceLookup | None = None,
                  hooks: Sequence[CheckpointHook] = (), intake: Intake | None = None,
-                 evaluate_budget_s: float = 2.0) -> None:
+                 evaluate_budget_s: float = 2.0, warm_up_events: int = 0) -> None:
         self.assigner = assigner
+        self.warm_up_events = warm_up_events
         self.intake = intake
         self.evaluate_budget_s = evaluate_budget_s
         self.terms = Terms()  # slice and attribute ids of the stored predictions
@@ -345,9 +360,45 @@ class Checkpointer:
             for finding in s.detector.evaluate(s.state, ctx):
                 out.append((key, finding))
         upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
+        if self.warm_up_events > 0:
+            self._warm_up(conn, dirty, refs)
         window_states.mark_evaluated(conn, end, [s.key for s in dirty], list(self.by_name),
                                      not_before=end - size)
         return out
+
+    def _warm_up(self, conn: Connection, dirty: Sequence[Any],
+                 refs: CheckpointReferences) -> None:
+        """Slice reference warm-up (``slices.warm_up_events``, issue 12): a slice of a version
+        that has a reference but no sub-profile of its own for a detector that can build one
+        (``reference_from_state``) takes its first evaluated window with at least
+        ``warm_up_events`` events as that sub-profile. That window has just reported
+        ``no_reference``; the slice's later windows are compared with it. Never for a slice
+        that folds the values outside the admitted top-K (``camera_id=other``): it is not one
+        population from window to window. Written into the
+        version's active reference in this transaction (in place: same id), so it is kept
+        exactly once with the results."""
+        for s in dirty:
+            key, build = s.key, getattr(s.detector, "reference_from_state", None)
+            if build is None or key.slice == ALL_SLICE or _folds_other(key.slice) or \
+                    getattr(s.state, "n", 0) < self.warm_up_events:
+                continue
+            ref = refs(key.model, key.model_version)
+            if ref is None or ref.model_version != key.model_version:
+                continue  # no reference, or the baseline's: never write into another version's
+            own = (ref.profile.get("slices") or {}).get(key.slice) or {}
+            entry = build(s.state)
+            if set(entry) - {"n_events"} <= set(own):
+                continue
+            updated = references.add_slice_profile(conn, ref.reference_id, key.slice, entry)
+            if updated is None:
+                continue
+            refs.replace(updated)
+            forget = getattr(self.references, "forget", None)
+            if forget is not None:
+                forget(key.model, key.model_version)
+            log.info("slice reference warmed up model=%s version=%s slice=%s detector=%s n=%d "
+                     "window_start_ms=%d", key.model, key.model_version, key.slice,
+                     key.detector, getattr(s.state, "n", 0), key.window_start_ms)
 
     # -- 7 ---------------------------------------------------------------------------------
     def committed(self) -> None:
@@ -355,6 +406,11 @@ class Checkpointer:
         self.terms.committed()
         if self.intake is not None:
             self.intake.committed()
+
+
+def _folds_other(slice_name: str) -> bool:
+    """``camera_id=other`` or a cross with an ``other`` part (``region=eu,camera_id=other``)."""
+    return any(part.partition("=")[2] == OTHER for part in slice_name.split(","))
 
 
 def _first_occurrences(batch: Batch) -> tuple[Batch, int]:

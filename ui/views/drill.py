@@ -60,7 +60,7 @@ def features(detail: qf.FindingDetail) -> None:
         "p raw": r.get("p_value"), "p corrected": r.get("p_adjusted"), "PSI": r.get("psi"),
         "JS": r.get("js"), "Wasserstein/σ": r.get("wasserstein_norm"), "n": r.get("n"),
         "n ref": r.get("n_ref")} for r in rows])
-    common.table(df, **{c: st.column_config.NumberColumn(format="%.3g")
+    common.table(df, "", **{c: st.column_config.NumberColumn(format="%.3g")
                         for c in ("statistic", "PSI", "JS", "Wasserstein/σ")})
     hists = d.get("histograms") or {}
     names = [f for f in top if f in hists][:MAX_HISTOGRAMS]
@@ -85,7 +85,7 @@ def predictions(detail: qf.FindingDetail) -> None:
         common.table(pd.DataFrame([{
             "test": t.get("subject"), "kind": t.get("test"), "statistic": t.get("statistic"),
             "threshold": t.get("threshold"), "p raw": t.get("p_value"),
-            "p corrected": t.get("p_adjusted"), "rejected": t.get("rejected")} for t in tests]),
+            "p corrected": t.get("p_adjusted"), "rejected": t.get("rejected")} for t in tests]), "",
             **{"statistic": st.column_config.NumberColumn(format="%.3g")})
 
 

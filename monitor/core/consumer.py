@@ -167,9 +167,12 @@ class Consumer(GroupMember):
                     if (buf.next and due) or (not records and not busy and self._pending_eval):
                         self._pending_eval = False
                         self._submit(force=True)
+                    # Idle counts from the last records and the last commit (a slow
+                    # checkpoint is not idleness) -- but not from the flush's own commit: once
+                    # flushed, S seconds have already passed without records.
                     elif exit_when_idle_s is not None and not records and self.held and \
-                            not busy and time.monotonic() - max(
-                                self._idle_since, self._committed_at) >= exit_when_idle_s:
+                            not busy and time.monotonic() - (self._idle_since if flushed else max(
+                                self._idle_since, self._committed_at)) >= exit_when_idle_s:
                         if flushed and self._caught_up():
                             log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
                             return

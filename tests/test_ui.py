@@ -197,8 +197,7 @@ P_COLUMNS = ("p raw", "p corrected")
     ("drift", {"slice": CAM, "detector": "feature_drift"},
      ("Bonferroni over the configured slices", "alpha spending over the window's looks")),
     ("versions", {"version": CANARY}, ("Holm over this comparison's metrics", "alpha spending")),
-    ("fairness", {}, ("Bonferroni over the audit's comparisons",)),
-    ("overview", {}, ()), ("oncall", {}, ()), ("slices", {}, ())])
+    ("fairness", {}, ("Bonferroni over the audit's comparisons",)), ("slices", {}, ())])
 def test_every_p_value_says_raw_or_corrected_and_by_what(app_env: dict, page: str, params: dict,
                                                          how: tuple[str, ...]) -> None:
     """Issue 12: no bare "p"/"p_value" column anywhere; every table with p-values is followed

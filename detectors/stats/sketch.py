@@ -1,15 +1,14 @@
 """A kilobyte embedding sketch: features on the reference's principal axes, summed exactly.
 
-Each embedding ``x`` [d] becomes ``p = q + 1 + 2r`` features (embedding_drift's defaults q = 8,
-r = 4: 17):
+Each embedding ``x`` [d] becomes ``p = q + 1`` features (embedding_drift's default q = 16: 17):
 
 * ``z``: its coordinates on the reference's first ``q`` principal axes, whitened by the
   reference's variance along each axis (a shift of one reference SD on an axis is 1);
 * ``log rms residual``: the log root-mean-square of what those axes leave out, so a change
-  orthogonal to the reference's principal subspace (noise, a new direction) moves a feature;
-* ``cos(w'z), sin(w'z)`` for ``r`` random Fourier frequencies ``w ~ N(0, I/q)`` (Rahimi & Recht
-  2007): the means of these are a random-feature estimate of the Gaussian-kernel mean embedding,
-  so a change of shape or spread, not only of the mean, moves them.
+  orthogonal to the reference's principal subspace (noise, a new direction) moves a feature.
+
+(v2 also kept cos/sin of 4 random Fourier frequencies of ``z``; measured on bench/drift.py they
+added no power on any of its shifts and diluted the mean test, so v3 dropped them.)
 
 A window keeps ``n``, the sum of the features and the sum of their outer products, all in
 fixed point (int64, :data:`SCALE` = 2^10 per unit): adding two windows' sums is exact, so merge
@@ -17,7 +16,7 @@ is addition, associative and order-independent to the last bit. Features are cli
 +-:data:`CLIP` before quantising, which keeps one event's products below 2^37 and the sums far
 from overflow (2^26 events at the clip, ~10^12 at typical sizes).
 
-Pure numpy; the test of a window against the reference is :mod:`detectors.stats.hotelling`.
+Pure numpy; the test of a window against the reference is :mod:`detectors.stats.subspace`.
 """
 
 from __future__ import annotations
@@ -33,28 +32,27 @@ CLIP = 128.0  # |feature| bound before quantising, in feature units
 
 @dataclass(frozen=True, slots=True)
 class Basis:
-    """What observing needs from the reference: the principal axes and the random frequencies."""
+    """What observing needs from the reference: its mean and principal axes."""
 
     mean: np.ndarray  # float64 [d]
     axes: np.ndarray  # float64 [d, q], scaled by 1/sd so projections come out whitened
-    freqs: np.ndarray  # float64 [q, r]
-    fingerprint: int  # identifies (reference, q, r, seed); states of different ones never add
+    variance: np.ndarray  # float64 [q], the reference's variance along each axis
+    fingerprint: int  # identifies (reference, q, sketch format); other ones' sums never add
 
     @property
     def n_features(self) -> int:
-        return self.axes.shape[1] + 1 + 2 * self.freqs.shape[1]
+        return self.axes.shape[1] + 1
 
 
 def make_basis(pca_mean: np.ndarray, components: np.ndarray, variance: np.ndarray, q: int,
-               r: int, seed: int, identity: str) -> Basis:
+               identity: str) -> Basis:
     """A :class:`Basis` on the first ``q`` axes; ``identity`` names the reference (its id)."""
     q = int(min(q, components.shape[1]))
-    sd = np.sqrt(np.maximum(np.asarray(variance[:q], np.float64), 1e-12))
-    axes = np.asarray(components, np.float64)[:, :q] / sd
-    freqs = np.random.default_rng(seed).normal(0.0, 1.0 / np.sqrt(q), (q, r))
-    text = f"{identity}|q={q}|r={r}|seed={seed}|d={axes.shape[0]}".encode()
+    var = np.maximum(np.asarray(variance[:q], np.float64), 1e-12)
+    axes = np.asarray(components, np.float64)[:, :q] / np.sqrt(var)
+    text = f"{identity}|q={q}|v3|d={axes.shape[0]}".encode()
     fp = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
-    return Basis(np.asarray(pca_mean, np.float64), axes, freqs, fp)
+    return Basis(np.asarray(pca_mean, np.float64), axes, var, fp)
 
 
 def features(x: np.ndarray, basis: Basis) -> np.ndarray:
@@ -78,8 +76,7 @@ def _features(x: np.ndarray, basis: Basis) -> np.ndarray:
     inv_len2 = 1.0 / np.square(basis.axes.astype(np.float64)).sum(0)
     resid = np.maximum(np.einsum("nd,nd->n", centred, centred) - (z * z) @ inv_len2, 0.0)
     log_rms = 0.5 * np.log(resid / centred.shape[1] + 1e-12)
-    wz = z @ basis.freqs
-    return np.column_stack([z, log_rms, np.cos(wz), np.sin(wz)])
+    return np.column_stack([z, log_rms])
 
 
 def quantise(f: np.ndarray) -> np.ndarray:

@@ -117,6 +117,7 @@ class Consumer(GroupMember):
         self.stop_event = threading.Event()
         self._buf = _Buffer()
         self._highs: dict[TopicPartition, int] = {}
+        self._ends: dict[TopicPartition, int] = {}  # the last log ends read, per partition
         self._lag_read_at = float("-inf")
         self._inflight: Future[CheckpointInput] | None = None
         self._worker: ThreadPoolExecutor | None = None
@@ -189,9 +190,12 @@ class Consumer(GroupMember):
                     if (buf.next and due) or (not records and not busy and self._pending_eval):
                         self._pending_eval = False
                         self._submit(force=True)
+                    # Idle counts from the last records and the last commit (a slow
+                    # checkpoint is not idleness) -- but not from the flush's own commit: once
+                    # flushed, S seconds have already passed without records.
                     elif exit_when_idle_s is not None and not records and self.held and \
-                            not busy and time.monotonic() - max(
-                                self._idle_since, self._committed_at) >= exit_when_idle_s:
+                            not busy and time.monotonic() - (self._idle_since if flushed else max(
+                                self._idle_since, self._committed_at)) >= exit_when_idle_s:
                         if flushed and self._caught_up():
                             log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
                             return
@@ -223,6 +227,31 @@ class Consumer(GroupMember):
             return False
         return all(self.held.committed.get(tp, 0) >= end for tp, end in ends.items())
 
+    def _read_to_end(self) -> bool:
+        """Every held partition read up to its log end (a flush then has every label there
+        is: label decisions settle, checkpoint step 6)."""
+        try:
+            ends = self.source.end_offsets(self.held.tps)
+        except Exception:  # noqa: BLE001 - not known to be read to the end: do not settle
+            return False
+        return bool(ends) and all(self.held.read.get(tp, 0) >= end for tp, end in ends.items())
+
+    def _idle(self) -> frozenset[TopicPartition]:
+        """Held partitions read up to their log end (checked against the broker for those the
+        last known ends suggest): their event time holds no watermark back (step 6 of the
+        checkpoint: a labels partition with nothing left to read does not keep label-based
+        windows from settling; one with records not yet read does, even before its first)."""
+        maybe = [tp for tp in self.held.tps if self.held.read.get(tp, 0) >= self._ends.get(tp, 0)
+                 or tp not in self._ends]
+        if not maybe:
+            return frozenset()
+        try:
+            ends = self.source.end_offsets(maybe)
+        except Exception:  # noqa: BLE001 - not known to be idle: it holds the watermark back
+            return frozenset()
+        self._ends.update(ends)
+        return frozenset(tp for tp, end in ends.items() if self.held.read.get(tp, 0) >= end)
+
     def _submit(self, flush: bool = False, force: bool = False) -> None:
         """Hand the filling buffer to the checkpoint worker; while one is in flight, pause
         fetching instead (the buffer waits)."""
@@ -246,6 +275,8 @@ class Consumer(GroupMember):
                              high_watermarks={tp: h for tp, h in highs.items() if tp in self.held},
                              batches=buf.batches, labels=buf.labels, rejected=buf.rejected,
                              evaluate_all=flush, parked=buf.parked,
+                             read_to_end=flush and self._read_to_end(),
+                             idle=self._idle(),
                              epochs={tp: self.held.epochs[tp] for tp in buf.next})
         self._inflight = self._worker.submit(self._checkpoint, cp)
 
@@ -311,6 +342,7 @@ class Consumer(GroupMember):
         try:  # a broker round trip per partition: lag is refreshed, not read per checkpoint
             if self.held:
                 self._highs = self.source.end_offsets(self.held.tps)
+                self._ends.update(self._highs)
             else:
                 self.source.partitions_for(self.kafka.predictions_topic)
         except Exception as exc:  # lag is informative only; never block a checkpoint on it
@@ -353,6 +385,13 @@ class Consumer(GroupMember):
             out_l = decode.decode_labels(labels)
             buf.labels.append(out_l)
             buf.rejected.extend(out_l.rejected)
+            # The labels partitions' watermark: how far the labels' own event time has come
+            # (when a label-based window's labels have settled; checkpoint step 6).
+            for p in np.unique(out_l.partition):
+                tp = (self.kafka.labels_topic, int(p))
+                if tp in self.held:
+                    self.held.max_ts[tp] = max(self.held.max_ts[tp],
+                                               int(out_l.ts_ms[out_l.partition == p].max()))
         buf.events += len(records)
         took = time.perf_counter() - t0
         self.metrics.stage_seconds.labels("decode").observe(took)

@@ -218,7 +218,9 @@ class EvalContext:
         How many earlier evaluations of this same (detector, model, version, slice, window) there
         were: 0 the first time, then one more for each re-evaluation after late events or labels.
         A detector whose decision must keep its false-alarm guarantee over all looks (alpha
-        spending, a sequential test) uses it; a one-look test ignores it.
+        spending, a sequential test) uses it; a one-look test ignores it. For a
+        :class:`LabelDecision` detector, 0 is the first look after the window's labels settled
+        and every other look counts 1 + its earlier evaluations (each index is used once).
     """
 
     key: StateKey
@@ -290,6 +292,22 @@ class LabelObserver(Protocol):
     """Folds late ground truth (signed weights: +1 add, -1 retract) into a state."""
 
     def observe_labels(self, state: Any, labelled: LabelledBatch) -> Any: ...
+
+
+@runtime_checkable
+class LabelDecision(Protocol):
+    """A :class:`LabelObserver` whose decision rests on the window's labels (fairness), so its
+    decisive look waits for them. ``look`` 0 (the look that spends most of ``alpha``) is then
+    the first evaluation after the window's labels have settled -- the labels' event time (in
+    every labels partition) past the window's end + ``windows.label_settle_s``, or everything
+    read (``--exit-when-idle``) --
+    and every other evaluation, before or after it, is a provisional look ``k >= 1`` (``k`` =
+    1 + the earlier evaluations). Its findings carry ``details.labels_settled``. Otherwise the
+    first evaluation, at window close, is look 0: for a label-based test, with a fraction of
+    its labels, and its verdict on the final labels would depend on how many evaluations the
+    reading speed happened to allow."""
+
+    label_decision: ClassVar[bool]
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ import numpy as np
 
 from detectors import _verdict as verdict
 from detectors._equality import ValueEquality
+from detectors._memo import PerProfile
 from detectors.stats import embeddings as emb
 from detectors.stats import hotelling
 from detectors.stats import sketch as sk
@@ -132,6 +133,10 @@ class EmbeddingDrift(DataclassStateCodec):
     domain_classifier: str = "on_alarm"  # "on_alarm", "always" or "never"
     top_new: int = 10
     projection_points: int = 200
+    # The basis and the reference sample's features, once per reference profile (not per
+    # window and slice): see detectors._memo.
+    _memo: PerProfile = field(default_factory=PerProfile, init=False, repr=False,
+                              compare=False)
 
     def empty(self) -> EmbeddingDriftState:
         return EmbeddingDriftState()
@@ -150,9 +155,10 @@ class EmbeddingDrift(DataclassStateCodec):
         if not e or "pca_components" not in e:
             return None
         identity = f"{reference.model}|{reference.model_version}|{reference.reference_id}"
-        return sk.make_basis(np.asarray(e["pca_mean"]), np.asarray(e["pca_components"]),
-                             np.asarray(e["pca_explained_variance"]), self.n_components,
-                             self.n_frequencies, self.seed, identity)
+        return self._memo.get(reference.profile, ("basis", identity), lambda: sk.make_basis(
+            np.asarray(e["pca_mean"]), np.asarray(e["pca_components"]),
+            np.asarray(e["pca_explained_variance"]), self.n_components, self.n_frequencies,
+            self.seed, identity))
 
     def observe(self, state: EmbeddingDriftState, batch: Batch) -> EmbeddingDriftState:
         """Without a reference the events can only be counted (see the class docstring)."""
@@ -212,11 +218,13 @@ class EmbeddingDrift(DataclassStateCodec):
         if np.asarray(ref["sample"]).shape[1] != basis.mean.size:
             return (verdict.no_reference(self, seen, "slice reference embedding dimension "
                                          "differs from the version's"),)
-        x_ref = sk.features(np.asarray(ref["sample"]), basis)
-        if x_ref.shape[0] < x_ref.shape[1] + 2:
-            return (verdict.no_reference(self, seen, f"slice reference has {x_ref.shape[0]} "
-                                         f"embeddings, too few for {x_ref.shape[1]} features"),)
-        return self._test(state, x_ref, basis, context)
+        side = self._memo.get(context.reference.profile,
+                              ("side", context.key.slice, basis.fingerprint),
+                              lambda: _ReferenceSide.of(np.asarray(ref["sample"]), basis))
+        if side.x.shape[0] < side.x.shape[1] + 2:
+            return (verdict.no_reference(self, seen, f"slice reference has {side.x.shape[0]} "
+                                         f"embeddings, too few for {side.x.shape[1]} features"),)
+        return self._test(state, side, basis, context)
 
     def _insufficient(self, s: EmbeddingDriftState, basis: sk.Basis, need: int) -> Finding:
         f = Finding.insufficient(self, s.n, need)
@@ -228,10 +236,10 @@ class EmbeddingDrift(DataclassStateCodec):
             f = replace(f, details={**f.details, "reason": why})
         return f
 
-    def _test(self, s: EmbeddingDriftState, x_ref: np.ndarray, basis: sk.Basis,
+    def _test(self, s: EmbeddingDriftState, side: _ReferenceSide, basis: sk.Basis,
               ctx: EvalContext) -> tuple[Finding, ...]:
+        x_ref, m1, c1 = side.x, side.mean, side.cov
         n1, p = x_ref.shape
-        m1, c1 = x_ref.mean(0), np.cov(x_ref.T)
         m2, c2 = sk.moments(s.n, s.total, s.outer)
         a_key = verdict.alpha_per_key(ctx)
         seed = verdict.key_seed(self.seed, ctx.key)
@@ -245,13 +253,13 @@ class EmbeddingDrift(DataclassStateCodec):
             b = min(self.max_permutations,
                     max(self.n_permutations, math.ceil(1 / a_key - 1e-9) - 1))
             # The reference rows rounded as the window's sample was, so both are exchangeable.
-            ref16 = x_ref.astype(np.float16).astype(np.float64)
-            t2, p_raw = hotelling.permutation_test(ref16, x_win, b, seed % 2**32)
+            t2, p_raw = hotelling.permutation_test(side.x16, x_win, b, seed % 2**32)
             test, threshold, extra = "hotelling-t2-permutation", None, {"n_permutations": b}
         p_adj, rejected, _ = verdict.family(np.array([p_raw]), ctx, "bonferroni")
         w = hotelling.inverse_sqrt(((n1 - 1) * c1 + (s.n - 1) * c2) / max(n1 + s.n - 2, 1))
         distance = float(np.linalg.norm((m2 - m1) @ w))
-        centroid = self._centroid_cosine(m1, m2, basis)
+        centroid = emb.cosine_distance(side.centroid,
+                                       basis.mean + side.back @ m2[:basis.axes.shape[1]])
         q = basis.axes.shape[1]
         details: dict[str, Any] = {
             "test": test, "t2": t2, "t2_threshold": threshold, "p_value_raw": p_raw,
@@ -278,16 +286,6 @@ class EmbeddingDrift(DataclassStateCodec):
                       subject="centroid", test="cosine-distance")
         return (main, t2_sub, cos)
 
-    @staticmethod
-    def _centroid_cosine(m1: np.ndarray, m2: np.ndarray, basis: sk.Basis) -> float:
-        """Cosine distance of the two means rebuilt in embedding space from their principal
-        coordinates (``mean + V diag(sd) z``; the residual off the axes is not kept)."""
-        q = basis.axes.shape[1]
-        axes = basis.axes.astype(np.float64)
-        back = axes / np.square(axes).sum(0)  # V diag(sd): the axes are V / sd
-        mean = basis.mean.astype(np.float64)
-        return emb.cosine_distance(mean + back @ m1[:q], mean + back @ m2[:q])
-
     def _explain(self, x_ref: np.ndarray, x_win: np.ndarray, ids: tuple[str, ...],
                  seed: int) -> dict[str, Any]:
         dc = domain_classifier_test(x_ref, x_win, seed=seed % (2**32))
@@ -295,3 +293,28 @@ class EmbeddingDrift(DataclassStateCodec):
         return {"auc": dc.auc, "p_value": dc.p_value,
                 "most_new": [{"event_id": ids[i], "score": float(dc.window_scores[i])}
                              for i in top]}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _ReferenceSide:
+    """What a window is tested against, from one slice's reference sample on one basis:
+    computed once per (reference profile, slice), not per window."""
+
+    x: np.ndarray  # [n1, p] sketch features of the reference sample
+    x16: np.ndarray  # the same rounded to float16 as a window's sample is (permutation test)
+    mean: np.ndarray  # [p]
+    cov: np.ndarray  # [p, p]
+    back: np.ndarray  # [d, q] V diag(sd): principal coordinates back to embedding space
+    centroid: np.ndarray  # [d] the reference mean rebuilt from its principal coordinates
+
+    @classmethod
+    def of(cls, sample: np.ndarray, basis: sk.Basis) -> _ReferenceSide:
+        x = sk.features(sample, basis)
+        q = basis.axes.shape[1]
+        axes = basis.axes.astype(np.float64)
+        back = axes / np.square(axes).sum(0)  # the axes are V / sd
+        mean = x.mean(0)
+        # Cosine distance of the two means rebuilt in embedding space from their principal
+        # coordinates (``mean + V diag(sd) z``; the residual off the axes is not kept).
+        return cls(x, x.astype(np.float16).astype(np.float64), mean, np.cov(x.T), back,
+                   basis.mean.astype(np.float64) + back @ mean[:q])

@@ -213,6 +213,69 @@ def test_which_open_incident_a_firing_alert_joins():
     mixed = Incident(3, MODEL, VERSION, "region=us-east", "open", "page", T0, T0,
                      detectors=["slo_burn_rate", "feature_drift"])
     assert not related(mixed, MODEL, "2026.11.2", "region=us-east")
+    # a canary comparison: the version is the cause, whatever the slice
+    comparators = frozenset({"version_health"})
+    canary = Incident(4, MODEL, CANARY, "group=A", "open", "page", T0, T0,
+                      detectors=["version_health"])
+    assert related(canary, MODEL, CANARY, "region=us-east", "version_health", comparators)
+    assert not related(canary, MODEL, CANARY, "region=us-east", "version_health")  # not declared
+    assert not related(canary, MODEL, "2026.11.3", "region=us-east", "version_health",
+                       comparators)  # another canary: another cause
+    assert not related(canary, MODEL, CANARY, "region=us-east", "feature_drift", comparators)
+    assert not related(cam, MODEL, VERSION, "region=us-east", "version_health", comparators)
+
+
+CANARY = "2026.11.2"
+CANARY_SLICES = ("group=A", "group=B", "region=us-east", "device=cloud-gpu")
+
+
+def _canary_findings(window_ms: int, bad: bool) -> list[tuple[WindowKey, Finding]]:
+    """The bad canary's comparison with the baseline, failing on four slices of different
+    dimensions (none contains another), as in the demo's mixed scenario."""
+    return [(WindowKey("version_health", MODEL, CANARY, sl, window_ms),
+             Finding("version_health", 1, Status.ALERT if bad else Status.OK,
+                     severity=Severity.PAGE if bad else Severity.NONE, subject=f"vs {VERSION}",
+                     score=0.2 if bad else 0.0, threshold=0.02, n=200))
+            for sl in CANARY_SLICES]
+
+
+def _other_camera(window_ms: int, bad: bool) -> list[tuple[WindowKey, Finding]]:
+    """cam-01 (eu-west, edge-gpu) drifting at the same time in its predictions: an unrelated
+    cause."""
+    k = WindowKey("prediction_drift", MODEL, VERSION, "camera_id=cam-01", window_ms)
+    return [(k, Finding("prediction_drift", 1, Status.ALERT if bad else Status.OK,
+                        severity=Severity.TICKET if bad else Severity.NONE, score=9.0 if bad
+                        else 0.5, threshold=2.0, n=40))]
+
+
+def test_a_canary_failing_on_several_slices_is_one_incident_beside_unrelated_ones(db_url_factory):
+    """Concurrently: cam-03 drifts (its containing slices explained), a second camera cam-01
+    drifts, and the canary's comparison fails on four unrelated slices. Three causes, three
+    incidents: the canary's holds its four alerts and spans the version (slice ``all``); the
+    two cameras of the baseline stay apart from each other and from the canary."""
+    db_url = db_url_factory()
+    migrate.upgrade(db_url)
+    engine = create_engine(normalise_url(db_url))
+    hook = AlertHook(AlertSettings(), "http://ui:8501", window_ms=W,
+                     version_causes=frozenset({"version_health"}))
+    try:
+        for i, bad in enumerate([False, True, True, True]):
+            with engine.begin() as conn:
+                _events(conn, T0 + i * W)
+                hook.before_commit(conn, CheckpointResult(findings=[
+                    *_findings(T0 + i * W, bad), *_other_camera(T0 + i * W, bad),
+                    *_canary_findings(T0 + i * W, bad)]))
+        incs = {(i["model_version"], i["slice"]): i for i in list_incidents(engine)}
+        assert sorted(incs) == [(VERSION, "camera_id=cam-01"), (VERSION, CAM), (CANARY, "all")]
+        canary = incs[CANARY, "all"]
+        assert (canary["detectors"], canary["severity"]) == (["version_health"], "page")
+        members = [a for a in _alerts(engine) if a["incident_id"] == canary["id"]]
+        assert sorted(a["labels"]["slice"] for a in members) == sorted(CANARY_SLICES)
+        assert {a["state"] for a in members} == {"firing"}
+        assert sorted(incs[VERSION, CAM]["detectors"]) == ["embedding_drift", "feature_drift"]
+        assert incs[VERSION, "camera_id=cam-01"]["detectors"] == ["prediction_drift"]
+    finally:
+        engine.dispose()
 
 
 def test_an_alert_that_fires_and_resolves_within_one_checkpoint_has_its_incident(db_url_factory):

@@ -159,6 +159,18 @@ def test_oncall_opens_on_incidents_with_infra_panels(app_env: dict) -> None:
     n_incidents = query(app_env["url"], "SELECT count(*) FROM incidents WHERE model = :m",
                         m=MODEL)[0][0]
     assert len(table) == min(n_incidents, 50)  # the alert engine's incidents, one row each
+    # the mixed scenario scripts three incidents, and the page shows three (issue 12): the broken
+    # camera (baseline), the us-east latency spike (SLO burn: every version) and the bad canary,
+    # whose comparisons failing on several unrelated slices join one incident (the version is
+    # the cause) with its drift
+    rows = query(app_env["url"], "SELECT model_version, slice, detectors FROM incidents "
+                 "WHERE model = :m ORDER BY id", m=MODEL)
+    by_version = {r.model_version: r for r in rows}
+    assert len(rows) == 3 and set(by_version) == {BASELINE, CANARY, "*"}, rows
+    assert by_version[BASELINE].slice == CAM
+    assert "version_health" in by_version[CANARY].detectors
+    assert "slo_burn_rate" in by_version["*"].detectors
+    assert by_version["*"].slice == "region=us-east"
     # the broken camera (cam-03 in us-east on edge-gpu) drifts in the baseline; the bad canary
     # is its own incident(s)
     cam = table[table["cause"].str.contains("drift") & (table["version"] == BASELINE)]

@@ -49,12 +49,15 @@ class AlertHook:
     ``window_ms``: the window length of window detectors (adjacency for ``for``)."""
 
     def __init__(self, settings: AlertSettings, ui_base_url: str, metrics: Metrics | None = None,
-                 runbooks: dict[str, str] | None = None, window_ms: int | None = None) -> None:
+                 runbooks: dict[str, str] | None = None, window_ms: int | None = None,
+                 version_causes: frozenset[str] = frozenset()) -> None:
         self.settings = settings
         self.ui_base_url = ui_base_url
         self.metrics = metrics
         self.runbooks = runbooks or {}  # subject (an SLO name) -> its runbook_url
         self.window_ms = window_ms
+        #: detectors whose alerts concern a whole version (canary comparisons): one incident
+        self.version_causes = version_causes
         self._firing: dict[str, int] | None = None
 
     def on_predictions(self, conn: Connection, batch: Batch) -> None:
@@ -82,7 +85,8 @@ class AlertHook:
         store.save(conn, alerts)
         self._link(alerts, explained, by_fp)
         touched = incidents.assign(conn, alerts, {a.id: last_window[a.fingerprint]
-                                                  for a in alerts if a.id is not None})
+                                                  for a in alerts if a.id is not None},
+                                   self.version_causes)
         for a in alerts:
             if a.incident_id is not None:
                 lab = a.labels

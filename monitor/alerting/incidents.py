@@ -25,23 +25,31 @@ from monitor.alerting.slo.hook import DETECTOR as SLO_DETECTOR
 from monitor.store import incidents as store
 from monitor.store.alerts import Alert
 from monitor.store.incidents import SEVERITY_RANK, Incident
+from slices import ALL
 
 
-def related(inc: Incident, model: str, version: str, slice_: str) -> bool:
-    """Whether a firing alert on (model, version, slice) can belong to this open incident."""
+def related(inc: Incident, model: str, version: str, slice_: str, detector: str = "",
+            version_causes: frozenset[str] = frozenset()) -> bool:
+    """Whether a firing alert on (model, version, slice) of ``detector`` can belong to this open
+    incident (``version_causes``: detectors whose alerts are about the whole version)."""
     slo_only = set(inc.detectors) <= {SLO_DETECTOR}
     if inc.model != model or not (inc.model_version == version or version == ALL_VERSIONS
                                   or slo_only):
         return False
+    if (detector in version_causes and inc.model_version == version
+            and detector in inc.detectors):
+        return True  # one version compared with its baseline on several slices: one cause
     return (inc.slice == slice_ or contains_by_name(inc.slice, slice_)
             or any(e.get("slice") == slice_ for e in inc.explained))
 
 
-def assign(conn: Connection, alerts: Sequence[Alert], last_window: dict[int, int]) -> list[Incident]:
+def assign(conn: Connection, alerts: Sequence[Alert], last_window: dict[int, int],
+           version_causes: frozenset[str] = frozenset()) -> list[Incident]:
     """Give every firing or explained alert of this checkpoint its incident (new alerts must
     already have ids); returns the incidents touched, saved, with their state brought up to
     date once the alerts are saved (:func:`close_finished`). ``last_window``: alert id -> the
-    newest window observed for it in this checkpoint."""
+    newest window observed for it in this checkpoint; ``version_causes``: the detectors whose
+    alerts concern a whole version (canary comparisons)."""
     # open ones, and those that fired and resolved within this checkpoint (a catch-up
     # checkpoint spans many windows): each fired alert belongs to an incident
     live = [a for a in alerts if a.state.state in ("firing", "explained")
@@ -66,7 +74,8 @@ def assign(conn: Connection, alerts: Sequence[Alert], last_window: dict[int, int
                              if x.explained_by_alert_id == a.id and x.incident_id is not None}
             inc = next((i for i in incidents if i.id in explained_ids), None) or next(
                 (i for i in incidents if related(i, lab["model"], lab["model_version"],
-                                                 lab["slice"])), None)
+                                                 lab["slice"], lab["detector"], version_causes)),
+                None)
         if inc is None:
             if a.state.state == "explained":
                 continue  # explained by an alert that has not fired: nothing to join yet
@@ -75,7 +84,7 @@ def assign(conn: Connection, alerts: Sequence[Alert], last_window: dict[int, int
             store.save(conn, [inc])
             incidents.append(inc)
             by_id[inc.id] = inc
-        _add(inc, a, last_window.get(a.id, a.state.last_window_ms or 0))
+        _add(inc, a, last_window.get(a.id, a.state.last_window_ms or 0), version_causes)
         if a.incident_id != inc.id:
             a.incident_id, a.changed = inc.id, True
         touched[inc.id] = inc  # type: ignore[index]
@@ -84,7 +93,8 @@ def assign(conn: Connection, alerts: Sequence[Alert], last_window: dict[int, int
     return out
 
 
-def _add(inc: Incident, a: Alert, window_ms: int) -> None:
+def _add(inc: Incident, a: Alert, window_ms: int,
+         version_causes: frozenset[str] = frozenset()) -> None:
     lab = a.labels
     if lab["model_version"] != ALL_VERSIONS and inc.model_version != lab["model_version"]:
         slo_only = set(inc.detectors) <= {SLO_DETECTOR}
@@ -94,7 +104,12 @@ def _add(inc: Incident, a: Alert, window_ms: int) -> None:
                  "alertname": a.rule, "explained_by": a.explained_by}
         inc.explained = [e for e in inc.explained if e.get("alert_id") != a.id] + [entry]
     else:
-        if contains_by_name(inc.slice, lab["slice"]):
+        version_wide = bool(version_causes & set(inc.detectors)) and inc.slice == ALL
+        if lab["detector"] in version_causes and inc.detectors and not (
+                inc.slice == lab["slice"] or contains_by_name(inc.slice, lab["slice"])
+                or contains_by_name(lab["slice"], inc.slice)):
+            inc.slice = ALL  # the version's comparison fails on unrelated slices: the version
+        elif contains_by_name(inc.slice, lab["slice"]) and not version_wide:
             inc.slice = lab["slice"]  # the more specific slice carries the incident
         inc.explained = [e for e in inc.explained if e.get("alert_id") != a.id]
         if SEVERITY_RANK.get(a.severity, 0) > SEVERITY_RANK.get(inc.severity, 0):

@@ -43,8 +43,9 @@ def wire(detectors: Sequence[Detector], metrics: Metrics, *, alerts: AlertSettin
                                         metrics)
                   for d in detectors if isinstance(d, VersionComparator)]
     runbooks = {s.name: s.runbook_url for s in slos if s.runbook_url}
+    comparators = frozenset(d.name for d in detectors if isinstance(d, VersionComparator))
     return Alerting(first, [AlertHook(alerts, ui_base_url, metrics, runbooks=runbooks,
-                                      window_ms=window_size_ms)])
+                                      window_ms=window_size_ms, version_causes=comparators)])
 
 
 def start_sender(am: AlertmanagerSettings, engine: Engine, metrics: Metrics) -> AlertSender | None:

@@ -47,6 +47,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import orjson
 from sqlalchemy import Connection
+from threadpoolctl import threadpool_limits
 
 from monitor.contract import Batch, Detector, EvalContext, Finding, Reference
 from monitor.core.ingest.intake import Intake
@@ -224,7 +225,11 @@ class Checkpointer:
             ingest_counts.add(conn, result.accepted)
         watermark = max([*cp.max_ts.values(), *(v[0] for v in stored.values())], default=0)
         result.watermark_ms = watermark
-        with clock("evaluate"):
+        # One BLAS/OpenMP thread: evaluation's matrices are tiny (17 x 17 covariances, a
+        # 17-feature logistic regression), where a second thread only waits for the first; on a
+        # busy machine the spinning threads made embedding_drift's evaluation 4x slower in wall
+        # time (bench/evaluate.py --wall: 128 s with 2 threads, 32 s with 1).
+        with clock("evaluate"), threadpool_limits(limits=1):
             result.findings, result.pending_evaluation = self._evaluate(
                 conn, watermark, cp.evaluate_all, refs)  # 6
         self._check("hooks")

@@ -1,19 +1,21 @@
-"""Embedding drift: Hotelling's T^2 on a kilobyte sketch of the embeddings (see stats.sketch)."""
+"""Embedding drift: a variance-weighted mean test plus a residual-energy test on a kilobyte sketch
+of the embeddings (see stats.sketch and stats.subspace)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy import stats
 
 from detectors import _verdict as verdict
 from detectors._equality import ValueEquality
 from detectors._memo import PerProfile
 from detectors.stats import embeddings as emb
-from detectors.stats import hotelling
+from detectors.stats import hotelling, subspace
 from detectors.stats import sketch as sk
 from detectors.stats.domain_classifier import domain_classifier_test
 from monitor.contract import (
@@ -24,9 +26,11 @@ from monitor.contract import (
     Reference,
     Status,
     decode_value,
+    group_offsets,
 )
 
-SKETCH_VERSION = 2  # 1: the 512-row raw embedding sample of the MMD permutation test (retired)
+TEST = "weighted-mean+residual"
+SKETCH_VERSION = 3  # 1: the raw 512-row sample of the MMD test; 2: 8 axes + RFF (both retired)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -34,10 +38,10 @@ class EmbeddingDriftState(ValueEquality):
     """Exact fixed-point sums of the sketch features plus a small bottom-k sample of them.
 
     Bytes do not grow with traffic: ``p`` sums, ``p(p+1)/2`` product sums and ``sample_size`` x
-    ``p`` float16 features (p = 17 by default: ~17 KiB serialised at any embedding width).
+    ``p`` float16 features (p = 17 by default: ~15 KiB serialised at any embedding width).
     """
 
-    sketch: int = SKETCH_VERSION  # state format; a v1 checkpoint loads as 1 (never compared)
+    sketch: int = SKETCH_VERSION  # state format; an older checkpoint keeps its (never compared)
     basis: int = 0  # fingerprint of the reference basis the sums are on (0: none)
     n: int = 0  # events in the sums
     n_unprojected: int = 0  # events seen without that basis (no reference, another one, v1 state)
@@ -56,18 +60,20 @@ def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class EmbeddingDrift(DataclassStateCodec):
     """Drift of the model's embeddings (e.g. the ViT's CLS vector).
 
-    Test: every embedding is mapped to ``p = n_components + 1 + 2 * n_frequencies`` features on
-    the reference's basis (:mod:`detectors.stats.sketch`: whitened coordinates on the reference's
-    first ``n_components`` principal axes, the log RMS residual off them, and cos/sin of
-    ``n_frequencies`` random Fourier frequencies); a window keeps their count, sum and sum of
-    outer products as exact integers, so merging windows or partitions is addition. At
-    evaluation, the window's mean feature vector is compared with the reference's (the features
-    of the reference profile's embedding sample, the slice's own when it has one) by the
-    two-sample Hotelling T^2 with its F null (:mod:`detectors.stats.hotelling`) when the window
-    has at least ``min_f_events`` events; below that, by a permutation test of the same
-    statistic on the window's events (all of them are in the bottom-k ``sample_size`` sample)
-    with ``max(n_permutations, ceil(n_tests / alpha))`` permutations, so the level is reachable
-    for any slice count up to ``max_permutations * alpha``. The centroid cosine distance
+    Test: every embedding is mapped to ``p = n_components + 1`` features on the reference's
+    basis (:mod:`detectors.stats.sketch`: whitened coordinates on the reference's first
+    ``n_components`` principal axes and the log RMS residual off them); a window keeps their
+    count, sum and sum of outer products as exact integers, so merging windows or partitions is
+    addition. At evaluation the window is compared with the reference (the features of the
+    reference profile's embedding sample, the slice's own when it has one) by two tests,
+    Bonferroni-combined (:mod:`detectors.stats.subspace`): the distance of the mean vectors on
+    the principal axes weighted by the reference's variance along each (a weighted chi-square
+    null from the pooled covariance), and a t test of the mean log residual (energy off the
+    axes: added noise, a new direction). Windows of at least ``min_f_events`` events use those
+    asymptotic nulls; below, a permutation test of the same two statistics on the window's
+    events (all of them are in the bottom-k ``sample_size`` sample) with
+    ``max(n_permutations, ceil(2 n_tests / alpha) - 1)`` permutations, so the level is reachable
+    for any slice count up to ``max_permutations * alpha / 2``. The centroid cosine distance
     (reference vs window mean on the principal subspace) is always reported; an optional
     ``centroid_threshold`` turns it into a warning. When the test alerts
     (``domain_classifier="on_alarm"``) a cross-validated logistic-regression domain classifier
@@ -80,10 +86,10 @@ class EmbeddingDrift(DataclassStateCodec):
     "no reference for this slice"), never a verdict against the whole version.
 
     Significance level: ``EvalContext.alpha`` bounds the probability of an alert on stationary
-    data in a window over all ``n_tests`` slices (Bonferroni: a slice alerts when its p-value is
-    at most ``alpha / n_tests``). One look: each evaluation is a fresh test of the window as it
-    stands; re-evaluations after late events are not corrected for. Measured false-alarm rates
-    are in docs/drift.md (``bench/drift.py``).
+    data in a window over all ``n_tests`` slices and all looks (Bonferroni: a slice alerts when
+    its p-value is at most ``look_alpha / n_tests``, the share of ``alpha`` spent on this look,
+    ``detectors._verdict.look_alpha``). Measured false-alarm rates and power are in
+    docs/drift.md (``bench/drift.py``).
 
     Example
     -------
@@ -108,21 +114,20 @@ class EmbeddingDrift(DataclassStateCodec):
     ...                                        ctx.reference)
     ...     f = det.evaluate(state, ctx)
     ...     print(w, f[0].status.value, f[0].test, len(det.dumps(state)) < 64 * 1024)
-    0 ok hotelling-t2-f True
-    1 ok hotelling-t2-f True
-    2 ok hotelling-t2-f True
-    3 alert hotelling-t2-f True
-    4 alert hotelling-t2-f True
-    5 alert hotelling-t2-f True
+    0 ok weighted-mean+residual True
+    1 ok weighted-mean+residual True
+    2 ok weighted-mean+residual True
+    3 alert weighted-mean+residual True
+    4 alert weighted-mean+residual True
+    5 alert weighted-mean+residual True
     """
 
     name: ClassVar[str] = "embedding_drift"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     state_type: ClassVar[type] = EmbeddingDriftState
     wide_columns: ClassVar[frozenset[str]] = frozenset({"embedding"})
 
-    n_components: int = 8  # 16 alarmed on the simulator's steady traffic (docs/drift.md)
-    n_frequencies: int = 4
+    n_components: int = 16  # principal axes of the mean test; the residual is off them
     sample_size: int = 200  # bottom-k sample: the permutation fallback and the UI scatter
     min_f_events: int = 200  # from here on the F null; below, the permutation test
     n_permutations: int = 500
@@ -144,9 +149,12 @@ class EmbeddingDrift(DataclassStateCodec):
     def loads(self, data: bytes) -> EmbeddingDriftState:
         raw = decode_value(data)
         if not isinstance(raw, Mapping) or raw.get("sketch") != SKETCH_VERSION:
-            # A v1 state (raw sample, MMD): not comparable; its events count as unprojected.
-            n = int(raw.get("n", 0)) if isinstance(raw, Mapping) else 0
-            return EmbeddingDriftState(sketch=1, n_unprojected=n)
+            # A v1 (raw sample, MMD) or v2 (other features) state: not comparable; its events
+            # count as unprojected.
+            n = int(raw.get("n", 0)) + int(raw.get("n_unprojected", 0)) if isinstance(
+                raw, Mapping) else 0
+            old = int(raw.get("sketch", 1)) if isinstance(raw, Mapping) else 1
+            return EmbeddingDriftState(sketch=old, n_unprojected=n)
         return decode_value(data, EmbeddingDriftState)
 
     def basis(self, reference: Reference | None) -> sk.Basis | None:
@@ -157,8 +165,7 @@ class EmbeddingDrift(DataclassStateCodec):
         identity = f"{reference.model}|{reference.model_version}|{reference.reference_id}"
         return self._memo.get(reference.profile, ("basis", identity), lambda: sk.make_basis(
             np.asarray(e["pca_mean"]), np.asarray(e["pca_components"]),
-            np.asarray(e["pca_explained_variance"]), self.n_components, self.n_frequencies,
-            self.seed, identity))
+            np.asarray(e["pca_explained_variance"]), self.n_components, identity))
 
     def observe(self, state: EmbeddingDriftState, batch: Batch) -> EmbeddingDriftState:
         """Without a reference the events can only be counted (see the class docstring)."""
@@ -166,21 +173,41 @@ class EmbeddingDrift(DataclassStateCodec):
 
     def observe_with_reference(self, state: EmbeddingDriftState, batch: Batch,
                                reference: Reference | None) -> EmbeddingDriftState:
-        rows = np.flatnonzero(batch.has_embedding) if batch.embedding.shape[1] else []
-        if len(rows) == 0:
-            return state
+        return self.observe_groups([state], batch, [np.arange(len(batch))], reference)[0]
+
+    def observe_groups(self, states: Sequence[EmbeddingDriftState], batch: Batch,
+                       groups: Sequence[np.ndarray],
+                       reference: Reference | None) -> list[EmbeddingDriftState]:
+        """Every group at once: each embedding is projected and its id hashed once per batch
+        (not once per slice it is in), and the groups' sums are one ``np.add.reduceat``."""
+        has = batch.has_embedding if batch.embedding.shape[1] else np.zeros(len(batch), bool)
+        rows = [g[has[g]] for g in groups]
         basis = self.basis(reference)
         if basis is None or basis.mean.size != batch.embedding.shape[1]:
-            return replace(state, n_unprojected=state.n_unprojected + len(rows))
-        fq = sk.quantise(sk.features(batch.embedding[rows], basis))
-        total, outer = sk.sums(fq)
-        ids = np.asarray(batch.event_id[rows], dtype=object)
+            return [replace(s, n_unprojected=s.n_unprojected + len(r)) if len(r) else s
+                    for s, r in zip(states, rows, strict=True)]
+        used = np.flatnonzero(np.bincount(np.concatenate([*rows, np.zeros(0, np.int64)]),
+                                          minlength=len(batch)))
+        if used.size == 0:
+            return list(states)
+        at = np.zeros(len(batch), np.int64)
+        at[used] = np.arange(used.size)
+        fq = sk.quantise(sk.features(batch.embedding[used], basis))
+        ids = np.asarray(batch.event_id[used], dtype=object)
         hashes = emb.event_hashes(ids)
-        keep = emb.bottom_k(hashes, ids, self.sample_size)
-        sample = (fq[keep] / sk.SCALE).astype(np.float16)
-        part = EmbeddingDriftState(SKETCH_VERSION, basis.fingerprint, len(rows), 0, total, outer,
-                                   hashes[keep], tuple(ids[keep].tolist()), sample)
-        return self.merge(state, part)
+        full = [i for i, r in enumerate(rows) if len(r)]
+        cat, starts = group_offsets([at[rows[i]] for i in full])
+        totals, outers = sk.group_sums(fq, cat, starts)
+        out = list(states)
+        for j, i in enumerate(full):
+            r = at[rows[i]]
+            h, gids = hashes[r], ids[r]
+            keep = emb.bottom_k(h, gids, self.sample_size)
+            sample = (fq[r[keep]] / sk.SCALE).astype(np.float16)
+            part = EmbeddingDriftState(SKETCH_VERSION, basis.fingerprint, len(r), 0, totals[j],
+                                       outers[j], h[keep], tuple(gids[keep].tolist()), sample)
+            out[i] = self.merge(states[i], part)
+        return out
 
     def merge(self, a: EmbeddingDriftState, b: EmbeddingDriftState) -> EmbeddingDriftState:
         if a.basis != b.basis:
@@ -218,13 +245,13 @@ class EmbeddingDrift(DataclassStateCodec):
         if np.asarray(ref["sample"]).shape[1] != basis.mean.size:
             return (verdict.no_reference(self, seen, "slice reference embedding dimension "
                                          "differs from the version's"),)
-        side = self._memo.get(context.reference.profile,
-                              ("side", context.key.slice, basis.fingerprint),
-                              lambda: _ReferenceSide.of(np.asarray(ref["sample"]), basis))
-        if side.x.shape[0] < side.x.shape[1] + 2:
-            return (verdict.no_reference(self, seen, f"slice reference has {side.x.shape[0]} "
-                                         f"embeddings, too few for {side.x.shape[1]} features"),)
-        return self._test(state, side, basis, context)
+        x_ref = self._memo.get(context.reference.profile,
+                               ("features", context.key.slice, basis.fingerprint),
+                               lambda: sk.features(np.asarray(ref["sample"]), basis))
+        if x_ref.shape[0] < x_ref.shape[1] + 2:
+            return (verdict.no_reference(self, seen, f"slice reference has {x_ref.shape[0]} "
+                                         f"embeddings, too few for {x_ref.shape[1]} features"),)
+        return self._test(state, x_ref, basis, context)
 
     def _insufficient(self, s: EmbeddingDriftState, basis: sk.Basis, need: int) -> Finding:
         f = Finding.insufficient(self, s.n, need)
@@ -236,38 +263,47 @@ class EmbeddingDrift(DataclassStateCodec):
             f = replace(f, details={**f.details, "reason": why})
         return f
 
-    def _test(self, s: EmbeddingDriftState, side: _ReferenceSide, basis: sk.Basis,
+    def _test(self, s: EmbeddingDriftState, x_ref: np.ndarray, basis: sk.Basis,
               ctx: EvalContext) -> tuple[Finding, ...]:
-        x_ref, m1, c1 = side.x, side.mean, side.cov
         n1, p = x_ref.shape
+        q = basis.axes.shape[1]
+        m1, c1 = x_ref.mean(0), np.cov(x_ref.T)
         m2, c2 = sk.moments(s.n, s.total, s.outer)
+        w = basis.variance / basis.variance.sum()
         a_key = verdict.alpha_per_key(ctx)
         seed = verdict.key_seed(self.seed, ctx.key)
         x_win = s.sample.astype(np.float64)
+        extra: dict[str, Any] = {}
         if s.n >= min(self.min_f_events, self.sample_size):
-            res = hotelling.hotelling_two_sample(m1, c1, n1, m2, c2, s.n)
-            t2, p_raw, test = res.t2, res.p_value, "hotelling-t2-f"
-            threshold = hotelling.critical_t2(a_key, n1, s.n, res.df1)
-            extra: dict[str, Any] = {"f": res.f, "df": [res.df1, res.df2]}
+            res = subspace.two_sample(m1, c1, n1, m2, c2, s.n, w)
+            u, p_mean, t_resid, p_resid, p_raw = (res.u, res.p_mean, res.t_resid, res.p_resid,
+                                                  res.p_value)
+            test = TEST
+            # Each part is tested at half the slice's level (Bonferroni over the two).
+            u_crit = subspace.wchisq_isf(a_key / 2, res.weights)
+            t_crit = float(stats.t.isf(a_key / 4, max(n1 + s.n - 2, 1)))
         else:
             b = min(self.max_permutations,
-                    max(self.n_permutations, math.ceil(1 / a_key - 1e-9) - 1))
+                    max(self.n_permutations, math.ceil(2 / a_key - 1e-9) - 1))
             # The reference rows rounded as the window's sample was, so both are exchangeable.
-            t2, p_raw = hotelling.permutation_test(side.x16, x_win, b, seed % 2**32)
-            test, threshold, extra = "hotelling-t2-permutation", None, {"n_permutations": b}
+            ref16 = x_ref.astype(np.float16).astype(np.float64)
+            u, p_mean, t_resid, p_resid, p_raw = subspace.permutation_test(
+                ref16, x_win, w, b, seed % 2**32)
+            test, u_crit, t_crit = TEST + "-permutation", None, None
+            extra = {"n_permutations": b}
         p_adj, rejected, _ = verdict.family(np.array([p_raw]), ctx, "bonferroni")
-        w = hotelling.inverse_sqrt(((n1 - 1) * c1 + (s.n - 1) * c2) / max(n1 + s.n - 2, 1))
-        distance = float(np.linalg.norm((m2 - m1) @ w))
-        centroid = emb.cosine_distance(side.centroid,
-                                       basis.mean + side.back @ m2[:basis.axes.shape[1]])
-        q = basis.axes.shape[1]
+        pooled = ((n1 - 1) * c1 + (s.n - 1) * c2) / max(n1 + s.n - 2, 1)
+        distance = float(np.linalg.norm((m2 - m1) @ hotelling.inverse_sqrt(pooled)))
+        centroid = self._centroid_cosine(m1, m2, basis)
         details: dict[str, Any] = {
-            "test": test, "t2": t2, "t2_threshold": threshold, "p_value_raw": p_raw,
-            "mahalanobis": distance, "n_features": p, "n_components": q,
-            "n_frequencies": basis.freqs.shape[1], "n_ref": n1, "n_window": s.n,
-            "n_unprojected": s.n_unprojected, "sketch": s.sketch,
+            "test": test, "p_value_raw": p_raw,
+            "mean_stat": u, "mean_threshold": u_crit, "p_mean": p_mean,
+            "residual_t": t_resid, "residual_threshold": t_crit, "p_residual": p_resid,
+            "mahalanobis": distance, "n_features": p, "n_components": q, "n_ref": n1,
+            "n_window": s.n, "n_unprojected": s.n_unprojected, "sketch": s.sketch,
             "centroid_cosine_distance": centroid,
-            "component_shift": (m2[:5] - m1[:5]).tolist(), **extra,
+            "component_shift": (m2[:5] - m1[:5]).tolist(),
+            "residual_shift": float(m2[q] - m1[q]), **extra,
             "projection": {"axes": ["pc1 (ref SD)", "pc2 (ref SD)"],
                            "reference": x_ref[:self.projection_points, :2].round(4),
                            "window": x_win[:self.projection_points, :2].round(4),
@@ -278,13 +314,28 @@ class EmbeddingDrift(DataclassStateCodec):
         main = verdict.main_finding(self, ctx, p_adj=p_adj, rejected=rejected,
                                     effect_ok=np.array([distance >= self.min_effect]), n=s.n,
                                     test=test, details=details)
-        t2_sub = Finding(self.name, self.version, main.status, score=t2, threshold=threshold,
-                         p_value=p_raw, n=s.n, subject="t2", test=test)
+        half = a_key / 2  # each part's share of the slice's level
+        parts = []
+        for subject, score, crit, p_part in (("mean", u, u_crit, p_mean),
+                                             ("residual", abs(t_resid), t_crit, p_resid)):
+            status = verdict.sub_status(p_part <= half, distance >= self.min_effect)
+            parts.append(Finding(self.name, self.version, status, score=score, threshold=crit,
+                                 p_value=p_part, n=s.n, subject=subject, test=test))
         over = self.centroid_threshold is not None and centroid > self.centroid_threshold
         cos = Finding(self.name, self.version, Status.WARN if over else Status.OK,
                       score=centroid, threshold=self.centroid_threshold, n=s.n,
                       subject="centroid", test="cosine-distance")
-        return (main, t2_sub, cos)
+        return (main, *parts, cos)
+
+    @staticmethod
+    def _centroid_cosine(m1: np.ndarray, m2: np.ndarray, basis: sk.Basis) -> float:
+        """Cosine distance of the two means rebuilt in embedding space from their principal
+        coordinates (``mean + V diag(sd) z``; the residual off the axes is not kept)."""
+        q = basis.axes.shape[1]
+        axes = basis.axes.astype(np.float64)
+        back = axes / np.square(axes).sum(0)  # V diag(sd): the axes are V / sd
+        mean = basis.mean.astype(np.float64)
+        return emb.cosine_distance(mean + back @ m1[:q], mean + back @ m2[:q])
 
     def _explain(self, x_ref: np.ndarray, x_win: np.ndarray, ids: tuple[str, ...],
                  seed: int) -> dict[str, Any]:
@@ -293,28 +344,3 @@ class EmbeddingDrift(DataclassStateCodec):
         return {"auc": dc.auc, "p_value": dc.p_value,
                 "most_new": [{"event_id": ids[i], "score": float(dc.window_scores[i])}
                              for i in top]}
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _ReferenceSide:
-    """What a window is tested against, from one slice's reference sample on one basis:
-    computed once per (reference profile, slice), not per window."""
-
-    x: np.ndarray  # [n1, p] sketch features of the reference sample
-    x16: np.ndarray  # the same rounded to float16 as a window's sample is (permutation test)
-    mean: np.ndarray  # [p]
-    cov: np.ndarray  # [p, p]
-    back: np.ndarray  # [d, q] V diag(sd): principal coordinates back to embedding space
-    centroid: np.ndarray  # [d] the reference mean rebuilt from its principal coordinates
-
-    @classmethod
-    def of(cls, sample: np.ndarray, basis: sk.Basis) -> _ReferenceSide:
-        x = sk.features(sample, basis)
-        q = basis.axes.shape[1]
-        axes = basis.axes.astype(np.float64)
-        back = axes / np.square(axes).sum(0)  # the axes are V / sd
-        mean = x.mean(0)
-        # Cosine distance of the two means rebuilt in embedding space from their principal
-        # coordinates (``mean + V diag(sd) z``; the residual off the axes is not kept).
-        return cls(x, x.astype(np.float16).astype(np.float64), mean, np.cov(x.T), back,
-                   basis.mean.astype(np.float64) + back @ mean[:q])

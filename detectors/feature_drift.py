@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -13,7 +13,7 @@ from detectors._equality import ValueEquality
 from detectors.stats import categories as cats
 from detectors.stats import histograms as hist
 from detectors.stats import univariate as uni
-from monitor.contract import Batch, DataclassStateCodec, EvalContext, Finding
+from monitor.contract import Batch, DataclassStateCodec, EvalContext, Finding, Reference
 
 UNIT_FEATURES = ("confidence",)  # probabilities: counted on the logit grid
 
@@ -133,19 +133,45 @@ class FeatureDrift(DataclassStateCodec):
         return name not in self.exclude and allow is None
 
     def observe(self, state: FeatureDriftState, batch: Batch) -> FeatureDriftState:
-        lo, counts, names, ccounts, other = {}, {}, {}, {}, {}
+        return self.observe_groups([state], batch, [np.arange(len(batch))], None)[0]
+
+    def observe_groups(self, states: Sequence[FeatureDriftState], batch: Batch,
+                       groups: Sequence[np.ndarray],
+                       reference: Reference | None = None) -> list[FeatureDriftState]:
+        """Every group at once: each value is binned (numbers) or coded (categories) once per
+        batch, then each group's sketch is one ``bincount`` of its rows."""
+        numeric = []  # (name, bin of each row, finite mask)
         for name, values in numeric_columns(batch).items():
             if self._wanted(name, self.features):
-                first, c = hist.count(grid_for(name), values)
-                if c.size:
-                    lo[name], counts[name] = first, c
+                x = np.asarray(values, dtype=np.float64)
+                finite = np.isfinite(x)
+                idx = np.zeros(len(x), np.int64)
+                idx[finite] = hist.bin_index(grid_for(name), x[finite])
+                numeric.append((name, idx, finite))
+        categorical = []  # (name, distinct values, code of each row)
         for attr, values in batch.attrs.items():
             name = f"attrs.{attr}"
             if self._wanted(name, self.attrs):
-                sketch = cats.count(values, self.max_categories)
+                categorical.append((name, *cats.codes(values)))
+        out = []
+        for state, rows in zip(states, groups, strict=True):
+            lo, counts, names, ccounts, other = {}, {}, {}, {}, {}
+            for name, idx, finite in numeric:
+                bins = idx[rows[finite[rows]]]
+                if bins.size:
+                    first = int(bins.min())
+                    lo[name], counts[name] = first, np.bincount(bins - first).astype(np.int64)
+            for name, distinct, hashes, code in categorical:
+                sketch = cats.count_codes(distinct, hashes, code[rows], self.max_categories)
                 if sketch[1].size or sketch[2]:
                     names[name], ccounts[name], other[name] = sketch
-        return self.merge(state, FeatureDriftState(len(batch), lo, counts, names, ccounts, other))
+            part = FeatureDriftState(len(rows), dict(sorted(lo.items())),
+                                     dict(sorted(counts.items())), dict(sorted(names.items())),
+                                     dict(sorted(ccounts.items())), dict(sorted(other.items())))
+            # merge(empty, part) is part (its sketches are canonical already): skip the re-sort
+            fresh = state.n == 0 and not state.num_counts and not state.cat_counts
+            out.append(part if fresh else self.merge(state, part))
+        return out
 
     def merge(self, a: FeatureDriftState, b: FeatureDriftState) -> FeatureDriftState:
         lo, counts = dict(a.num_lo), dict(a.num_counts)

@@ -23,18 +23,20 @@ Findings:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy import stats
 
+from detectors.traffic import group_bincount
 from monitor.contract import (
     Batch,
     DataclassStateCodec,
     EvalContext,
     Finding,
+    Reference,
     Severity,
     Status,
     finite_or_none,
@@ -97,9 +99,13 @@ def _cap(codes: Mapping[str, int], max_codes: int) -> dict[str, int]:
     return {**kept, OTHER: rest} if rest else kept
 
 
-def _bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    values = values[np.isfinite(values)]
-    return np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+def _bin_or_none(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The histogram bin of each value; ``len(edges) + 1`` (a last, dropped bin) where not
+    finite."""
+    out = np.full(len(values), len(edges) + 1, np.int64)
+    finite = np.isfinite(values)
+    out[finite] = np.searchsorted(edges, values[finite], side="right")
+    return out
 
 
 class InfraSignals(DataclassStateCodec):
@@ -142,9 +148,14 @@ class InfraSignals(DataclassStateCodec):
         return InfraState()
 
     def observe(self, state: InfraState, batch: Batch) -> InfraState:
+        return self.observe_groups([state], batch, [np.arange(len(batch))], None)[0]
+
+    def observe_groups(self, states: Sequence[InfraState], batch: Batch,
+                       groups: Sequence[np.ndarray],
+                       reference: Reference | None = None) -> list[InfraState]:
+        """Every group at once: histograms are one ``bincount`` over (group, bin), error codes
+        are named once per batch."""
         n = len(batch)
-        if n == 0:
-            return state
         nan = np.full(n, np.nan)
         ex = batch.extras
         mem = np.asarray(ex.get("gpu_mem_mb", nan), dtype=np.float64)
@@ -152,28 +163,40 @@ class InfraSignals(DataclassStateCodec):
         util = np.where(util > 1.0, util / 100.0, util)  # percent -> fraction
         size = np.asarray(ex.get("batch_size", nan), dtype=np.float64)
         cold = np.asarray(ex.get("cold_start", nan), dtype=np.float64)
-        codes = ex.get("error_code")
-        delta: dict[str, int] = {}
-        n_oom = 0
-        if codes is not None:
-            errs = np.asarray(codes, dtype=object)[batch.is_error]
-            names, counts = np.unique(np.array([str(c)[:64] if c is not None else "unknown"
-                                                for c in errs], dtype=object).astype(str),
-                                      return_counts=True)
-            delta = dict(zip(names.tolist(), counts.tolist(), strict=True))
-            n_oom = sum(v for k, v in delta.items() if k in self.oom_codes)
-        elif batch.is_error.any():
-            delta = {"unknown": int(batch.is_error.sum())}
         known = np.isfinite(cold)
-        merged = dict(state.codes)
-        for k, v in delta.items():
-            merged[k] = merged.get(k, 0) + int(v)
-        return InfraState(
-            state.n + n, state.n_error + int(batch.is_error.sum()), state.n_oom + n_oom,
-            state.cold_known + int(known.sum()), state.n_cold + int((cold[known] > 0).sum()),
-            state.batch_sum + float(np.nansum(size)),
-            state.mem_hist + _bins(mem, _MEM_EDGES), state.util_hist + _bins(util, _UTIL_EDGES),
-            state.batch_hist + _bins(size, _BATCH_EDGES), _cap(merged, self.max_codes))
+        hists = [group_bincount(_bin_or_none(values, edges), groups, len(edges) + 2)
+                 for values, edges in ((mem, _MEM_EDGES), (util, _UTIL_EDGES),
+                                       (size, _BATCH_EDGES))]
+        codes = ex.get("error_code")
+        code_of = None  # each error event's code name (None: not an error)
+        if codes is not None and batch.is_error.any():
+            code_of = np.full(n, None, dtype=object)
+            errs = np.asarray(codes, dtype=object)[batch.is_error]
+            code_of[batch.is_error] = np.array(
+                [str(c)[:64] if c is not None else "unknown" for c in errs], dtype=object)
+        out = []
+        for i, (state, rows) in enumerate(zip(states, groups, strict=True)):
+            is_error = batch.is_error[rows]
+            delta: dict[str, int] = {}
+            n_oom = 0
+            if code_of is not None:
+                names, counts = np.unique(code_of[rows][is_error].astype(str), return_counts=True)
+                delta = dict(zip(names.tolist(), counts.tolist(), strict=True))
+                n_oom = sum(v for k, v in delta.items() if k in self.oom_codes)
+            elif codes is None and is_error.any():
+                delta = {"unknown": int(is_error.sum())}
+            merged = dict(state.codes)
+            for k, v in delta.items():
+                merged[k] = merged.get(k, 0) + int(v)
+            c = cold[rows]
+            k = known[rows]
+            out.append(InfraState(
+                state.n + len(rows), state.n_error + int(is_error.sum()), state.n_oom + n_oom,
+                state.cold_known + int(k.sum()), state.n_cold + int((c[k] > 0).sum()),
+                state.batch_sum + float(np.nansum(size[rows])),
+                state.mem_hist + hists[0][i, :-1], state.util_hist + hists[1][i, :-1],
+                state.batch_hist + hists[2][i, :-1], _cap(merged, self.max_codes)))
+        return out
 
     def merge(self, a: InfraState, b: InfraState) -> InfraState:
         codes = dict(a.codes)

@@ -35,8 +35,10 @@ from monitor.contract import (
     EvalContext,
     Finding,
     LabelledBatch,
+    Reference,
     Severity,
     Status,
+    group_offsets,
 )
 
 
@@ -187,10 +189,21 @@ class Performance(DataclassStateCodec):
         return PerformanceState()
 
     def observe(self, state: PerformanceState, batch: Batch) -> PerformanceState:
+        return self.observe_groups([state], batch, [np.arange(len(batch))], None)[0]
+
+    def observe_groups(self, states: Sequence[PerformanceState], batch: Batch,
+                       groups: Sequence[np.ndarray],
+                       reference: Reference | None = None) -> list[PerformanceState]:
+        """Every group at once: one confidence-grid ``bincount`` over (group, bin)."""
         ok = (batch.pred >= 0) & ~batch.is_error
-        return PerformanceState(state.n + len(batch), state.n_ok + int(ok.sum()),
-                                state.conf_grid + cal.grid_counts(batch.confidence[ok]),
-                                state.table, state.labelled_errors)
+        rows, starts = group_offsets(groups)
+        which = np.repeat(np.arange(len(groups)), np.diff(np.r_[starts, len(rows)]))
+        n_ok = np.bincount(which, weights=ok[rows], minlength=len(groups)).astype(np.int64)
+        grids = cal.group_grid_counts(batch.confidence, rows[ok[rows]], which[ok[rows]],
+                                      len(groups))
+        return [PerformanceState(s.n + len(g), s.n_ok + int(k), s.conf_grid + grid, s.table,
+                                 s.labelled_errors)
+                for s, g, k, grid in zip(states, groups, n_ok.tolist(), grids, strict=True)]
 
     def observe_labels(self, state: PerformanceState, labelled: LabelledBatch) -> PerformanceState:
         ok = (labelled.pred >= 0) & ~labelled.is_error
@@ -203,14 +216,6 @@ class Performance(DataclassStateCodec):
         return PerformanceState(a.n + b.n, a.n_ok + b.n_ok, a.conf_grid + b.conf_grid,
                                 confusion.merge(a.table, b.table),
                                 a.labelled_errors + b.labelled_errors)
-
-    def reference_from_state(self, state: PerformanceState) -> dict[str, Any]:
-        """A ``performance`` baseline from a warm-up window's labelled state (``n``, ``correct``,
-        ``accuracy``; no calibration: the state keeps no per-confidence correctness), for a
-        slice that has no reference of its own."""
-        m = confusion.metrics(state.table)
-        return {"n": float(m.n), "correct": float(m.correct),
-                "accuracy": m.correct / m.n if m.n else float("nan")}
 
     def evaluate(self, state: PerformanceState, context: EvalContext) -> tuple[Finding, ...]:
         need = self.min_samples or context.min_samples

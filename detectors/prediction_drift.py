@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -58,6 +58,14 @@ def count_probs(probs: np.ndarray, classes: tuple[int, ...] | None = None) -> np
     """Per-class sketch of softmax outputs on :data:`PROBS_GRID`: int32 [rows, bins]. With
     ``classes``: one row per listed class (0 where the model has no such output) and a last
     "other" row for the mass on every other class; without: one row per column."""
+    idx = probs_bins(probs, classes)
+    rows, bins = idx.shape[1], PROBS_GRID.unit_bins
+    return np.bincount(idx.ravel(), minlength=rows * bins).reshape(rows, bins).astype(np.int32)
+
+
+def probs_bins(probs: np.ndarray, classes: tuple[int, ...] | None = None) -> np.ndarray:
+    """The flat :func:`count_probs` bin (row * bins + bin) of every event's every output, int64
+    [n, rows]: a group's sketch is one ``bincount`` of its events' bins."""
     probs = np.asarray(probs, np.float64)
     if classes is not None:
         cols = np.asarray(classes, np.int64)
@@ -67,8 +75,7 @@ def count_probs(probs: np.ndarray, classes: tuple[int, ...] | None = None) -> np
         other = np.clip(1.0 - tracked.sum(1), 0.0, 1.0)
         probs = np.column_stack([tracked, other])
     rows, bins = probs.shape[1], PROBS_GRID.unit_bins
-    idx = hist.bin_index(PROBS_GRID, probs) + np.arange(rows) * bins
-    return np.bincount(idx.ravel(), minlength=rows * bins).reshape(rows, bins).astype(np.int32)
+    return hist.bin_index(PROBS_GRID, probs) + np.arange(rows) * bins
 
 
 def top_classes(class_counts: np.ndarray, k: int) -> tuple[int, ...]:
@@ -178,15 +185,42 @@ class PredictionDrift(DataclassStateCodec):
 
     def observe_with_reference(self, state: PredictionDriftState, batch: Batch,
                                reference: Reference | None) -> PredictionDriftState:
+        return self.observe_groups([state], batch, [np.arange(len(batch))], reference)[0]
+
+    def observe_groups(self, states: Sequence[PredictionDriftState], batch: Batch,
+                       groups: Sequence[np.ndarray],
+                       reference: Reference | None) -> list[PredictionDriftState]:
+        """Every group at once: confidences and softmax outputs are binned once per batch,
+        then each group is a ``bincount`` of its rows."""
         classes = self.tracked(reference)
         pred = np.asarray(batch.pred)
-        counts = fold_classes(np.bincount(pred[pred >= 0]), classes)
-        lo, conf = hist.count(hist.UNIT, batch.confidence)
-        probs = _zeros_probs()
+        conf = np.asarray(batch.confidence, np.float64)
+        finite = np.isfinite(conf)
+        conf_bin = np.zeros(len(conf), np.int64)
+        conf_bin[finite] = hist.bin_index(hist.UNIT, conf[finite])
+        prob_bins = None  # [n, rows of the sketch] flat bin of each output, -1 without probs
         if self.bbsd and batch.probs.shape[1] and np.any(batch.has_probs):
-            probs = count_probs(batch.probs[batch.has_probs], classes)
-        part = PredictionDriftState(SKETCH_VERSION, classes, len(batch), counts, lo, conf, probs)
-        return self.merge(state, part)
+            prob_bins = np.full((len(batch), len(classes) + 1), -1, np.int64)
+            prob_bins[batch.has_probs] = probs_bins(batch.probs[batch.has_probs], classes)
+        out = []
+        for state, rows in zip(states, groups, strict=True):
+            p = pred[rows]
+            counts = fold_classes(np.bincount(p[p >= 0]), classes)
+            b = conf_bin[rows[finite[rows]]]
+            lo, conf_counts = ((int(b.min()), np.bincount(b - int(b.min())).astype(np.int64))
+                               if b.size else (0, np.zeros(0, dtype=np.int64)))
+            probs = _zeros_probs()
+            if prob_bins is not None:
+                flat = prob_bins[rows]
+                flat = flat[flat[:, 0] >= 0]
+                if len(flat):
+                    k, bins = prob_bins.shape[1], PROBS_GRID.unit_bins
+                    probs = np.bincount(flat.ravel(), minlength=k * bins).reshape(
+                        k, bins).astype(np.int32)
+            part = PredictionDriftState(SKETCH_VERSION, classes, len(rows), counts, lo,
+                                        conf_counts, probs)
+            out.append(self.merge(state, part))
+        return out
 
     def merge(self, a: PredictionDriftState, b: PredictionDriftState) -> PredictionDriftState:
         lo, conf = hist.merge(a.conf_lo, a.conf_counts, b.conf_lo, b.conf_counts)

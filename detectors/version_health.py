@@ -34,6 +34,7 @@ with severity page; of latency or confidence only, severity ticket.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -42,8 +43,17 @@ from scipy import stats
 
 from detectors._verdict import look_alpha
 from detectors.stats.sequential import fisher_greater
-from detectors.traffic import _EDGES, latency_quantile
-from monitor.contract import Batch, DataclassStateCodec, EvalContext, Finding, LabelledBatch, Severity, Status
+from detectors.traffic import _EDGES, group_bincount, latency_quantile
+from monitor.contract import (
+    Batch,
+    DataclassStateCodec,
+    EvalContext,
+    Finding,
+    LabelledBatch,
+    Reference,
+    Severity,
+    Status,
+)
 
 _CONF_BINS = 50
 
@@ -157,16 +167,27 @@ class VersionHealth(DataclassStateCodec):
                            np.zeros(_CONF_BINS, dtype=np.int64), 0, 0.0, 0, 0)
 
     def observe(self, state: HealthState, batch: Batch) -> HealthState:
-        lat = np.bincount(np.searchsorted(_EDGES, batch.latency_ms, side="right"),
-                          minlength=len(_EDGES) + 1)
+        return self.observe_groups([state], batch, [np.arange(len(batch))], None)[0]
+
+    def observe_groups(self, states: Sequence[HealthState], batch: Batch,
+                       groups: Sequence[np.ndarray],
+                       reference: Reference | None = None) -> list[HealthState]:
+        """Every group at once: one ``bincount`` over (group, bin) per histogram."""
+        lat = group_bincount(np.searchsorted(_EDGES, batch.latency_ms, side="right"), groups,
+                             len(_EDGES) + 1)
+        errors = group_bincount(batch.is_error.astype(np.int64), groups, 2)[:, 1]
         conf = batch.confidence.astype(np.float64)
-        conf = conf[~np.isnan(conf)]
-        ch = np.bincount(np.clip((conf * _CONF_BINS).astype(np.int64), 0, _CONF_BINS - 1),
-                         minlength=_CONF_BINS)
-        return HealthState(state.n + len(batch), state.n_error + int(batch.is_error.sum()),
-                           state.latency_hist + lat, state.conf_hist + ch,
-                           state.n_conf + len(conf), state.conf_sum + float(conf.sum()),
-                           state.labelled, state.correct)
+        known = ~np.isnan(conf)
+        cbin = np.where(known, np.clip((np.nan_to_num(conf) * _CONF_BINS).astype(np.int64), 0,
+                                       _CONF_BINS - 1), _CONF_BINS)  # _CONF_BINS: no confidence
+        ch = group_bincount(cbin, groups, _CONF_BINS + 1)
+        out = []
+        for s, g, e, h, c in zip(states, groups, errors.tolist(), lat, ch, strict=True):
+            values = conf[g][known[g]]
+            out.append(HealthState(s.n + len(g), s.n_error + int(e), s.latency_hist + h,
+                                   s.conf_hist + c[:_CONF_BINS], s.n_conf + len(values),
+                                   s.conf_sum + float(values.sum()), s.labelled, s.correct))
+        return out
 
     def observe_labels(self, state: HealthState, labelled: LabelledBatch) -> HealthState:
         ok = ~labelled.is_error & (labelled.pred >= 0)

@@ -38,6 +38,18 @@ the detector's name. Abilities a detector does not declare cost it nothing.
     with the active reference of the batch's (model, version) -- the same cached lookup the
     evaluation uses -- or None when there is none yet. ``merge`` must still be associative for
     states observed against the same reference.
+:class:`GroupObserver` (``observe_groups(states, batch, groups, reference) -> list[State]``)
+    Observe every (window, slice) group of one batch in one call: ``groups[i]`` is an ascending
+    int64 array of row indices into ``batch`` (never empty) and ``states[i]`` the state to fold
+    those rows into; the result is the list of new states, in the same order. All groups of a
+    call are of one (model, version) and ``reference`` is its active reference (None when there
+    is none). The core calls it *instead of* ``observe`` / ``observe_with_reference`` per group,
+    so per-batch work (decoding a column, projecting every embedding once, hashing ids once) is
+    done once and the groups are folded with vectorised reductions (``np.add.reduceat``,
+    ``bincount``) instead of a Python call per group. It must return exactly what the per-group
+    call returns: ``observe_with_reference(states[i], batch.take(groups[i]), reference)`` for a
+    :class:`ReferenceObserver`, else ``observe(states[i], batch.take(groups[i]))``; the
+    contract suite checks it. ``batch`` may hold rows of other versions (not in any group).
 :class:`VersionComparator` (``compare_versions(candidate, baseline, baseline_version, context)``)
     Compare a candidate (canary) version's state with the baseline version's state of the same
     slice and window; a comparison spans two keys, so it is not ``evaluate``. Whenever a window
@@ -62,7 +74,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -78,10 +90,10 @@ ALL_SLICE = "all"
 WIDE_COLUMNS = frozenset({"embedding", "probs", "attrs"})
 
 __all__ = ["ALL_SLICE", "ENTRY_POINT_GROUP", "WIDE_COLUMNS", "Batch", "ConfigError",
-           "DataclassStateCodec", "Detector", "EvalContext", "Finding", "LabelObserver",
-           "LabelledBatch", "RangeReporter", "Reference", "ReferenceObserver", "ReportScope",
+           "DataclassStateCodec", "Detector", "EvalContext", "Finding", "GroupObserver",
+           "LabelObserver", "LabelledBatch", "RangeReporter", "Reference", "ReferenceObserver", "ReportScope",
            "Severity", "StateKey", "Status", "VersionComparator", "WideColumnNeeds",
-           "decode_value", "encode_value", "finite_or_none"]
+           "decode_value", "encode_value", "finite_or_none", "group_offsets"]
 
 
 class Status(str, enum.Enum):
@@ -204,7 +216,9 @@ class EvalContext:
         How many earlier evaluations of this same (detector, model, version, slice, window) there
         were: 0 the first time, then one more for each re-evaluation after late events or labels.
         A detector whose decision must keep its false-alarm guarantee over all looks (alpha
-        spending, a sequential test) uses it; a one-look test ignores it.
+        spending, a sequential test) uses it; a one-look test ignores it. For a
+        :class:`LabelDecision` detector, 0 is the first look after the window's labels settled
+        and every other look counts 1 + its earlier evaluations (each index is used once).
     """
 
     key: StateKey
@@ -279,10 +293,50 @@ class LabelObserver(Protocol):
 
 
 @runtime_checkable
+class LabelDecision(Protocol):
+    """A :class:`LabelObserver` whose decision rests on the window's labels (fairness), so its
+    decisive look waits for them. ``look`` 0 (the look that spends most of ``alpha``) is then
+    the first evaluation after the window's labels have settled -- the labels' event time (in
+    every labels partition) past the window's end + ``windows.label_settle_s``, or everything
+    read (``--exit-when-idle``) --
+    and every other evaluation, before or after it, is a provisional look ``k >= 1`` (``k`` =
+    1 + the earlier evaluations). Its findings carry ``details.labels_settled``. Otherwise the
+    first evaluation, at window close, is look 0: for a label-based test, with a fraction of
+    its labels, and its verdict on the final labels would depend on how many evaluations the
+    reading speed happened to allow."""
+
+    label_decision: ClassVar[bool]
+
+
+@runtime_checkable
 class ReferenceObserver(Protocol):
     """Observes a batch against the active reference (called instead of ``observe``)."""
 
     def observe_with_reference(self, state: Any, batch: Batch, reference: Reference | None) -> Any: ...
+
+
+@runtime_checkable
+class GroupObserver(Protocol):
+    """Observes all (window, slice) groups of a batch in one call (instead of per group)."""
+
+    def observe_groups(self, states: Sequence[Any], batch: Batch, groups: Sequence[np.ndarray],
+                       reference: Reference | None) -> list[Any]: ...
+
+
+def group_offsets(groups: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, starts)`` for folding many groups at once: ``rows`` is the groups' row indices
+    concatenated, ``starts`` where each group begins in it, so ``np.add.reduceat(x[rows],
+    starts)`` sums a per-row array ``x`` over every group in one call.
+
+    >>> rows, starts = group_offsets([np.array([0, 2]), np.array([1])])
+    >>> np.add.reduceat(np.array([10, 20, 30])[rows], starts).tolist()
+    [40, 20]
+    """
+    sizes = np.fromiter((len(g) for g in groups), np.int64, len(groups))
+    starts = np.zeros(len(groups), np.int64)
+    np.cumsum(sizes[:-1], out=starts[1:])
+    rows = np.concatenate(groups) if groups else np.zeros(0, np.int64)
+    return rows.astype(np.int64, copy=False), starts
 
 
 @runtime_checkable

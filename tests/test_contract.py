@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.contract import Detector, Finding, Status
+from monitor.contract import Detector, Finding, GroupObserver, Reference, ReferenceObserver, Status
 from monitor.core.registry import discover
 from monitor.testing import make_context, synthetic_batch
 
@@ -56,6 +56,33 @@ def test_merge_of_observed_halves_equals_observing_the_whole(detector):
     left = detector.merge(detector.merge(sa, sb), c)
     right = detector.merge(sa, detector.merge(c, sb))
     assert _states_equal(detector, left, right)
+
+
+def test_observing_every_group_at_once_equals_observing_each(detector):
+    """A GroupObserver's one call per batch returns what one observe per group would."""
+    if not isinstance(detector, GroupObserver):
+        pytest.skip(f"{detector.name} is observed per group")
+    from detectors.reference import ProfileConfig, build_reference_profile
+
+    profile = build_reference_profile([synthetic_batch(n=400, seed=11)],
+                                      ProfileConfig(embedding_sample_size=300, pca_fit_size=300))
+    batch = synthetic_batch(n=300, seed=9, error_rate=0.2)  # error paths too
+    cams = batch.attrs["camera_id"]
+    groups = [np.arange(300), *(np.flatnonzero(cams == c) for c in ("c1", "c2", "c3")),
+              np.flatnonzero(batch.ts_ms % 2 == 0), np.array([7])]
+    for ref in (None, Reference("m", "1", 1, profile)):
+        def one(state, rows, ref=ref):
+            sub = batch.take(rows)
+            if isinstance(detector, ReferenceObserver):
+                return detector.observe_with_reference(state, sub, ref)
+            return detector.observe(state, sub)
+
+        before = one(detector.empty(), np.arange(150, 300))  # a group that has a state already
+        states = [detector.empty(), before, *[detector.empty()] * (len(groups) - 2)]
+        got = detector.observe_groups(states, batch, groups, ref)
+        assert len(got) == len(groups)
+        for state, rows, g in zip(states, groups, got, strict=True):
+            assert _states_equal(detector, g, one(state, rows))
 
 
 def test_state_round_trips_through_its_checkpoint_and_continues_identically(detector):

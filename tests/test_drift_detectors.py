@@ -168,10 +168,12 @@ def test_prediction_drift_tests(traffic, profile):
 def test_embedding_drift_alarms_and_explains(traffic, profile):
     det = EmbeddingDrift(sample_size=300, n_components=8)
     state = observe(det, det.empty(), shifted(traffic, {"embedding": 1.0}, n=1000), profile)
-    main, t2, centroid = det.evaluate(state, context(profile))
+    main, mean, resid, centroid = det.evaluate(state, context(profile))
     assert main.status is Status.ALERT and main.p_value <= 0.01
-    assert main.test == t2.test == "hotelling-t2-f"
-    assert t2.subject == "t2" and t2.score > t2.threshold
+    assert main.test == mean.test == resid.test == "weighted-mean+residual"
+    assert mean.subject == "mean" and mean.score > mean.threshold
+    assert mean.status is Status.ALERT and mean.p_value == main.details["p_mean"]
+    assert resid.subject == "residual" and resid.p_value == main.details["p_residual"]
     assert centroid.subject == "centroid" and centroid.score > 0
     assert max(map(abs, main.details["component_shift"])) > 0.2  # in reference SDs
     dc = main.details["domain_classifier"]
@@ -183,7 +185,7 @@ def test_embedding_drift_alarms_and_explains(traffic, profile):
 def test_embedding_centroid_threshold_and_dimension_check(traffic, profile):
     det = EmbeddingDrift(sample_size=100, n_components=4, centroid_threshold=0.0)
     state = observe(det, det.empty(), shifted(traffic, {}, n=200), profile)
-    assert det.evaluate(state, context(profile))[2].status is Status.WARN
+    assert det.evaluate(state, context(profile))[3].status is Status.WARN
     other = Traffic(seed=1, dim=16).batch(np.random.default_rng(0), 100)
     findings = det.evaluate(observe(det, det.empty(), other, profile), context(profile))
     assert findings[0].status is Status.INSUFFICIENT_DATA
@@ -207,9 +209,11 @@ def test_embedding_small_windows_permute_as_often_as_the_level_needs():
         embedding_sample_size=150, pca_fit_size=150, pca_components=4))
     state = observe(det, det.empty(), t.batch(rng, 100), prof)  # < min_f_events: permutations
     main = det.evaluate(state, context(prof, n_tests=1))[0]
-    # The first look spends 0.9 alpha (detectors._verdict.look_alpha): 1 / (0.009 / n) - 1.
-    assert main.test == "hotelling-t2-permutation" and main.details["n_permutations"] == 111
-    assert det.evaluate(state, context(prof, n_tests=5))[0].details["n_permutations"] == 555
+    # The first look spends 0.9 alpha (detectors._verdict.look_alpha), and each of the two
+    # statistics half of it: 2 / (0.009 / n) - 1.
+    assert main.test == "weighted-mean+residual-permutation"
+    assert main.details["n_permutations"] == 222
+    assert det.evaluate(state, context(prof, n_tests=5))[0].details["n_permutations"] == 1111
     assert det.evaluate(state, context(prof, n_tests=50))[0].details["n_permutations"] == 2000
 
 

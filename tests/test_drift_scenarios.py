@@ -13,7 +13,9 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
 
+from monitor.store import references
 from tests.support import make_topics, monitor_env, publish_and_consume, query, run_cli
 
 pytestmark = pytest.mark.integration
@@ -46,18 +48,18 @@ def reference_file(tmp_path_factory) -> Path:
 
 
 def run_scenario(broker, topic_names, db_url_factory, tmp: Path, reference: Path,
-                 scenario: Path) -> str:
+                 scenario: Path, detectors: tuple[str, ...] = DRIFT, **env_extra: str) -> str:
     """Capture the reference, publish the scenario, consume it; returns the database URL."""
     topics = make_topics(topic_names, CLIENT, broker.bootstrap)
     db_url = db_url_factory()
     env = monitor_env(broker.bootstrap, db_url, topics, CLIENT,
-                      VITMON_DETECTORS="traffic," + ",".join(DRIFT),
+                      VITMON_DETECTORS="traffic," + ",".join(detectors),
                       VITMON_WINDOWS__SIZE_S=str(WINDOW_MS // 1000),
                       VITMON_WINDOWS__ALLOWED_LATENESS_S="0",
                       VITMON_SLICES__ATTRIBUTES='["camera_id"]',
                       # One embedding copy per event per slice: all + its camera only.
                       VITMON_DETECTORS__SLICE_DIMENSIONS='{"embedding_drift": ["camera_id"]}',
-                      VITMON_DETECTORS__ALPHA=str(ALPHA), VITMON_ALERTS__RULES="[]")
+                      VITMON_DETECTORS__ALPHA=str(ALPHA), VITMON_ALERTS__RULES="[]", **env_extra)
     # A 500-row embedding sample (not 2,000): the reference features are computed per evaluation.
     done = run_cli(env, "reference", "capture", "--model", MODEL, "--version", VERSION,
                    "--file", str(reference), "--embedding-sample", "500", timeout=300)
@@ -160,3 +162,44 @@ def test_gradual_drift_delay_to_first_detection(broker, topic_names, db_url_fact
                        and r.window_start_ms < end
                        for r in main_findings(db_url, det) if r.slice == "all")}
     assert detected == {"feature_drift", "embedding_drift"}
+
+
+def test_a_slice_without_a_reference_warms_one_up_from_its_first_window(
+        broker, topic_names, db_url_factory, tmp_path, reference_file):
+    """``slices.warm_up_events`` (issue 12): cam-01 is left out of the captured reference, so it
+    has no sub-profile of its own; its first window with enough events becomes one (that window
+    says no_reference), its later windows get verdicts against it, and the captured cameras'
+    sub-profiles are left alone."""
+    reference = tmp_path / "reference-without-cam-01.jsonl"
+    with reference.open("w") as out:
+        for line in reference_file.read_text().splitlines():
+            envelope = json.loads(line)
+            if envelope["topic"] == "vit.predictions" and \
+                    json.loads(envelope["value"])["attrs"]["camera_id"] == "cam-01":
+                continue
+            out.write(line + "\n")
+    scenario, _ = simulate(tmp_path, "steady", rate=4, duration=10 * WINDOW_MS // 1000)
+    db_url = run_scenario(broker, topic_names, db_url_factory, tmp_path, reference, scenario,
+                          ("feature_drift",), VITMON_SLICES__WARM_UP_EVENTS="30")
+    rows = [r for r in main_findings(db_url, "feature_drift") if r.slice == "camera_id=cam-01"]
+    statuses = [r.status for r in rows]
+    print(f"\ncam-01 feature_drift by window: {statuses}")
+    first_tested = next(i for i, r in enumerate(rows) if r.status in ("ok", "warn", "alert"))
+    assert first_tested >= 1 and rows[first_tested - 1].status == "no_reference"
+    assert all(r.status in ("ok", "warn", "alert") for r in rows[first_tested:])
+    assert len(rows) - first_tested >= 5
+    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            profile = references.active(conn, MODEL, VERSION).profile
+    finally:
+        engine.dispose()
+    own = profile["slices"]["camera_id=cam-01"]
+    assert {"numeric", "categorical"} <= set(own) and "prediction" not in own
+    warm_n = own["n_events"]
+    assert 30 <= warm_n < 4 * WINDOW_MS / 1000  # one window's events, not the reference's
+    # the captured cameras keep their own (captured, larger) sub-profiles
+    assert profile["slices"]["camera_id=cam-02"]["n_events"] > 500
+    others = [r for r in main_findings(db_url, "feature_drift")
+              if r.slice.startswith("camera_id=cam-0") and r.slice != "camera_id=cam-01"]
+    assert others and not [r for r in others if r.status == "no_reference"]

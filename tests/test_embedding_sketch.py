@@ -74,7 +74,7 @@ def test_sums_are_the_features_moments(gen, profile):
     state = observe(det, batch, profile)
     f = sk.features(batch.embedding, det.basis(context(profile).reference))
     mean, cov = sk.moments(state.n, state.total, state.outer)
-    assert f.shape[1] == 8 + 1 + 8 == state.total.size
+    assert f.shape[1] == 16 + 1 == state.total.size  # 16 principal axes + the log residual
     np.testing.assert_allclose(mean, f.mean(0), atol=2e-3)  # fixed point: 1/1024 resolution
     np.testing.assert_allclose(cov, np.cov(f.T), atol=2e-3)
 
@@ -139,6 +139,10 @@ def test_v1_state_and_other_reference_are_insufficient_not_a_crash(gen, profile)
     assert isinstance(legacy, EmbeddingDriftState) and legacy.sketch == 1
     main = det.evaluate(legacy, context(profile))[0]
     assert main.status is Status.INSUFFICIENT_DATA and "v1" in main.details["reason"]
+    v2 = det.loads(encode_value({"sketch": 2, "n": 400, "n_unprojected": 0,
+                                 "total": np.zeros(17, np.int64)}))  # 8 axes + RFF features
+    assert v2.sketch == 2 and v2.n == 0 and v2.n_unprojected == 400
+    assert "v2" in det.evaluate(v2, context(profile))[0].details["reason"]
     batch = gen.batch(np.random.default_rng(6), 300)
     fresh = observe(det, batch, profile)
     merged = det.merge(legacy, fresh)

@@ -190,6 +190,35 @@ def test_oncall_opens_on_incidents_with_infra_panels(app_env: dict) -> None:
     assert first.proto.expanded and cam.iloc[0]["cause"].split(" · ")[1] in first.label
 
 
+P_COLUMNS = ("p raw", "p corrected")
+
+
+@pytest.mark.parametrize(("page", "params", "how"), [
+    ("drift", {"slice": CAM, "detector": "feature_drift"},
+     ("Bonferroni over the configured slices", "alpha spending over the window's looks")),
+    ("versions", {"version": CANARY}, ("Holm over this comparison's metrics", "alpha spending")),
+    ("fairness", {}, ("Bonferroni over the audit's comparisons",)), ("slices", {}, ())])
+def test_every_p_value_says_raw_or_corrected_and_by_what(app_env: dict, page: str, params: dict,
+                                                         how: tuple[str, ...]) -> None:
+    """Issue 12: no bare "p"/"p_value" column anywhere; every table with p-values is followed
+    by a note saying which are raw and how the corrected ones were corrected."""
+    at = render(page, **params)
+    text = text_of(at)
+    p_tables = 0
+    for df in frames(at):
+        bare = [c for c in df.columns if str(c).lower() in ("p", "p_value", "p-value", "pvalue")
+                or str(c).lower().startswith(("p adj", "p_adj"))]
+        assert not bare, (page, list(df.columns))
+        p_tables += any(c in P_COLUMNS for c in df.columns)
+    if page in ("drift", "versions", "fairness"):
+        assert p_tables, f"the {page} page of the mixed scenario shows p-values"
+    if p_tables:
+        assert "**p corrected**" in text, text
+    for words in how:
+        assert words in text, (page, words)
+    assert not re.search(r"\bp = [\d.]", text)  # a bare "p = 0.01" in a verdict
+
+
 def test_drift_page_of_the_broken_camera_shows_thumbnails(app_env: dict) -> None:
     window = query(app_env["url"], "SELECT window_start_ms FROM findings WHERE slice = :s AND "
                    "model_version = :v AND detector = 'feature_drift' AND subject = '' AND "
@@ -345,6 +374,9 @@ def test_page_in_chromium(served: str, browser, page: str) -> None:
     assert "postgresql" not in body  # the sidebar no longer shows the database URL
     if page == "oncall":
         assert "GPU memory (MB)" in body and "Cold starts (share of events)" in body
+    if page == "drift":  # which p-values are raw, which corrected and by what (issue 12)
+        assert "p raw" in body and "p corrected" in body
+        assert "Bonferroni over the configured slices" in body and "alpha spending" in body
     if page == "drift":  # the broken camera's inputs, reference beside window, really loaded
         assert "Reference inputs" in body and "Window inputs" in body
         loaded = browser.execute_script(

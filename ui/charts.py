@@ -27,12 +27,12 @@ def _time_axis(title: str = "window start (UTC)") -> alt.X:
 
 
 def score_vs_threshold(df: pd.DataFrame, selected_ms: int | None = None) -> alt.LayerChart:
-    """Columns: time, score, threshold, status, p_value, n. Points coloured by status; the
+    """Columns: time, score, threshold, status, p_corrected, n. Points coloured by status; the
     threshold dashed; the selected window marked by a vertical rule."""
     base = alt.Chart(df).encode(_time_axis())
     tooltip = ["time:T", "status:N", alt.Tooltip("score:Q", format=".4g"),
-               alt.Tooltip("threshold:Q", format=".4g"), alt.Tooltip("p_value:Q", format=".3g"),
-               "n:Q"]
+               alt.Tooltip("threshold:Q", format=".4g"),
+               alt.Tooltip("p_corrected:Q", format=".3g", title="p corrected"), "n:Q"]
     layers = [
         base.mark_line(color="#546e7a").encode(y=alt.Y("score:Q", title="score")),
         base.mark_circle(size=60).encode(

@@ -45,6 +45,22 @@ def grid_counts(confidence: np.ndarray, weight: np.ndarray | None = None) -> np.
     return np.bincount(idx, weights=w, minlength=GRID).round().astype(np.int64)
 
 
+def group_grid_counts(confidence: np.ndarray, rows: np.ndarray, group: np.ndarray,
+                      n_groups: int) -> np.ndarray:
+    """:func:`grid_counts` of many groups in one ``bincount``: row ``rows[i]`` of
+    ``confidence`` counts in group ``group[i]``; int64 [n_groups, GRID].
+
+    >>> c = np.array([0.5, 0.9, np.nan])
+    >>> g = group_grid_counts(c, np.array([0, 1, 2, 0]), np.array([0, 0, 0, 1]), 2)
+    >>> bool((g[0] == grid_counts(c)).all()), bool((g[1] == grid_counts(c[:1])).all())
+    (True, True)
+    """
+    c = np.asarray(confidence, np.float64)[rows]
+    ok = np.isfinite(c)
+    idx = hist.bin_index(GRID_SPEC, c[ok]) + np.asarray(group, np.int64)[ok] * GRID
+    return np.bincount(idx, minlength=n_groups * GRID).reshape(n_groups, GRID).astype(np.int64)
+
+
 def isotonic(y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Weighted non-decreasing least-squares fit (pool adjacent violators).
 

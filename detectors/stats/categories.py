@@ -15,11 +15,12 @@ import numpy as np
 from detectors.stats.embeddings import event_hashes
 
 
-def _canonical(names: np.ndarray, counts: np.ndarray, other: int,
-               cap: int) -> tuple[tuple[str, ...], np.ndarray, int]:
+def _canonical(names: np.ndarray, counts: np.ndarray, other: int, cap: int,
+               hashes: np.ndarray | None = None) -> tuple[tuple[str, ...], np.ndarray, int]:
     keep = counts > 0
     names, counts = names[keep], counts[keep]
-    order = np.lexsort((names.astype(str), event_hashes(names)))
+    hashes = event_hashes(names) if hashes is None else hashes[keep]
+    order = np.lexsort((names.astype(str), hashes))
     names, counts = names[order], counts[order]
     other += int(counts[cap:].sum())
     return tuple(str(v) for v in names[:cap]), counts[:cap].astype(np.int64), other
@@ -43,6 +44,33 @@ def count(values: np.ndarray, cap: int) -> tuple[tuple[str, ...], np.ndarray, in
     strs = values[present(values)].astype(str)
     names, counts = np.unique(strs, return_counts=True)
     return _canonical(names.astype(object), counts.astype(np.int64), 0, cap)
+
+
+def codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(names, hashes, code)``: the distinct present values (as ``str``, sorted), their
+    ordering hashes, and each row's index into them (-1 where absent), so many groups of rows
+    are counted with ``bincount`` after one pass over the strings (:func:`count_codes`)."""
+    values = np.asarray(values, dtype=object)
+    ok = present(values)
+    code = np.full(len(values), -1, np.int64)
+    if not ok.any():
+        return np.zeros(0, dtype=object), np.zeros(0, np.uint64), code
+    names, inverse = np.unique(values[ok].astype(str), return_inverse=True)
+    code[ok] = inverse.ravel()
+    names = names.astype(object)
+    return names, event_hashes(names), code
+
+
+def count_codes(names: np.ndarray, hashes: np.ndarray, code: np.ndarray,
+                cap: int) -> tuple[tuple[str, ...], np.ndarray, int]:
+    """:func:`count` of the rows whose :func:`codes` are ``code`` (same sketch, no strings).
+
+    >>> names, hashes, code = codes(np.array(["a", "b", "a", None], dtype=object))
+    >>> count_codes(names, hashes, code[[0, 2, 3]], 10) == count(np.array(["a", "a", None]), 10)
+    True
+    """
+    counts = np.bincount(code[code >= 0], minlength=len(names)).astype(np.int64)
+    return _canonical(names, counts, 0, cap, hashes)
 
 
 def merge(a: tuple[tuple[str, ...], np.ndarray, int], b: tuple[tuple[str, ...], np.ndarray, int],

@@ -1,15 +1,14 @@
 """A kilobyte embedding sketch: features on the reference's principal axes, summed exactly.
 
-Each embedding ``x`` [d] becomes ``p = q + 1 + 2r`` features (embedding_drift's defaults q = 8,
-r = 4: 17):
+Each embedding ``x`` [d] becomes ``p = q + 1`` features (embedding_drift's default q = 16: 17):
 
 * ``z``: its coordinates on the reference's first ``q`` principal axes, whitened by the
   reference's variance along each axis (a shift of one reference SD on an axis is 1);
 * ``log rms residual``: the log root-mean-square of what those axes leave out, so a change
-  orthogonal to the reference's principal subspace (noise, a new direction) moves a feature;
-* ``cos(w'z), sin(w'z)`` for ``r`` random Fourier frequencies ``w ~ N(0, I/q)`` (Rahimi & Recht
-  2007): the means of these are a random-feature estimate of the Gaussian-kernel mean embedding,
-  so a change of shape or spread, not only of the mean, moves them.
+  orthogonal to the reference's principal subspace (noise, a new direction) moves a feature.
+
+(v2 also kept cos/sin of 4 random Fourier frequencies of ``z``; measured on bench/drift.py they
+added no power on any of its shifts and diluted the mean test, so v3 dropped them.)
 
 A window keeps ``n``, the sum of the features and the sum of their outer products, all in
 fixed point (int64, :data:`SCALE` = 2^10 per unit): adding two windows' sums is exact, so merge
@@ -17,7 +16,7 @@ is addition, associative and order-independent to the last bit. Features are cli
 +-:data:`CLIP` before quantising, which keeps one event's products below 2^37 and the sums far
 from overflow (2^26 events at the clip, ~10^12 at typical sizes).
 
-Pure numpy; the test of a window against the reference is :mod:`detectors.stats.hotelling`.
+Pure numpy; the test of a window against the reference is :mod:`detectors.stats.subspace`.
 """
 
 from __future__ import annotations
@@ -33,32 +32,41 @@ CLIP = 128.0  # |feature| bound before quantising, in feature units
 
 @dataclass(frozen=True, slots=True)
 class Basis:
-    """What observing needs from the reference: the principal axes and the random frequencies."""
+    """What observing needs from the reference: its mean and principal axes."""
 
     mean: np.ndarray  # float64 [d]
     axes: np.ndarray  # float64 [d, q], scaled by 1/sd so projections come out whitened
-    freqs: np.ndarray  # float64 [q, r]
-    fingerprint: int  # identifies (reference, q, r, seed); states of different ones never add
+    variance: np.ndarray  # float64 [q], the reference's variance along each axis
+    fingerprint: int  # identifies (reference, q, sketch format); other ones' sums never add
 
     @property
     def n_features(self) -> int:
-        return self.axes.shape[1] + 1 + 2 * self.freqs.shape[1]
+        return self.axes.shape[1] + 1
 
 
 def make_basis(pca_mean: np.ndarray, components: np.ndarray, variance: np.ndarray, q: int,
-               r: int, seed: int, identity: str) -> Basis:
+               identity: str) -> Basis:
     """A :class:`Basis` on the first ``q`` axes; ``identity`` names the reference (its id)."""
     q = int(min(q, components.shape[1]))
-    sd = np.sqrt(np.maximum(np.asarray(variance[:q], np.float64), 1e-12))
-    axes = np.asarray(components, np.float64)[:, :q] / sd
-    freqs = np.random.default_rng(seed).normal(0.0, 1.0 / np.sqrt(q), (q, r))
-    text = f"{identity}|q={q}|r={r}|seed={seed}|d={axes.shape[0]}".encode()
+    var = np.maximum(np.asarray(variance[:q], np.float64), 1e-12)
+    axes = np.asarray(components, np.float64)[:, :q] / np.sqrt(var)
+    text = f"{identity}|q={q}|v3|d={axes.shape[0]}".encode()
     fp = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
-    return Basis(np.asarray(pca_mean, np.float64), axes, freqs, fp)
+    return Basis(np.asarray(pca_mean, np.float64), axes, var, fp)
 
 
 def features(x: np.ndarray, basis: Basis) -> np.ndarray:
-    """float64 [n, p] sketch features of embeddings ``x`` [n, d] (see module docstring)."""
+    """float64 [n, p] sketch features of embeddings ``x`` [n, d] (see module docstring), in
+    chunks of :data:`CHUNK` rows (cache-sized: half the time of one pass over a large batch)."""
+    if len(x) <= CHUNK:
+        return _features(x, basis)
+    return np.concatenate([_features(x[i:i + CHUNK], basis) for i in range(0, len(x), CHUNK)])
+
+
+CHUNK = 512
+
+
+def _features(x: np.ndarray, basis: Basis) -> np.ndarray:
     # float64: a row's features must not depend on the batch it came in (BLAS kernels round
     # float32 differently by shape), so that observe(a + b) == merge(observe(a), observe(b)).
     centred = np.asarray(x, np.float64) - basis.mean
@@ -68,8 +76,7 @@ def features(x: np.ndarray, basis: Basis) -> np.ndarray:
     inv_len2 = 1.0 / np.square(basis.axes.astype(np.float64)).sum(0)
     resid = np.maximum(np.einsum("nd,nd->n", centred, centred) - (z * z) @ inv_len2, 0.0)
     log_rms = 0.5 * np.log(resid / centred.shape[1] + 1e-12)
-    wz = z @ basis.freqs
-    return np.column_stack([z, log_rms, np.cos(wz), np.sin(wz)])
+    return np.column_stack([z, log_rms])
 
 
 def quantise(f: np.ndarray) -> np.ndarray:
@@ -88,6 +95,36 @@ def sums(fq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Exact in int64: entries < 2^17 so each product < 2^34; einsum over rows stays integral.
     outer = np.einsum("ni,nj->ij", fq, fq)
     return fq.sum(0), outer[iu, ju]
+
+
+def group_sums(fq: np.ndarray, rows: np.ndarray,
+               starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sums` of many groups at once: group ``g`` is ``fq[rows[starts[g]:starts[g+1]]]``
+    (``monitor.contract.group_offsets``); returns ``(sums [G, p], outer sums [G, p(p+1)/2])``,
+    row ``g`` equal to ``sums(fq[that group])``.
+
+    The outer products go through float64 BLAS: every entry is an integer below 2^17, each
+    product below 2^34, so any partial sum of up to 2^19 rows is an integer below 2^53 and
+    exact in float64, whatever order the kernel adds in (larger groups use :func:`sums`)."""
+    p = fq.shape[1]
+    iu, ju = triu(p)
+    totals = np.zeros((len(starts), p), np.int64)
+    outers = np.zeros((len(starts), len(iu)), np.int64)
+    if len(starts) == 0:
+        return totals, outers
+    totals[:] = np.add.reduceat(fq[rows], starts, axis=0)
+    ff = fq.astype(np.float64)
+    ends = np.r_[starts[1:], len(rows)]
+    for g, (lo, hi) in enumerate(zip(starts.tolist(), ends.tolist())):
+        if hi - lo > _EXACT_ROWS:
+            outers[g] = sums(fq[rows[lo:hi]])[1]
+            continue
+        part = ff[rows[lo:hi]]
+        outers[g] = (part.T @ part)[iu, ju].astype(np.int64)
+    return totals, outers
+
+
+_EXACT_ROWS = 1 << 19  # rows whose float64 product sums stay exact (see group_sums)
 
 
 def moments(n: int, total: np.ndarray, outer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

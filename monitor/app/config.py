@@ -92,6 +92,11 @@ class SliceSettings(Section):
     allow: Mapping[str, tuple[str, ...]] = Field(default_factory=dict)
     #: Below this many events a slice reports "insufficient data".
     min_samples: int = Field(30, ge=1)
+    #: Slice reference warm-up: a slice whose version has a reference but no sub-profile of
+    #: its own takes its first window with at least this many events as one (for detectors
+    #: that can build it from a window: ``feature_drift``); 0 = off, the slice stays
+    #: ``no_reference`` until a reference is captured with it.
+    warm_up_events: int = Field(0, ge=0)
 
 
 class DetectorSettings(Section):

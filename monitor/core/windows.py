@@ -18,6 +18,7 @@ from monitor.contract import (
     AdmittedGroups,
     Batch,
     Detector,
+    GroupObserver,
     Reference,
     ReferenceObserver,
     StateKey,
@@ -140,34 +141,70 @@ class WindowAssigner:
                 clock: Clock | None = None) -> None:
         """Fold ``batch`` (one model; ``labels`` from :meth:`slice_labels`) into ``deltas``.
 
-        A :class:`~monitor.contract.ReferenceObserver` observes against
-        ``references(model, version)`` (None without a source). ``clock`` times slicing and
-        each detector's observe."""
+        A :class:`~monitor.contract.GroupObserver` gets every group of a version in one call;
+        the others are called per group. A :class:`~monitor.contract.ReferenceObserver`
+        observes against ``references(model, version)`` (None without a source). ``clock``
+        times slicing and each detector's observe."""
         if len(batch) == 0:
             return
         clock = clock or StageClock()
         model = str(batch.model[0])
         with clock("slicing"):
             groups = self.groups(batch, labels)
+            by_version: dict[str, list[Group]] = {}
+            for g in groups:
+                by_version.setdefault(g.version, []).append(g)
         for det in self.detectors:
             allowed = self.detector_dims.get(det.name)
             stage = f"observe:{det.name}"
+            kind = _ability(det)
             with clock(stage):
                 thin = _thin(batch, det)
-            for g in groups:
-                if allowed is not None and g.dim is not None and g.dim not in allowed:
+            for version, vgroups in by_version.items():
+                mine = [g for g in vgroups
+                        if allowed is None or g.dim is None or g.dim in allowed]
+                if not mine:
                     continue
-                with clock(stage):  # per group: a stopping checkpoint gives up between groups
-                    key = WindowKey(det.name, model, g.version, g.slice, g.start)
-                    sub = thin if len(g.rows) == len(batch) else thin.take(g.rows)
-                    prev = deltas.states.get(key)
-                    prev = det.empty() if prev is None else prev
-                    if isinstance(det, ReferenceObserver):
-                        ref = references(model, g.version) if references is not None else None
-                        deltas.states[key] = det.observe_with_reference(prev, sub, ref)
-                    else:
-                        deltas.states[key] = det.observe(prev, sub)
+                ref = None
+                if kind != _PLAIN and references is not None:
+                    ref = references(model, version)
+                keys = [WindowKey(det.name, model, version, g.slice, g.start) for g in mine]
+                if kind == _GROUPS:
+                    with clock(stage):  # a stopping checkpoint gives up between detectors
+                        prev = [deltas.states.get(k) for k in keys]
+                        prev = [det.empty() if p is None else p for p in prev]
+                        new = det.observe_groups(prev, thin, [g.rows for g in mine], ref)
+                        deltas.states.update(zip(keys, new, strict=True))
+                else:
+                    self._observe_each(det, kind, keys, mine, batch, thin, ref, deltas, clock,
+                                       stage)
+                for key, g in zip(keys, mine, strict=True):
                     deltas.counts[key] = deltas.counts.get(key, 0) + len(g.rows)
+
+    @staticmethod
+    def _observe_each(det: Detector, kind: int, keys: list[WindowKey], groups: list[Group],
+                      batch: Batch, thin: Batch, ref: Reference | None, deltas: Deltas,
+                      clock: Clock, stage: str) -> None:
+        """A detector without :class:`~monitor.contract.GroupObserver`: one call per group."""
+        for key, g in zip(keys, groups, strict=True):
+            with clock(stage):  # per group: a stopping checkpoint gives up between groups
+                sub = thin if len(g.rows) == len(batch) else thin.take(g.rows)
+                prev = deltas.states.get(key)
+                prev = det.empty() if prev is None else prev
+                if kind == _REFERENCE:
+                    deltas.states[key] = det.observe_with_reference(prev, sub, ref)
+                else:
+                    deltas.states[key] = det.observe(prev, sub)
+
+
+_PLAIN, _REFERENCE, _GROUPS = 0, 1, 2
+
+
+def _ability(det: Detector) -> int:
+    """How the core observes ``det`` (a runtime Protocol check is slow: done once per batch)."""
+    if isinstance(det, GroupObserver):
+        return _GROUPS
+    return _REFERENCE if isinstance(det, ReferenceObserver) else _PLAIN
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,11 @@
 horizon passes. Compact: attributes and slices are ``int[]`` of :mod:`monitor.store.terms` ids,
 not JSONB and text. Partitioned by event time (one partition per UTC day, created on demand), so
 retention is a ``DROP`` of old partitions (:func:`drop_partitions_before`), never a long DELETE.
-The primary key ``(event_id, ts_ms)`` makes a duplicate count once, across restarts and
-processes (a re-sent event carries its original ``ts``)."""
+An ``event_id`` is stored once: a re-sent event is a duplicate whether it carries its
+original ``ts`` (the primary key ``(event_id, ts_ms)``) or a new one (:func:`insert_new` looks
+the id up in every partition first), across restarts and processes. Two copies with different
+``ts`` checkpointed by two processes at the same moment would both be stored; producers key by
+``event_id``, so copies share a partition and one process reads both."""
 
 from __future__ import annotations
 
@@ -38,16 +41,28 @@ def ensure_partitions(conn: Connection, ts_ms: Sequence[np.ndarray]) -> list[str
     shared), so call it once per checkpoint, before inserting."""
     days = sorted({int(d) for t in ts_ms if len(t) for d in np.unique(t // DAY_MS)})
     names = {partition_name(d * DAY_MS): d * DAY_MS for d in days}
-    have = {r[0] for r in conn.execute(text(
-        "SELECT relname FROM pg_class WHERE relname = ANY(:n)"), {"n": list(names)}).all()}
-    missing = [n for n in names if n not in have]
+    missing = _missing(conn, names)
     conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)" if not missing else
                       "SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
+    if not missing:
+        # Checked again under the lock: retention (this process's or another's) may have
+        # dropped one between the look and the lock. Then create it under the exclusive lock
+        # (two upgrading at once deadlock: PostgreSQL aborts one, a transient error retried).
+        missing = _missing(conn, names)
+        if missing:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
     for name in missing:
         lo = names[name]
         conn.execute(text(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF predictions "
                           f"FOR VALUES FROM ({lo}) TO ({lo + DAY_MS})"))
     return missing
+
+
+def _missing(conn: Connection, names: Iterable[str]) -> list[str]:
+    names = list(names)
+    have = {r[0] for r in conn.execute(text(
+        "SELECT relname FROM pg_class WHERE relname = ANY(:n)"), {"n": names}).all()}
+    return [n for n in names if n not in have]
 
 
 def drop_partitions_before(conn: Connection, cutoff_ms: int) -> list[str]:
@@ -73,10 +88,10 @@ def partitions(conn: Connection) -> list[str]:
 
 def insert_new(conn: Connection, batch: Batch, window_starts: np.ndarray,
                slice_names: Sequence[np.ndarray], terms: Terms) -> np.ndarray:
-    """COPY ``batch`` into a temp table, insert the rows whose ``(event_id, ts_ms)`` is new, and
-    return a mask of the rows inserted. ``slice_names``: per slice dimension, each event's slice
-    name (every event is also in ``all``); ``batch.extras`` carries ``_partition`` and
-    ``_offset``. Call :func:`ensure_partitions` first."""
+    """COPY ``batch`` into a temp table, insert the rows whose ``event_id`` is not stored yet
+    (with any ``ts``), and return a mask of the rows inserted. ``slice_names``: per slice
+    dimension, each event's slice name (every event is also in ``all``); ``batch.extras``
+    carries ``_partition`` and ``_offset``. Call :func:`ensure_partitions` first."""
     n = len(batch)
     if n == 0:
         return np.zeros(0, dtype=bool)
@@ -85,26 +100,56 @@ def insert_new(conn: Connection, batch: Batch, window_starts: np.ndarray,
     uri = batch.extras.get("sample_uri", none)
     part, off = batch.extras["_partition"], batch.extras["_offset"]
     conf = batch.confidence.astype(np.float64)
-    conf_col = np.where(np.isnan(conf), None, conf).tolist()
-    slice_ids = _id_rows(conn, terms, [np.full(n, "all", dtype=object), *slice_names], n)
-    attr_ids = _id_rows(conn, terms, [_attr_terms(k, v) for k, v in sorted(batch.attrs.items())],
-                       n)
-    rows = zip(batch.event_id.tolist(), batch.ts_ms.tolist(), batch.model.tolist(),
-               batch.model_version.tolist(), window_starts.tolist(), batch.pred.tolist(),
-               conf_col, batch.is_error.tolist(), batch.latency_ms.tolist(), slice_ids, attr_ids,
-               sha.tolist(), uri.tolist(), part.tolist(), off.tolist())
+    conf_col = [r"\N" if c != c else repr(c) for c in conf.tolist()]
+    slice_ids = _id_arrays(conn, terms, [np.full(n, "all", dtype=object), *slice_names], n)
+    attr_ids = _id_arrays(conn, terms,
+                          [_attr_terms(k, v) for k, v in sorted(batch.attrs.items())], n)
+    columns = (_text(batch.event_id), _ints(batch.ts_ms), _text(batch.model),
+               _text(batch.model_version), _ints(window_starts), _ints(batch.pred), conf_col,
+               ["t" if e else "f" for e in batch.is_error.tolist()],
+               [repr(x) for x in batch.latency_ms.tolist()], slice_ids, attr_ids, _text(sha),
+               _text(uri), _ints(part), _ints(off))
+    # One COPY of the whole batch, formatted here as COPY text (what psycopg's per-value
+    # dumpers cost ~25 us a row for: the int[] columns above all).
+    data = "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
     raw = conn.connection.dbapi_connection
     with raw.cursor() as cur:
         cur.execute("CREATE TEMP TABLE IF NOT EXISTS tmp_predictions "
                     "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
         with cur.copy(f"COPY tmp_predictions ({_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            copy.write(data.encode())
         cur.execute(f"INSERT INTO predictions ({_COLUMNS}) SELECT {_COLUMNS} "
-                    "FROM tmp_predictions ON CONFLICT (event_id, ts_ms) DO NOTHING "
+                    "FROM tmp_predictions t WHERE NOT EXISTS (SELECT 1 FROM predictions p "
+                    "WHERE p.event_id = t.event_id) ON CONFLICT (event_id, ts_ms) DO NOTHING "
                     "RETURNING event_id")
         inserted = {r[0] for r in cur.fetchall()}
+    if len(inserted) == n:
+        return np.ones(n, dtype=bool)
     return np.fromiter((e in inserted for e in batch.event_id), dtype=bool, count=n)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(column: np.ndarray) -> list[str]:
+    """A text column in COPY text format: None as ``\\N``, backslash, tab, newline and CR
+    escaped (only scanned for once per column: they are rare)."""
+    values = column.tolist()
+    if None in values:
+        values = [r"\N" if v is None else str(v) for v in values]
+    else:
+        values = [v if type(v) is str else str(v) for v in values]
+    joined = "".join(values)
+    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+        # a literal \N string stays distinct from NULL once its backslash is escaped
+        nulls = [v is None for v in column.tolist()]
+        values = [r"\N" if null else v.translate(_ESCAPES) for v, null in zip(values, nulls,
+                                                                                strict=True)]
+    return values
+
+
+def _ints(column: np.ndarray) -> list[str]:
+    return list(map(str, np.asarray(column).tolist()))
 
 
 def _attr_terms(name: str, column: np.ndarray) -> np.ndarray:
@@ -116,11 +161,11 @@ def _attr_terms(name: str, column: np.ndarray) -> np.ndarray:
     return out
 
 
-def _id_rows(conn: Connection, terms: Terms, columns: Sequence[np.ndarray],
-             n: int) -> list[list[int]]:
-    """Per row, the ids of its non-None terms across ``columns`` (vectorised per column)."""
+def _id_arrays(conn: Connection, terms: Terms, columns: Sequence[np.ndarray], n: int) -> list[str]:
+    """Per row, the ids of its non-None terms across ``columns`` as a PostgreSQL array literal
+    (``{3,17}``), ids found per distinct term (vectorised per column)."""
     if not columns:
-        return [[] for _ in range(n)]
+        return ["{}"] * n
     matrix = np.full((n, len(columns)), -1, dtype=np.int64)
     for j, col in enumerate(columns):
         present = ~np.equal(col, None)
@@ -130,16 +175,18 @@ def _id_rows(conn: Connection, terms: Terms, columns: Sequence[np.ndarray],
         ids = terms.ids(conn, uniq.tolist())
         matrix[present, j] = np.array([ids[u] for u in uniq.tolist()], dtype=np.int64)[inverse]
     if (matrix >= 0).all():
-        return matrix.tolist()
-    return [[i for i in row if i >= 0] for row in matrix.tolist()]
+        return ["{" + ",".join(map(str, row)) + "}" for row in matrix.tolist()]
+    return ["{" + ",".join(str(i) for i in row if i >= 0) + "}" for row in matrix.tolist()]
 
 
 def join_rows(conn: Connection, event_ids: Iterable[str], terms: Terms) -> list[dict[str, Any]]:
     """The stored predictions of ``event_ids`` with what the label join needs: ``slices``
-    (names) and ``attrs`` (a dict), decoded from their ids."""
+    (names) and ``attrs`` (a dict), decoded from their ids; one row per event (the earliest,
+    should a copy with another ``ts`` have been stored before ids were deduplicated)."""
     rows = conn.execute(text(
-        "SELECT event_id, model, model_version, ts_ms, window_start_ms, pred, confidence, "
-        "is_error, slice_ids, attr_ids FROM predictions WHERE event_id = ANY(:ids)"),
+        "SELECT DISTINCT ON (event_id) event_id, model, model_version, ts_ms, window_start_ms, "
+        "pred, confidence, is_error, slice_ids, attr_ids FROM predictions "
+        "WHERE event_id = ANY(:ids) ORDER BY event_id, ts_ms"),
         {"ids": list(event_ids)}).all()
     slices = terms.slices(conn, [r.slice_ids for r in rows])
     attrs = terms.attrs(conn, [r.attr_ids for r in rows])

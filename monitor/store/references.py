@@ -70,6 +70,29 @@ def active(conn: Connection, model: str, version: str) -> Reference | None:
     return load(conn, r.id) if r else None
 
 
+def add_slice_profile(conn: Connection, reference_id: int, slice_name: str,
+                      entry: Mapping[str, Any]) -> Reference | None:
+    """Add ``entry``'s keys to the sub-profile ``slices.<slice_name>`` of reference
+    ``reference_id``, in place (same id: what was built on the reference stays valid), unless
+    the slice already has them. Locks the row, so concurrent warm-ups of other slices are not
+    lost. Returns the updated reference, or None when nothing was added."""
+    r = conn.execute(text("SELECT id, model, model_version, profile FROM reference_profiles "
+                          "WHERE id = :i FOR UPDATE"), {"i": reference_id}).one_or_none()
+    if r is None:
+        return None
+    profile = dict(decode_value(zlib.decompress(r.profile)))
+    slices = dict(profile.get("slices") or {})
+    own = dict(slices.get(slice_name) or {})
+    if set(entry) - {"n_events"} <= set(own):
+        return None
+    own.update({k: v for k, v in entry.items() if k not in own})
+    slices[slice_name] = own
+    profile["slices"] = slices
+    conn.execute(text("UPDATE reference_profiles SET profile = :p WHERE id = :i"),
+                 {"p": zlib.compress(encode_value(profile), 1), "i": reference_id})
+    return Reference(r.model, r.model_version, r.id, profile)
+
+
 class CachedReferenceLookup:
     """Active reference per (model, version), falling back to the baseline version's.
     Cached per process; ``vitmon reference activate`` takes effect on restart or after
@@ -83,6 +106,13 @@ class CachedReferenceLookup:
 
     def tick(self) -> None:
         self._tick += 1
+
+    def forget(self, model: str, version: str) -> None:
+        """Drop cached entries that may hold ``(model, version)``'s reference (it changed)."""
+        for key in [k for k, (_, ref) in self._cache.items()
+                    if k == (model, version) or (ref is not None and
+                                                 (ref.model, ref.model_version) == (model, version))]:
+            del self._cache[key]
 
     def __call__(self, conn: Connection, model: str, version: str) -> Reference | None:
         hit = self._cache.get((model, version))

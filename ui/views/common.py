@@ -86,12 +86,34 @@ def findings_frame(points: Sequence[FindingPoint], ctx: Context) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-#: Which p-values are which (issue 12): a headline finding's p-value is corrected for every test
-#: of its family (features/classes, Holm or Bonferroni) and the configured slices, and is compared
-#: with alpha directly; a sub-test's own p-value is raw, its corrected one is beside it.
-P_CORRECTED_HELP = ("corrected: multiple-testing adjusted over the detector's tests and the "
-                    "configured slices; compare with alpha directly")
+#: Which p-values are which (issue 12): every p-value the UI shows is labelled "p raw" or
+#: "p corrected", and each table or figure with one says by what it was corrected. A drift
+#: detector's p-value (detectors/_verdict.py) is corrected three times: inside its family of
+#: tests (features, classes; the detector's ``correction``: Benjamini-Hochberg, Holm or
+#: Bonferroni), Bonferroni over the configured slices, and alpha spending over the window's looks
+#: (0.9 alpha at the first evaluation, 0.1 alpha / 2^k at re-evaluation k); it is compared with
+#: alpha directly. Version comparisons, the fairness audit and worst-slice discovery correct
+#: differently: their pages say how (VERSIONS_P_NOTE, FAIRNESS_P_NOTE, DISCOVERY_P_NOTE).
+P_CORRECTED_HELP = ("corrected: inside the detector's family of tests (Benjamini–Hochberg, Holm "
+                    "or Bonferroni over its features or classes), Bonferroni over the configured "
+                    "slices, and alpha spending over the window's looks (0.9 α at the first "
+                    "evaluation, 0.1 α / 2^k at re-evaluation k); compare with α directly")
 P_RAW_HELP = "raw: this one test's p-value, before any multiple-testing correction"
+P_NOTE = ("**p raw**: one test's own p-value, before any correction. **p corrected**: "
+          "adjusted inside the detector's family of tests (Benjamini–Hochberg, Holm or "
+          "Bonferroni over its features or classes), Bonferroni over the configured slices, and "
+          "alpha spending over the window's looks (0.9 α at the first evaluation, 0.1 α / 2^k "
+          "at re-evaluation k); compared with α directly. Exceptions: a version comparison's "
+          "(`version_health`) is Holm over its metrics only, compared with α spent on the look "
+          "÷ slices; a fairness finding's is Bonferroni over its comparisons and the slices.")
+VERSIONS_P_NOTE = ("**p raw**: one metric's own test (Fisher's exact test for error rate and "
+                   "accuracy). **p corrected**: Holm over this comparison's metrics; it is "
+                   "compared with the α this look may spend (alpha spending over looks) divided "
+                   "by the configured slices (Bonferroni)")
+FAIRNESS_P_NOTE = ("**p corrected**: Bonferroni over the audit's comparisons (groups × "
+                   "metrics) and the configured slices; compared with α directly.")
+DISCOVERY_P_NOTE = ("**p corrected**: Benjamini–Hochberg over every attribute combination the "
+                    "discovery tested.")
 LINK_COLUMN = st.column_config.LinkColumn("open", display_text="open", width="small")
 NUMBER_COLUMNS = {"score": st.column_config.NumberColumn(format="%.4g"),
                   "threshold": st.column_config.NumberColumn(format="%.4g"),
@@ -100,11 +122,14 @@ NUMBER_COLUMNS = {"score": st.column_config.NumberColumn(format="%.4g"),
                   "p raw": st.column_config.NumberColumn(format="%.2e", help=P_RAW_HELP)}
 
 
-def table(df: pd.DataFrame, **columns: object) -> None:
-    """``st.dataframe`` with the shared column formats, no index, full width."""
+def table(df: pd.DataFrame, p_note: str = P_NOTE, **columns: object) -> None:
+    """``st.dataframe`` with the shared column formats, no index, full width; a table with
+    p-values is followed by ``p_note``, saying which are raw and how the others are corrected."""
     config = {"open": LINK_COLUMN, **NUMBER_COLUMNS, **columns}
     st.dataframe(df, hide_index=True, width="stretch",
                  column_config={k: v for k, v in config.items() if k in df.columns})
+    if {"p raw", "p corrected"} & set(df.columns):
+        st.caption(p_note)
 
 
 def findings_in_alert(ctx: Context, incidents: Sequence[FindingPoint], limit: int, note: str) -> None:

@@ -101,7 +101,7 @@ def render(ctx: Context) -> None:
 
 def _frame(points: tuple[qf.FindingPoint, ...]) -> pd.DataFrame:
     df = pd.DataFrame([{"time": p.window_start_ms, "score": p.score, "threshold": p.threshold,
-                        "status": p.status, "p_value": p.p_value, "n": p.n} for p in points])
+                        "status": p.status, "p_corrected": p.p_value, "n": p.n} for p in points])
     df["time"] = charts.to_time(df["time"])
     return df
 
@@ -122,7 +122,7 @@ def _pick_window(ctx: Context, points: tuple[qf.FindingPoint, ...]) -> qf.Findin
 def _verdict(detector: str, points: tuple[qf.FindingPoint, ...], window: qf.FindingPoint) -> None:
     w = window
     figures = (f"score **{num(w.score, '.4g')}** vs threshold **{num(w.threshold, '.4g')}**, "
-               f"p = {num(w.p_value, '.2g')}, n = {w.n:,} ({w.test})")
+               f"p corrected = {num(w.p_value, '.2g')}, n = {w.n:,} ({w.test})")
     run = alert_run(points, w.window_start_ms)
     if run is not None:
         until = ("still in alert" if run.cleared_ms is None
@@ -133,6 +133,7 @@ def _verdict(detector: str, points: tuple[qf.FindingPoint, ...], window: qf.Find
     else:
         st.success(f"{detector}: selected window {common.STATUS_ICON.get(w.status, w.status)}: "
                    f"{figures}. Newest window: {common.STATUS_ICON.get(points[-1].status)}.")
+    st.caption(common.P_NOTE)  # also for the window's tables below (drill: p_note="")
 
 
 def _window(ctx: Context, window: qf.FindingPoint) -> None:

@@ -60,7 +60,7 @@ def features(detail: qf.FindingDetail) -> None:
         "p raw": r.get("p_value"), "p corrected": r.get("p_adjusted"), "PSI": r.get("psi"),
         "JS": r.get("js"), "Wasserstein/σ": r.get("wasserstein_norm"), "n": r.get("n"),
         "n ref": r.get("n_ref")} for r in rows])
-    common.table(df, **{c: st.column_config.NumberColumn(format="%.3g")
+    common.table(df, "", **{c: st.column_config.NumberColumn(format="%.3g")
                         for c in ("statistic", "PSI", "JS", "Wasserstein/σ")})
     hists = d.get("histograms") or {}
     names = [f for f in top if f in hists][:MAX_HISTOGRAMS]
@@ -85,20 +85,25 @@ def predictions(detail: qf.FindingDetail) -> None:
         common.table(pd.DataFrame([{
             "test": t.get("subject"), "kind": t.get("test"), "statistic": t.get("statistic"),
             "threshold": t.get("threshold"), "p raw": t.get("p_value"),
-            "p corrected": t.get("p_adjusted"), "rejected": t.get("rejected")} for t in tests]),
+            "p corrected": t.get("p_adjusted"), "rejected": t.get("rejected")} for t in tests]), "",
             **{"statistic": st.column_config.NumberColumn(format="%.3g")})
 
 
 def embeddings(detail: qf.FindingDetail) -> Sequence[str]:
-    """``embedding_drift``: Hotelling T² vs its threshold, the 2-D projection, and the event
-    ids the domain classifier found most unlike the reference (returned, for sample pointers)."""
+    """``embedding_drift``: its mean and residual statistics vs their thresholds, the 2-D
+    projection, and the event ids the domain classifier found most unlike the reference
+    (returned, for sample pointers)."""
     d = detail.details
     cols = st.columns(4)
-    cols[0].metric("Hotelling T²", common.num(d.get("t2"), ".3g"),
-                   help=f"threshold {common.num(d.get('t2_threshold'), '.3g')} at this slice's "
-                        f"level ({d.get('test', '?')})")
+    cols[0].metric("Mean shift (variance-weighted)", common.num(d.get("mean_stat"), ".3g"),
+                   help=f"threshold {common.num(d.get('mean_threshold'), '.3g')} at half this "
+                        f"slice's level ({d.get('test', '?')}); residual energy t "
+                        f"{common.num(d.get('residual_t'), '.3g')} (threshold "
+                        f"{common.num(d.get('residual_threshold'), '.3g')})")
     cols[1].metric("p corrected", common.num(detail.point.p_value, ".2g"),
-                   help=f"{common.P_CORRECTED_HELP}; raw (this slice's T² test): "
+                   help=f"{common.P_CORRECTED_HELP}; raw (this slice's test, Bonferroni of "
+                        f"mean {common.num(d.get('p_mean'), '.2g')} and residual "
+                        f"{common.num(d.get('p_residual'), '.2g')}): "
                         f"{common.num(d.get('p_value_raw'), '.2g')}")
     cols[2].metric("Centroid cosine distance", common.num(d.get("centroid_cosine_distance"),
                                                           ".3g"))

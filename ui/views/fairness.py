@@ -76,7 +76,9 @@ def render(ctx: Context) -> None:
     _exports(ctx, found)
     st.subheader("Groups against their reference group")
     if a.comparisons:
-        common.table(pd.DataFrame(comparison_rows(a.comparisons)))
+        common.table(pd.DataFrame(comparison_rows(a.comparisons)), common.FAIRNESS_P_NOTE,
+                     **{"p corrected": st.column_config.NumberColumn(
+                         format="%.2e", help=common.FAIRNESS_P_NOTE.replace("**", ""))})
     else:
         common.empty("No comparisons", f"No group reached {a.config.min_group_size} predictions.")
     st.subheader("Disparity summaries")
@@ -120,7 +122,7 @@ def _over_time(ctx: Context) -> None:
         common.empty("No evaluated windows", "Windows appear as event time passes their end.")
         return
     df = pd.DataFrame([{"time": q.window_start_ms, "score": q.score, "threshold": q.threshold,
-                        "status": q.status, "p_value": q.p_value, "n": q.n} for q in points])
+                        "status": q.status, "p_corrected": q.p_value, "n": q.n} for q in points])
     df["time"] = charts.to_time(df["time"])
     st.altair_chart(charts.score_vs_threshold(df), width="stretch")
     alerting = [q for q in points if q.status == "alert"]

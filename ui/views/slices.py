@@ -116,7 +116,9 @@ def _worst(ctx: Context, groups: tuple[ql.GroupCounts, ...], min_n: int) -> None
         common.table(pd.DataFrame([{
             "rank": d.rank, "slice": d.slice, "labelled": d.n, "error rate": pct(d.error_rate),
             "95 % CI": f"{pct(d.error_rate_ci[0])} – {pct(d.error_rate_ci[1])}",
-            "overall": pct(d.overall_error_rate), "p adjusted": d.p_adjusted} for d in found]))
+            "overall": pct(d.overall_error_rate), "p corrected": d.p_adjusted} for d in found]),
+            common.DISCOVERY_P_NOTE, **{"p corrected": st.column_config.NumberColumn(
+                format="%.2e", help=common.DISCOVERY_P_NOTE.replace("**", ""))})
     else:
         st.caption("No worst-slice discovery in this range: run `vitmon slices discover --model "
                    f"{ctx.model} --version {ctx.version} --from T --to T` to search attribute "

@@ -103,8 +103,12 @@ def _verdicts(ctx: Context, pair: list[str]) -> None:
             "effect": t.get("effect"), "p raw": t.get("p_value"), "p corrected": t.get("p_adjusted"),
             "material": t.get("material"), "worse": t.get("worse")}
             for t in d.get("tests", ())]),
+            f"{common.VERSIONS_P_NOTE}: {common.num(d.get('alpha'), '.2g')} for this window's "
+            "look and slices.",
             **{c: st.column_config.NumberColumn(format="%.4g")
-               for c in ("canary", "baseline", "effect")})
+               for c in ("canary", "baseline", "effect")},
+            **{"p corrected": st.column_config.NumberColumn(
+                format="%.2e", help=common.VERSIONS_P_NOTE.replace("**", ""))})
     others = [(h, sub) for h, sub in verdicts if h.point.slice != ctx.slice]
     if others:
         with st.expander(f"Other slices ({len(others)})"):

@@ -441,12 +441,13 @@ class Checkpointer:
             if set(entry) - {"n_events"} <= set(own):
                 continue
             updated = references.add_slice_profile(conn, ref.reference_id, key.slice, entry)
-            if updated is None:
-                continue
-            refs.replace(updated)
+            # changed here, or already by another process: this process's cache is stale
             forget = getattr(self.references, "forget", None)
             if forget is not None:
                 forget(key.model, key.model_version)
+            if updated is None:
+                continue
+            refs.replace(updated)
             log.info("slice reference warmed up model=%s version=%s slice=%s detector=%s n=%d "
                      "window_start_ms=%d", key.model, key.model_version, key.slice,
                      key.detector, getattr(s.state, "n", 0), key.window_start_ms)

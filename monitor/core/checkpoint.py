@@ -54,6 +54,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import orjson
 from sqlalchemy import Connection
+from threadpoolctl import threadpool_limits
 
 from monitor.contract import (
     ALL_SLICE,
@@ -281,7 +282,11 @@ class Checkpointer:
         settled = (None if cp.evaluate_all and cp.read_to_end
                    else settled_until(now, cp.idle, self.labels_topic, self.label_settle_ms,
                                         self.lateness_ms))
-        with clock("evaluate"):
+        # One BLAS/OpenMP thread: evaluation's matrices are tiny (17 x 17 covariances, a
+        # 17-feature logistic regression), where a second thread only waits for the first; on a
+        # busy machine the spinning threads made embedding_drift's evaluation 4x slower in wall
+        # time (bench/evaluate.py --wall: 128 s with 2 threads, 32 s with 1).
+        with clock("evaluate"), threadpool_limits(limits=1):
             if self.label_decisions:
                 window_states.mark_labels_settled(conn, self.label_decisions, settled)
             result.findings, result.pending_evaluation = self._evaluate(

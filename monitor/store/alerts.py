@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, text
 
-#: pg_advisory_xact_lock key of the alert engine (:func:`lock_engine`).
-ENGINE_LOCK = 0x76_69_74_61_6C  # "vital"
+from monitor.store import locks
+
 OPEN = ("pending", "firing", "suppressed", "explained")
 #: Open but not delivered as firing: Alertmanager is told these ended (if they had fired).
 QUIET = ("suppressed", "explained")
@@ -60,7 +60,7 @@ def lock_engine(conn: Connection) -> None:
     open the same alert (or incident) at the same moment would both find none open and both
     insert it, and the second insert would fail on ``uq_alerts_open_fingerprint`` (23505).
     Under this lock the second waits, then finds the first's rows and steps them."""
-    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ENGINE_LOCK})
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": locks.ALERT_ENGINE})
 
 
 def load_open(conn: Connection, fingerprints: Sequence[str]) -> dict[str, Alert]:

@@ -8,11 +8,12 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-#: The label join's advisory locks: ``pg_advisory_xact_lock(JOIN_LOCK_CLASS, bucket)``, one per
-#: bucket of event ids (crc32 mod ``JOIN_BUCKETS``). Few enough that a checkpoint's locks fit
+from monitor.store import locks
+
+#: The label join's advisory locks: ``pg_advisory_xact_lock(locks.LABEL_JOIN_CLASS, bucket)``,
+#: one per bucket of event ids (crc32 mod ``JOIN_BUCKETS``). Few enough that a checkpoint's locks fit
 #: PostgreSQL's shared lock table (``max_locks_per_transaction`` x connections) beside other
 #: work; the two-int key space never meets the single-bigint locks of migrations and partitions.
-JOIN_LOCK_CLASS = 0x766A  # "vj"
 JOIN_BUCKETS = 256
 
 
@@ -44,7 +45,7 @@ def lock_join(conn: Connection, predicted: Iterable[str], labelled: Iterable[str
         "SELECT CASE WHEN x THEN pg_advisory_xact_lock(:c, k) "
         "ELSE pg_advisory_xact_lock_shared(:c, k) END "
         "FROM unnest(CAST(:k AS int[]), CAST(:x AS boolean[])) AS u(k, x)"),
-        {"c": JOIN_LOCK_CLASS, "k": keys, "x": [mode[k] for k in keys]}).all()
+        {"c": locks.LABEL_JOIN_CLASS, "k": keys, "x": [mode[k] for k in keys]}).all()
 
 
 def known(conn: Connection, event_ids: Sequence[str]) -> dict[str, int]:

@@ -19,12 +19,10 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from monitor.contract import Batch
+from monitor.store import locks
 from monitor.store.terms import Terms
 
 DAY_MS = 86_400_000
-#: pg_advisory_xact_lock key: shared by every checkpoint that inserts predictions, exclusive
-#: while creating or dropping partitions (a partition is never dropped under an insert).
-PARTITION_LOCK = 0x7669746D6F6E
 _COLUMNS = ("event_id, ts_ms, model, model_version, window_start_ms, pred, confidence, "
             "is_error, latency_ms, slice_ids, attr_ids, input_sha256, sample_uri, "
             "kafka_partition, kafka_offset")
@@ -43,14 +41,14 @@ def ensure_partitions(conn: Connection, ts_ms: Sequence[np.ndarray]) -> list[str
     names = {partition_name(d * DAY_MS): d * DAY_MS for d in days}
     missing = _missing(conn, names)
     conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)" if not missing else
-                      "SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
+                      "SELECT pg_advisory_xact_lock(:k)"), {"k": locks.PARTITION})
     if not missing:
         # Checked again under the lock: retention (this process's or another's) may have
         # dropped one between the look and the lock. Then create it under the exclusive lock
         # (two upgrading at once deadlock: PostgreSQL aborts one, a transient error retried).
         missing = _missing(conn, names)
         if missing:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": locks.PARTITION})
     for name in missing:
         lo = names[name]
         conn.execute(text(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF predictions "
@@ -73,7 +71,7 @@ def drop_partitions_before(conn: Connection, cutoff_ms: int) -> list[str]:
         "ORDER BY 1")).all()
     old = [r.relname for r in rows if (m := _BOUND.search(r.bound)) and int(m[1]) <= cutoff_ms]
     if old:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": locks.PARTITION})
         for name in old:
             conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
     return old

@@ -68,7 +68,8 @@ class Fairness(DataclassStateCodec):
     disparity is significantly beyond its practical threshold: its Bonferroni-simultaneous
     interval (over all comparisons and ``n_tests`` slices, at the share of ``alpha`` this look
     may spend: :func:`detectors._verdict.look_alpha`, since every label batch re-evaluates the
-    window) lies entirely outside
+    window; look 0, the 0.9 share, is taken once the window's labels have settled:
+    :class:`monitor.contract.LabelDecision`) lies entirely outside
     [``min_ratio``, 1/``min_ratio``] for a selection-rate ratio (the four-fifths rule) or beyond
     ``max_difference`` for an accuracy/TPR/FPR difference; significant (Fisher exact, corrected)
     but not surely beyond, it ``warn``s. Groups with fewer than ``min_group_size`` predictions
@@ -103,6 +104,9 @@ class Fairness(DataclassStateCodec):
     state_type: ClassVar[type] = FairnessState
     wide_columns: ClassVar[frozenset[str]] = frozenset({"attrs"})
     report_formats: ClassVar[tuple[str, ...]] = ("html", "csv")
+    #: Accuracy, TPR and FPR rest on labels: the decisive look waits for them to settle
+    #: (:class:`monitor.contract.LabelDecision`).
+    label_decision: ClassVar[bool] = True
 
     attributes: tuple[str, ...] = ()
     intersections: tuple[tuple[str, ...], ...] = ()
@@ -188,7 +192,8 @@ class Fairness(DataclassStateCodec):
             return (Finding(self.name, self.version, Status.INSUFFICIENT_DATA, test="summary",
                             details={"reason": "no protected attributes configured "
                                                "(fairness.attributes)"}),)
-        # Late labels re-evaluate the window: each look spends its share of alpha.
+        # Late labels re-evaluate the window: each look spends its share of alpha; look 0 (the
+        # 0.9 share) is the first once the window's labels settled (LabelDecision).
         result = self.audit(state, look_alpha(context.alpha, context.look), context.n_tests)
         by_group: dict[str, list[Comparison]] = {}
         for c in result.comparisons:

@@ -115,7 +115,9 @@ class Batch:
     """Columnar view of N decoded prediction events (one row per accepted, deduplicated event).
 
     Missing optional numbers are NaN, missing predictions are -1, missing strings are None.
-    ``embedding`` is float32 [N, D] (D fixed per model) with ``has_embedding`` marking real rows;
+    ``embedding`` is float32 [N, D] (D fixed per model), or float16 when every event of the batch
+    sent its embedding as base64 f16 (kept as sent: no conversion, half the memory; read it with
+    ``np.asarray(x, wanted_dtype)``), with ``has_embedding`` marking real rows;
     ``probs`` is float32 [N, C] with ``has_probs`` likewise. ``image`` and ``attrs`` map a field name
     to a length-N array (float64 for ``image``, object for ``attrs``).
     """
@@ -130,7 +132,7 @@ class Batch:
     confidence: np.ndarray  # float32, NaN where absent
     probs: np.ndarray  # float32 [N, C]; C == 0 when no event carries probs
     has_probs: np.ndarray  # bool
-    embedding: np.ndarray  # float32 [N, D]; D == 0 when no event carries an embedding
+    embedding: np.ndarray  # float32 or float16 [N, D]; D == 0 when no event carries one
     has_embedding: np.ndarray  # bool
     image: Mapping[str, np.ndarray] = field(default_factory=dict)
     attrs: Mapping[str, np.ndarray] = field(default_factory=dict)
@@ -216,7 +218,9 @@ class EvalContext:
         How many earlier evaluations of this same (detector, model, version, slice, window) there
         were: 0 the first time, then one more for each re-evaluation after late events or labels.
         A detector whose decision must keep its false-alarm guarantee over all looks (alpha
-        spending, a sequential test) uses it; a one-look test ignores it.
+        spending, a sequential test) uses it; a one-look test ignores it. For a
+        :class:`LabelDecision` detector, 0 is the first look after the window's labels settled
+        and every other look counts 1 + its earlier evaluations (each index is used once).
     """
 
     key: StateKey
@@ -288,6 +292,22 @@ class LabelObserver(Protocol):
     """Folds late ground truth (signed weights: +1 add, -1 retract) into a state."""
 
     def observe_labels(self, state: Any, labelled: LabelledBatch) -> Any: ...
+
+
+@runtime_checkable
+class LabelDecision(Protocol):
+    """A :class:`LabelObserver` whose decision rests on the window's labels (fairness), so its
+    decisive look waits for them. ``look`` 0 (the look that spends most of ``alpha``) is then
+    the first evaluation after the window's labels have settled -- the labels' event time (in
+    every labels partition) past the window's end + ``windows.label_settle_s``, or everything
+    read (``--exit-when-idle``) --
+    and every other evaluation, before or after it, is a provisional look ``k >= 1`` (``k`` =
+    1 + the earlier evaluations). Its findings carry ``details.labels_settled``. Otherwise the
+    first evaluation, at window close, is look 0: for a label-based test, with a fraction of
+    its labels, and its verdict on the final labels would depend on how many evaluations the
+    reading speed happened to allow."""
+
+    label_decision: ClassVar[bool]
 
 
 @runtime_checkable

@@ -74,6 +74,9 @@ def test_fairness_gap_is_reported_with_an_interval_excluding_zero(broker, topic_
     during = [r for r in rows if r.window_start_ms >= incident["start_ms"]]
     before = [r for r in rows if r.window_start_ms + 300_000 <= incident["start_ms"]]
     assert before and all(r.status != "alert" for r in before)
+    # Every verdict is the window's decisive look, taken on its settled labels (here: the flush
+    # that read everything), not a provisional one from however many checkpoints came first.
+    assert all(r.details["labels_settled"] for r in rows)
     # Per 5-minute window group B has 100-250 labelled predictions (labels trail the run), so
     # a 12-point gap is significant in most windows but surely beyond the 5-point threshold
     # only in some; the audit over the whole incident below is where it is unambiguous.

@@ -93,10 +93,12 @@ def build(settings: Settings, references: ReferenceLookup | None = None,
         ui_base_url=settings.ui.base_url)
     all_hooks = [*alerting.first, *hooks, *alerting.last]
     checkpointer = Checkpointer(assigner, settings.windows.allowed_lateness_s * 1000,
-                                settings.detectors.alpha, sl.min_samples, dims, references,
+                                settings.detectors.alpha, sl.min_samples, references,
                                 all_hooks, intake=intake,
                                 evaluate_budget_s=settings.checkpoint.evaluate_budget_s,
-                                warm_up_events=sl.warm_up_events)
+                                warm_up_events=sl.warm_up_events,
+                                labels_topic=settings.kafka.labels_topic,
+                                label_settle_ms=settings.windows.label_settle_s * 1000)
     tps = topic_partitions(settings)
     k = settings.kafka
     group = kafka.Group(k.group, k.session_timeout_s, k.heartbeat_interval_s,
@@ -111,7 +113,8 @@ def build(settings: Settings, references: ReferenceLookup | None = None,
                         checkpointer, metrics, tps,
                         after_commit=[h for h in all_hooks if isinstance(h, AfterCommitHook)]
                         + retention.hooks(engine, settings.retention,
-                                          settings.windows.allowed_lateness_s * 1000),
+                                          settings.windows.allowed_lateness_s * 1000,
+                                          labels_topic=k.labels_topic),
                         health=probes)
     log.info("monitor ready database=%s kafka=%s client=%s mode=%s", mask_url(url), k.bootstrap,
              k.client, f"group={k.group}" if k.use_group else "static partitions")

@@ -24,7 +24,7 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.core.retention import prune
 
     r = prune(engine(settings), settings.retention, settings.windows.allowed_lateness_s * 1000,
-              before_ms=args.before)
+              before_ms=args.before, labels_topic=settings.kafka.labels_topic)
     print(json.dumps({"cutoff_ms": r.cutoff_ms, "dropped": r.dropped, "deleted": r.deleted,
                       "batches": r.batches}))
     return 0

@@ -17,14 +17,21 @@
    checkpoint (:class:`CheckpointReferences`) and the same one step 6 evaluates against.
 5. Join labels with predictions, whichever came first: store labels (the last one wins) and
    fold each (prediction, label) change into the prediction's own window and slices (+1 for a
-   new label, -1/+1 for a replaced one) for detectors that observe labels.
+   new label, -1/+1 for a replaced one) for detectors that observe labels. Advisory locks on
+   the events' buckets (:func:`monitor.store.labels.lock_join`) make a label and its prediction
+   checkpointed by two processes at the same moment join exactly once.
 6. Evaluate windows the watermark has closed and that changed since their last evaluation,
    oldest first, whole windows until ``evaluate_budget_s`` is spent (the rest stay dirty for
-   the next checkpoint: :attr:`CheckpointResult.pending_evaluation`); then
+   the next checkpoint: :attr:`CheckpointResult.pending_evaluation`). The watermark is the
+   predictions'; the labels topic has its own (the labels' event time), and a
+   :class:`~monitor.contract.LabelDecision` detector's windows whose labels it has just
+   settled (``label_settle_ms`` past their end; at a flush, all of them) are marked changed,
+   so each gets its decisive look (:mod:`monitor.core.label_settle`), scheduled by event time; then
    the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
    and alert state.
-7. Persist learnt catalog entries and the slice-value sketches; lock the offset rows, check
-   them as in step 1 (compare-and-set), and store the new offsets.
+7. Persist the slice-value sketches; wait for the dead letters the intake decided to be
+   delivered (so a slow DLQ never holds the offset locks); lock the offset rows, check them as
+   in step 1 (compare-and-set), and store the new offsets.
 8. Commit. Only the caller, after this returns, updates metrics and sends alerts.
 
 This module orchestrates; every statement it runs is a function of :mod:`monitor.store`.
@@ -47,15 +54,24 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import orjson
 from sqlalchemy import Connection
+from threadpoolctl import threadpool_limits
 
-from monitor.contract import ALL_SLICE, Batch, Detector, EvalContext, Finding, Reference
+from monitor.contract import (
+    ALL_SLICE,
+    Batch,
+    Detector,
+    EvalContext,
+    Finding,
+    LabelDecision,
+    Reference,
+)
 from monitor.core.ingest.intake import Intake
 from monitor.core.label_join import LabelJoin
+from monitor.core.label_settle import NOTHING_SETTLED, look_index, settled_until
 from monitor.core.stages import StageClock
 from monitor.core.windows import Deltas, WindowAssigner, state_key, window_start
 from monitor.errors import CheckpointAbandoned, Fenced, OffsetRegression
 from monitor.store import (
-    catalog,
     ingest_counts,
     offsets,
     predictions,
@@ -63,13 +79,14 @@ from monitor.store import (
     rejected,
     window_states,
 )
+from monitor.store.findings import keep_only, labels_settled, upsert_findings
 from monitor.store.findings import revisions as finding_revisions
-from monitor.store.findings import upsert_findings
 from monitor.store.keys import TopicPartition, WindowKey
 from monitor.store.terms import Terms
 from slices import OTHER
 
 log = logging.getLogger(__name__)
+
 
 
 @dataclass
@@ -83,6 +100,11 @@ class CheckpointInput:
     labels: Sequence[Any] = ()  # monitor.core.ingest.decode.LabelDecode
     rejected: Sequence[Any] = ()  # monitor.core.ingest.decode.Rejection
     evaluate_all: bool = False  # flush: evaluate every changed window, closed or not
+    #: a flush that has read every held partition to its end: every label there is, is in,
+    #: so each label decision's window has settled (its decisive look)
+    read_to_end: bool = False
+    #: held partitions read to their log end: they hold no watermark back (step 6)
+    idle: frozenset[TopicPartition] = frozenset()
     parked: Sequence[Any] = ()  # monitor.core.ingest.decode.Parked, for the intake
     epochs: dict[TopicPartition, int] = field(default_factory=dict)  # claims held (fencing)
 
@@ -97,7 +119,6 @@ class CheckpointResult:
     findings: list[tuple[WindowKey, Finding]] = field(default_factory=list)
     watermark_ms: int = 0
     pending_evaluation: bool = False  # closed windows left dirty for the next checkpoint
-    dead_letters: list[Any] = field(default_factory=list)  # rejected in here: DLQ before commit
 
 
 class ReferenceLookup(Protocol):
@@ -107,6 +128,16 @@ class ReferenceLookup(Protocol):
 
     def tick(self) -> None:
         """Called at the start of every checkpoint: lets cached entries expire."""
+
+
+class DeadLetters(Protocol):
+    """The dead-letter topic, as the checkpoint sees it."""
+
+    def send(self, rejected: Sequence[Any]) -> None:
+        """Produce these rejections (asynchronously)."""
+
+    def flush(self) -> None:
+        """Wait until everything sent is delivered; raise if anything was not."""
 
 
 class CheckpointHook(Protocol):
@@ -157,31 +188,36 @@ class CheckpointReferences:
 
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
-                 embedding_dims: dict[str, int], references: ReferenceLookup | None = None,
+                 references: ReferenceLookup | None = None,
                  hooks: Sequence[CheckpointHook] = (), intake: Intake | None = None,
-                 evaluate_budget_s: float = 2.0, warm_up_events: int = 0) -> None:
+                 evaluate_budget_s: float = 2.0, warm_up_events: int = 0,
+                 labels_topic: str | None = None, label_settle_ms: int = 3_600_000) -> None:
         self.assigner = assigner
         self.warm_up_events = warm_up_events
+        self.labels_topic = labels_topic  # its partitions' watermark is the labels' event time
+        self.label_settle_ms = label_settle_ms
         self.intake = intake
         self.evaluate_budget_s = evaluate_budget_s
         self.terms = Terms()  # slice and attribute ids of the stored predictions
         self.abandon = threading.Event()  # set by a stopping process: give up at the next step
         self.abandon_at: float | None = None  # or from this time.monotonic() on
         self.clock = StageClock()
-        # Learnt by the decoder from the first embedding of each model; persisted here.
-        self.embedding_dims = embedding_dims
-        self._dims_saved: set[str] = set(embedding_dims)
         self.lateness_ms = lateness_ms
         self.alpha = alpha
         self.min_samples = min_samples
         self.references = references
         self.by_name: dict[str, Detector] = {d.name: d for d in assigner.detectors}
+        self.label_decisions = sorted(d.name for d in assigner.detectors
+                                      if isinstance(d, LabelDecision) and d.label_decision)
         self.hooks: list[CheckpointHook] = list(hooks)
         self._label_hooks = [h for h in self.hooks if isinstance(h, LabelHook)]
         self.join = LabelJoin(assigner.detectors, bool(self._label_hooks), self.terms)
 
-    def run(self, conn: Connection, cp: CheckpointInput) -> CheckpointResult:
-        """Steps 1-7; the caller owns the transaction and commits it (step 8)."""
+    def run(self, conn: Connection, cp: CheckpointInput,
+            dead_letters: DeadLetters | None = None) -> CheckpointResult:
+        """Steps 1-7; the caller owns the transaction and commits it (step 8). Events the
+        intake rejects go to ``dead_letters`` as soon as they are decided, and are delivered
+        before step 7 locks the offset rows (at least once: before the commit)."""
         result = CheckpointResult()
         clock = self._stage
         if self.references is not None:
@@ -195,7 +231,8 @@ class Checkpointer:
                 extra = self.intake.begin(conn, cp.parked, cp.batches, cp.evaluate_all)
             cp = replace(cp, batches=[*cp.batches, *extra.batches],
                          rejected=[*cp.rejected, *extra.rejected])
-            result.dead_letters = extra.rejected
+            if dead_letters is not None and extra.rejected:
+                dead_letters.send(extra.rejected)
         with clock("postgres:rejected"):
             self._store_rejected(conn, cp.rejected, result)  # 2
         deltas = Deltas()
@@ -225,9 +262,7 @@ class Checkpointer:
                     hook.on_predictions(conn, fresh)
         self._check("labels")
         with clock("labels"):
-            labelled = self.join.known_before(conn, new_ids)  # 5: labels that came first
-            result.labels, relabelled = self.join.store(conn, cp.labels)
-            labelled += relabelled
+            result.labels, labelled = self.join.join(conn, new_ids, cp.labels)  # 5
             result.labels_joined = sum(r["weight"] for r in labelled)
             for hook in self._label_hooks:
                 hook.on_labels(conn, labelled)
@@ -238,17 +273,33 @@ class Checkpointer:
                                    self.assigner.size_ms, clock)
         with clock("postgres:counts"):
             ingest_counts.add(conn, result.accepted)
-        watermark = max([*cp.max_ts.values(), *(v[0] for v in stored.values())], default=0)
+        # 6: the predictions' watermark closes windows; the labels' settles label decisions
+        before = {tp: v[0] for tp, v in stored.items()}
+        now = {tp: max(ts, before.get(tp, 0)) for tp, ts in cp.max_ts.items()} | {
+            tp: ts for tp, ts in before.items() if tp not in cp.max_ts}
+        watermark = max((ts for tp, ts in now.items() if tp[0] != self.labels_topic), default=0)
         result.watermark_ms = watermark
-        with clock("evaluate"):
+        settled = (None if cp.evaluate_all and cp.read_to_end
+                   else settled_until(now, cp.idle, self.labels_topic, self.label_settle_ms,
+                                        self.lateness_ms))
+        # One BLAS/OpenMP thread: evaluation's matrices are tiny (17 x 17 covariances, a
+        # 17-feature logistic regression), where a second thread only waits for the first; on a
+        # busy machine the spinning threads made embedding_drift's evaluation 4x slower in wall
+        # time (bench/evaluate.py --wall: 128 s with 2 threads, 32 s with 1).
+        with clock("evaluate"), threadpool_limits(limits=1):
+            if self.label_decisions:
+                window_states.mark_labels_settled(conn, self.label_decisions, settled)
             result.findings, result.pending_evaluation = self._evaluate(
-                conn, watermark, cp.evaluate_all, refs)  # 6
+                conn, watermark, cp.evaluate_all, refs, settled)
         self._check("hooks")
         with clock("hooks"):
             for hook in self.hooks:
                 hook.before_commit(conn, result)
         with clock("postgres:offsets"):
-            self._store_catalog(conn)  # 7
+            if self.intake is not None:  # 7
+                self.intake.finish(conn)
+            if dead_letters is not None:  # delivered before the offset rows are locked
+                dead_letters.flush()
             stored = self._check_offsets(conn, cp, lock=True)
             offsets.save(conn, cp.group, cp.next,
                          {tp: max(cp.max_ts.get(tp, 0), stored.get(tp, (0, 0))[0])
@@ -308,11 +359,13 @@ class Checkpointer:
 
     # -- 6 ---------------------------------------------------------------------------------
     def _evaluate(self, conn: Connection, watermark: int, everything: bool,
-                  refs: CheckpointReferences) -> tuple[list[tuple[WindowKey, Finding]], bool]:
+                  refs: CheckpointReferences, settled: int | None = NOTHING_SETTLED
+                  ) -> tuple[list[tuple[WindowKey, Finding]], bool]:
         """Evaluate changed windows whose end + allowed lateness the watermark has passed,
         oldest first, one whole window at a time until ``evaluate_budget_s`` is spent (at least
         one window; every window with ``everything``). Returns the findings and whether closed
-        changed windows are left for a later checkpoint."""
+        changed windows are left for a later checkpoint. Windows ending by ``settled`` (every one
+        when None) have settled labels (:func:`monitor.core.label_settle.settled_until`)."""
         horizon = None if everything else watermark - self.lateness_ms
         pending = window_states.dirty_windows(conn, horizon)
         out: list[tuple[WindowKey, Finding]] = []
@@ -321,12 +374,13 @@ class Checkpointer:
         for end in pending:
             if done and not everything and time.monotonic() - t0 >= self.evaluate_budget_s:
                 break
-            out += self._evaluate_window(conn, end, refs)
+            out += self._evaluate_window(conn, end, refs,
+                                         settled is None or end <= settled)
             done += 1
         return out, done < len(pending)
 
-    def _evaluate_window(self, conn: Connection, end: int,
-                         refs: CheckpointReferences) -> list[tuple[WindowKey, Finding]]:
+    def _evaluate_window(self, conn: Connection, end: int, refs: CheckpointReferences,
+                         settled: bool = False) -> list[tuple[WindowKey, Finding]]:
         size = self.assigner.size_ms
         dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=end,
                                           windows=(end - size, end), lock=True)
@@ -336,17 +390,27 @@ class Checkpointer:
             {(s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
              for s in dirty}))
         looks = finding_revisions(conn, [s.key for s in dirty])
+        decided = labels_settled(conn, [s.key for s in dirty
+                                        if s.key.detector in self.label_decisions])
         out: list[tuple[WindowKey, Finding]] = []
         for s in dirty:
             self._check("evaluate")
             key = s.key
             n_tests = slices_per.get(
                 (key.detector, key.model, key.model_version, key.window_start_ms), 1)
+            label_based = key.detector in self.label_decisions
+            look = look_index(looks.get(key, 0), label_based, settled, key in decided)
             ctx = EvalContext(state_key(key, size), refs(key.model, key.model_version),
-                              self.alpha, n_tests, self.min_samples, looks.get(key, 0))
+                              self.alpha, n_tests, self.min_samples, look)
             for finding in s.detector.evaluate(s.state, ctx):
+                if label_based:
+                    finding = replace(finding, details={
+                        **finding.details, "labels_settled": settled or key in decided})
                 out.append((key, finding))
         upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
+        # a label decision's verdict is its latest look's findings: no subject left over from
+        # a provisional look (say a group that was the largest before all predictions were in)
+        keep_only(conn, [(k, f) for k, f in out if k.detector in self.label_decisions])
         if self.warm_up_events > 0:
             self._warm_up(conn, dirty, refs)
         window_states.mark_evaluated(conn, end, [s.key for s in dirty], list(self.by_name),
@@ -377,26 +441,20 @@ class Checkpointer:
             if set(entry) - {"n_events"} <= set(own):
                 continue
             updated = references.add_slice_profile(conn, ref.reference_id, key.slice, entry)
-            if updated is None:
-                continue
-            refs.replace(updated)
+            # changed here, or already by another process: this process's cache is stale
             forget = getattr(self.references, "forget", None)
             if forget is not None:
                 forget(key.model, key.model_version)
+            if updated is None:
+                continue
+            refs.replace(updated)
             log.info("slice reference warmed up model=%s version=%s slice=%s detector=%s n=%d "
                      "window_start_ms=%d", key.model, key.model_version, key.slice,
                      key.detector, getattr(s.state, "n", 0), key.window_start_ms)
 
     # -- 7 ---------------------------------------------------------------------------------
-    def _store_catalog(self, conn: Connection) -> None:
-        catalog.add(conn, [(catalog.EMBEDDING_DIM, m, str(d)) for m, d in self.embedding_dims.items()
-                           if m not in self._dims_saved])
-        if self.intake is not None:
-            self.intake.finish(conn)
-
     def committed(self) -> None:
-        """Call after the transaction commits: learnt catalog entries are now durable."""
-        self._dims_saved = set(self.embedding_dims)
+        """Call after the transaction commits: ids and intake decisions are now durable."""
         self.terms.committed()
         if self.intake is not None:
             self.intake.committed()

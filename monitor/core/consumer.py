@@ -64,6 +64,27 @@ class _Buffer:
     opened_at: float = field(default_factory=time.monotonic)
 
 
+class DeadLetterTopic:
+    """Rejected records to the DLQ topic, at least once: sent as soon as they are decided and
+    delivered (:meth:`flush`) before the checkpoint that decided them commits. The table copy
+    in ``rejected_events`` is exactly-once."""
+
+    def __init__(self, sink: Sink, topic: str) -> None:
+        self.sink, self.topic, self._unflushed = sink, topic, 0
+
+    def send(self, rejected: Sequence[Any]) -> None:
+        for r in rejected:
+            self.sink.produce(self.topic, r.value or b"", key=r.key, headers=[
+                (REASON_HEADER, r.reason.encode()), ("vitmon-reject-detail", r.detail.encode()),
+                ("vitmon-source", f"{r.topic}/{r.partition}/{r.offset}".encode())])
+        self._unflushed += len(rejected)
+
+    def flush(self) -> None:
+        if self._unflushed:
+            self._unflushed = 0
+            self.sink.flush(30)
+
+
 class Consumer(GroupMember):
     """Reads partitions, checkpoints them, and follows the group's assignment.
 
@@ -85,6 +106,7 @@ class Consumer(GroupMember):
         self.engine = engine
         self.source = source
         self.sink = sink
+        self.dlq = DeadLetterTopic(sink, kafka.dlq_topic)
         self.cp = checkpointer
         self.metrics = metrics
         self.static_tps = [] if kafka.use_group else list(tps)
@@ -95,6 +117,7 @@ class Consumer(GroupMember):
         self.stop_event = threading.Event()
         self._buf = _Buffer()
         self._highs: dict[TopicPartition, int] = {}
+        self._ends: dict[TopicPartition, int] = {}  # the last log ends read, per partition
         self._lag_read_at = float("-inf")
         self._inflight: Future[CheckpointInput] | None = None
         self._worker: ThreadPoolExecutor | None = None
@@ -167,9 +190,12 @@ class Consumer(GroupMember):
                     if (buf.next and due) or (not records and not busy and self._pending_eval):
                         self._pending_eval = False
                         self._submit(force=True)
+                    # Idle counts from the last records and the last commit (a slow
+                    # checkpoint is not idleness) -- but not from the flush's own commit: once
+                    # flushed, S seconds have already passed without records.
                     elif exit_when_idle_s is not None and not records and self.held and \
-                            not busy and time.monotonic() - max(
-                                self._idle_since, self._committed_at) >= exit_when_idle_s:
+                            not busy and time.monotonic() - (self._idle_since if flushed else max(
+                                self._idle_since, self._committed_at)) >= exit_when_idle_s:
                         if flushed and self._caught_up():
                             log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
                             return
@@ -201,6 +227,31 @@ class Consumer(GroupMember):
             return False
         return all(self.held.committed.get(tp, 0) >= end for tp, end in ends.items())
 
+    def _read_to_end(self) -> bool:
+        """Every held partition read up to its log end (a flush then has every label there
+        is: label decisions settle, checkpoint step 6)."""
+        try:
+            ends = self.source.end_offsets(self.held.tps)
+        except Exception:  # noqa: BLE001 - not known to be read to the end: do not settle
+            return False
+        return bool(ends) and all(self.held.read.get(tp, 0) >= end for tp, end in ends.items())
+
+    def _idle(self) -> frozenset[TopicPartition]:
+        """Held partitions read up to their log end (checked against the broker for those the
+        last known ends suggest): their event time holds no watermark back (step 6 of the
+        checkpoint: a labels partition with nothing left to read does not keep label-based
+        windows from settling; one with records not yet read does, even before its first)."""
+        maybe = [tp for tp in self.held.tps if self.held.read.get(tp, 0) >= self._ends.get(tp, 0)
+                 or tp not in self._ends]
+        if not maybe:
+            return frozenset()
+        try:
+            ends = self.source.end_offsets(maybe)
+        except Exception:  # noqa: BLE001 - not known to be idle: it holds the watermark back
+            return frozenset()
+        self._ends.update(ends)
+        return frozenset(tp for tp, end in ends.items() if self.held.read.get(tp, 0) >= end)
+
     def _submit(self, flush: bool = False, force: bool = False) -> None:
         """Hand the filling buffer to the checkpoint worker; while one is in flight, pause
         fetching instead (the buffer waits)."""
@@ -224,6 +275,8 @@ class Consumer(GroupMember):
                              high_watermarks={tp: h for tp, h in highs.items() if tp in self.held},
                              batches=buf.batches, labels=buf.labels, rejected=buf.rejected,
                              evaluate_all=flush, parked=buf.parked,
+                             read_to_end=flush and self._read_to_end(),
+                             idle=self._idle(),
                              epochs={tp: self.held.epochs[tp] for tp in buf.next})
         self._inflight = self._worker.submit(self._checkpoint, cp)
 
@@ -254,17 +307,16 @@ class Consumer(GroupMember):
 
     def _checkpoint(self, cp: CheckpointInput) -> CheckpointInput:
         t0 = time.perf_counter()
-        self._send_dead_letters(cp.rejected)
+        self.dlq.send(cp.rejected)  # the decoder's: delivered before the transaction begins
+        self.dlq.flush()
         attempts = {"n": 0}
 
         def attempt() -> CheckpointResult:
             attempts["n"] += 1
             if attempts["n"] > 1:
                 self.metrics.db_retries.inc()
-            with self.engine.begin() as conn:
-                result = self.cp.run(conn, cp)
-                self._send_dead_letters(result.dead_letters)  # decided in it; before the commit
-                return result
+            with self.engine.begin() as conn:  # the intake's go to the DLQ within it
+                return self.cp.run(conn, cp, self.dlq)
 
         try:
             result = self._retry(attempt, "checkpoint")
@@ -290,6 +342,7 @@ class Consumer(GroupMember):
         try:  # a broker round trip per partition: lag is refreshed, not read per checkpoint
             if self.held:
                 self._highs = self.source.end_offsets(self.held.tps)
+                self._ends.update(self._highs)
             else:
                 self.source.partitions_for(self.kafka.predictions_topic)
         except Exception as exc:  # lag is informative only; never block a checkpoint on it
@@ -315,7 +368,7 @@ class Consumer(GroupMember):
             buf.next[tp] = self.held.read[tp] = r.offset + 1
             (labels if r.topic == self.kafka.labels_topic else preds).append(r)
         if preds:
-            out = decode.decode_predictions(preds, self.cp.embedding_dims, gate=self.cp.intake)
+            out = decode.decode_predictions(preds, {}, gate=self.cp.intake)
             buf.parked.extend(out.parked)
             # Parked events (a version not yet admitted, its dimension undecided) are accepted
             # or rejected by the checkpoint; their event time closes windows all the same, or a
@@ -332,6 +385,13 @@ class Consumer(GroupMember):
             out_l = decode.decode_labels(labels)
             buf.labels.append(out_l)
             buf.rejected.extend(out_l.rejected)
+            # The labels partitions' watermark: how far the labels' own event time has come
+            # (when a label-based window's labels have settled; checkpoint step 6).
+            for p in np.unique(out_l.partition):
+                tp = (self.kafka.labels_topic, int(p))
+                if tp in self.held:
+                    self.held.max_ts[tp] = max(self.held.max_ts[tp],
+                                               int(out_l.ts_ms[out_l.partition == p].max()))
         buf.events += len(records)
         took = time.perf_counter() - t0
         self.metrics.stage_seconds.labels("decode").observe(took)
@@ -344,16 +404,6 @@ class Consumer(GroupMember):
             tp = (topic, int(p))
             if tp in self.held:
                 self.held.max_ts[tp] = max(self.held.max_ts[tp], int(batch.ts_ms[parts == p].max()))
-
-    def _send_dead_letters(self, rejected: Sequence[Any]) -> None:
-        """At-least-once to the DLQ topic, before the checkpoint commits (the table copy in
-        ``rejected_events`` is exactly-once)."""
-        for r in rejected:
-            self.sink.produce(self.kafka.dlq_topic, r.value or b"", key=r.key, headers=[
-                (REASON_HEADER, r.reason.encode()), ("vitmon-reject-detail", r.detail.encode()),
-                ("vitmon-source", f"{r.topic}/{r.partition}/{r.offset}".encode())])
-        if rejected:
-            self.sink.flush(30)
 
     def _after(self, result: CheckpointResult, cp: CheckpointInput, took: float) -> None:
         k = self.kafka

@@ -61,10 +61,12 @@ def cutoffs(settings: RetentionSettings, lateness_ms: int, watermark_ms: int | N
 
 
 def prune(engine: Engine, settings: RetentionSettings, lateness_ms: int = 0,
-          before_ms: int | None = None, max_batches: int | None = None) -> PruneResult:
-    """Apply every retention rule; up to ``max_batches`` DELETE batches per table."""
+          before_ms: int | None = None, max_batches: int | None = None,
+          labels_topic: str | None = None) -> PruneResult:
+    """Apply every retention rule; up to ``max_batches`` DELETE batches per table. The watermark
+    is the predictions' (``labels_topic``'s rows hold the labels' event time)."""
     with engine.connect() as conn:
-        wm = offsets.max_watermark(conn)
+        wm = offsets.max_watermark(conn, labels_topic)
     cut = cutoffs(settings, lateness_ms, wm, before_ms)
     dropped: list[str] = []
     if cut["predictions"] is not None:
@@ -97,8 +99,10 @@ class RetentionHook:
     prediction partitions and delete one batch per table."""
 
     def __init__(self, engine: Engine, settings: RetentionSettings, lateness_ms: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 labels_topic: str | None = None) -> None:
         self.engine, self.settings, self.lateness_ms = engine, settings, lateness_ms
+        self.labels_topic = labels_topic
         self.clock = clock
         self._last = float("-inf")
         self.last: PruneResult | None = None
@@ -109,7 +113,8 @@ class RetentionHook:
             return
         self._last = now
         try:
-            r = prune(self.engine, self.settings, self.lateness_ms, max_batches=1)
+            r = prune(self.engine, self.settings, self.lateness_ms, max_batches=1,
+                      labels_topic=self.labels_topic)
         except Exception as exc:  # retention is housekeeping: the next interval tries again
             log.warning("retention failed error=%r", exc)
             return
@@ -119,6 +124,8 @@ class RetentionHook:
                      ",".join(f"{k}:{v}" for k, v in r.deleted.items()))
 
 
-def hooks(engine: Engine, settings: RetentionSettings, lateness_ms: int) -> list[RetentionHook]:
+def hooks(engine: Engine, settings: RetentionSettings, lateness_ms: int,
+          labels_topic: str | None = None) -> list[RetentionHook]:
     """The after-commit hooks the service runs for retention (none when ``interval_s`` is 0)."""
-    return [RetentionHook(engine, settings, lateness_ms)] if settings.interval_s else []
+    return ([RetentionHook(engine, settings, lateness_ms, labels_topic=labels_topic)]
+            if settings.interval_s else [])

@@ -82,6 +82,13 @@ class WindowSettings(Section):
     #: A window is evaluated once the watermark (max event time seen) passes its end + lateness;
     #: later events still count (merged into the stored state) and trigger a re-evaluation.
     allowed_lateness_s: int = Field(60, ge=0)
+    #: A detector that decides on late labels (:class:`monitor.contract.LabelDecision`, e.g.
+    #: fairness) takes its decisive look -- the one that spends most of ``alpha`` -- once the
+    #: labels' event time (the labels topic's watermark) passes the window's end + this, or
+    #: when ``--exit-when-idle`` has read everything; looks before and after are provisional, at
+    #: small shares. So the verdict rests on the window's labels, not on how fast they were
+    #: read. 1 h: most of the simulator's labels (and of a same-day annotation queue) are in.
+    label_settle_s: int = Field(3600, ge=0)
 
 
 class CheckpointSettings(Section):

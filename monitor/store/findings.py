@@ -60,6 +60,47 @@ def revisions(conn: Connection, keys: Sequence[WindowKey], subject: str = "") ->
     return {WindowKey(*r[:5]): int(r.revision) for r in rows}
 
 
+def labels_settled(conn: Connection, keys: Sequence[WindowKey]) -> set[WindowKey]:
+    """The keys whose main finding says their labels have settled (their decisive look is
+    spent: :class:`monitor.contract.LabelDecision`)."""
+    if not keys:
+        return set()
+    rows = conn.execute(text(
+        "SELECT f.detector, f.model, f.model_version, f.slice, f.window_start_ms "
+        "FROM findings f JOIN unnest(CAST(:kd AS text[]), CAST(:km AS text[]), "
+        "CAST(:kv AS text[]), CAST(:ks AS text[]), CAST(:kw AS bigint[])) AS k(d, m, v, s, w) "
+        "ON f.detector = k.d AND f.model = k.m AND f.model_version = k.v AND f.slice = k.s "
+        "AND f.window_start_ms = k.w WHERE f.subject = '' "
+        "AND f.details->>'labels_settled' = 'true'"),
+        {"kd": [k.detector for k in keys], "km": [k.model for k in keys],
+         "kv": [k.model_version for k in keys], "ks": [k.slice for k in keys],
+         "kw": [k.window_start_ms for k in keys]}).all()
+    return {WindowKey(*r) for r in rows}
+
+
+def keep_only(conn: Connection, rows: Sequence[tuple[WindowKey, Finding]]) -> None:
+    """Delete the findings of the keys in ``rows`` whose subject is not among theirs: a
+    re-evaluation that no longer reports a subject (a group that became the reference) leaves
+    no row from an earlier look behind."""
+    if not rows:
+        return
+    keys = sorted({k for k, _ in rows}, key=lambda k: k.as_tuple())
+    conn.execute(text(
+        "DELETE FROM findings f WHERE (f.detector, f.model, f.model_version, f.slice, "
+        "f.window_start_ms) IN (SELECT * FROM unnest(CAST(:kd AS text[]), CAST(:km AS text[]), "
+        "CAST(:kv AS text[]), CAST(:ks AS text[]), CAST(:kw AS bigint[]))) "
+        "AND (f.detector, f.model, f.model_version, f.slice, f.window_start_ms, f.subject) "
+        "NOT IN (SELECT * FROM unnest(CAST(:rd AS text[]), CAST(:rm AS text[]), "
+        "CAST(:rv AS text[]), CAST(:rs AS text[]), CAST(:rw AS bigint[]), "
+        "CAST(:rsub AS text[])))"),
+        {"kd": [k.detector for k in keys], "km": [k.model for k in keys],
+         "kv": [k.model_version for k in keys], "ks": [k.slice for k in keys],
+         "kw": [k.window_start_ms for k in keys],
+         "rd": [k.detector for k, _ in rows], "rm": [k.model for k, _ in rows],
+         "rv": [k.model_version for k, _ in rows], "rs": [k.slice for k, _ in rows],
+         "rw": [k.window_start_ms for k, _ in rows], "rsub": [f.subject for _, f in rows]})
+
+
 def delete_window(conn: Connection, key: WindowKey) -> None:
     """Drop every finding (all subjects) of one key, before a re-run replaces them."""
     conn.execute(text("DELETE FROM findings WHERE detector = :d AND model = :m AND "

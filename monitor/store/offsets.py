@@ -79,9 +79,13 @@ def save(conn: Connection, group: str, next_offsets: Mapping[TopicPartition, int
             "high_watermark = excluded.high_watermark, updated_at = now()"), rows)
 
 
-def max_watermark(conn: Connection) -> int | None:
-    """The highest event time any consumer has committed (None before the first checkpoint)."""
-    return conn.execute(text("SELECT max(watermark_ms) FROM consumer_offsets")).scalar()
+def max_watermark(conn: Connection, besides_topic: str | None = None) -> int | None:
+    """The highest event time any consumer has committed (None before the first checkpoint),
+    over every topic but ``besides_topic`` (the labels topic: its rows hold the labels' own
+    event time, which says when labels arrived, not how far the predictions have come)."""
+    return conn.execute(text("SELECT max(watermark_ms) FROM consumer_offsets WHERE "
+                             "CAST(:t AS text) IS NULL OR topic <> :t"),
+                        {"t": besides_topic}).scalar()
 
 
 def partitions(conn: Connection, group: str) -> list[dict[str, Any]]:

@@ -186,6 +186,22 @@ def dirty_windows(conn: Connection, until: int | None) -> list[int]:
         {"h": until}).all()]
 
 
+def mark_labels_settled(conn: Connection, detectors: Sequence[str], until: int | None) -> None:
+    """Mark changed the states of ``detectors`` (label decisions) in windows ending by
+    ``until`` (every one when None: a flush that read everything) whose decisive look is still
+    to come (no finding of the key says ``labels_settled``): their labels have settled, so
+    they get that look even if no label changed them at this moment."""
+    conn.execute(text(
+        "UPDATE window_states ws SET dirty = true WHERE NOT ws.dirty "
+        "AND ws.detector = ANY(CAST(:d AS text[])) "
+        "AND (CAST(:hi AS bigint) IS NULL OR ws.window_end_ms <= :hi) "
+        "AND NOT EXISTS (SELECT 1 FROM findings f WHERE f.detector = ws.detector "
+        "AND f.model = ws.model AND f.model_version = ws.model_version AND f.slice = ws.slice "
+        "AND f.window_start_ms = ws.window_start_ms AND f.subject = '' "
+        "AND f.details->>'labels_settled' = 'true')"),
+        {"d": list(detectors), "hi": until})
+
+
 def mark_evaluated(conn: Connection, dirty_until: int | None, evaluated: Sequence[WindowKey],
                    detectors: Sequence[str], not_before: int | None = None) -> None:
     """Clear ``dirty`` on the states :func:`load_states` (``dirty=True``) just returned: the

@@ -196,8 +196,10 @@ def test_a_slice_without_a_reference_warms_one_up_from_its_first_window(
     print(f"\ncam-01 feature_drift by window: {statuses}")
     first_tested = next(i for i, r in enumerate(rows) if r.status in ("ok", "warn", "alert"))
     assert first_tested >= 1 and rows[first_tested - 1].status == "no_reference"
-    assert all(r.status in ("ok", "warn", "alert") for r in rows[first_tested:])
-    assert len(rows) - first_tested >= 5
+    later = [r.status for r in rows[first_tested:]]
+    # never no_reference again (a window short of slices.min_samples may say insufficient_data)
+    assert "no_reference" not in later
+    assert sum(st in ("ok", "warn", "alert") for st in later) >= 5
     engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
         with engine.connect() as conn:

@@ -56,7 +56,7 @@ def reference(tmp_path_factory) -> dict[str, Path]:
     baseline and (the same events under the canary's version) for a canary."""
     path, _ = simulate(tmp_path_factory.mktemp("reference"), "steady", rate=5, duration=1200,
                        seed=1, start="2026-10-31T00:00:00Z")
-    canary = path.with_name("canary.jsonl")
+    canary = tmp_path_factory.mktemp("canary") / "canary.jsonl"
     with canary.open("w") as out:
         for line in path.read_text().splitlines():
             envelope = json.loads(line)

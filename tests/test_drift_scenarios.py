@@ -28,14 +28,24 @@ ALPHA = 0.01
 DRIFT = ("feature_drift", "prediction_drift", "embedding_drift")
 
 
+_SIMULATED: dict[tuple, tuple[Path, dict]] = {}
+
+
 def simulate(tmp: Path, scenario: str, rate: float, duration: float, seed: int = 0,
              start: str = START) -> tuple[Path, dict]:
-    out = tmp / f"{scenario}-s{seed}.jsonl"
-    done = run_cli({"PATH": "/usr/bin:/bin"}, "simulate", "--scenario", scenario, "--rate",
-                   str(rate), "--duration", str(duration), "--start", start, "--seed", str(seed),
-                   "--out", str(out), "--no-progress", timeout=300)
-    assert done.returncode == 0, done.stderr
-    return out, json.loads(out.with_suffix(".manifest.json").read_text())
+    """`vitmon simulate` to a JSONL file under ``tmp`` and its manifest. The simulator is seeded
+    (a byte-identical stream for the same arguments: tests/test_simulator.py), so each set of
+    arguments is simulated once per session and shared with the other modules that ask for it
+    (tests/test_alert_incident_scenarios.py); callers only read the file."""
+    key = (scenario, rate, duration, seed, start)
+    if key not in _SIMULATED:
+        out = tmp / f"{scenario}-s{seed}.jsonl"
+        done = run_cli({"PATH": "/usr/bin:/bin"}, "simulate", "--scenario", scenario, "--rate",
+                       str(rate), "--duration", str(duration), "--start", start, "--seed",
+                       str(seed), "--out", str(out), "--no-progress", timeout=300)
+        assert done.returncode == 0, done.stderr
+        _SIMULATED[key] = out, json.loads(out.with_suffix(".manifest.json").read_text())
+    return _SIMULATED[key]
 
 
 @pytest.fixture(scope="module")

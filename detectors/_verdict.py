@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.stats import chi2
+from scipy import special
 
 from detectors.stats.correction import adjust, critical_p
 from detectors.stats.univariate import ks_critical
@@ -128,7 +128,7 @@ def thresholds(rows: list[Mapping[str, Any]], crit: float) -> list[float]:
         key = (r["test"], r.get("n_ref"), r["n"], r.get("dof"))
         if key not in memo:
             memo[key] = (ks_critical(crit, r["n_ref"], r["n"]) if r["test"] == "ks"
-                         else float(chi2.isf(crit, max(r.get("dof") or 1, 1))))
+                         else float(special.chdtri(max(r.get("dof") or 1, 1), crit)))  # chi2.isf
         out.append(memo[key])
     return out
 
@@ -149,6 +149,12 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):
+        # Numbers only: tolist() already gives Python ints/floats/bools; only non-finite
+        # floats need the element walk (to None). Histograms and scatter points are most of a
+        # finding's details, so this is most of the cost of building one.
+        if value.dtype.kind in "biu" or (value.dtype.kind == "f" and
+                                         bool(np.isfinite(value).all())):
+            return value.tolist()
         return jsonable(value.tolist())
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]

@@ -13,6 +13,7 @@ from scipy import stats
 
 from detectors import _verdict as verdict
 from detectors._equality import ValueEquality
+from detectors._memo import PerProfile
 from detectors.stats import embeddings as emb
 from detectors.stats import hotelling, subspace
 from detectors.stats import sketch as sk
@@ -137,6 +138,10 @@ class EmbeddingDrift(DataclassStateCodec):
     domain_classifier: str = "on_alarm"  # "on_alarm", "always" or "never"
     top_new: int = 10
     projection_points: int = 200
+    # The basis and the reference sample's features, once per reference profile (not per
+    # window and slice): see detectors._memo.
+    _memo: PerProfile = field(default_factory=PerProfile, init=False, repr=False,
+                              compare=False)
 
     def empty(self) -> EmbeddingDriftState:
         return EmbeddingDriftState()
@@ -158,9 +163,9 @@ class EmbeddingDrift(DataclassStateCodec):
         if not e or "pca_components" not in e:
             return None
         identity = f"{reference.model}|{reference.model_version}|{reference.reference_id}"
-        return sk.make_basis(np.asarray(e["pca_mean"]), np.asarray(e["pca_components"]),
-                             np.asarray(e["pca_explained_variance"]), self.n_components,
-                             identity)
+        return self._memo.get(reference.profile, ("basis", identity), lambda: sk.make_basis(
+            np.asarray(e["pca_mean"]), np.asarray(e["pca_components"]),
+            np.asarray(e["pca_explained_variance"]), self.n_components, identity))
 
     def observe(self, state: EmbeddingDriftState, batch: Batch) -> EmbeddingDriftState:
         """Without a reference the events can only be counted (see the class docstring)."""
@@ -240,7 +245,9 @@ class EmbeddingDrift(DataclassStateCodec):
         if np.asarray(ref["sample"]).shape[1] != basis.mean.size:
             return (verdict.no_reference(self, seen, "slice reference embedding dimension "
                                          "differs from the version's"),)
-        x_ref = sk.features(np.asarray(ref["sample"]), basis)
+        x_ref = self._memo.get(context.reference.profile,
+                               ("features", context.key.slice, basis.fingerprint),
+                               lambda: sk.features(np.asarray(ref["sample"]), basis))
         if x_ref.shape[0] < x_ref.shape[1] + 2:
             return (verdict.no_reference(self, seen, f"slice reference has {x_ref.shape[0]} "
                                          f"embeddings, too few for {x_ref.shape[1]} features"),)

@@ -11,12 +11,13 @@ the finding is ``ok`` with the sample size, or ``insufficient_data``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
-from monitor.contract import Batch, DataclassStateCodec, EvalContext, Finding, Status
+from monitor.contract import Batch, DataclassStateCodec, EvalContext, Finding, Reference, Status
 
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
@@ -103,21 +104,35 @@ class Examples(DataclassStateCodec):
         return ExampleState()
 
     def observe(self, state: ExampleState, batch: Batch) -> ExampleState:
+        return self.observe_groups([state], batch, [np.arange(len(batch))], None)[0]
+
+    def observe_groups(self, states: Sequence[ExampleState], batch: Batch,
+                       groups: Sequence[np.ndarray],
+                       reference: Reference | None = None) -> list[ExampleState]:
+        """Every group at once: which events are examples, and their id hashes, once a batch."""
         uris = batch.extras.get("sample_uri")
         if uris is None or len(batch) == 0:
-            return state
+            return list(states)
         has = np.fromiter((isinstance(u, str) and bool(u) for u in uris), bool, len(batch))
-        rows = np.flatnonzero(has & ~batch.is_error)  # an example is a served prediction
-        if len(rows) == 0:
-            return state
-        h = id_hash(batch.event_id[rows])
-        top = rows[np.argsort(h, kind="stable")[: self.k]]
-        hs = dict(zip(rows.tolist(), h.tolist(), strict=True))
+        usable = has & ~batch.is_error  # an example is a served prediction
+        if not usable.any():
+            return list(states)
+        hashes = np.zeros(len(batch), np.int64)
+        hashes[usable] = id_hash(batch.event_id[usable])
         sha = batch.extras.get("input_sha256")
-        new = [(hs[i], str(batch.event_id[i]), int(batch.ts_ms[i]), str(uris[i]),
-                str(sha[i]) if sha is not None and sha[i] else "", int(batch.pred[i]),
-                float(batch.confidence[i])) for i in top.tolist()]
-        return _bottom(self.k, state.seen + len(rows), _rows(state) + new)
+        out = []
+        for state, group in zip(states, groups, strict=True):
+            rows = group[usable[group]]
+            if len(rows) == 0:
+                out.append(state)
+                continue
+            h = hashes[rows]
+            top = rows[np.argsort(h, kind="stable")[: self.k]]
+            new = [(int(hashes[i]), str(batch.event_id[i]), int(batch.ts_ms[i]), str(uris[i]),
+                    str(sha[i]) if sha is not None and sha[i] else "", int(batch.pred[i]),
+                    float(batch.confidence[i])) for i in top.tolist()]
+            out.append(_bottom(self.k, state.seen + len(rows), _rows(state) + new))
+        return out
 
     def merge(self, a: ExampleState, b: ExampleState) -> ExampleState:
         return _bottom(self.k, a.seen + b.seen, _rows(a) + _rows(b))

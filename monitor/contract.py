@@ -115,7 +115,9 @@ class Batch:
     """Columnar view of N decoded prediction events (one row per accepted, deduplicated event).
 
     Missing optional numbers are NaN, missing predictions are -1, missing strings are None.
-    ``embedding`` is float32 [N, D] (D fixed per model) with ``has_embedding`` marking real rows;
+    ``embedding`` is float32 [N, D] (D fixed per model), or float16 when every event of the batch
+    sent its embedding as base64 f16 (kept as sent: no conversion, half the memory; read it with
+    ``np.asarray(x, wanted_dtype)``), with ``has_embedding`` marking real rows;
     ``probs`` is float32 [N, C] with ``has_probs`` likewise. ``image`` and ``attrs`` map a field name
     to a length-N array (float64 for ``image``, object for ``attrs``).
     """
@@ -130,7 +132,7 @@ class Batch:
     confidence: np.ndarray  # float32, NaN where absent
     probs: np.ndarray  # float32 [N, C]; C == 0 when no event carries probs
     has_probs: np.ndarray  # bool
-    embedding: np.ndarray  # float32 [N, D]; D == 0 when no event carries an embedding
+    embedding: np.ndarray  # float32 or float16 [N, D]; D == 0 when no event carries one
     has_embedding: np.ndarray  # bool
     image: Mapping[str, np.ndarray] = field(default_factory=dict)
     attrs: Mapping[str, np.ndarray] = field(default_factory=dict)

@@ -1,8 +1,9 @@
 """``vitmon simulate`` and ``vitmon simulate-train``: argument parsing, pacing and the manifest.
 
 The lead's ``monitor/cli.py`` wires :func:`add_arguments`/:func:`run` as ``vitmon simulate`` and
-:func:`add_train_arguments`/:func:`run_train` as ``vitmon simulate-train``; ``python -m
-simulator`` runs the same parser standalone.
+``simulator.options.add_train_arguments``/``simulator.train.run_train`` as ``vitmon
+simulate-train``; ``python -m simulator`` runs the same parser standalone. Building the parser
+imports no torch (every ``vitmon`` command builds it); :func:`run` imports the engine.
 """
 
 from __future__ import annotations
@@ -16,13 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import torch
-from tqdm import tqdm
 
 from monitor.core.ingest.events import LABELS_TOPIC, PREDICTIONS_TOPIC
-from simulator.engine import Simulation, default_models
-from simulator.manifest import build_manifest
-from simulator.messages import LABELS, PREDICTIONS, RunConfig
 from simulator.scenarios import SCENARIOS
 from simulator.sinks import FileSink, Sink, create_topics, kafka_sink
 
@@ -112,6 +108,13 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--start {args.start!r} is neither RFC 3339 nor epoch milliseconds")
     if args.out is None and not args.bootstrap:
         return _fail("no Kafka: pass --bootstrap, set VITMON_KAFKA_BOOTSTRAP, or use --out FILE")
+    import torch  # here, not at import: `vitmon`'s parser is built from this module
+    from tqdm import tqdm
+
+    from simulator.engine import Simulation, default_models
+    from simulator.manifest import build_manifest
+    from simulator.messages import LABELS, PREDICTIONS, RunConfig
+
     torch.set_num_threads(args.threads)
     cfg = RunConfig(scenario, rate, duration, start_ms, args.seed, args.embedding_format,
                     sample_store=str(args.sample_store) if args.sample_store else None)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from simulator.images import LOOKS
+from simulator.looks import LOOKS
 from simulator.traffic import BASELINE, CAMERAS, CANARY, GROUPS, Chunk
 
 ALL_VERSIONS = "*"

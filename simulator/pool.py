@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from simulator.images import Look, image_stats, load_split, render, stack_looks, to_model_input
+from simulator.images import image_stats, load_split, render, to_model_input
+from simulator.looks import Look, stack_looks
 from simulator.samples import SampleStore
 from simulator.vit import ViT
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulator.images import LOOKS
+from simulator.looks import LOOKS
 
 MODEL = "vit-tiny-digits"
 BASELINE = "2026.11.1"
@@ -30,7 +30,7 @@ class Camera:
     camera_id: str
     region: str
     device: str  # serving hardware behind this camera's endpoint
-    look: str  # key of simulator.images.LOOKS
+    look: str  # key of simulator.looks.LOOKS
     share: float  # fraction of traffic
 
 
@@ -76,7 +76,7 @@ class Chunk:
     camera: np.ndarray  # int index into CAMERAS
     tier: np.ndarray
     group: np.ndarray
-    look: np.ndarray  # object: the simulator.images.Look each frame is rendered with
+    look: np.ndarray  # object: the simulator.looks.Look each frame is rendered with
     version: np.ndarray  # int index into VERSIONS
     latency_mult: np.ndarray
     error_p: np.ndarray

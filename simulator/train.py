@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from simulator.images import MODEL_SIZE, SPLIT_SEED, load_split, render, to_model_input
+from simulator.options import add_train_arguments
 from simulator.vit import ViT, ViTConfig
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -179,14 +180,6 @@ def retrain(recipe: Recipe = RECIPE, progress: bool = True) -> dict[str, Any]:
     meta["heldout_accuracy"] = round(heldout_accuracy(reloaded), 4)
     META_FILE.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``vitmon simulate-train``."""
-    parser.description = ("Retrain the simulator's ViT from scikit-learn's digits and rewrite "
-                          "simulator/weights/ (about 95 s on one core).")
-    parser.add_argument("--check", action="store_true", help="only verify that the stored "
-                        "weights match their checksum and the code's recipe hash")
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -28,14 +28,24 @@ ALPHA = 0.01
 DRIFT = ("feature_drift", "prediction_drift", "embedding_drift")
 
 
+_SIMULATED: dict[tuple, tuple[Path, dict]] = {}
+
+
 def simulate(tmp: Path, scenario: str, rate: float, duration: float, seed: int = 0,
              start: str = START) -> tuple[Path, dict]:
-    out = tmp / f"{scenario}-s{seed}.jsonl"
-    done = run_cli({"PATH": "/usr/bin:/bin"}, "simulate", "--scenario", scenario, "--rate",
-                   str(rate), "--duration", str(duration), "--start", start, "--seed", str(seed),
-                   "--out", str(out), "--no-progress", timeout=300)
-    assert done.returncode == 0, done.stderr
-    return out, json.loads(out.with_suffix(".manifest.json").read_text())
+    """`vitmon simulate` to a JSONL file under ``tmp`` and its manifest. The simulator is seeded
+    (a byte-identical stream for the same arguments: tests/test_simulator.py), so each set of
+    arguments is simulated once per session and shared with the other modules that ask for it
+    (tests/test_alert_incident_scenarios.py); callers only read the file."""
+    key = (scenario, rate, duration, seed, start)
+    if key not in _SIMULATED:
+        out = tmp / f"{scenario}-s{seed}.jsonl"
+        done = run_cli({"PATH": "/usr/bin:/bin"}, "simulate", "--scenario", scenario, "--rate",
+                       str(rate), "--duration", str(duration), "--start", start, "--seed",
+                       str(seed), "--out", str(out), "--no-progress", timeout=300)
+        assert done.returncode == 0, done.stderr
+        _SIMULATED[key] = out, json.loads(out.with_suffix(".manifest.json").read_text())
+    return _SIMULATED[key]
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +196,10 @@ def test_a_slice_without_a_reference_warms_one_up_from_its_first_window(
     print(f"\ncam-01 feature_drift by window: {statuses}")
     first_tested = next(i for i, r in enumerate(rows) if r.status in ("ok", "warn", "alert"))
     assert first_tested >= 1 and rows[first_tested - 1].status == "no_reference"
-    assert all(r.status in ("ok", "warn", "alert") for r in rows[first_tested:])
-    assert len(rows) - first_tested >= 5
+    later = [r.status for r in rows[first_tested:]]
+    # never no_reference again (a window short of slices.min_samples may say insufficient_data)
+    assert "no_reference" not in later
+    assert sum(st in ("ok", "warn", "alert") for st in later) >= 5
     engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
         with engine.connect() as conn:

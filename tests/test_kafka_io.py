@@ -188,3 +188,33 @@ def test_unknown_client_is_a_config_error_for_admin_calls():
         kafka_io.create_topics("kafka-java", "127.0.0.1:9", {"t": 1})
     with pytest.raises(ConfigError):
         kafka_io.partitions_for("kafka-java", "127.0.0.1:9", "t")
+
+
+class _FailingClaim:
+    """A Rebalance listener whose claim fails (e.g. PostgreSQL refused it)."""
+
+    def assigned(self, tps):
+        raise RuntimeError("claim failed")
+
+    def revoked(self, tps):
+        pass
+
+    def lost(self, tps):
+        pass
+
+
+def test_a_failing_claim_reaches_the_caller_of_poll(client, broker, topic):
+    """kafka-python catches and logs what a rebalance listener raises: the partitions stayed
+    assigned but unclaimed, and their records were skipped without a word. Both clients now
+    raise it from poll."""
+    group = kafka_io.Group(f"g-{topic}", session_timeout_s=6, heartbeat_interval_s=1,
+                           max_poll_interval_s=10)
+    source = kafka_io.make_source(client, broker.bootstrap, group=group)
+    try:
+        source.subscribe([topic], _FailingClaim())
+        deadline = time.monotonic() + 60
+        with pytest.raises(RuntimeError, match="claim failed"):
+            while time.monotonic() < deadline:
+                source.poll(100, 0.5)
+    finally:
+        source.close()

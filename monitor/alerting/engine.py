@@ -67,6 +67,7 @@ class AlertHook:
         self._firing = None
         if not result.findings:
             return
+        store.lock_engine(conn)  # another process's checkpoint may be opening the same alerts
         lookup = lambda m, v, s, w: group_findings(conn, m, v, s, w)  # noqa: E731
         observations = observe(self.settings.rules, result.findings, lookup)
         explained = self._explain(conn, observations)

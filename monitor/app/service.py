@@ -93,7 +93,7 @@ def build(settings: Settings, references: ReferenceLookup | None = None,
         ui_base_url=settings.ui.base_url)
     all_hooks = [*alerting.first, *hooks, *alerting.last]
     checkpointer = Checkpointer(assigner, settings.windows.allowed_lateness_s * 1000,
-                                settings.detectors.alpha, sl.min_samples, dims, references,
+                                settings.detectors.alpha, sl.min_samples, references,
                                 all_hooks, intake=intake,
                                 evaluate_budget_s=settings.checkpoint.evaluate_budget_s,
                                 warm_up_events=sl.warm_up_events,

@@ -24,7 +24,7 @@ def cmd_simulate_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: Subparsers) -> None:
     from simulator import cli as sim_cli
-    from simulator.train import add_train_arguments
+    from simulator.options import add_train_arguments
 
     p = command(sub, "simulate", "publish ViT traffic from a real small ViT to Kafka (or a file)",
                 cmd_simulate)

@@ -17,7 +17,9 @@
    checkpoint (:class:`CheckpointReferences`) and the same one step 6 evaluates against.
 5. Join labels with predictions, whichever came first: store labels (the last one wins) and
    fold each (prediction, label) change into the prediction's own window and slices (+1 for a
-   new label, -1/+1 for a replaced one) for detectors that observe labels.
+   new label, -1/+1 for a replaced one) for detectors that observe labels. Advisory locks on
+   the events' buckets (:func:`monitor.store.labels.lock_join`) make a label and its prediction
+   checkpointed by two processes at the same moment join exactly once.
 6. Evaluate windows the watermark has closed and that changed since their last evaluation,
    oldest first, whole windows until ``evaluate_budget_s`` is spent (the rest stay dirty for
    the next checkpoint: :attr:`CheckpointResult.pending_evaluation`). The watermark is the
@@ -27,8 +29,9 @@
    so each gets its decisive look (:mod:`monitor.core.label_settle`), scheduled by event time; then
    the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
    and alert state.
-7. Persist learnt catalog entries and the slice-value sketches; lock the offset rows, check
-   them as in step 1 (compare-and-set), and store the new offsets.
+7. Persist the slice-value sketches; wait for the dead letters the intake decided to be
+   delivered (so a slow DLQ never holds the offset locks); lock the offset rows, check them as
+   in step 1 (compare-and-set), and store the new offsets.
 8. Commit. Only the caller, after this returns, updates metrics and sends alerts.
 
 This module orchestrates; every statement it runs is a function of :mod:`monitor.store`.
@@ -51,6 +54,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import orjson
 from sqlalchemy import Connection
+from threadpoolctl import threadpool_limits
 
 from monitor.contract import (
     ALL_SLICE,
@@ -68,7 +72,6 @@ from monitor.core.stages import StageClock
 from monitor.core.windows import Deltas, WindowAssigner, state_key, window_start
 from monitor.errors import CheckpointAbandoned, Fenced, OffsetRegression
 from monitor.store import (
-    catalog,
     ingest_counts,
     offsets,
     predictions,
@@ -116,7 +119,6 @@ class CheckpointResult:
     findings: list[tuple[WindowKey, Finding]] = field(default_factory=list)
     watermark_ms: int = 0
     pending_evaluation: bool = False  # closed windows left dirty for the next checkpoint
-    dead_letters: list[Any] = field(default_factory=list)  # rejected in here: DLQ before commit
 
 
 class ReferenceLookup(Protocol):
@@ -126,6 +128,16 @@ class ReferenceLookup(Protocol):
 
     def tick(self) -> None:
         """Called at the start of every checkpoint: lets cached entries expire."""
+
+
+class DeadLetters(Protocol):
+    """The dead-letter topic, as the checkpoint sees it."""
+
+    def send(self, rejected: Sequence[Any]) -> None:
+        """Produce these rejections (asynchronously)."""
+
+    def flush(self) -> None:
+        """Wait until everything sent is delivered; raise if anything was not."""
 
 
 class CheckpointHook(Protocol):
@@ -176,7 +188,7 @@ class CheckpointReferences:
 
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
-                 embedding_dims: dict[str, int], references: ReferenceLookup | None = None,
+                 references: ReferenceLookup | None = None,
                  hooks: Sequence[CheckpointHook] = (), intake: Intake | None = None,
                  evaluate_budget_s: float = 2.0, warm_up_events: int = 0,
                  labels_topic: str | None = None, label_settle_ms: int = 3_600_000) -> None:
@@ -190,9 +202,6 @@ class Checkpointer:
         self.abandon = threading.Event()  # set by a stopping process: give up at the next step
         self.abandon_at: float | None = None  # or from this time.monotonic() on
         self.clock = StageClock()
-        # Learnt by the decoder from the first embedding of each model; persisted here.
-        self.embedding_dims = embedding_dims
-        self._dims_saved: set[str] = set(embedding_dims)
         self.lateness_ms = lateness_ms
         self.alpha = alpha
         self.min_samples = min_samples
@@ -204,8 +213,11 @@ class Checkpointer:
         self._label_hooks = [h for h in self.hooks if isinstance(h, LabelHook)]
         self.join = LabelJoin(assigner.detectors, bool(self._label_hooks), self.terms)
 
-    def run(self, conn: Connection, cp: CheckpointInput) -> CheckpointResult:
-        """Steps 1-7; the caller owns the transaction and commits it (step 8)."""
+    def run(self, conn: Connection, cp: CheckpointInput,
+            dead_letters: DeadLetters | None = None) -> CheckpointResult:
+        """Steps 1-7; the caller owns the transaction and commits it (step 8). Events the
+        intake rejects go to ``dead_letters`` as soon as they are decided, and are delivered
+        before step 7 locks the offset rows (at least once: before the commit)."""
         result = CheckpointResult()
         clock = self._stage
         if self.references is not None:
@@ -219,7 +231,8 @@ class Checkpointer:
                 extra = self.intake.begin(conn, cp.parked, cp.batches, cp.evaluate_all)
             cp = replace(cp, batches=[*cp.batches, *extra.batches],
                          rejected=[*cp.rejected, *extra.rejected])
-            result.dead_letters = extra.rejected
+            if dead_letters is not None and extra.rejected:
+                dead_letters.send(extra.rejected)
         with clock("postgres:rejected"):
             self._store_rejected(conn, cp.rejected, result)  # 2
         deltas = Deltas()
@@ -249,9 +262,7 @@ class Checkpointer:
                     hook.on_predictions(conn, fresh)
         self._check("labels")
         with clock("labels"):
-            labelled = self.join.known_before(conn, new_ids)  # 5: labels that came first
-            result.labels, relabelled = self.join.store(conn, cp.labels)
-            labelled += relabelled
+            result.labels, labelled = self.join.join(conn, new_ids, cp.labels)  # 5
             result.labels_joined = sum(r["weight"] for r in labelled)
             for hook in self._label_hooks:
                 hook.on_labels(conn, labelled)
@@ -271,7 +282,11 @@ class Checkpointer:
         settled = (None if cp.evaluate_all and cp.read_to_end
                    else settled_until(now, cp.idle, self.labels_topic, self.label_settle_ms,
                                         self.lateness_ms))
-        with clock("evaluate"):
+        # One BLAS/OpenMP thread: evaluation's matrices are tiny (17 x 17 covariances, a
+        # 17-feature logistic regression), where a second thread only waits for the first; on a
+        # busy machine the spinning threads made embedding_drift's evaluation 4x slower in wall
+        # time (bench/evaluate.py --wall: 128 s with 2 threads, 32 s with 1).
+        with clock("evaluate"), threadpool_limits(limits=1):
             if self.label_decisions:
                 window_states.mark_labels_settled(conn, self.label_decisions, settled)
             result.findings, result.pending_evaluation = self._evaluate(
@@ -281,7 +296,10 @@ class Checkpointer:
             for hook in self.hooks:
                 hook.before_commit(conn, result)
         with clock("postgres:offsets"):
-            self._store_catalog(conn)  # 7
+            if self.intake is not None:  # 7
+                self.intake.finish(conn)
+            if dead_letters is not None:  # delivered before the offset rows are locked
+                dead_letters.flush()
             stored = self._check_offsets(conn, cp, lock=True)
             offsets.save(conn, cp.group, cp.next,
                          {tp: max(cp.max_ts.get(tp, 0), stored.get(tp, (0, 0))[0])
@@ -423,26 +441,20 @@ class Checkpointer:
             if set(entry) - {"n_events"} <= set(own):
                 continue
             updated = references.add_slice_profile(conn, ref.reference_id, key.slice, entry)
-            if updated is None:
-                continue
-            refs.replace(updated)
+            # changed here, or already by another process: this process's cache is stale
             forget = getattr(self.references, "forget", None)
             if forget is not None:
                 forget(key.model, key.model_version)
+            if updated is None:
+                continue
+            refs.replace(updated)
             log.info("slice reference warmed up model=%s version=%s slice=%s detector=%s n=%d "
                      "window_start_ms=%d", key.model, key.model_version, key.slice,
                      key.detector, getattr(s.state, "n", 0), key.window_start_ms)
 
     # -- 7 ---------------------------------------------------------------------------------
-    def _store_catalog(self, conn: Connection) -> None:
-        catalog.add(conn, [(catalog.EMBEDDING_DIM, m, str(d)) for m, d in self.embedding_dims.items()
-                           if m not in self._dims_saved])
-        if self.intake is not None:
-            self.intake.finish(conn)
-
     def committed(self) -> None:
-        """Call after the transaction commits: learnt catalog entries are now durable."""
-        self._dims_saved = set(self.embedding_dims)
+        """Call after the transaction commits: ids and intake decisions are now durable."""
         self.terms.committed()
         if self.intake is not None:
             self.intake.committed()

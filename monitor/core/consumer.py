@@ -64,6 +64,27 @@ class _Buffer:
     opened_at: float = field(default_factory=time.monotonic)
 
 
+class DeadLetterTopic:
+    """Rejected records to the DLQ topic, at least once: sent as soon as they are decided and
+    delivered (:meth:`flush`) before the checkpoint that decided them commits. The table copy
+    in ``rejected_events`` is exactly-once."""
+
+    def __init__(self, sink: Sink, topic: str) -> None:
+        self.sink, self.topic, self._unflushed = sink, topic, 0
+
+    def send(self, rejected: Sequence[Any]) -> None:
+        for r in rejected:
+            self.sink.produce(self.topic, r.value or b"", key=r.key, headers=[
+                (REASON_HEADER, r.reason.encode()), ("vitmon-reject-detail", r.detail.encode()),
+                ("vitmon-source", f"{r.topic}/{r.partition}/{r.offset}".encode())])
+        self._unflushed += len(rejected)
+
+    def flush(self) -> None:
+        if self._unflushed:
+            self._unflushed = 0
+            self.sink.flush(30)
+
+
 class Consumer(GroupMember):
     """Reads partitions, checkpoints them, and follows the group's assignment.
 
@@ -85,6 +106,7 @@ class Consumer(GroupMember):
         self.engine = engine
         self.source = source
         self.sink = sink
+        self.dlq = DeadLetterTopic(sink, kafka.dlq_topic)
         self.cp = checkpointer
         self.metrics = metrics
         self.static_tps = [] if kafka.use_group else list(tps)
@@ -168,9 +190,12 @@ class Consumer(GroupMember):
                     if (buf.next and due) or (not records and not busy and self._pending_eval):
                         self._pending_eval = False
                         self._submit(force=True)
+                    # Idle counts from the last records and the last commit (a slow
+                    # checkpoint is not idleness) -- but not from the flush's own commit: once
+                    # flushed, S seconds have already passed without records.
                     elif exit_when_idle_s is not None and not records and self.held and \
-                            not busy and time.monotonic() - max(
-                                self._idle_since, self._committed_at) >= exit_when_idle_s:
+                            not busy and time.monotonic() - (self._idle_since if flushed else max(
+                                self._idle_since, self._committed_at)) >= exit_when_idle_s:
                         if flushed and self._caught_up():
                             log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
                             return
@@ -282,17 +307,16 @@ class Consumer(GroupMember):
 
     def _checkpoint(self, cp: CheckpointInput) -> CheckpointInput:
         t0 = time.perf_counter()
-        self._send_dead_letters(cp.rejected)
+        self.dlq.send(cp.rejected)  # the decoder's: delivered before the transaction begins
+        self.dlq.flush()
         attempts = {"n": 0}
 
         def attempt() -> CheckpointResult:
             attempts["n"] += 1
             if attempts["n"] > 1:
                 self.metrics.db_retries.inc()
-            with self.engine.begin() as conn:
-                result = self.cp.run(conn, cp)
-                self._send_dead_letters(result.dead_letters)  # decided in it; before the commit
-                return result
+            with self.engine.begin() as conn:  # the intake's go to the DLQ within it
+                return self.cp.run(conn, cp, self.dlq)
 
         try:
             result = self._retry(attempt, "checkpoint")
@@ -344,7 +368,7 @@ class Consumer(GroupMember):
             buf.next[tp] = self.held.read[tp] = r.offset + 1
             (labels if r.topic == self.kafka.labels_topic else preds).append(r)
         if preds:
-            out = decode.decode_predictions(preds, self.cp.embedding_dims, gate=self.cp.intake)
+            out = decode.decode_predictions(preds, {}, gate=self.cp.intake)
             buf.parked.extend(out.parked)
             # Parked events (a version not yet admitted, its dimension undecided) are accepted
             # or rejected by the checkpoint; their event time closes windows all the same, or a
@@ -380,16 +404,6 @@ class Consumer(GroupMember):
             tp = (topic, int(p))
             if tp in self.held:
                 self.held.max_ts[tp] = max(self.held.max_ts[tp], int(batch.ts_ms[parts == p].max()))
-
-    def _send_dead_letters(self, rejected: Sequence[Any]) -> None:
-        """At-least-once to the DLQ topic, before the checkpoint commits (the table copy in
-        ``rejected_events`` is exactly-once)."""
-        for r in rejected:
-            self.sink.produce(self.kafka.dlq_topic, r.value or b"", key=r.key, headers=[
-                (REASON_HEADER, r.reason.encode()), ("vitmon-reject-detail", r.detail.encode()),
-                ("vitmon-source", f"{r.topic}/{r.partition}/{r.offset}".encode())])
-        if rejected:
-            self.sink.flush(30)
 
     def _after(self, result: CheckpointResult, cp: CheckpointInput, took: float) -> None:
         k = self.kafka

@@ -29,6 +29,19 @@ class LabelJoin:
         self.wanted = wanted or bool(self.detectors)
         self.terms = terms
 
+    def join(self, conn: Connection, new_ids: list[str],
+             decoded: Sequence[Any]) -> tuple[int, list[dict[str, Any]]]:
+        """Step 5: join the predictions inserted by this checkpoint (``new_ids``) with labels
+        stored earlier, then store ``decoded`` labels and join them with stored predictions.
+        -> (labels stored, joined rows). Locked against other processes doing the same for the
+        same events at the same moment (:func:`monitor.store.labels.lock_join`), so a label and
+        its prediction checkpointed by two processes at once are joined exactly once."""
+        if self.wanted:
+            labels.lock_join(conn, new_ids, (e for lab in decoded for e in lab.event_id))
+        joined = self.known_before(conn, new_ids)
+        n, relabelled = self.store(conn, decoded)
+        return n, joined + relabelled
+
     def known_before(self, conn: Connection, event_ids: list[str]) -> list[dict[str, Any]]:
         """Predictions inserted now whose label arrived earlier: join them (+1 each)."""
         if not event_ids or not (self.wanted):

@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, text
 
+from monitor.store import locks
+
 OPEN = ("pending", "firing", "suppressed", "explained")
 #: Open but not delivered as firing: Alertmanager is told these ended (if they had fired).
 QUIET = ("suppressed", "explained")
@@ -49,6 +51,16 @@ class Alert:
     incident_id: int | None = None
     explained_by_alert_id: int | None = None
     explained_by: str | None = None  # the carrying alert's slice
+
+
+def lock_engine(conn: Connection) -> None:
+    """Until this transaction ends, no other checkpoint steps alerts or incidents.
+
+    Row locks cannot serialise rows that do not exist yet: two processes whose checkpoints
+    open the same alert (or incident) at the same moment would both find none open and both
+    insert it, and the second insert would fail on ``uq_alerts_open_fingerprint`` (23505).
+    Under this lock the second waits, then finds the first's rows and steps them."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": locks.ALERT_ENGINE})
 
 
 def load_open(conn: Connection, fingerprints: Sequence[str]) -> dict[str, Alert]:

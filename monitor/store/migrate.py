@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 import migrations
+from monitor.store import locks
 
 
 def alembic_config(url: str) -> Config:
@@ -16,9 +17,6 @@ def alembic_config(url: str) -> Config:
     # ConfigParser interpolation would choke on '%' in passwords.
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
-
-
-_MIGRATION_LOCK = 0x76_69_74_6D_6F_6E  # "vitmon": one advisory lock id for schema changes
 
 
 def upgrade(url: str, revision: str = "head") -> None:
@@ -31,7 +29,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     engine = create_engine(normalise_url(url))
     try:
         with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": locks.MIGRATION})
             conn.commit()
             try:
                 cfg = alembic_config(url)
@@ -39,7 +37,7 @@ def upgrade(url: str, revision: str = "head") -> None:
                 command.upgrade(cfg, revision)
                 conn.commit()
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": locks.MIGRATION})
                 conn.commit()
     finally:
         engine.dispose()

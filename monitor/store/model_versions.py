@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, text
 
-_LOCK = 0x76_69_74_6D  # "vitm": the advisory lock id of version admission
+from monitor.store import locks
 
 
 def admitted(conn: Connection) -> set[tuple[str, str]]:
@@ -17,7 +17,7 @@ def admitted(conn: Connection) -> set[tuple[str, str]]:
 
 def lock_and_load(conn: Connection) -> set[tuple[str, str]]:
     """Take the admission lock (until commit) and return the admitted pairs."""
-    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": locks.VERSION_ADMISSION})
     return admitted(conn)
 
 

@@ -2,8 +2,11 @@
 horizon passes. Compact: attributes and slices are ``int[]`` of :mod:`monitor.store.terms` ids,
 not JSONB and text. Partitioned by event time (one partition per UTC day, created on demand), so
 retention is a ``DROP`` of old partitions (:func:`drop_partitions_before`), never a long DELETE.
-The primary key ``(event_id, ts_ms)`` makes a duplicate count once, across restarts and
-processes (a re-sent event carries its original ``ts``)."""
+An ``event_id`` is stored once: a re-sent event is a duplicate whether it carries its
+original ``ts`` (the primary key ``(event_id, ts_ms)``) or a new one (:func:`insert_new` looks
+the id up in every partition first), across restarts and processes. Two copies with different
+``ts`` checkpointed by two processes at the same moment would both be stored; producers key by
+``event_id``, so copies share a partition and one process reads both."""
 
 from __future__ import annotations
 
@@ -16,12 +19,10 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from monitor.contract import Batch
+from monitor.store import locks
 from monitor.store.terms import Terms
 
 DAY_MS = 86_400_000
-#: pg_advisory_xact_lock key: shared by every checkpoint that inserts predictions, exclusive
-#: while creating or dropping partitions (a partition is never dropped under an insert).
-PARTITION_LOCK = 0x7669746D6F6E
 _COLUMNS = ("event_id, ts_ms, model, model_version, window_start_ms, pred, confidence, "
             "is_error, latency_ms, slice_ids, attr_ids, input_sha256, sample_uri, "
             "kafka_partition, kafka_offset")
@@ -38,16 +39,28 @@ def ensure_partitions(conn: Connection, ts_ms: Sequence[np.ndarray]) -> list[str
     shared), so call it once per checkpoint, before inserting."""
     days = sorted({int(d) for t in ts_ms if len(t) for d in np.unique(t // DAY_MS)})
     names = {partition_name(d * DAY_MS): d * DAY_MS for d in days}
-    have = {r[0] for r in conn.execute(text(
-        "SELECT relname FROM pg_class WHERE relname = ANY(:n)"), {"n": list(names)}).all()}
-    missing = [n for n in names if n not in have]
+    missing = _missing(conn, names)
     conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)" if not missing else
-                      "SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
+                      "SELECT pg_advisory_xact_lock(:k)"), {"k": locks.PARTITION})
+    if not missing:
+        # Checked again under the lock: retention (this process's or another's) may have
+        # dropped one between the look and the lock. Then create it under the exclusive lock
+        # (two upgrading at once deadlock: PostgreSQL aborts one, a transient error retried).
+        missing = _missing(conn, names)
+        if missing:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": locks.PARTITION})
     for name in missing:
         lo = names[name]
         conn.execute(text(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF predictions "
                           f"FOR VALUES FROM ({lo}) TO ({lo + DAY_MS})"))
     return missing
+
+
+def _missing(conn: Connection, names: Iterable[str]) -> list[str]:
+    names = list(names)
+    have = {r[0] for r in conn.execute(text(
+        "SELECT relname FROM pg_class WHERE relname = ANY(:n)"), {"n": names}).all()}
+    return [n for n in names if n not in have]
 
 
 def drop_partitions_before(conn: Connection, cutoff_ms: int) -> list[str]:
@@ -58,7 +71,7 @@ def drop_partitions_before(conn: Connection, cutoff_ms: int) -> list[str]:
         "ORDER BY 1")).all()
     old = [r.relname for r in rows if (m := _BOUND.search(r.bound)) and int(m[1]) <= cutoff_ms]
     if old:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": locks.PARTITION})
         for name in old:
             conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
     return old
@@ -73,10 +86,10 @@ def partitions(conn: Connection) -> list[str]:
 
 def insert_new(conn: Connection, batch: Batch, window_starts: np.ndarray,
                slice_names: Sequence[np.ndarray], terms: Terms) -> np.ndarray:
-    """COPY ``batch`` into a temp table, insert the rows whose ``(event_id, ts_ms)`` is new, and
-    return a mask of the rows inserted. ``slice_names``: per slice dimension, each event's slice
-    name (every event is also in ``all``); ``batch.extras`` carries ``_partition`` and
-    ``_offset``. Call :func:`ensure_partitions` first."""
+    """COPY ``batch`` into a temp table, insert the rows whose ``event_id`` is not stored yet
+    (with any ``ts``), and return a mask of the rows inserted. ``slice_names``: per slice
+    dimension, each event's slice name (every event is also in ``all``); ``batch.extras``
+    carries ``_partition`` and ``_offset``. Call :func:`ensure_partitions` first."""
     n = len(batch)
     if n == 0:
         return np.zeros(0, dtype=bool)
@@ -104,7 +117,8 @@ def insert_new(conn: Connection, batch: Batch, window_starts: np.ndarray,
         with cur.copy(f"COPY tmp_predictions ({_COLUMNS}) FROM STDIN") as copy:
             copy.write(data.encode())
         cur.execute(f"INSERT INTO predictions ({_COLUMNS}) SELECT {_COLUMNS} "
-                    "FROM tmp_predictions ON CONFLICT (event_id, ts_ms) DO NOTHING "
+                    "FROM tmp_predictions t WHERE NOT EXISTS (SELECT 1 FROM predictions p "
+                    "WHERE p.event_id = t.event_id) ON CONFLICT (event_id, ts_ms) DO NOTHING "
                     "RETURNING event_id")
         inserted = {r[0] for r in cur.fetchall()}
     if len(inserted) == n:
@@ -165,10 +179,12 @@ def _id_arrays(conn: Connection, terms: Terms, columns: Sequence[np.ndarray], n:
 
 def join_rows(conn: Connection, event_ids: Iterable[str], terms: Terms) -> list[dict[str, Any]]:
     """The stored predictions of ``event_ids`` with what the label join needs: ``slices``
-    (names) and ``attrs`` (a dict), decoded from their ids."""
+    (names) and ``attrs`` (a dict), decoded from their ids; one row per event (the earliest,
+    should a copy with another ``ts`` have been stored before ids were deduplicated)."""
     rows = conn.execute(text(
-        "SELECT event_id, model, model_version, ts_ms, window_start_ms, pred, confidence, "
-        "is_error, slice_ids, attr_ids FROM predictions WHERE event_id = ANY(:ids)"),
+        "SELECT DISTINCT ON (event_id) event_id, model, model_version, ts_ms, window_start_ms, "
+        "pred, confidence, is_error, slice_ids, attr_ids FROM predictions "
+        "WHERE event_id = ANY(:ids) ORDER BY event_id, ts_ms"),
         {"ids": list(event_ids)}).all()
     slices = terms.slices(conn, [r.slice_ids for r in rows])
     attrs = terms.attrs(conn, [r.attr_ids for r in rows])

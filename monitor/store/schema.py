@@ -171,10 +171,10 @@ class FindingRow(Base):
 
 
 class CatalogEntry(Base):
-    """Learnt, persisted facts that must stay stable across restarts (``kind``, ``name``,
-    ``value``; see ``monitor/store/catalog.py``). Decided embedding dimensions per version and
-    admitted slice values have their own tables since migration 0005 (``embedding_dims``,
-    ``slice_admissions``)."""
+    """Learnt facts of releases before migration 0005 (``kind``, ``name``, ``value``): nothing
+    reads or writes it any more. Decided embedding dimensions per version and admitted slice
+    values have their own tables since then (``embedding_dims``, ``slice_admissions``); the
+    table stays so that a migration does not drop data someone may want to look at."""
 
     __tablename__ = "catalog"
     kind: Mapped[str] = mapped_column(Text, primary_key=True)

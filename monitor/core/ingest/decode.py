@@ -763,12 +763,16 @@ def _embedding_rows(kind: int, payloads: list | tuple, dim: int) -> np.ndarray:
 
 
 def _embeddings(kinds: np.ndarray, payloads: tuple, dim: int) -> np.ndarray:
-    """float32 [N, D]; rows without an embedding are NaN. One join and one cast per format."""
+    """[N, D]; rows without an embedding are NaN. One join and one cast per format. When every
+    row is base64 f16 (the common wire format) the bytes are the array: float16, no cast (a
+    float32 copy of a 20,000-event poll is 61 MB of fresh pages, 2.6-15 us an event)."""
     n = len(payloads)
+    if n and (kinds == _F16).all():
+        return np.frombuffer(b"".join(payloads), "<f2").reshape(n, dim)
     out = None
     for kind in (_F16, _F32, _LIST):
         idx = np.flatnonzero(kinds == kind)
-        if idx.size == n:  # the common case: one wire format for the whole model
+        if idx.size == n:  # one wire format for the whole model
             return _embedding_rows(kind, payloads, dim)
         if idx.size:
             if out is None:

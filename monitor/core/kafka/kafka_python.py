@@ -20,6 +20,7 @@ class KafkaPythonSource(kb.SourceBase):
         from kafka import KafkaConsumer
 
         self._bootstrap, self._config = bootstrap, config
+        self._listener_error: BaseException | None = None
         membership: dict[str, Any] = {"group_id": None}
         if group is not None:
             membership = {"group_id": group.id,
@@ -50,23 +51,40 @@ class KafkaPythonSource(kb.SourceBase):
         from kafka import ConsumerRebalanceListener, TopicPartition
 
         consumer = self._consumer
+        source = self
 
         def keys(partitions: Any) -> list[kb.TopicPartitionKey]:
             return sorted((p.topic, p.partition) for p in partitions)
 
+        # kafka-python logs what a listener raises and either swallows it (2.x: partitions
+        # assigned but never claimed, their records skipped without a word) or raises a generic
+        # KafkaError from poll (3.x: a stop during a claim's retry, CheckpointAbandoned, became a
+        # crash): kept here and raised by poll as itself, as confluent-kafka does.
         class Listener(ConsumerRebalanceListener):
             def on_partitions_assigned(self, assigned: Any) -> None:
-                for tp, offset in listener.assigned(keys(assigned)).items():
-                    consumer.seek(TopicPartition(*tp), offset)
-                consumer.resume(*assigned)  # a new assignment fetches every partition
+                with source._listener_errors():
+                    for tp, offset in listener.assigned(keys(assigned)).items():
+                        consumer.seek(TopicPartition(*tp), offset)
+                    consumer.resume(*assigned)  # a new assignment fetches every partition
 
             def on_partitions_revoked(self, revoked: Any) -> None:
-                listener.revoked(keys(revoked))
+                with source._listener_errors():
+                    listener.revoked(keys(revoked))
 
             def on_partitions_lost(self, lost: Any) -> None:
-                listener.lost(keys(lost))
+                with source._listener_errors():
+                    listener.lost(keys(lost))
 
         self._consumer.subscribe(topics=topics, listener=Listener())
+
+    @contextlib.contextmanager
+    def _listener_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as exc:
+            if self._listener_error is None:
+                self._listener_error = exc
+            raise
 
     def seek(self, start: dict[kb.TopicPartitionKey, int]) -> None:
         from kafka import TopicPartition
@@ -98,7 +116,15 @@ class KafkaPythonSource(kb.SourceBase):
             log.debug("group commit failed error=%s", exc)
 
     def poll(self, max_records: int = 10000, timeout_s: float = 0.5) -> list[kb.Record]:
-        batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000),
+                                          max_records=max_records)
+        except Exception:  # kafka-python >= 3 wraps it: "User rebalance callback throws an error"
+            if self._listener_error is None:
+                raise
+        if self._listener_error is not None:  # as confluent-kafka does: the error itself
+            exc, self._listener_error = self._listener_error, None
+            raise exc
         out: list[kb.Record] = []
         for messages in batches.values():
             out.extend(

@@ -38,6 +38,7 @@ JSON, arrays as ``.npy``); scalars are floats. Keys (``<f>`` is a feature name):
     ``pca_mean``, ``pca_components``     float64 [dim], [dim, q] principal axes
     ``pca_explained_variance``           float64 [q] variance along each axis
     ``pca_fit_n``                        rows the basis was fitted on (disjoint from ``sample``)
+    ``pca_fit_ids``                      their event ids (kept out of slice sub-profiles' samples)
     ``bandwidth_sigma2``                 float64 [q]: median squared distance of the projected
                                          sample on the first 1..q axes (the MMD kernel's
                                          median-heuristic bandwidth for each choice of q)
@@ -110,7 +111,8 @@ def _as_batches(data: Batch | Mapping[str, Any] | Iterable[Batch | Mapping[str, 
 
 
 def build_reference_profile(data: Batch | Mapping[str, Any] | Iterable[Batch | Mapping[str, Any]],
-                            config: ProfileConfig = ProfileConfig()) -> dict[str, Any]:
+                            config: ProfileConfig = ProfileConfig(),
+                            exclude_embedding_ids: Iterable[str] = ()) -> dict[str, Any]:
     """Build a reference profile from batches (or mappings of columns) of reference events.
 
     Parameters
@@ -122,6 +124,12 @@ def build_reference_profile(data: Batch | Mapping[str, Any] | Iterable[Batch | M
         unique: they choose the embedding sample.
     config
         Bin counts and sample sizes.
+    exclude_embedding_ids
+        Events kept out of the embedding sample (they still count in its moments). A slice's
+        sub-profile passes its version's ``pca_fit_ids``: the slice is tested on the version's
+        basis, and rows that basis was fitted on are not like fresh traffic on it (more
+        variance along its axes, less off them), so a slice sample holding them would alarm on
+        stationary traffic -- half a group-sized slice's sample would be such rows.
 
     Returns
     -------
@@ -131,7 +139,8 @@ def build_reference_profile(data: Batch | Mapping[str, Any] | Iterable[Batch | M
     attrs = None if config.attrs is None else tuple(f"attrs.{a}" for a in config.attrs)
     fd = FeatureDrift(features=config.features, attrs=attrs, max_categories=config.max_categories,
                       exclude=())  # the profile keeps latency_ms, for whoever tests it
-    es = _EmbeddingSample(config.embedding_sample_size + config.pca_fit_size)
+    es = _EmbeddingSample(config.embedding_sample_size + config.pca_fit_size,
+                          exclude=frozenset(exclude_embedding_ids))
     fs = fd.empty()
     batches = list(_as_batches(data))  # two passes: the top classes first, then their softmax
     classes = np.zeros(0, np.int64)
@@ -164,6 +173,8 @@ class _EmbeddingSample:
     uniform and independent of the order of the batches)."""
 
     k: int
+    #: ids never sampled (see ``exclude_embedding_ids``); still counted in ``n``/``total``
+    exclude: frozenset[str] = frozenset()
     n: int = 0
     total: np.ndarray | None = None  # float64 [dim]
     ids: tuple[str, ...] = ()
@@ -178,6 +189,10 @@ class _EmbeddingSample:
         total = x.astype(np.float64).sum(0)
         self.total = total if self.total is None else self.total + total
         self.n += len(rows)
+        if self.exclude:
+            allowed = np.fromiter((e not in self.exclude for e in batch.event_id[rows]), bool,
+                                  len(rows))
+            rows, x = rows[allowed], x[allowed]
         ids = np.asarray(self.ids + tuple(batch.event_id[rows].tolist()), dtype=object)
         hashes = np.concatenate([self.hashes, emb.event_hashes(ids[len(self.ids):])])
         pool = x if self.sample is None else np.concatenate([self.sample, x])
@@ -225,4 +240,6 @@ def _embedding(s: Any, config: ProfileConfig) -> dict[str, Any]:
             "sample": sample, "sample_ids": np.asarray(s.ids[:n_sample], dtype=str),
             "pca_mean": mean, "pca_components": comps, "pca_explained_variance": var,
             "pca_fit_n": float(len(fit)),
+            # the fit rows, so that slice sub-profiles can leave them out of their samples
+            "pca_fit_ids": np.asarray(s.ids[n_sample:] if k - n_sample >= 2 else (), dtype=str),
             "bandwidth_sigma2": median_heuristic_by_prefix(emb.project(sample, mean, comps))}

@@ -166,3 +166,27 @@ def test_hotelling_matches_the_textbook_formula():
     assert res.t2 == pytest.approx(t2) and (res.df1, res.df2) == (5, 644)
     assert res.f == pytest.approx(t2 * 644 / (5 * 648))
     assert hotelling.critical_t2(res.p_value, 400, 250, 5) == pytest.approx(res.t2)
+
+
+@pytest.mark.parametrize("leave_out_fit_rows", [True, False])
+def test_a_half_slice_reference_is_quiet_on_stationary_traffic_without_the_fit_rows(
+        gen, leave_out_fit_rows):
+    """A slice (say group=A, half the events) is tested on its version's basis. Built from all
+    of its reference rows, its sample holds those the basis was fitted on, which have more
+    variance along the axes and less off them than any fresh window: every stationary window
+    alarmed. Leaving them out (what ``vitmon reference capture`` does) makes it quiet."""
+    rng = np.random.default_rng(5)
+    config = ProfileConfig(embedding_sample_size=1000, pca_fit_size=1000)
+    batches = [gen.batch(rng, 1000, prefix=f"h{i}") for i in range(4)]
+    version = build_reference_profile(batches, config)
+    half = [b.take(np.arange(0, len(b), 2)) for b in batches]
+    fit_ids = version["embedding"]["pca_fit_ids"] if leave_out_fit_rows else ()
+    version["slices"] = {"group=A": build_reference_profile(half, config, fit_ids)}
+    det = EmbeddingDrift()
+    ctx = context(version, slice="group=A")
+    alarms = sum(det.evaluate(observe(det, gen.batch(rng, 500, prefix=f"w{w}"), version),
+                              ctx)[0].status in (Status.ALERT, Status.WARN) for w in range(10))
+    if leave_out_fit_rows:
+        assert alarms <= 1  # at alpha 0.01, two or more in 10 has probability 0.004
+    else:
+        assert alarms >= 8  # the failure this guards against

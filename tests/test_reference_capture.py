@@ -112,3 +112,21 @@ def test_cli_captures_raw_events_and_rejects_garbage_in_one_line(files, fresh_db
     assert bad.returncode == 1
     assert bad.stderr.startswith("vitmon: dump.jsonl line 5: not JSON"), bad.stderr
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_slice_samples_leave_out_the_rows_the_version_basis_was_fitted_on(tmp_path):
+    """Slices are tested on the version's PCA basis; its fit rows are not like fresh traffic on
+    it, so a slice sample holding them alarms on stationary traffic (tests/test_embedding_sketch
+    shows the alarm)."""
+    dump = tmp_path / "dump.jsonl"
+    dump.write_bytes(b"".join(value + b"\n" for _, value in traffic(1500)))
+    settings = load_settings(None, env={"VITMON_SLICES__ATTRIBUTES": '["a0"]'})
+    profile = capture(settings, MODEL, VERSION, file=dump).profile
+    fit_ids = set(profile["embedding"]["pca_fit_ids"].tolist())
+    assert len(fit_ids) >= 100
+    assert not fit_ids & set(profile["embedding"]["sample_ids"].tolist())
+    slices = [s for s in profile["slices"].values() if "embedding" in s]
+    assert slices
+    for sub in slices:
+        ids = set(sub["embedding"]["sample_ids"].tolist())
+        assert ids and not ids & fit_ids

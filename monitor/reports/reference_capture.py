@@ -107,9 +107,11 @@ def slice_assigner(settings: Settings) -> WindowAssigner:
 
 
 def _slice_profiles(batches: list[Batch], assigner: WindowAssigner,
-                    config: Any) -> dict[str, dict[str, Any]]:
+                    config: Any, version_profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """One sub-profile per slice (besides ``all``) with at least ``MIN_SLICE_EVENTS`` events:
-    drift detectors compare a slice's windows with its own reference (``profile["slices"]``)."""
+    drift detectors compare a slice's windows with its own reference (``profile["slices"]``).
+    Slice embedding samples leave out the rows the version's PCA basis was fitted on (see
+    ``exclude_embedding_ids`` of :func:`detectors.reference.build_reference_profile`)."""
     from detectors.reference import build_reference_profile
 
     rows: dict[str, list[Batch]] = {}
@@ -119,7 +121,9 @@ def _slice_profiles(batches: list[Batch], assigner: WindowAssigner,
         for name in {n for row in names for n in row}:
             rows.setdefault(name, []).append(
                 b.take(np.flatnonzero([name in row for row in names])))
-    return {name: build_reference_profile(parts, config) for name, parts in sorted(rows.items())
+    fit_ids = version_profile.get("embedding", {}).get("pca_fit_ids", ())
+    return {name: build_reference_profile(parts, config, fit_ids)
+            for name, parts in sorted(rows.items())
             if sum(len(p) for p in parts) >= MIN_SLICE_EVENTS}
 
 
@@ -148,7 +152,8 @@ def capture(settings: Settings, model: str, version: str, *, file: Path | None =
     assigner = slice_assigner(settings)
     # Slices track the version's top classes, so their windows and references line up.
     top = tuple(int(c) for c in profile["prediction"]["top_classes"])
-    profile["slices"] = _slice_profiles(batches, assigner, replace(config, classes=top))
+    profile["slices"] = _slice_profiles(batches, assigner, replace(config, classes=top),
+                                        profile)
     conf, pred, lab, row_slices = [], [], [], []
     for b in batches:
         joined = assigner.joined(assigner.slice_labels(b), len(b))

@@ -223,6 +223,11 @@ def test_which_open_incident_a_firing_alert_joins():
                        comparators)  # another canary: another cause
     assert not related(canary, MODEL, CANARY, "region=us-east", "feature_drift", comparators)
     assert not related(cam, MODEL, VERSION, "region=us-east", "version_health", comparators)
+    # the canary's whole traffic drifting beside its failing comparison: the same cause
+    assert related(canary, MODEL, CANARY, "all", "feature_drift", comparators)
+    assert not related(canary, MODEL, CANARY, "all", "feature_drift")  # comparator not declared
+    assert not related(canary, MODEL, VERSION, "all", "feature_drift", comparators)  # baseline
+    assert not related(cam, MODEL, VERSION, "all", "feature_drift", comparators)  # no comparison
 
 
 CANARY = "2026.11.2"

@@ -5,7 +5,9 @@ An alert joins an incident when it fires (or is explained by an alert that has o
 * an explained alert joins its carrier's incident (``explained`` lists it: slice, detector);
 * a firing alert joins an open incident of the same model whose version matches and whose
   slice is the alert's, contains it by name (the incident then narrows to the alert's slice), or
-  is already explained by the incident. Versions match when equal; an SLO alert (version ``*``:
+  is already explained by the incident. An alert on ``all`` of a version joins that version's
+  open incident of a failing version comparison (the version is the cause; the incident's slice
+  becomes ``all``). Versions match when equal; an SLO alert (version ``*``:
   SLOs span versions) matches any incident, and an incident of SLO alerts only matches any
   version. Otherwise it opens a new incident.
 
@@ -39,6 +41,8 @@ def related(inc: Incident, model: str, version: str, slice_: str, detector: str 
     if (detector in version_causes and inc.model_version == version
             and detector in inc.detectors):
         return True  # one version compared with its baseline on several slices: one cause
+    if slice_ == ALL and inc.model_version == version and version_causes & set(inc.detectors):
+        return True  # the version under a failing comparison drifts as a whole: same cause
     return (inc.slice == slice_ or contains_by_name(inc.slice, slice_)
             or any(e.get("slice") == slice_ for e in inc.explained))
 
@@ -109,6 +113,8 @@ def _add(inc: Incident, a: Alert, window_ms: int,
                 inc.slice == lab["slice"] or contains_by_name(inc.slice, lab["slice"])
                 or contains_by_name(lab["slice"], inc.slice)):
             inc.slice = ALL  # the version's comparison fails on unrelated slices: the version
+        elif lab["slice"] == ALL and version_causes & set(inc.detectors):
+            inc.slice = ALL  # the whole version drifts beside its failing comparison
         elif contains_by_name(inc.slice, lab["slice"]) and not version_wide:
             inc.slice = lab["slice"]  # the more specific slice carries the incident
         inc.explained = [e for e in inc.explained if e.get("alert_id") != a.id]

@@ -43,6 +43,19 @@ def upsert_findings(conn: Connection, rows: Sequence[tuple[WindowKey, int, Findi
         for k, end, f in rows])
 
 
+#: the window keys as a table ``k`` joined to findings ``f`` (parameters: :func:`_key_params`)
+_KEYS = ("unnest(CAST(:kd AS text[]), CAST(:km AS text[]), CAST(:kv AS text[]), "
+         "CAST(:ks AS text[]), CAST(:kw AS bigint[])) AS k(d, m, v, s, w) "
+         "ON f.detector = k.d AND f.model = k.m AND f.model_version = k.v AND f.slice = k.s ")
+
+
+def _key_params(keys: Sequence[WindowKey]) -> dict[str, list]:
+    """The ``:kd, :km, :kv, :ks, :kw`` arrays of these window keys."""
+    return {"kd": [k.detector for k in keys], "km": [k.model for k in keys],
+            "kv": [k.model_version for k in keys], "ks": [k.slice for k in keys],
+            "kw": [k.window_start_ms for k in keys]}
+
+
 def revisions(conn: Connection, keys: Sequence[WindowKey], subject: str = "") -> dict[WindowKey, int]:
     """How many times each key's finding ``subject`` has been written (its ``revision``; keys
     never evaluated are absent): the number of earlier looks at that window."""
@@ -50,13 +63,9 @@ def revisions(conn: Connection, keys: Sequence[WindowKey], subject: str = "") ->
         return {}
     rows = conn.execute(text(
         "SELECT f.detector, f.model, f.model_version, f.slice, f.window_start_ms, f.revision "
-        "FROM findings f JOIN unnest(CAST(:kd AS text[]), CAST(:km AS text[]), "
-        "CAST(:kv AS text[]), CAST(:ks AS text[]), CAST(:kw AS bigint[])) AS k(d, m, v, s, w) "
-        "ON f.detector = k.d AND f.model = k.m AND f.model_version = k.v AND f.slice = k.s "
+        f"FROM findings f JOIN {_KEYS} "
         "AND f.window_start_ms = k.w WHERE f.subject = :sub"),
-        {"kd": [k.detector for k in keys], "km": [k.model for k in keys],
-         "kv": [k.model_version for k in keys], "ks": [k.slice for k in keys],
-         "kw": [k.window_start_ms for k in keys], "sub": subject}).all()
+        _key_params(keys) | {"sub": subject}).all()
     return {WindowKey(*r[:5]): int(r.revision) for r in rows}
 
 
@@ -67,14 +76,10 @@ def labels_settled(conn: Connection, keys: Sequence[WindowKey]) -> set[WindowKey
         return set()
     rows = conn.execute(text(
         "SELECT f.detector, f.model, f.model_version, f.slice, f.window_start_ms "
-        "FROM findings f JOIN unnest(CAST(:kd AS text[]), CAST(:km AS text[]), "
-        "CAST(:kv AS text[]), CAST(:ks AS text[]), CAST(:kw AS bigint[])) AS k(d, m, v, s, w) "
-        "ON f.detector = k.d AND f.model = k.m AND f.model_version = k.v AND f.slice = k.s "
+        f"FROM findings f JOIN {_KEYS} "
         "AND f.window_start_ms = k.w WHERE f.subject = '' "
         "AND f.details->>'labels_settled' = 'true'"),
-        {"kd": [k.detector for k in keys], "km": [k.model for k in keys],
-         "kv": [k.model_version for k in keys], "ks": [k.slice for k in keys],
-         "kw": [k.window_start_ms for k in keys]}).all()
+        _key_params(keys)).all()
     return {WindowKey(*r) for r in rows}
 
 
@@ -93,9 +98,7 @@ def keep_only(conn: Connection, rows: Sequence[tuple[WindowKey, Finding]]) -> No
         "NOT IN (SELECT * FROM unnest(CAST(:rd AS text[]), CAST(:rm AS text[]), "
         "CAST(:rv AS text[]), CAST(:rs AS text[]), CAST(:rw AS bigint[]), "
         "CAST(:rsub AS text[])))"),
-        {"kd": [k.detector for k in keys], "km": [k.model for k in keys],
-         "kv": [k.model_version for k in keys], "ks": [k.slice for k in keys],
-         "kw": [k.window_start_ms for k in keys],
+        _key_params(keys) | {
          "rd": [k.detector for k, _ in rows], "rm": [k.model for k, _ in rows],
          "rv": [k.model_version for k, _ in rows], "rs": [k.slice for k, _ in rows],
          "rw": [k.window_start_ms for k, _ in rows], "rsub": [f.subject for _, f in rows]})

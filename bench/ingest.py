@@ -116,7 +116,9 @@ def run_once(args: argparse.Namespace, bootstrap: str, messages: list[bytes], re
                        capture_output=True)
     cmd = [vitmon(), "run", "--exit-when-idle", "3"]
     if args.profile:
-        cmd = ["py-spy", "record", "-o", args.profile, "--nonblocking", "-r", "50", "--", *cmd]
+        fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"  # raw: folded stacks
+        cmd = ["py-spy", "record", "-o", args.profile, "-f", fmt, "--threads", "--nonblocking",
+               "-r", "50", "--", *cmd]
     log = tmp / f"{base}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -209,7 +211,8 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--windows", type=int, default=12, help="5-minute windows the events span")
     ap.add_argument("--no-reference", action="store_true")
-    ap.add_argument("--profile", metavar="OUT.svg", help="record the consumer with py-spy")
+    ap.add_argument("--profile", metavar="OUT.svg",
+                    help="record the consumer with py-spy (OUT.txt: folded stacks, per thread)")
     args = ap.parse_args()
     if args.profile and shutil.which("py-spy") is None:
         raise SystemExit("--profile needs py-spy on PATH: .venv/bin/pip install py-spy")

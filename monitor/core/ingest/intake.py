@@ -164,7 +164,7 @@ class Intake:
         locked = embedding_dims.lock(conn, set(by_key) | waiting) if by_key or waiting else {}
         s = self.settings
         decided: dict[Key, int] = {}
-        records: list[Record] = []
+        records: list[Record | Parked] = []
         held: list[Parked | None] = []  # this checkpoint's parked events keep their rows
         for key in sorted(locked):
             stored, waited = locked[key]
@@ -191,8 +191,7 @@ class Intake:
                 records += [Record(r.topic, r.kafka_partition, r.kafka_offset, r.message_key,
                                    r.raw, -1) for r in embedding_dims.take_parked(conn, key)]
                 held += [None] * (len(records) - len(held))
-            records += [Record(p.topic, p.partition, p.offset, p.key, p.value, -1)
-                        for p in events]
+            records += events
             held += events
         self._dims_attempt = decided
         if records:

@@ -47,6 +47,11 @@ def _read_all(client: str, bootstrap: str, topic: str, timeout_s: float = 60):
         source.close()
 
 
+def _committed(db_url: str, topic: str) -> int:
+    return query(db_url, "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets "
+                 "WHERE topic = :t", t=topic)[0][0]
+
+
 @pytest.mark.parametrize("client", CLIENTS)
 def test_sigkill_three_times_then_counts_are_exact(client, broker, db_url_factory, topic_names,
                                                    tmp_path):
@@ -55,16 +60,30 @@ def test_sigkill_three_times_then_counts_are_exact(client, broker, db_url_factor
     topics = make_topics(topic_names, client, broker.bootstrap)
     produce(client, broker.bootstrap, topics.predictions, messages)
     db_url = db_url_factory()
+    # checkpoints of at most 5,000 events (polls of 5,000): about 10 of them, so each kill below
+    # lands with work committed before it and left after it
     env = monitor_env(broker.bootstrap, db_url, topics, client,
-                      VITMON_CHECKPOINT__MAX_EVENTS="2500")
+                      VITMON_CHECKPOINT__MAX_EVENTS="5000", VITMON_KAFKA__POLL_MAX_RECORDS="5000")
     log = tmp_path / "monitor.log"
+    log.touch()
     rng = random.Random(11)
+    done = 0
     for _ in range(3):
+        # Killed in the middle of the work: after this process has committed a checkpoint of its
+        # own (it holds partitions and has read from them), a random moment into the next one.
+        commits = log.read_text().count("checkpoint committed")
         proc = start_monitor(env, log=log)
-        time.sleep(rng.uniform(2.0, 6.0))
+        deadline = time.monotonic() + 120
+        while log.read_text().count("checkpoint committed") == commits:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint committed in 120 s"
+            time.sleep(0.05)  # polling a condition, not a timing assumption
+        time.sleep(rng.uniform(0.0, 1.5))
         assert proc.poll() is None, log.read_text()[-3000:]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        before, done = done, _committed(db_url, topics.predictions)
+        assert before < done < len(messages)  # it made progress, and left work for the next
     # every message was produced before the first start, and the idle exit also needs the
     # committed offsets at the log end (asked of the broker): 1 s of idleness only times the flush
     final = start_monitor(env, "--exit-when-idle", "1", log=log)

@@ -125,6 +125,30 @@ def http_get(port: int, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+SIMULATE_START = "2026-11-01T00:00:00Z"
+_SIMULATED: dict[tuple, tuple[Path, dict]] = {}
+
+
+def simulate(tmp: Path, scenario: str, rate: float, duration: float, seed: int = 0,
+             start: str = SIMULATE_START) -> tuple[Path, dict]:
+    """`vitmon simulate` to a JSONL file under ``tmp`` and its manifest. The simulator is seeded
+    (a byte-identical stream for the same arguments: tests/test_simulator.py), so each set of
+    arguments is simulated once per session and shared by every module that asks for it
+    (tests/test_drift_scenarios.py, tests/test_alert_incident_scenarios.py); callers only read
+    the file. The cache lives here, not in a test module: pytest imports a test module under
+    its own name (``test_drift_scenarios``), so another module importing it as
+    ``tests.test_drift_scenarios`` got a second copy with a second, empty cache."""
+    key = (scenario, rate, duration, seed, start)
+    if key not in _SIMULATED:
+        out = tmp / f"{scenario}-s{seed}.jsonl"
+        done = run_cli({"PATH": "/usr/bin:/bin"}, "simulate", "--scenario", scenario, "--rate",
+                       str(rate), "--duration", str(duration), "--start", start, "--seed",
+                       str(seed), "--out", str(out), "--no-progress", timeout=300)
+        assert done.returncode == 0, done.stderr
+        _SIMULATED[key] = out, json.loads(out.with_suffix(".manifest.json").read_text())
+    return _SIMULATED[key]
+
+
 def publish_and_consume(env: Mapping[str, str], client: str, bootstrap: str, topics: Topics,
                  scenario: Path, log: Path) -> None:
     """Produce a simulated scenario's predictions and labels to their topics, then run the

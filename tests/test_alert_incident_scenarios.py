@@ -34,9 +34,9 @@ from tests.support import (
     query,
     read_messages,
     run_cli,
+    simulate,
     start_monitor,
 )
-from tests.test_drift_scenarios import simulate
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +52,9 @@ LABEL_BATCHES = 20
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict[str, Path]:
-    """A steady day-before period (another seed), as in tests/test_drift_scenarios.py, for the
-    baseline and (the same events under the canary's version) for a canary."""
+    """A steady day-before period (another seed), the same file as tests/test_drift_scenarios.py's
+    (simulated once per session: tests.support.simulate), for the baseline and (the same events
+    under the canary's version) for a canary."""
     path, _ = simulate(tmp_path_factory.mktemp("reference"), "steady", rate=5, duration=1200,
                        seed=1, start="2026-10-31T00:00:00Z")
     canary = tmp_path_factory.mktemp("canary") / "canary.jsonl"

@@ -16,36 +16,22 @@ import pytest
 from sqlalchemy import create_engine
 
 from monitor.store import references
-from tests.support import make_topics, monitor_env, publish_and_consume, query, run_cli
+from tests.support import (
+    make_topics,
+    monitor_env,
+    publish_and_consume,
+    query,
+    run_cli,
+    simulate,
+)
 
 pytestmark = pytest.mark.integration
 
 MODEL, VERSION = "vit-tiny-digits", "2026.11.1"
 CLIENT = "confluent-kafka"
-START = "2026-11-01T00:00:00Z"
 WINDOW_MS = 60_000
 ALPHA = 0.01
 DRIFT = ("feature_drift", "prediction_drift", "embedding_drift")
-
-
-_SIMULATED: dict[tuple, tuple[Path, dict]] = {}
-
-
-def simulate(tmp: Path, scenario: str, rate: float, duration: float, seed: int = 0,
-             start: str = START) -> tuple[Path, dict]:
-    """`vitmon simulate` to a JSONL file under ``tmp`` and its manifest. The simulator is seeded
-    (a byte-identical stream for the same arguments: tests/test_simulator.py), so each set of
-    arguments is simulated once per session and shared with the other modules that ask for it
-    (tests/test_alert_incident_scenarios.py); callers only read the file."""
-    key = (scenario, rate, duration, seed, start)
-    if key not in _SIMULATED:
-        out = tmp / f"{scenario}-s{seed}.jsonl"
-        done = run_cli({"PATH": "/usr/bin:/bin"}, "simulate", "--scenario", scenario, "--rate",
-                       str(rate), "--duration", str(duration), "--start", start, "--seed",
-                       str(seed), "--out", str(out), "--no-progress", timeout=300)
-        assert done.returncode == 0, done.stderr
-        _SIMULATED[key] = out, json.loads(out.with_suffix(".manifest.json").read_text())
-    return _SIMULATED[key]
 
 
 @pytest.fixture(scope="module")

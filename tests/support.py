@@ -24,6 +24,14 @@ GROUP_TIMEOUTS = {"VITMON_KAFKA__SESSION_TIMEOUT_S": "6", "VITMON_KAFKA__HEARTBE
                   "VITMON_KAFKA__MAX_POLL_INTERVAL_S": "10"}
 
 
+#: One process reading every partition of make_topics' topics (3 each) by explicit assignment
+#: (``kafka.partitions``), for tests that are not about the consumer group: it starts reading
+#: at once instead of after the group's first assignment, which the embedded broker holds for
+#: its initial rebalance delay (3 s at every start). The group protocol has tests of its own
+#: (tests/test_exactly_once.py, tests/test_partitions_and_settings.py).
+ALL_PARTITIONS = {"VITMON_KAFKA_PARTITIONS": "0,1,2"}
+
+
 @dataclass(frozen=True)
 class Topics:
     predictions: str

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from tests.support import (
+    ALL_PARTITIONS,
     make_topics,
     monitor_env,
     produce,
@@ -87,7 +88,8 @@ def consume(broker, topic_names, db_url_factory, tmp: Path, reference: dict[str,
     settings = {"VITMON_WINDOWS__SIZE_S": str(WINDOW_MS // 1000),
                 "VITMON_WINDOWS__ALLOWED_LATENESS_S": "0",
                 "VITMON_SLICES__ATTRIBUTES": '["camera_id", "region", "device"]',
-                "VITMON_DETECTORS__SLICE_DIMENSIONS": '{"embedding_drift": ["camera_id"]}'}
+                "VITMON_DETECTORS__SLICE_DIMENSIONS": '{"embedding_drift": ["camera_id"]}',
+                **ALL_PARTITIONS}
     if detectors:  # none given: every built-in
         settings["VITMON_DETECTORS"] = ",".join(("traffic", *detectors))
     env = monitor_env(broker.bootstrap, db_url, topics, CLIENT,
@@ -195,7 +197,7 @@ def test_sixteen_stationary_hours_page_nothing_and_ticket_at_most_twice(
     db_url = db_url_factory()
     (tmp_path / "vitmon.yaml").write_text(yaml.safe_dump(
         {"models": {MODEL: {"baseline_version": VERSION}}}))
-    env = monitor_env(broker.bootstrap, db_url, topics, CLIENT,
+    env = monitor_env(broker.bootstrap, db_url, topics, CLIENT, **ALL_PARTITIONS,
                       VITMON_CONFIG=str(tmp_path / "vitmon.yaml"),
                       VITMON_ALERTMANAGER_URL=alertmanager.url,
                       VITMON_WINDOWS__SIZE_S=str(STATIONARY_WINDOW_S),

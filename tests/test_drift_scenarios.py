@@ -17,6 +17,7 @@ from sqlalchemy import create_engine
 
 from monitor.store import references
 from tests.support import (
+    ALL_PARTITIONS,
     make_topics,
     monitor_env,
     publish_and_consume,
@@ -48,7 +49,7 @@ def run_scenario(broker, topic_names, db_url_factory, tmp: Path, reference: Path
     """Capture the reference, publish the scenario, consume it; returns the database URL."""
     topics = make_topics(topic_names, CLIENT, broker.bootstrap)
     db_url = db_url_factory()
-    env = monitor_env(broker.bootstrap, db_url, topics, CLIENT,
+    env = monitor_env(broker.bootstrap, db_url, topics, CLIENT, **ALL_PARTITIONS,
                       VITMON_DETECTORS="traffic," + ",".join(detectors),
                       VITMON_WINDOWS__SIZE_S=str(WINDOW_MS // 1000),
                       VITMON_WINDOWS__ALLOWED_LATENESS_S="0",

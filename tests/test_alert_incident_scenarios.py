@@ -210,8 +210,10 @@ def test_sixteen_stationary_hours_page_nothing_and_ticket_at_most_twice(
     t_ready = time.monotonic()
     log = tmp_path / "monitor.log"
     # one monitor for the whole run: it exits (after evaluating every window once more and
-    # delivering the alerts) when caught up and idle for 10 s, far longer than a batch takes
-    proc = start_monitor(env, "--exit-when-idle", "10", log=log)
+    # delivering the alerts) when caught up and idle for 5 s. Idle counts from the last records
+    # or commit, and the next label batch arrives about 1 s after a batch's commit (the test
+    # sees the commit and the evaluation, then produces): 5 s is far longer than that gap
+    proc = start_monitor(env, "--exit-when-idle", "5", log=log)
     try:
         produce(CLIENT, broker.bootstrap, topics.predictions, predictions)
         _wait_committed(db_url, topics.predictions, len(predictions), proc, 600)

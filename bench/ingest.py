@@ -28,7 +28,8 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -52,14 +53,16 @@ T0_MS = 1_767_225_600_000
 REFERENCE_EVENTS = 20_000
 
 
-def make_events(n: int, seed: int, dim: int, classes: int, span_ms: int, prefix: str) -> list[bytes]:
-    """``n`` valid prediction events of model ``vit-bench`` version ``1.0`` (JSON bytes)."""
+def make_events(n: int, seed: int, dim: int, classes: int, span_ms: int, prefix: str,
+                start_ms: int = T0_MS) -> list[bytes]:
+    """``n`` valid prediction events of model ``vit-bench`` version ``1.0`` (JSON bytes) over
+    ``[start_ms, start_ms + span_ms)``."""
     rng = np.random.default_rng(seed)
     emb = rng.normal(size=(n, dim)).astype(np.float16)
     logits = rng.normal(size=(n, classes)) * 2
     probs = np.exp(logits)
     probs /= probs.sum(1, keepdims=True)
-    ts = T0_MS + np.sort(rng.integers(0, span_ms, n))
+    ts = start_ms + np.sort(rng.integers(0, span_ms, n))
     lat = rng.lognormal(3, 0.5, n)
     light = rng.random((n, 2))
     pick = {k: rng.integers(0, len(v), n) for k, v in ATTRS.items()}
@@ -90,14 +93,28 @@ def vitmon() -> str:
     return str(Path(sys.executable).with_name("vitmon"))
 
 
-def run_once(args: argparse.Namespace, bootstrap: str, messages: list[bytes], ref_file: Path,
-             admin: str, tmp: Path) -> dict:
+def event_chunks(n: int, dim: int, classes: int, span_ms: int,
+                 chunk: int = 50_000) -> Iterator[list[bytes]]:
+    """The benchmark's ``n`` events in chunks, in event-time order (chunk ``i`` covers its share
+    of the span), so a million events are never all in this process's memory at once."""
+    for i, lo in enumerate(range(0, n, chunk)):
+        k = min(chunk, n - lo)
+        part = make_events(k, 1 + i, dim, classes, max(span_ms * k // n, 1), f"ev{i}",
+                           start_ms=T0_MS + span_ms * lo // n)
+        yield part
+
+
+def run_once(args: argparse.Namespace, bootstrap: str, chunks: Iterable[list[bytes]],
+             ref_file: Path, admin: str, tmp: Path) -> dict:
     base = f"bench{uuid.uuid4().hex[:6]}"
     kafka_io.create_topics(args.client, bootstrap,
                            {f"{base}.pred": 3, f"{base}.labels": 3, f"{base}.dlq": 1})
     sink = kafka_io.make_sink(args.client, bootstrap)
-    for value in messages:
-        sink.produce(f"{base}.pred", value, key=None)
+    sizes = []
+    for messages in chunks:
+        for value in messages:
+            sink.produce(f"{base}.pred", value, key=None)
+        sizes.append(sum(map(len, messages)) / len(messages))
     sink.flush(300)
     sink.close()
     db = create_database(admin, base)
@@ -116,13 +133,17 @@ def run_once(args: argparse.Namespace, bootstrap: str, messages: list[bytes], re
                        capture_output=True)
     cmd = [vitmon(), "run", "--exit-when-idle", "3"]
     if args.profile:
-        cmd = ["py-spy", "record", "-o", args.profile, "--nonblocking", "-r", "50", "--", *cmd]
+        fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"  # raw: folded stacks
+        cmd = ["py-spy", "record", "-o", args.profile, "-f", fmt, "--threads", "--nonblocking",
+               "-r", "50", "--", *cmd]
     log = tmp / f"{base}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        peak_kb = 0
+        peak_kb, rss = 0, []
         while proc.poll() is None:  # VmHWM: the consumer's own peak resident set
-            peak_kb = max(peak_kb, _vm_hwm_kb(_leaf(proc.pid)))
+            leaf = _leaf(proc.pid)
+            peak_kb = max(peak_kb, _status_kb(leaf, "VmHWM"))
+            rss.append((datetime.now(timezone.utc).replace(tzinfo=None), _status_kb(leaf, "VmRSS")))
             time.sleep(0.2)
     text_ = log.read_text()
     if proc.returncode != 0:
@@ -134,7 +155,24 @@ def run_once(args: argparse.Namespace, bootstrap: str, messages: list[bytes], re
     for m in STAGES.findall(text_)[-1:]:
         stages = {k: float(v) for k, v in (kv.split("=") for kv in m.split())}
     return {"events": accepted, "eps": accepted / span, "span_s": span,
-            "peak_rss_mb": peak_kb / 1024, "stages": stages, "keys": _state_sizes(db)}
+            "peak_rss_mb": peak_kb / 1024, "stages": stages, "keys": _state_sizes(db),
+            "rss_by_events": _rss_by_events(commits, rss), "message_bytes": float(np.mean(sizes))}
+
+
+def _rss_by_events(commits: list[tuple[datetime, int]],
+                   rss: list[tuple[datetime, int]], step: int = 200_000) -> list[tuple[int, float]]:
+    """The consumer's resident set (MB) when it had committed 200k, 400k, ... events: flat if
+    nothing it keeps grows with the stream (the last sample at or before each commit)."""
+    out, total, mark = [], 0, step
+    for at, n in commits:
+        total += n
+        if total >= mark:
+            before = [kb for t, kb in rss if t <= at and kb]
+            if before:
+                out.append((total, before[-1] / 1024))
+            while mark <= total:
+                mark += step
+    return out
 
 
 def _state_sizes(db: str) -> dict:
@@ -163,23 +201,28 @@ def _leaf(pid: int) -> int:
         return pid
 
 
-def _vm_hwm_kb(pid: int) -> int:
+def _status_kb(pid: int, field: str) -> int:
+    """A /proc/PID/status field in kB (VmHWM: peak resident set, VmRSS: the current one)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
 
 
-def report(args: argparse.Namespace, r: dict, size: float) -> None:
+def report(args: argparse.Namespace, r: dict) -> None:
+    size = r["message_bytes"]
     dets = args.detectors or "default set"
     print(f"\n{r['events']:,} events, detectors: {dets}, slices: {args.slices}, "
           f"reference: {'no' if args.no_reference else 'yes'}, {args.client}, "
           f"{args.dim}-d f16 embeddings, mean message {size:.0f} B")
     print(f"end to end: {r['eps']:,.0f} events/s ({r['span_s']:.1f} s), "
           f"peak RSS {r['peak_rss_mb']:.0f} MB")
+    if r["rss_by_events"]:
+        print("RSS after " + ", ".join(f"{n / 1000:,.0f}k: {mb:,.0f} MB"
+                                       for n, mb in r["rss_by_events"]) + " committed events")
     if r["stages"]:
         print(f"{'stage':<32} {'seconds':>8} {'events/s':>12}")
         for stage, s in sorted(r["stages"].items(), key=lambda kv: -kv[1]):
@@ -209,21 +252,21 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--windows", type=int, default=12, help="5-minute windows the events span")
     ap.add_argument("--no-reference", action="store_true")
-    ap.add_argument("--profile", metavar="OUT.svg", help="record the consumer with py-spy")
+    ap.add_argument("--profile", metavar="OUT.svg",
+                    help="record the consumer with py-spy (OUT.txt: folded stacks, per thread)")
     args = ap.parse_args()
     if args.profile and shutil.which("py-spy") is None:
         raise SystemExit("--profile needs py-spy on PATH: .venv/bin/pip install py-spy")
     span = args.windows * 300_000
     print(f"generating {args.events:,} + {REFERENCE_EVENTS:,} reference events...", file=sys.stderr)
-    messages = make_events(args.events, 1, args.dim, args.classes, span, "ev")
-    size = sum(map(len, messages)) / len(messages)
     with tempfile.TemporaryDirectory() as d, EmbeddedBroker() as broker:
         tmp = Path(d)
         ref_file = tmp / "reference.jsonl"
         ref_file.write_bytes(b"\n".join(make_events(REFERENCE_EVENTS, 2, args.dim, args.classes,
                                                     span, "ref")) + b"\n")
-        r = run_once(args, broker.bootstrap, messages, ref_file, admin_url(tmp), tmp)
-    report(args, r, size)
+        chunks = event_chunks(args.events, args.dim, args.classes, span)
+        r = run_once(args, broker.bootstrap, chunks, ref_file, admin_url(tmp), tmp)
+    report(args, r)
 
 
 if __name__ == "__main__":

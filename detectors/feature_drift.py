@@ -198,6 +198,9 @@ class FeatureDrift(DataclassStateCodec):
                                              state.n, n_bins) for k in state.num_counts},
                 "categorical": categorical_entries(state)}
 
+    def state_events(self, state: FeatureDriftState) -> int:
+        return state.n
+
     def evaluate(self, state: FeatureDriftState, context: EvalContext) -> tuple[Finding, ...]:
         if context.reference is None:
             return (Finding.no_reference(self, state.n),)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from scipy import stats
@@ -44,16 +44,10 @@ from scipy import stats
 from detectors._verdict import look_alpha
 from detectors.stats.sequential import fisher_greater
 from detectors.traffic import _EDGES, group_bincount, latency_quantile
-from monitor.contract import (
-    Batch,
-    DataclassStateCodec,
-    EvalContext,
-    Finding,
-    LabelledBatch,
-    Reference,
-    Severity,
-    Status,
-)
+from monitor.contract import DataclassStateCodec, Finding, Severity, Status
+
+if TYPE_CHECKING:  # annotations only (postponed by __future__ annotations)
+    from monitor.contract import Batch, EvalContext, LabelledBatch, Reference
 
 _CONF_BINS = 50
 

@@ -349,6 +349,16 @@ class VersionComparator(Protocol):
                          context: EvalContext) -> Finding: ...
 
 
+@runtime_checkable
+class SliceReferenceBuilder(Protocol):
+    """Builds a slice's own reference sub-profile from one window's state: the slice warm-up
+    (``slices.warm_up_events``) takes a slice's first evaluated window with at least that many
+    events (``state_events``) as the slice's reference when the captured one had none."""
+
+    def reference_from_state(self, state: Any) -> Mapping[str, Any]: ...
+    def state_events(self, state: Any) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ReportScope:
     """What a range report covers: one model version and slice over ``[from_ms, to_ms)`` of event

@@ -123,3 +123,12 @@ def topic_names() -> Callable[..., str]:
         return f"{base}.{suffix}" if suffix else base
 
     return make
+
+
+@pytest.fixture(scope="session")
+def traffic():
+    """The detector unit tests' stationary synthetic traffic (32-d embeddings): a frozen,
+    deterministic model, so one instance serves every test that draws from it."""
+    from detectors.synthetic import Traffic  # here, not at the top: integration runs need no detectors
+
+    return Traffic(seed=1, dim=32)

@@ -77,6 +77,18 @@ def monitor_env(bootstrap: str, db_url: str, topics: Topics, client: str,
     return env
 
 
+def backlogged(broker, topic_names, db_url_factory, client: str,
+               messages: Sequence[tuple[bytes | None, bytes]],
+               **settings: str) -> tuple[Topics, str, dict[str, str]]:
+    """New topics with ``messages`` already on the predictions topic (a backlog for the monitor to
+    read), a new database, and the monitor's environment for both (``settings``: VITMON_* extras).
+    Returns (topics, database URL, environment)."""
+    topics = make_topics(topic_names, client, broker.bootstrap)
+    produce(client, broker.bootstrap, topics.predictions, messages)
+    db_url = db_url_factory()
+    return topics, db_url, monitor_env(broker.bootstrap, db_url, topics, client, **settings)
+
+
 def start_monitor(env: Mapping[str, str], *args: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen([VITMON, "run", *args], env=dict(env), stdout=log.open("ab"),
                             stderr=subprocess.STDOUT)

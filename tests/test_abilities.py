@@ -16,11 +16,12 @@ from monitor.contract import (
     RangeReporter,
     Reference,
     ReferenceObserver,
+    SliceReferenceBuilder,
     Status,
     VersionComparator,
     WideColumnNeeds,
 )
-from monitor.core.checkpoint import CheckpointReferences
+from monitor.core.checkpoint_references import CheckpointReferences
 from monitor.core.registry import discover
 from monitor.core.windows import Deltas, WindowAssigner
 from monitor.store.keys import WindowKey
@@ -127,6 +128,8 @@ def test_built_in_abilities_are_declared_not_named():
     assert {n for n, d in built_in.items() if isinstance(d, VersionComparator)} == {
         "version_health"}
     assert {n for n, d in built_in.items() if isinstance(d, RangeReporter)} == {"fairness"}
+    assert {n for n, d in built_in.items() if isinstance(d, SliceReferenceBuilder)} == {
+        "feature_drift"}
     # Sketches on the reference's basis / top classes (docs/drift.md).
     assert {"embedding_drift", "prediction_drift"} <= {
         n for n, d in built_in.items() if isinstance(d, ReferenceObserver)}

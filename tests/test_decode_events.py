@@ -252,21 +252,28 @@ def test_labels_decode():
     assert out.positions == {(LABELS_TOPIC, 3): 103}
 
 
+DROP = object()  # a field left out of the label
+
+
+def _label(**fields) -> bytes:
+    """A label event with ``fields`` changed (``DROP`` leaves one out), as bytes."""
+    event = {"schema": "vit.label/v1", "event_id": "e", "label": 1, "ts": 0, **fields}
+    return json.dumps({k: v for k, v in event.items() if v is not DROP}).encode()
+
+
 LABEL_BAD = {
-    "missing-event_id": (b'{"schema": "vit.label/v1", "label": 1, "ts": 0}', "missing_field"),
-    "missing-label": (b'{"schema": "vit.label/v1", "event_id": "e", "ts": 0}', "missing_field"),
-    "missing-ts": (b'{"schema": "vit.label/v1", "event_id": "e", "label": 1}', "missing_field"),
-    "label-string": (b'{"schema":"vit.label/v1","event_id":"e","label":"3","ts":0}', "wrong_type"),
-    "label-float": (b'{"schema":"vit.label/v1","event_id":"e","label":3.0,"ts":0}', "wrong_type"),
-    "label-bool": (b'{"schema":"vit.label/v1","event_id":"e","label":true,"ts":0}', "wrong_type"),
-    "label-negative": (b'{"schema":"vit.label/v1","event_id":"e","label":-1,"ts":0}',
-                       "bad_value"),
-    "source-number": (b'{"schema":"vit.label/v1","event_id":"e","label":1,"ts":0,"source":1}',
-                      "wrong_type"),
-    "ts-bad": (b'{"schema":"vit.label/v1","event_id":"e","label":1,"ts":"soon"}', "bad_value"),
+    "missing-event_id": (_label(event_id=DROP), "missing_field"),
+    "missing-label": (_label(label=DROP), "missing_field"),
+    "missing-ts": (_label(ts=DROP), "missing_field"),
+    "label-string": (_label(label="3"), "wrong_type"),
+    "label-float": (_label(label=3.0), "wrong_type"),
+    "label-bool": (_label(label=True), "wrong_type"),
+    "label-negative": (_label(label=-1), "bad_value"),
+    "source-number": (_label(source=1), "wrong_type"),
+    "ts-bad": (_label(ts="soon"), "bad_value"),
     "schema-prediction": (raw(), "bad_schema"),
-    "schema-absent": (b'{"event_id": "e", "label": 1, "ts": 0}', "bad_schema"),
-    "nan": (b'{"schema":"vit.label/v1","event_id":"e","label":1,"ts":NaN}', "non_finite"),
+    "schema-absent": (_label(schema=DROP), "bad_schema"),
+    "nan": (_label(ts=float("nan")), "non_finite"),  # json.dumps writes NaN, as a buggy producer
     "broken": (b'{"schema":', "malformed_json"),
     "empty": (None, "empty"),
 }

@@ -13,16 +13,10 @@ from detectors.embedding_drift import EmbeddingDrift
 from detectors.feature_drift import FeatureDrift
 from detectors.prediction_drift import PredictionDrift
 from detectors.reference import ProfileConfig, build_reference_profile
-from detectors.synthetic import Traffic
 from detectors.testing import context
 from monitor.contract import ReferenceObserver, Status
 
 ALPHA, WINDOWS = 0.01, 200
-
-
-@pytest.fixture(scope="module")
-def traffic():
-    return Traffic(seed=1, dim=32)
 
 
 @pytest.fixture(scope="module")

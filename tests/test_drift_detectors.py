@@ -22,11 +22,6 @@ IDS = [d.name for d in DETECTORS]
 
 
 @pytest.fixture(scope="module")
-def traffic():
-    return Traffic(seed=1, dim=32)
-
-
-@pytest.fixture(scope="module")
 def profile(traffic):
     rng = np.random.default_rng(100)
     return build_reference_profile([traffic.batch(rng, 1000) for _ in range(4)],

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from monitor.devstack.synthetic import synthetic_stream
-from tests.support import make_topics, monitor_env, produce, query, start_monitor
+from tests.support import backlogged, query, start_monitor
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +27,9 @@ def test_closed_windows_are_evaluated_while_running(broker, db_url_factory, topi
     client = "confluent-kafka"
     messages, truth, _ = synthetic_stream(6_000, seed=9, malformed_fraction=0,
                                           duplicate_fraction=0)
-    topics = make_topics(topic_names, client, broker.bootstrap)
-    db_url = db_url_factory()
-    env = monitor_env(broker.bootstrap, db_url, topics, client, VITMON_DETECTORS="traffic",
-                      VITMON_CHECKPOINT__EVALUATE_BUDGET_S=budget_s)
-    produce(client, broker.bootstrap, topics.predictions, messages)
+    topics, db_url, env = backlogged(broker, topic_names, db_url_factory, client, messages,
+                                     VITMON_DETECTORS="traffic",
+                                     VITMON_CHECKPOINT__EVALUATE_BUDGET_S=budget_s)
     last = max(w for (_, _, w) in truth)  # the watermark is at least the last window's start
     closed = {w for (_, _, w) in truth if w + WINDOW_MS + LATENESS_MS <= last}
     assert closed, "the stream must span windows the watermark closes"

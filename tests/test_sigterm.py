@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.support import make_topics, monitor_env, produce, start_monitor, status_json, window_counts
+from tests.support import backlogged, start_monitor, status_json, window_counts
 
 pytestmark = pytest.mark.integration
 N = 200_000
@@ -41,11 +41,8 @@ def test_sigterm_with_a_200k_backlog_stops_within_10s_and_the_restart_is_exact(
         broker, db_url_factory, topic_names, tmp_path):
     client = "confluent-kafka"
     messages, truth = _backlog(N)
-    topics = make_topics(topic_names, client, broker.bootstrap)
-    produce(client, broker.bootstrap, topics.predictions, messages)
-    db_url = db_url_factory()
-    env = monitor_env(broker.bootstrap, db_url, topics, client,
-                      VITMON_DETECTORS="traffic,feature_drift")
+    topics, db_url, env = backlogged(broker, topic_names, db_url_factory, client, messages,
+                                     VITMON_DETECTORS="traffic,feature_drift")
     log = tmp_path / "monitor.log"
     proc = start_monitor(env, log=log)
     deadline = time.monotonic() + 120

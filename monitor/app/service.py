@@ -14,7 +14,8 @@ from sqlalchemy import Engine
 from monitor.alerting import wiring
 from monitor.app.config import Settings
 from monitor.core import kafka, retention
-from monitor.core.checkpoint import AfterCommitHook, Checkpointer, CheckpointHook, ReferenceLookup
+from monitor.core.checkpoint import AfterCommitHook, Checkpointer, CheckpointHook
+from monitor.core.checkpoint_references import ReferenceLookup
 from monitor.core.consumer import Consumer
 from monitor.core.health import Health, serve_http
 from monitor.core.ingest.intake import Intake

@@ -20,9 +20,10 @@
    new label, -1/+1 for a replaced one) for detectors that observe labels. Advisory locks on
    the events' buckets (:func:`monitor.store.labels.lock_join`) make a label and its prediction
    checkpointed by two processes at the same moment join exactly once.
-6. Evaluate windows the watermark has closed and that changed since their last evaluation,
-   oldest first, whole windows until ``evaluate_budget_s`` is spent (the rest stay dirty for
-   the next checkpoint: :attr:`CheckpointResult.pending_evaluation`). The watermark is the
+6. Evaluate windows the watermark has closed and that changed since their last evaluation
+   (:mod:`monitor.core.evaluation`), oldest first, whole windows until ``evaluate_budget_s``
+   is spent (the rest stay dirty for the next checkpoint:
+   :attr:`CheckpointResult.pending_evaluation`). The watermark is the
    predictions'; the labels topic has its own (the labels' event time), and a
    :class:`~monitor.contract.LabelDecision` detector's windows whose labels it has just
    settled (``label_settle_ms`` past their end; at a flush, all of them) are marked changed,
@@ -57,33 +58,28 @@ from sqlalchemy import Connection
 from threadpoolctl import threadpool_limits
 
 from monitor.contract import (
-    ALL_SLICE,
     Batch,
     Detector,
-    EvalContext,
     Finding,
     LabelDecision,
-    Reference,
 )
+from monitor.core.checkpoint_references import CheckpointReferences, ReferenceLookup
+from monitor.core.evaluation import WindowEvaluator
 from monitor.core.ingest.intake import Intake
 from monitor.core.label_join import LabelJoin
-from monitor.core.label_settle import NOTHING_SETTLED, look_index, settled_until
+from monitor.core.label_settle import settled_until
 from monitor.core.stages import StageClock
-from monitor.core.windows import Deltas, WindowAssigner, state_key, window_start
+from monitor.core.windows import Deltas, WindowAssigner, window_start
 from monitor.errors import CheckpointAbandoned, Fenced, OffsetRegression
 from monitor.store import (
     ingest_counts,
     offsets,
     predictions,
-    references,
     rejected,
     window_states,
 )
-from monitor.store.findings import keep_only, labels_settled, upsert_findings
-from monitor.store.findings import revisions as finding_revisions
 from monitor.store.keys import TopicPartition, WindowKey
 from monitor.store.terms import Terms
-from slices import OTHER
 
 log = logging.getLogger(__name__)
 
@@ -121,15 +117,6 @@ class CheckpointResult:
     pending_evaluation: bool = False  # closed windows left dirty for the next checkpoint
 
 
-class ReferenceLookup(Protocol):
-    """The active reference of a (model, version), as the service looks it up (cached)."""
-
-    def __call__(self, conn: Connection, model: str, version: str) -> Reference | None: ...
-
-    def tick(self) -> None:
-        """Called at the start of every checkpoint: lets cached entries expire."""
-
-
 class DeadLetters(Protocol):
     """The dead-letter topic, as the checkpoint sees it."""
 
@@ -163,29 +150,6 @@ class AfterCommitHook(Protocol):
     def after_commit(self, result: CheckpointResult) -> None: ...
 
 
-class CheckpointReferences:
-    """The active reference of each (model, version) for one checkpoint attempt: looked up once
-    through the service's cached lookup, and the same for observing (a
-    :class:`~monitor.contract.ReferenceObserver`) and for evaluating."""
-
-    def __init__(self, lookup: ReferenceLookup | None, conn: Connection | None) -> None:
-        self.lookup, self.conn = lookup, conn
-        self._seen: dict[tuple[str, str], Reference | None] = {}
-
-    def __call__(self, model: str, version: str) -> Reference | None:
-        key = (model, version)
-        if key not in self._seen:
-            self._seen[key] = (self.lookup(self.conn, model, version)
-                               if self.lookup is not None else None)
-        return self._seen[key]
-
-    def replace(self, reference: Reference) -> None:
-        """``reference`` changed in this transaction: use the new one from now on."""
-        self._seen = {k: (reference if v is not None and v.reference_id == reference.reference_id
-                          else v) for k, v in self._seen.items()}
-        self._seen[(reference.model, reference.model_version)] = reference
-
-
 class Checkpointer:
     def __init__(self, assigner: WindowAssigner, lateness_ms: int, alpha: float, min_samples: int,
                  references: ReferenceLookup | None = None,
@@ -193,25 +157,23 @@ class Checkpointer:
                  evaluate_budget_s: float = 2.0, warm_up_events: int = 0,
                  labels_topic: str | None = None, label_settle_ms: int = 3_600_000) -> None:
         self.assigner = assigner
-        self.warm_up_events = warm_up_events
         self.labels_topic = labels_topic  # its partitions' watermark is the labels' event time
         self.label_settle_ms = label_settle_ms
         self.intake = intake
-        self.evaluate_budget_s = evaluate_budget_s
         self.terms = Terms()  # slice and attribute ids of the stored predictions
         self.abandon = threading.Event()  # set by a stopping process: give up at the next step
         self.abandon_at: float | None = None  # or from this time.monotonic() on
         self.clock = StageClock()
         self.lateness_ms = lateness_ms
-        self.alpha = alpha
-        self.min_samples = min_samples
-        self.references = references
         self.by_name: dict[str, Detector] = {d.name: d for d in assigner.detectors}
         self.label_decisions = sorted(d.name for d in assigner.detectors
                                       if isinstance(d, LabelDecision) and d.label_decision)
         self.hooks: list[CheckpointHook] = list(hooks)
         self._label_hooks = [h for h in self.hooks if isinstance(h, LabelHook)]
         self.join = LabelJoin(assigner.detectors, bool(self._label_hooks), self.terms)
+        self.evaluator = WindowEvaluator(self.by_name, assigner.size_ms, lateness_ms, alpha,
+                                         min_samples, self.label_decisions, evaluate_budget_s,
+                                         warm_up_events, references, self._check)
 
     def run(self, conn: Connection, cp: CheckpointInput,
             dead_letters: DeadLetters | None = None) -> CheckpointResult:
@@ -220,9 +182,9 @@ class Checkpointer:
         before step 7 locks the offset rows (at least once: before the commit)."""
         result = CheckpointResult()
         clock = self._stage
-        if self.references is not None:
-            self.references.tick()
-        refs = CheckpointReferences(self.references, conn)
+        if self.evaluator.references is not None:
+            self.evaluator.references.tick()
+        refs = CheckpointReferences(self.evaluator.references, conn)
         with clock("postgres:offsets"):
             stored = self._check_offsets(conn, cp, lock=False)  # 1
             self.terms.begin()
@@ -289,7 +251,7 @@ class Checkpointer:
         with clock("evaluate"), threadpool_limits(limits=1):
             if self.label_decisions:
                 window_states.mark_labels_settled(conn, self.label_decisions, settled)
-            result.findings, result.pending_evaluation = self._evaluate(
+            result.findings, result.pending_evaluation = self.evaluator.evaluate(
                 conn, watermark, cp.evaluate_all, refs, settled)
         self._check("hooks")
         with clock("hooks"):
@@ -357,112 +319,12 @@ class Checkpointer:
             result.rejected[r.reason] = result.rejected.get(r.reason, 0) + 1
         rejected.insert(conn, rows)
 
-    # -- 6 ---------------------------------------------------------------------------------
-    def _evaluate(self, conn: Connection, watermark: int, everything: bool,
-                  refs: CheckpointReferences, settled: int | None = NOTHING_SETTLED
-                  ) -> tuple[list[tuple[WindowKey, Finding]], bool]:
-        """Evaluate changed windows whose end + allowed lateness the watermark has passed,
-        oldest first, one whole window at a time until ``evaluate_budget_s`` is spent (at least
-        one window; every window with ``everything``). Returns the findings and whether closed
-        changed windows are left for a later checkpoint. Windows ending by ``settled`` (every one
-        when None) have settled labels (:func:`monitor.core.label_settle.settled_until`)."""
-        horizon = None if everything else watermark - self.lateness_ms
-        pending = window_states.dirty_windows(conn, horizon)
-        out: list[tuple[WindowKey, Finding]] = []
-        t0 = time.monotonic()
-        done = 0
-        for end in pending:
-            if done and not everything and time.monotonic() - t0 >= self.evaluate_budget_s:
-                break
-            out += self._evaluate_window(conn, end, refs,
-                                         settled is None or end <= settled)
-            done += 1
-        return out, done < len(pending)
-
-    def _evaluate_window(self, conn: Connection, end: int, refs: CheckpointReferences,
-                         settled: bool = False) -> list[tuple[WindowKey, Finding]]:
-        size = self.assigner.size_ms
-        dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=end,
-                                          windows=(end - size, end), lock=True)
-        # The family sharing alpha is every slice of the detector in the window, not only the
-        # re-evaluated (dirty) ones; ``look`` counts the window's earlier evaluations.
-        slices_per = window_states.slices_in_windows(conn, sorted(
-            {(s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
-             for s in dirty}))
-        looks = finding_revisions(conn, [s.key for s in dirty])
-        decided = labels_settled(conn, [s.key for s in dirty
-                                        if s.key.detector in self.label_decisions])
-        out: list[tuple[WindowKey, Finding]] = []
-        for s in dirty:
-            self._check("evaluate")
-            key = s.key
-            n_tests = slices_per.get(
-                (key.detector, key.model, key.model_version, key.window_start_ms), 1)
-            label_based = key.detector in self.label_decisions
-            look = look_index(looks.get(key, 0), label_based, settled, key in decided)
-            ctx = EvalContext(state_key(key, size), refs(key.model, key.model_version),
-                              self.alpha, n_tests, self.min_samples, look)
-            for finding in s.detector.evaluate(s.state, ctx):
-                if label_based:
-                    finding = replace(finding, details={
-                        **finding.details, "labels_settled": settled or key in decided})
-                out.append((key, finding))
-        upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
-        # a label decision's verdict is its latest look's findings: no subject left over from
-        # a provisional look (say a group that was the largest before all predictions were in)
-        keep_only(conn, [(k, f) for k, f in out if k.detector in self.label_decisions])
-        if self.warm_up_events > 0:
-            self._warm_up(conn, dirty, refs)
-        window_states.mark_evaluated(conn, end, [s.key for s in dirty], list(self.by_name),
-                                     not_before=end - size)
-        return out
-
-    def _warm_up(self, conn: Connection, dirty: Sequence[Any],
-                 refs: CheckpointReferences) -> None:
-        """Slice reference warm-up (``slices.warm_up_events``, issue 12): a slice of a version
-        that has a reference but no sub-profile of its own for a detector that can build one
-        (``reference_from_state``) takes its first evaluated window with at least
-        ``warm_up_events`` events as that sub-profile. That window has just reported
-        ``no_reference``; the slice's later windows are compared with it. Never for a slice
-        that folds the values outside the admitted top-K (``camera_id=other``): it is not one
-        population from window to window. Written into the
-        version's active reference in this transaction (in place: same id), so it is kept
-        exactly once with the results."""
-        for s in dirty:
-            key, build = s.key, getattr(s.detector, "reference_from_state", None)
-            if build is None or key.slice == ALL_SLICE or _folds_other(key.slice) or \
-                    getattr(s.state, "n", 0) < self.warm_up_events:
-                continue
-            ref = refs(key.model, key.model_version)
-            if ref is None or ref.model_version != key.model_version:
-                continue  # no reference, or the baseline's: never write into another version's
-            own = (ref.profile.get("slices") or {}).get(key.slice) or {}
-            entry = build(s.state)
-            if set(entry) - {"n_events"} <= set(own):
-                continue
-            updated = references.add_slice_profile(conn, ref.reference_id, key.slice, entry)
-            # changed here, or already by another process: this process's cache is stale
-            forget = getattr(self.references, "forget", None)
-            if forget is not None:
-                forget(key.model, key.model_version)
-            if updated is None:
-                continue
-            refs.replace(updated)
-            log.info("slice reference warmed up model=%s version=%s slice=%s detector=%s n=%d "
-                     "window_start_ms=%d", key.model, key.model_version, key.slice,
-                     key.detector, getattr(s.state, "n", 0), key.window_start_ms)
-
     # -- 7 ---------------------------------------------------------------------------------
     def committed(self) -> None:
         """Call after the transaction commits: ids and intake decisions are now durable."""
         self.terms.committed()
         if self.intake is not None:
             self.intake.committed()
-
-
-def _folds_other(slice_name: str) -> bool:
-    """``camera_id=other`` or a cross with an ``other`` part (``region=eu,camera_id=other``)."""
-    return any(part.partition("=")[2] == OTHER for part in slice_name.split(","))
 
 
 def _first_occurrences(batch: Batch) -> tuple[Batch, int]:

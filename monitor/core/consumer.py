@@ -36,8 +36,9 @@ from monitor.core.group_member import GroupMember
 from monitor.core.health import Health
 from monitor.core.held import Held
 from monitor.core.ingest import decode
-from monitor.core.ingest.events import REASON_HEADER
 from monitor.core.kafka import Record, Sink, Source
+from monitor.core.kafka.dead_letters import DeadLetterTopic
+from monitor.core.log_ends import LogEnds
 from monitor.core.metrics import Metrics
 from monitor.core.settings import CheckpointSettings, DatabaseSettings, KafkaSettings
 from monitor.core.stages import StageClock
@@ -46,9 +47,6 @@ from monitor.store.db import with_retry
 from monitor.store.keys import TopicPartition
 
 log = logging.getLogger(__name__)
-
-LAG_REFRESH_S = 5.0
-
 
 @dataclass
 class _Buffer:
@@ -62,27 +60,6 @@ class _Buffer:
     parked: list[Any] = field(default_factory=list)  # held for the checkpoint's intake
     events: int = 0
     opened_at: float = field(default_factory=time.monotonic)
-
-
-class DeadLetterTopic:
-    """Rejected records to the DLQ topic, at least once: sent as soon as they are decided and
-    delivered (:meth:`flush`) before the checkpoint that decided them commits. The table copy
-    in ``rejected_events`` is exactly-once."""
-
-    def __init__(self, sink: Sink, topic: str) -> None:
-        self.sink, self.topic, self._unflushed = sink, topic, 0
-
-    def send(self, rejected: Sequence[Any]) -> None:
-        for r in rejected:
-            self.sink.produce(self.topic, r.value or b"", key=r.key, headers=[
-                (REASON_HEADER, r.reason.encode()), ("vitmon-reject-detail", r.detail.encode()),
-                ("vitmon-source", f"{r.topic}/{r.partition}/{r.offset}".encode())])
-        self._unflushed += len(rejected)
-
-    def flush(self) -> None:
-        if self._unflushed:
-            self._unflushed = 0
-            self.sink.flush(30)
 
 
 class Consumer(GroupMember):
@@ -116,9 +93,7 @@ class Consumer(GroupMember):
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.stop_event = threading.Event()
         self._buf = _Buffer()
-        self._highs: dict[TopicPartition, int] = {}
-        self._ends: dict[TopicPartition, int] = {}  # the last log ends read, per partition
-        self._lag_read_at = float("-inf")
+        self.log_ends = LogEnds(source, self.held, kafka.predictions_topic)
         self._inflight: Future[CheckpointInput] | None = None
         self._worker: ThreadPoolExecutor | None = None
         self._paused: list[TopicPartition] = []
@@ -176,7 +151,7 @@ class Consumer(GroupMember):
                         self.source.resume(self._paused)
                         self._paused = []
                     self._mirror_commits()
-                    self._refresh_lag()
+                    self.log_ends.refresh(self.metrics, self.health)
                     if records:
                         self._idle_since, flushed = time.monotonic(), False
                         self._add(self._buf, records)
@@ -196,7 +171,7 @@ class Consumer(GroupMember):
                     elif exit_when_idle_s is not None and not records and self.held and \
                             not busy and time.monotonic() - (self._idle_since if flushed else max(
                                 self._idle_since, self._committed_at)) >= exit_when_idle_s:
-                        if flushed and self._caught_up():
+                        if flushed and self.log_ends.caught_up():
                             log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
                             return
                         if not flushed:  # evaluate everything once; exit when nothing is left
@@ -219,39 +194,6 @@ class Consumer(GroupMember):
         self.stop_event.set()
         self.cp.abandon_at = time.monotonic() + self.checkpoint.stop_grace_s
 
-    def _caught_up(self) -> bool:
-        """Every held partition committed up to its log end (``--exit-when-idle``)."""
-        try:
-            ends = self.source.end_offsets(self.held.tps)
-        except Exception:  # noqa: BLE001 - not known to be caught up: keep consuming
-            return False
-        return all(self.held.committed.get(tp, 0) >= end for tp, end in ends.items())
-
-    def _read_to_end(self) -> bool:
-        """Every held partition read up to its log end (a flush then has every label there
-        is: label decisions settle, checkpoint step 6)."""
-        try:
-            ends = self.source.end_offsets(self.held.tps)
-        except Exception:  # noqa: BLE001 - not known to be read to the end: do not settle
-            return False
-        return bool(ends) and all(self.held.read.get(tp, 0) >= end for tp, end in ends.items())
-
-    def _idle(self) -> frozenset[TopicPartition]:
-        """Held partitions read up to their log end (checked against the broker for those the
-        last known ends suggest): their event time holds no watermark back (step 6 of the
-        checkpoint: a labels partition with nothing left to read does not keep label-based
-        windows from settling; one with records not yet read does, even before its first)."""
-        maybe = [tp for tp in self.held.tps if self.held.read.get(tp, 0) >= self._ends.get(tp, 0)
-                 or tp not in self._ends]
-        if not maybe:
-            return frozenset()
-        try:
-            ends = self.source.end_offsets(maybe)
-        except Exception:  # noqa: BLE001 - not known to be idle: it holds the watermark back
-            return frozenset()
-        self._ends.update(ends)
-        return frozenset(tp for tp, end in ends.items() if self.held.read.get(tp, 0) >= end)
-
     def _submit(self, flush: bool = False, force: bool = False) -> None:
         """Hand the filling buffer to the checkpoint worker; while one is in flight, pause
         fetching instead (the buffer waits)."""
@@ -267,7 +209,7 @@ class Consumer(GroupMember):
             return
         if not buf.next and not (flush or force):
             return
-        highs, self._highs = self._highs, {}  # stored once per refresh
+        highs = self.log_ends.take_highs()
         cp = CheckpointInput(group=self.kafka.group, start=dict(buf.start), next=dict(buf.next),
                              # every held partition's: a checkpoint that only evaluates
                              # windows left over (empty buffer) must see the watermark
@@ -275,8 +217,8 @@ class Consumer(GroupMember):
                              high_watermarks={tp: h for tp, h in highs.items() if tp in self.held},
                              batches=buf.batches, labels=buf.labels, rejected=buf.rejected,
                              evaluate_all=flush, parked=buf.parked,
-                             read_to_end=flush and self._read_to_end(),
-                             idle=self._idle(),
+                             read_to_end=flush and self.log_ends.read_to_end(),
+                             idle=self.log_ends.idle(),
                              epochs={tp: self.held.epochs[tp] for tp in buf.next})
         self._inflight = self._worker.submit(self._checkpoint, cp)
 
@@ -332,28 +274,6 @@ class Consumer(GroupMember):
         self.cp.committed()
         self._after(result, cp, time.perf_counter() - t0)
         return cp
-
-    def _refresh_lag(self) -> None:
-        """Log ends of the held partitions every LAG_REFRESH_S: the lag metric, and for
-        readiness, proof that the broker answers."""
-        if time.monotonic() - self._lag_read_at < LAG_REFRESH_S:
-            return
-        self._lag_read_at = time.monotonic()
-        try:  # a broker round trip per partition: lag is refreshed, not read per checkpoint
-            if self.held:
-                self._highs = self.source.end_offsets(self.held.tps)
-                self._ends.update(self._highs)
-            else:
-                self.source.partitions_for(self.kafka.predictions_topic)
-        except Exception as exc:  # lag is informative only; never block a checkpoint on it
-            log.warning("could not read end offsets error=%r", exc)
-            return
-        if self.health is not None:
-            self.health.broker_ok()
-        for tp, high in self._highs.items():
-            committed = self.held.committed.get(tp)
-            if committed is not None:
-                self.metrics.lag.labels(tp[0], str(tp[1])).set(max(high - committed, 0))
 
     # ------------------------------------------------------------------------------------
     def _add(self, buf: _Buffer, records: list[Record]) -> None:

@@ -22,7 +22,7 @@ log = logging.getLogger("monitor.core.consumer")
 
 class GroupMember:
     """Needs the consumer's ``kafka``, ``engine``, ``source``, ``metrics``, ``health``,
-    ``held``, ``owner``, ``_buf``, ``_highs``, ``_paused``, ``_mirror`` and ``_retry``."""
+    ``held``, ``log_ends``, ``owner``, ``_buf``, ``_paused``, ``_mirror`` and ``_retry``."""
 
     kafka: Any
     engine: Any
@@ -32,11 +32,10 @@ class GroupMember:
     held: Any
     owner: str
     _buf: Any
-    _highs: dict[TopicPartition, int]
+    log_ends: Any
     _paused: list[TopicPartition]
     _mirror: dict[TopicPartition, int]
     _idle_since: float
-    _lag_read_at: float
 
     def _retry(self, fn: Any, what: str) -> Any:
         raise NotImplementedError
@@ -71,7 +70,7 @@ class GroupMember:
 
         start = self.held.claimed(self._retry(claim, "claim partitions"))
         self._mirror.update(start)  # the group learns offsets committed by an earlier owner
-        self._lag_read_at = float("-inf")
+        self.log_ends.refresh_soon()
         if self.health is not None:
             self.health.assigned = len(self.held)
         log.info("consumer assigned group=%s partitions=%s", self.kafka.group,
@@ -83,7 +82,7 @@ class GroupMember:
         again from their committed offsets."""
         self._buf = self._new_buffer()
         for topic, p in self.held.drop(tps):
-            self._highs.pop((topic, p), None)
+            self.log_ends.forget((topic, p))
             try:
                 self.metrics.lag.remove(topic, str(p))
             except KeyError:

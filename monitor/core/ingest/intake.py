@@ -16,7 +16,9 @@ embedding of a version whose dimension D is undecided. At the start of the check
    process (``parked_events``). Undecided: the events wait in ``parked_events`` (committed with
    the offsets that passed them, so exactly-once holds). Decided: every parked event of the
    version is decoded afresh with D -- accepted into this checkpoint, or rejected with
-   ``embedding_dim`` -- and deleted;
+   ``embedding_dim`` -- and deleted (this checkpoint's parked events keep the decoder's
+   validated rows, so only their D and C are checked again; those read back from
+   ``parked_events`` are parsed again);
 3. the slice admission (:class:`~monitor.core.slice_admission.TopKAdmission`) of the windows of
    all accepted events.
 
@@ -162,7 +164,8 @@ class Intake:
         locked = embedding_dims.lock(conn, set(by_key) | waiting) if by_key or waiting else {}
         s = self.settings
         decided: dict[Key, int] = {}
-        records: list[Record] = []
+        records: list[Record | Parked] = []
+        held: list[Parked | None] = []  # this checkpoint's parked events keep their rows
         for key in sorted(locked):
             stored, waited = locked[key]
             events = by_key.get(key, [])
@@ -187,11 +190,12 @@ class Intake:
                 decided[key] = dim
                 records += [Record(r.topic, r.kafka_partition, r.kafka_offset, r.message_key,
                                    r.raw, -1) for r in embedding_dims.take_parked(conn, key)]
-            records += [Record(p.topic, p.partition, p.offset, p.key, p.value, -1)
-                        for p in events]
+                held += [None] * (len(records) - len(held))
+            records += events
+            held += events
         self._dims_attempt = decided
         if records:
-            settled = decode_predictions(records, {}, gate=_Dims(decided))
+            settled = decode_predictions(records, {}, gate=_Dims(decided), decoded=held)
             out.batches += settled.batches.values()
             out.rejected += settled.rejected
 

@@ -1,0 +1,147 @@
+"""Step 6 of the checkpoint: evaluate the windows the watermark has closed.
+
+Changed (dirty) windows are evaluated oldest first, one whole window at a time, until the
+budget is spent; each state is judged with the family of its detector's slices in the window
+(``n_tests``) and its look number (:mod:`monitor.core.label_settle`), the findings are written
+through :mod:`monitor.store.findings`, and a slice without a reference of its own may take its
+first large window as one (the warm-up, a :class:`~monitor.contract.SliceReferenceBuilder`).
+Runs inside the checkpoint's transaction; imports the contract, the store and core helpers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Connection
+
+from monitor.contract import ALL_SLICE, Detector, EvalContext, Finding, SliceReferenceBuilder
+from monitor.core.checkpoint_references import CheckpointReferences, ReferenceLookup
+from monitor.core.label_settle import NOTHING_SETTLED, look_index
+from monitor.core.windows import state_key
+from monitor.store import references, window_states
+from monitor.store.findings import keep_only, labels_settled, upsert_findings
+from monitor.store.findings import revisions as finding_revisions
+from monitor.store.keys import WindowKey
+from slices import OTHER
+
+log = logging.getLogger(__name__)
+
+
+class WindowEvaluator:
+    """Evaluates closed, changed windows for one checkpointer; ``check(step)`` raises
+    :class:`~monitor.errors.CheckpointAbandoned` when the process is stopping."""
+
+    def __init__(self, by_name: Mapping[str, Detector], size_ms: int, lateness_ms: int,
+                 alpha: float, min_samples: int, label_decisions: Sequence[str],
+                 budget_s: float, warm_up_events: int, references: ReferenceLookup | None,
+                 check: Callable[[str], None]) -> None:
+        self.by_name = by_name
+        self.size_ms = size_ms
+        self.lateness_ms = lateness_ms
+        self.alpha = alpha
+        self.min_samples = min_samples
+        self.label_decisions = label_decisions
+        self.budget_s = budget_s
+        self.warm_up_events = warm_up_events
+        self.references = references
+        self.check = check
+
+    def evaluate(self, conn: Connection, watermark: int, everything: bool,
+                 refs: CheckpointReferences, settled: int | None = NOTHING_SETTLED
+                 ) -> tuple[list[tuple[WindowKey, Finding]], bool]:
+        """Evaluate changed windows whose end + allowed lateness the watermark has passed,
+        oldest first, one whole window at a time until ``budget_s`` is spent (at least one
+        window; every window with ``everything``). Returns the findings and whether closed
+        changed windows are left for a later checkpoint. Windows ending by ``settled`` (every one
+        when None) have settled labels (:func:`monitor.core.label_settle.settled_until`)."""
+        horizon = None if everything else watermark - self.lateness_ms
+        pending = window_states.dirty_windows(conn, horizon)
+        out: list[tuple[WindowKey, Finding]] = []
+        t0 = time.monotonic()
+        done = 0
+        for end in pending:
+            if done and not everything and time.monotonic() - t0 >= self.budget_s:
+                break
+            out += self._window(conn, end, refs, settled is None or end <= settled)
+            done += 1
+        return out, done < len(pending)
+
+    def _window(self, conn: Connection, end: int, refs: CheckpointReferences,
+                settled: bool = False) -> list[tuple[WindowKey, Finding]]:
+        size = self.size_ms
+        dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=end,
+                                          windows=(end - size, end), lock=True)
+        # The family sharing alpha is every slice of the detector in the window, not only the
+        # re-evaluated (dirty) ones; ``look`` counts the window's earlier evaluations.
+        slices_per = window_states.slices_in_windows(conn, sorted(
+            {(s.key.detector, s.key.model, s.key.model_version, s.key.window_start_ms)
+             for s in dirty}))
+        looks = finding_revisions(conn, [s.key for s in dirty])
+        decided = labels_settled(conn, [s.key for s in dirty
+                                        if s.key.detector in self.label_decisions])
+        out: list[tuple[WindowKey, Finding]] = []
+        for s in dirty:
+            self.check("evaluate")
+            key = s.key
+            n_tests = slices_per.get(
+                (key.detector, key.model, key.model_version, key.window_start_ms), 1)
+            label_based = key.detector in self.label_decisions
+            look = look_index(looks.get(key, 0), label_based, settled, key in decided)
+            ctx = EvalContext(state_key(key, size), refs(key.model, key.model_version),
+                              self.alpha, n_tests, self.min_samples, look)
+            for finding in s.detector.evaluate(s.state, ctx):
+                if label_based:
+                    finding = replace(finding, details={
+                        **finding.details, "labels_settled": settled or key in decided})
+                out.append((key, finding))
+        upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
+        # a label decision's verdict is its latest look's findings: no subject left over from
+        # a provisional look (say a group that was the largest before all predictions were in)
+        keep_only(conn, [(k, f) for k, f in out if k.detector in self.label_decisions])
+        if self.warm_up_events > 0:
+            self._warm_up(conn, dirty, refs)
+        window_states.mark_evaluated(conn, end, [s.key for s in dirty], list(self.by_name),
+                                     not_before=end - size)
+        return out
+
+    def _warm_up(self, conn: Connection, dirty: Sequence[Any],
+                 refs: CheckpointReferences) -> None:
+        """Slice reference warm-up (``slices.warm_up_events``, issue 12): a slice of a version
+        that has a reference but no sub-profile of its own for a detector that can build one
+        (a :class:`~monitor.contract.SliceReferenceBuilder`) takes its first evaluated window
+        with at least ``warm_up_events`` events as that sub-profile. That window has just
+        reported ``no_reference``; the slice's later windows are compared with it. Never for a
+        slice that folds the values outside the admitted top-K (``camera_id=other``): it is not
+        one population from window to window. Written into the version's active reference in
+        this transaction (in place: same id), so it is kept exactly once with the results."""
+        for s in dirty:
+            key, det = s.key, s.detector
+            if not isinstance(det, SliceReferenceBuilder) or key.slice == ALL_SLICE or \
+                    _folds_other(key.slice) or det.state_events(s.state) < self.warm_up_events:
+                continue
+            ref = refs(key.model, key.model_version)
+            if ref is None or ref.model_version != key.model_version:
+                continue  # no reference, or the baseline's: never write into another version's
+            own = (ref.profile.get("slices") or {}).get(key.slice) or {}
+            entry = det.reference_from_state(s.state)
+            if set(entry) - {"n_events"} <= set(own):
+                continue
+            updated = references.add_slice_profile(conn, ref.reference_id, key.slice, entry)
+            # changed here, or already by another process: this process's cache is stale
+            if self.references is not None:
+                self.references.forget(key.model, key.model_version)
+            if updated is None:
+                continue
+            refs.replace(updated)
+            log.info("slice reference warmed up model=%s version=%s slice=%s detector=%s n=%d "
+                     "window_start_ms=%d", key.model, key.model_version, key.slice,
+                     key.detector, det.state_events(s.state), key.window_start_ms)
+
+
+def _folds_other(slice_name: str) -> bool:
+    """``camera_id=other`` or a cross with an ``other`` part (``region=eu,camera_id=other``)."""
+    return any(part.partition("=")[2] == OTHER for part in slice_name.split(","))

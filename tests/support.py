@@ -28,7 +28,10 @@ GROUP_TIMEOUTS = {"VITMON_KAFKA__SESSION_TIMEOUT_S": "6", "VITMON_KAFKA__HEARTBE
 #: (``kafka.partitions``), for tests that are not about the consumer group: it starts reading
 #: at once instead of after the group's first assignment, which the embedded broker holds for
 #: its initial rebalance delay (3 s at every start). The group protocol has tests of its own
-#: (tests/test_exactly_once.py, tests/test_partitions_and_settings.py).
+#: (tests/test_exactly_once.py, tests/test_partitions_and_settings.py). Not for a test whose
+#: point depends on the order the topics are read in: assigned, librdkafka happened to fetch
+#: the labels topic's backlog before the predictions' (tests/test_label_settle.py keeps its
+#: group, where the predictions come first and each label batch is a look of its own).
 ALL_PARTITIONS = {"VITMON_KAFKA_PARTITIONS": "0,1,2"}
 
 

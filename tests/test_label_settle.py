@@ -8,14 +8,7 @@ import numpy as np
 import pytest
 
 from monitor.core.ingest.events import encode_label, encode_prediction
-from tests.support import (
-    ALL_PARTITIONS,
-    make_topics,
-    monitor_env,
-    produce,
-    query,
-    start_monitor,
-)
+from tests.support import make_topics, monitor_env, produce, query, start_monitor
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +50,6 @@ def test_fairness_verdicts_do_not_depend_on_how_often_the_consumer_checkpoints(
     for name, records in (("large", "20000"), ("small", "50")):
         db_url = db_url_factory()
         env = monitor_env(broker.bootstrap, db_url, topics, client, VITMON_KAFKA__GROUP=name,
-                          **ALL_PARTITIONS,
                           VITMON_DETECTORS="fairness", VITMON_SLICES__ATTRIBUTES="[]",
                           VITMON_WINDOWS__ALLOWED_LATENESS_S="0",
                           VITMON_WINDOWS__LABEL_SETTLE_S=str(SETTLE_S),

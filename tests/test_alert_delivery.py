@@ -9,8 +9,14 @@ error ratio per minute is exact: 1 hour healthy, then 100 % errors, then healthy
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from uuid import uuid4
 
+import pytest
+
+from monitor.store.db import create_database, drop_database
 from tests.alerting_support import alerts_json, error_stream, seen_in_alertmanager, wait_for, write_config
+from tests.alertmanager_support import Alertmanager
 from tests.support import make_topics, monitor_env, produce, run_cli, start_monitor
 
 CLIENT = "confluent-kafka"
@@ -24,26 +30,33 @@ def _env(broker, db_url, topics, config, am):
                        VITMON_SLICES__ATTRIBUTES="[]")
 
 
-def test_a_maintenance_window_suppresses_the_page(broker, db_url_factory, topic_names, tmp_path,
-                                                  alertmanager):
-    config = write_config(tmp_path / "vitmon.yaml", alerts={"maintenance": [{
+@pytest.fixture(scope="module", autouse=True)
+def maintenance_run(broker, pg_admin_url, tmp_path_factory) -> Iterator[dict]:
+    """The maintenance-window run, started in the background when the module starts: its
+    monitor consumes while the next test keeps Alertmanager down for 60 s (the two share
+    nothing: own Alertmanager, database and topics); its test waits for it."""
+    tmp = tmp_path_factory.mktemp("maintenance")
+    config = write_config(tmp / "vitmon.yaml", alerts={"maintenance": [{
         "name": "failover-drill", "start": "2026-11-01T00:50:00Z",
         "end": "2026-11-01T03:00:00Z", "models": ["vit-tiny-digits"]}]})
-    db_url = db_url_factory()
-    topics = make_topics(topic_names, CLIENT, broker.bootstrap)
-    env = _env(broker, db_url, topics, config, alertmanager)
+    db_name = f"vitmon_test_{uuid4().hex[:12]}"
+    db_url = create_database(pg_admin_url, db_name)
+    am = Alertmanager(tmp)
+    am.start()
+    topics = make_topics(lambda: f"t{uuid4().hex[:8]}", CLIENT, broker.bootstrap)
+    env = _env(broker, db_url, topics, config, am)
     outage = lambda m: 1.0 if 60 <= m < 75 else 0.0  # noqa: E731
     produce(CLIENT, broker.bootstrap, topics.predictions, error_stream(T0, 120, 60, outage))
-    log = tmp_path / "monitor.log"
-    assert start_monitor(env, "--exit-when-idle", "3", log=log).wait(300) == 0, log.read_text()
-    alerts = [a for a in alerts_json(env) if a["labels"].get("subject") == "availability"]
-    page = [a for a in alerts if a["alertname"] == "SLOFastBurn"]
-    assert len(page) == 1, alerts
-    # it would have fired at once (for: 1); maintenance kept it from Alertmanager
-    assert [(t["from"], t["to"]) for t in page[0]["transitions"]] == [
-        ("inactive", "suppressed"), ("suppressed", "resolved")]
-    assert page[0]["startsAt"] is None and page[0]["delivery"]["status"] == "not_applicable"
-    assert alertmanager.alerts() == []
+    log = tmp / "monitor.log"
+    proc = start_monitor(env, "--exit-when-idle", "3", log=log)
+    try:
+        yield {"env": env, "proc": proc, "log": log, "alertmanager": am}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        am.stop()
+        drop_database(pg_admin_url, db_name)
 
 
 def test_alertmanager_down_for_60s_gets_the_alert_when_back(broker, db_url_factory, topic_names,
@@ -104,3 +117,16 @@ def test_alertmanager_down_for_60s_gets_the_alert_when_back(broker, db_url_facto
     ticket = [a for a in alerts_json(env) if a["severity"] == "ticket"]
     assert all(a["labels"]["alertname"] == "SLOSlowBurn" for a in ticket)
     assert run_cli(env, "alerts").returncode == 0
+
+
+def test_a_maintenance_window_suppresses_the_page(maintenance_run):
+    env, log, alertmanager = (maintenance_run[k] for k in ("env", "log", "alertmanager"))
+    assert maintenance_run["proc"].wait(300) == 0, log.read_text()
+    alerts = [a for a in alerts_json(env) if a["labels"].get("subject") == "availability"]
+    page = [a for a in alerts if a["alertname"] == "SLOFastBurn"]
+    assert len(page) == 1, alerts
+    # it would have fired at once (for: 1); maintenance kept it from Alertmanager
+    assert [(t["from"], t["to"]) for t in page[0]["transitions"]] == [
+        ("inactive", "suppressed"), ("suppressed", "resolved")]
+    assert page[0]["startsAt"] is None and page[0]["delivery"]["status"] == "not_applicable"
+    assert alertmanager.alerts() == []

@@ -60,9 +60,26 @@ def filled(broker, fresh_db_url: str, tmp_path_factory) -> Iterator[dict]:
     yield {"url": fresh_db_url, "env": env, "samples": samples}
 
 
+@pytest.fixture(scope="module")
+def ui_process(filled: dict, tmp_path_factory) -> Iterator[tuple[int, subprocess.Popen, Path]]:
+    """``vitmon ui`` on the filled database, started and not waited for: it boots while the
+    AppTest tests run (``served`` waits until it answers)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("served") / "ui.log"
+    env = {**filled["env"], "VITMON_CONFIG": str(DEMO_SETTINGS)}
+    proc = subprocess.Popen([VITMON, "ui", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    try:
+        yield port, proc, log
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 @pytest.fixture
-def app_env(filled: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """The environment ``vitmon ui`` would have, and no cached state from another test."""
+def app_env(filled: dict, ui_process, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The environment ``vitmon ui`` would have, and no cached state from another test (and
+    the served UI booting meanwhile, for the Chromium tests)."""
     for key in [k for k in os.environ if k.startswith("VITMON_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("VITMON_DATABASE_URL", filled["url"])
@@ -309,18 +326,10 @@ PAGES = {  # page -> (query, text that must be visible)
 
 
 @pytest.fixture(scope="module")
-def served(filled: dict, tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("served") / "ui.log"
-    env = {**filled["env"], "VITMON_CONFIG": str(DEMO_SETTINGS)}
-    proc = subprocess.Popen([VITMON, "ui", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    try:
-        assert wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60), log.read_text()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(30)
+def served(ui_process) -> str:
+    port, _, log = ui_process
+    assert wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60), log.read_text()
+    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

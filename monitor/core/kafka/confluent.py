@@ -177,16 +177,26 @@ class ConfluentSource(kb.SourceBase):
         return int(high) if high >= 0 else None  # -1001 (OFFSET_INVALID) until fetched
 
     def _listed_ends(self, tps: list[kb.TopicPartitionKey]) -> dict[kb.TopicPartitionKey, int]:
-        from confluent_kafka import KafkaException
+        """One ListOffsets(latest) request for all of ``tps`` (timestamp -1 = the log end).
 
+        Not ``get_watermark_offsets(cached=False)`` per partition: each of those is a request
+        of its own that waits behind the consumer's fetch long-poll (``fetch.wait.max.ms``),
+        about 0.1 s a partition here -- most of an idle consumer loop's time."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        if not tps:
+            return {}
+        try:
+            listed = self._consumer.offsets_for_times(
+                [TopicPartition(t, p, -1) for t, p in tps], timeout=kb.REQUEST_TIMEOUT_S)
+        except KafkaException as exc:
+            raise kb.KafkaIOError(f"end offsets: {exc.args[0].str()}") from None
         out: dict[kb.TopicPartitionKey, int] = {}
-        for tp in tps:
-            try:
-                _, high = self._consumer.get_watermark_offsets(
-                    _confluent_tp(tp), timeout=kb.REQUEST_TIMEOUT_S, cached=False)
-            except KafkaException as exc:
-                raise kb.KafkaIOError(f"end offset of {tp[0]}[{tp[1]}]: {exc.args[0].str()}") from None
-            out[tp] = int(high)
+        for r in listed:
+            if r.error is not None or r.offset < 0:
+                raise kb.KafkaIOError(f"end offset of {r.topic}[{r.partition}]: "
+                                      f"{r.error.str() if r.error else r.offset}")
+            out[(r.topic, r.partition)] = int(r.offset)
         return out
 
     def partitions_for(self, topic: str) -> list[int]:

@@ -20,6 +20,7 @@ PostgreSQL, evaluation), peak RSS (VmHWM) and ``window_states`` bytes per key (m
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import orjson
@@ -78,6 +80,18 @@ def make_events(n: int, seed: int, dim: int, classes: int, span_ms: int, prefix:
         ev["embedding_b64"], ev["embedding_dtype"] = embedding_to_b64(emb[i], "f16")
         out.append(orjson.dumps(ev))
     return out
+
+
+def against(this: ModuleType, path: str | None) -> dict[str, ModuleType]:
+    """``{"this": this}`` and, given ``path`` (another copy of that module, e.g. ``git show
+    REV:monitor/...py > /tmp/old.py``), ``"against"``: that copy, to time in alternation."""
+    if not path:
+        return {"this": this}
+    spec = importlib.util.spec_from_file_location(f"against_{this.__name__.rpartition('.')[2]}",
+                                                  path)
+    other = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    return {"against": other, "this": this}
 
 
 def admin_url(tmp: Path) -> str:

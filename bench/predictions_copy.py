@@ -10,7 +10,6 @@ back, on a fresh database of the local PostgreSQL (``VITMON_DATABASE_URL`` or 12
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import ATTRS, make_events  # noqa: E402
+from ingest import ATTRS, against, make_events  # noqa: E402
 
 from monitor.core.ingest.decode import decode_predictions  # noqa: E402
 from monitor.core.ingest.records import Record  # noqa: E402
@@ -37,12 +36,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--against", metavar="FILE.py", help="another predictions module to time")
     args = ap.parse_args()
-    modules = {"this": predictions}
-    if args.against:
-        spec = importlib.util.spec_from_file_location("other_predictions", args.against)
-        other = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(other)
-        modules = {"against": other, "this": predictions}
+    modules = against(predictions, args.against)
     values = make_events(args.rows, 1, 768, 10, 3_600_000, "ev")
     batch = decode_predictions([Record("p", i % 3, i, None, v, -1)
                                 for i, v in enumerate(values)], {}).batches["vit-bench"]

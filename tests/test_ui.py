@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from uuid import uuid4
 
@@ -77,9 +78,10 @@ def ui_process(filled: dict, tmp_path_factory) -> Iterator[tuple[int, subprocess
 
 
 @pytest.fixture
-def app_env(filled: dict, ui_process, monkeypatch: pytest.MonkeyPatch) -> dict:
+def app_env(filled: dict, ui_process, chromium_starting,
+            monkeypatch: pytest.MonkeyPatch) -> dict:
     """The environment ``vitmon ui`` would have, and no cached state from another test (and
-    the served UI booting meanwhile, for the Chromium tests)."""
+    the served UI and Chromium starting meanwhile, for the Chromium tests)."""
     for key in [k for k in os.environ if k.startswith("VITMON_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("VITMON_DATABASE_URL", filled["url"])
@@ -332,8 +334,7 @@ def served(ui_process) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory) -> Iterator[object]:
+def _start_chromium(user_data_dir: Path) -> object:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -342,14 +343,28 @@ def browser(tmp_path_factory) -> Iterator[object]:
     opts = webdriver.ChromeOptions()
     opts.binary_location = binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--hide-scrollbars", "--window-size=1600,1200",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+                "--hide-scrollbars", "--window-size=1600,1200", f"--user-data-dir={user_data_dir}"):
         opts.add_argument(arg)
-    chrome = webdriver.Chrome(service=Service(driver), options=opts)
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+@pytest.fixture(scope="module")
+def chromium_starting(tmp_path_factory) -> Iterator[Future]:
+    """Headless Chromium being started on a thread (1 s to ~20 s on the shared machine): it
+    starts while the AppTest tests run; ``browser`` waits for it (and raises its error)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chromium")
+    future = pool.submit(_start_chromium, tmp_path_factory.mktemp("chromium"))
     try:
-        yield chrome
+        yield future
     finally:
-        chrome.quit()
+        pool.shutdown(wait=True)
+        if future.exception() is None:
+            future.result().quit()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_starting: Future) -> object:
+    return chromium_starting.result(timeout=180)
 
 
 def load(chrome, url: str) -> str:

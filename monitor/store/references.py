@@ -57,17 +57,32 @@ def show(conn: Connection, reference_id: int) -> dict[str, Any] | None:
     return None if row is None else row._asdict()
 
 
+#: A stored reference row as of one read: its id and its row version (``xmin``, which every
+#: ``UPDATE`` of the row -- activation, a slice warm-up -- changes).
+Stamp = tuple[int, str]
+
+
 def load(conn: Connection, reference_id: int) -> Reference:
-    r = conn.execute(text("SELECT id, model, model_version, profile FROM reference_profiles "
-                          "WHERE id = :i"), {"i": reference_id}).one()
-    return Reference(r.model, r.model_version, r.id, decode_value(zlib.decompress(r.profile)))
+    return _load(conn, reference_id)[0]
+
+
+def _load(conn: Connection, reference_id: int) -> tuple[Reference, Stamp]:
+    r = conn.execute(text("SELECT id, model, model_version, profile, xmin::text AS xmin "
+                          "FROM reference_profiles WHERE id = :i"), {"i": reference_id}).one()
+    return (Reference(r.model, r.model_version, r.id, decode_value(zlib.decompress(r.profile))),
+            (r.id, r.xmin))
+
+
+def _active_stamp(conn: Connection, model: str, version: str) -> Stamp | None:
+    r = conn.execute(text("SELECT id, xmin::text AS xmin FROM reference_profiles WHERE model = :m "
+                          "AND model_version = :v AND active"), {"m": model, "v": version}
+                     ).one_or_none()
+    return (r.id, r.xmin) if r else None
 
 
 def active(conn: Connection, model: str, version: str) -> Reference | None:
-    r = conn.execute(text("SELECT id FROM reference_profiles WHERE model = :m "
-                          "AND model_version = :v AND active"), {"m": model, "v": version}
-                     ).one_or_none()
-    return load(conn, r.id) if r else None
+    stamp = _active_stamp(conn, model, version)
+    return load(conn, stamp[0]) if stamp else None
 
 
 def add_slice_profile(conn: Connection, reference_id: int, slice_name: str,
@@ -96,12 +111,17 @@ def add_slice_profile(conn: Connection, reference_id: int, slice_name: str,
 class CachedReferenceLookup:
     """Active reference per (model, version), falling back to the baseline version's.
     Cached per process; ``vitmon reference activate`` takes effect on restart or after
-    ``ttl_checkpoints`` checkpoints."""
+    ``ttl_checkpoints`` checkpoints.
+
+    An expired entry is re-validated with one small query per version (the active rows' ids
+    and row versions, not their profiles): when nothing changed it is kept, the very same
+    :class:`Reference` object, so what detectors derived from its profile (``detectors._memo``)
+    stays warm; otherwise the new active profile is loaded."""
 
     def __init__(self, baselines: Mapping[str, str | None], ttl_checkpoints: int = 30) -> None:
         self.baselines = dict(baselines)
         self.ttl = ttl_checkpoints
-        self._cache: dict[tuple[str, str], tuple[int, Reference | None]] = {}
+        self._cache: dict[tuple[str, str], tuple[int, Reference | None, list[Stamp | None]]] = {}
         self._tick = 0
 
     def tick(self) -> None:
@@ -109,7 +129,7 @@ class CachedReferenceLookup:
 
     def forget(self, model: str, version: str) -> None:
         """Drop cached entries that may hold ``(model, version)``'s reference (it changed)."""
-        for key in [k for k, (_, ref) in self._cache.items()
+        for key in [k for k, (_, ref, _) in self._cache.items()
                     if k == (model, version) or (ref is not None and
                                                  (ref.model, ref.model_version) == (model, version))]:
             del self._cache[key]
@@ -118,9 +138,21 @@ class CachedReferenceLookup:
         hit = self._cache.get((model, version))
         if hit is not None and self._tick - hit[0] < self.ttl:
             return hit[1]
-        ref = active(conn, model, version)
-        baseline = self.baselines.get(model)
-        if ref is None and baseline and baseline != version:
-            ref = active(conn, model, baseline)
-        self._cache[(model, version)] = (self._tick, ref)
+        stamps = self._stamps(conn, model, version)
+        if hit is not None and hit[2] == stamps:
+            ref = hit[1]  # unchanged: the same object
+        elif stamps[-1] is None:
+            ref = None
+        else:
+            ref, stamps[-1] = _load(conn, stamps[-1][0])  # the row as loaded
+        self._cache[(model, version)] = (self._tick, ref, stamps)
         return ref
+
+    def _stamps(self, conn: Connection, model: str, version: str) -> list[Stamp | None]:
+        """The version's active row, then (when it has none) the baseline version's: the last
+        one is the reference to use."""
+        stamps = [_active_stamp(conn, model, version)]
+        baseline = self.baselines.get(model)
+        if stamps[0] is None and baseline and baseline != version:
+            stamps.append(_active_stamp(conn, model, baseline))
+        return stamps

@@ -70,7 +70,6 @@ from detectors.prediction_drift import (
 )
 from detectors.stats import embeddings as emb
 from detectors.stats import histograms as hist
-from detectors.stats.mmd import median_heuristic_by_prefix
 from monitor.contract import Batch
 
 SCHEMA = "vitmon.reference/v1"
@@ -242,4 +241,4 @@ def _embedding(s: Any, config: ProfileConfig) -> dict[str, Any]:
             "pca_fit_n": float(len(fit)),
             # the fit rows, so that slice sub-profiles can leave them out of their samples
             "pca_fit_ids": np.asarray(s.ids[n_sample:] if k - n_sample >= 2 else (), dtype=str),
-            "bandwidth_sigma2": median_heuristic_by_prefix(emb.project(sample, mean, comps))}
+            "bandwidth_sigma2": emb.median_heuristic_by_prefix(emb.project(sample, mean, comps))}

@@ -24,6 +24,17 @@ GROUP_TIMEOUTS = {"VITMON_KAFKA__SESSION_TIMEOUT_S": "6", "VITMON_KAFKA__HEARTBE
                   "VITMON_KAFKA__MAX_POLL_INTERVAL_S": "10"}
 
 
+#: One process reading every partition of make_topics' topics (3 each) by explicit assignment
+#: (``kafka.partitions``), for tests that are not about the consumer group: it starts reading
+#: at once instead of after the group's first assignment, which the embedded broker holds for
+#: its initial rebalance delay (3 s at every start). The group protocol has tests of its own
+#: (tests/test_exactly_once.py, tests/test_partitions_and_settings.py). Not for a test whose
+#: point depends on the order the topics are read in: assigned, librdkafka happened to fetch
+#: the labels topic's backlog before the predictions' (tests/test_label_settle.py keeps its
+#: group, where the predictions come first and each label batch is a look of its own).
+ALL_PARTITIONS = {"VITMON_KAFKA_PARTITIONS": "0,1,2"}
+
+
 @dataclass(frozen=True)
 class Topics:
     predictions: str
@@ -135,6 +146,30 @@ def http_get(port: int, path: str) -> tuple[int, str]:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+SIMULATE_START = "2026-11-01T00:00:00Z"
+_SIMULATED: dict[tuple, tuple[Path, dict]] = {}
+
+
+def simulate(tmp: Path, scenario: str, rate: float, duration: float, seed: int = 0,
+             start: str = SIMULATE_START) -> tuple[Path, dict]:
+    """`vitmon simulate` to a JSONL file under ``tmp`` and its manifest. The simulator is seeded
+    (a byte-identical stream for the same arguments: tests/test_simulator.py), so each set of
+    arguments is simulated once per session and shared by every module that asks for it
+    (tests/test_drift_scenarios.py, tests/test_alert_incident_scenarios.py); callers only read
+    the file. The cache lives here, not in a test module: pytest imports a test module under
+    its own name (``test_drift_scenarios``), so another module importing it as
+    ``tests.test_drift_scenarios`` got a second copy with a second, empty cache."""
+    key = (scenario, rate, duration, seed, start)
+    if key not in _SIMULATED:
+        out = tmp / f"{scenario}-s{seed}.jsonl"
+        done = run_cli({"PATH": "/usr/bin:/bin"}, "simulate", "--scenario", scenario, "--rate",
+                       str(rate), "--duration", str(duration), "--start", start, "--seed",
+                       str(seed), "--out", str(out), "--no-progress", timeout=300)
+        assert done.returncode == 0, done.stderr
+        _SIMULATED[key] = out, json.loads(out.with_suffix(".manifest.json").read_text())
+    return _SIMULATED[key]
 
 
 def publish_and_consume(env: Mapping[str, str], client: str, bootstrap: str, topics: Topics,

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from tests.support import (
+    ALL_PARTITIONS,
     make_topics,
     monitor_env,
     produce,
@@ -34,9 +35,9 @@ from tests.support import (
     query,
     read_messages,
     run_cli,
+    simulate,
     start_monitor,
 )
-from tests.test_drift_scenarios import simulate
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +53,9 @@ LABEL_BATCHES = 20
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict[str, Path]:
-    """A steady day-before period (another seed), as in tests/test_drift_scenarios.py, for the
-    baseline and (the same events under the canary's version) for a canary."""
+    """A steady day-before period (another seed), the same file as tests/test_drift_scenarios.py's
+    (simulated once per session: tests.support.simulate), for the baseline and (the same events
+    under the canary's version) for a canary."""
     path, _ = simulate(tmp_path_factory.mktemp("reference"), "steady", rate=5, duration=1200,
                        seed=1, start="2026-10-31T00:00:00Z")
     canary = tmp_path_factory.mktemp("canary") / "canary.jsonl"
@@ -86,7 +88,8 @@ def consume(broker, topic_names, db_url_factory, tmp: Path, reference: dict[str,
     settings = {"VITMON_WINDOWS__SIZE_S": str(WINDOW_MS // 1000),
                 "VITMON_WINDOWS__ALLOWED_LATENESS_S": "0",
                 "VITMON_SLICES__ATTRIBUTES": '["camera_id", "region", "device"]',
-                "VITMON_DETECTORS__SLICE_DIMENSIONS": '{"embedding_drift": ["camera_id"]}'}
+                "VITMON_DETECTORS__SLICE_DIMENSIONS": '{"embedding_drift": ["camera_id"]}',
+                **ALL_PARTITIONS}
     if detectors:  # none given: every built-in
         settings["VITMON_DETECTORS"] = ",".join(("traffic", *detectors))
     env = monitor_env(broker.bootstrap, db_url, topics, CLIENT,
@@ -96,11 +99,15 @@ def consume(broker, topic_names, db_url_factory, tmp: Path, reference: dict[str,
     return env, db_url
 
 
-def raised(env) -> list[dict]:
-    """Alerts that fired on their own (not explained by a more specific slice)."""
+def every_alert(env) -> list[dict]:
     done = run_cli(env, "alerts", "--json")
     assert done.returncode == 0, done.stderr
-    return [a for a in json.loads(done.stdout) if a["fired_window_ms"] is not None]
+    return json.loads(done.stdout)
+
+
+def raised(every: list[dict]) -> list[dict]:
+    """Alerts that fired on their own (not explained by a more specific slice)."""
+    return [a for a in every if a["fired_window_ms"] is not None]
 
 
 def incidents(env) -> list[dict]:
@@ -117,14 +124,16 @@ def test_camera_firmware_is_one_alert_per_detector_on_the_camera(
     onset = incident["start_ms"]
     env, db_url = consume(broker, topic_names, db_url_factory, tmp_path,
                           {VERSION: reference[VERSION]}, scenario, DRIFT)
-    alerts = raised(env)
-    every = json.loads(run_cli(env, "alerts", "--json").stdout)
+    # read once each: the monitor has exited, so the tables no longer change
+    every = every_alert(env)
+    alerts = raised(every)
+    found = incidents(env)
     explained = sorted({(a["labels"]["detector"], a["labels"]["slice"], a["explained_by"])
                         for a in every if a["explained_by"]})
     print(f"\ncamera-firmware: {len(alerts)} alerts raised "
           f"{[(a['labels']['detector'], a['labels']['slice'], (a['fired_window_ms'] - onset) // WINDOW_MS) for a in alerts]} "  # noqa: E501
           f"(windows from onset); {len(explained)} explained {explained}")
-    for inc in incidents(env):
+    for inc in found:
         print(f"  incident {inc['id']}: slice {inc['slice']} detectors {inc['detectors']} "
               f"explains {sorted({e['slice'] for e in inc['explained']})}")
     assert len(alerts) <= 4
@@ -134,7 +143,7 @@ def test_camera_firmware_is_one_alert_per_detector_on_the_camera(
     # what contains the camera is attached to it, not raised beside it
     assert not [a for a in alerts if a["labels"]["slice"] in ("all", "region=us-east")
                 and a["fired_window_ms"] >= onset]
-    camera_incidents = [i for i in incidents(env) if i["slice"] == camera]
+    camera_incidents = [i for i in found if i["slice"] == camera]
     assert len(camera_incidents) == 1
 
 
@@ -194,7 +203,7 @@ def test_sixteen_stationary_hours_page_nothing_and_ticket_at_most_twice(
     db_url = db_url_factory()
     (tmp_path / "vitmon.yaml").write_text(yaml.safe_dump(
         {"models": {MODEL: {"baseline_version": VERSION}}}))
-    env = monitor_env(broker.bootstrap, db_url, topics, CLIENT,
+    env = monitor_env(broker.bootstrap, db_url, topics, CLIENT, **ALL_PARTITIONS,
                       VITMON_CONFIG=str(tmp_path / "vitmon.yaml"),
                       VITMON_ALERTMANAGER_URL=alertmanager.url,
                       VITMON_WINDOWS__SIZE_S=str(STATIONARY_WINDOW_S),
@@ -207,8 +216,10 @@ def test_sixteen_stationary_hours_page_nothing_and_ticket_at_most_twice(
     t_ready = time.monotonic()
     log = tmp_path / "monitor.log"
     # one monitor for the whole run: it exits (after evaluating every window once more and
-    # delivering the alerts) when caught up and idle for 10 s, far longer than a batch takes
-    proc = start_monitor(env, "--exit-when-idle", "10", log=log)
+    # delivering the alerts) when caught up and idle for 5 s. Idle counts from the last records
+    # or commit, and the next label batch arrives about 1 s after a batch's commit (the test
+    # sees the commit and the evaluation, then produces): 5 s is far longer than that gap
+    proc = start_monitor(env, "--exit-when-idle", "5", log=log)
     try:
         produce(CLIENT, broker.bootstrap, topics.predictions, predictions)
         _wait_committed(db_url, topics.predictions, len(predictions), proc, 600)
@@ -232,7 +243,7 @@ def test_sixteen_stationary_hours_page_nothing_and_ticket_at_most_twice(
                   "AND subject = '' AND status <> 'insufficient_data'")[0]
     judged = query(db_url, "SELECT detector, count(*), count(*) FILTER (WHERE status = 'alert') "
                    "FROM findings WHERE subject = '' GROUP BY detector ORDER BY detector")
-    alerts = raised(env)
+    alerts = raised(every_alert(env))
     pages = [a for a in alerts if a["labels"]["severity"] == "page"]
     tickets = [a for a in alerts if a["labels"]["severity"] == "ticket"]
     delivered = alertmanager.alerts()

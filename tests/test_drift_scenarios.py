@@ -10,42 +10,35 @@ file stays within a few minutes of CPU; run with ``-s`` to see the measured figu
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from uuid import uuid4
 
+import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from monitor.store import references
-from tests.support import make_topics, monitor_env, publish_and_consume, query, run_cli
+from monitor.store.db import create_database, drop_database
+from tests.support import (
+    ALL_PARTITIONS,
+    make_topics,
+    monitor_env,
+    publish_and_consume,
+    query,
+    run_cli,
+    simulate,
+)
 
 pytestmark = pytest.mark.integration
 
 MODEL, VERSION = "vit-tiny-digits", "2026.11.1"
 CLIENT = "confluent-kafka"
-START = "2026-11-01T00:00:00Z"
 WINDOW_MS = 60_000
 ALPHA = 0.01
 DRIFT = ("feature_drift", "prediction_drift", "embedding_drift")
-
-
-_SIMULATED: dict[tuple, tuple[Path, dict]] = {}
-
-
-def simulate(tmp: Path, scenario: str, rate: float, duration: float, seed: int = 0,
-             start: str = START) -> tuple[Path, dict]:
-    """`vitmon simulate` to a JSONL file under ``tmp`` and its manifest. The simulator is seeded
-    (a byte-identical stream for the same arguments: tests/test_simulator.py), so each set of
-    arguments is simulated once per session and shared with the other modules that ask for it
-    (tests/test_alert_incident_scenarios.py); callers only read the file."""
-    key = (scenario, rate, duration, seed, start)
-    if key not in _SIMULATED:
-        out = tmp / f"{scenario}-s{seed}.jsonl"
-        done = run_cli({"PATH": "/usr/bin:/bin"}, "simulate", "--scenario", scenario, "--rate",
-                       str(rate), "--duration", str(duration), "--start", start, "--seed",
-                       str(seed), "--out", str(out), "--no-progress", timeout=300)
-        assert done.returncode == 0, done.stderr
-        _SIMULATED[key] = out, json.loads(out.with_suffix(".manifest.json").read_text())
-    return _SIMULATED[key]
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +50,45 @@ def reference_file(tmp_path_factory) -> Path:
     return path
 
 
-def run_scenario(broker, topic_names, db_url_factory, tmp: Path, reference: Path,
+@pytest.fixture(scope="module")
+def captured(pg_admin_url: str) -> Iterator[Callable[[dict[str, str], Path], None]]:
+    """``captured(env, reference)`` gives ``env``'s (new, empty) database the reference captured
+    from ``reference`` with ``env``'s settings. `vitmon reference capture` runs once per file and
+    settings in this module, into a database of its own; each test's database is then created
+    as a copy of that one (``CREATE DATABASE ... TEMPLATE``): the same rows a capture of its own
+    would have written, without capturing the same file again for every test."""
+    templates: dict[tuple, str] = {}
+
+    def give(env: dict[str, str], reference: Path) -> None:
+        key = (str(reference), *sorted((k, v) for k, v in env.items() if k.startswith("VITMON_")
+                                       and k != "VITMON_DATABASE_URL"
+                                       and not k.startswith("VITMON_KAFKA")))
+        if key not in templates:
+            name = f"vitmon_test_ref_{uuid4().hex[:12]}"
+            url = create_database(pg_admin_url, name)
+            done = run_cli({**env, "VITMON_DATABASE_URL": url}, "reference", "capture", "--model",
+                           MODEL, "--version", VERSION, "--file", str(reference),
+                           "--embedding-sample", "500", timeout=300)
+            assert done.returncode == 0, done.stderr
+            templates[key] = name
+        target = make_url(env["VITMON_DATABASE_URL"]).database
+        drop_database(pg_admin_url, target)
+        with psycopg.connect(make_url(pg_admin_url).set(drivername="postgresql").render_as_string(
+                hide_password=False), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(target), sql.Identifier(templates[key])))
+
+    yield give
+    for name in templates.values():
+        drop_database(pg_admin_url, name)
+
+
+def run_scenario(broker, topic_names, db_url_factory, captured, tmp: Path, reference: Path,
                  scenario: Path, detectors: tuple[str, ...] = DRIFT, **env_extra: str) -> str:
     """Capture the reference, publish the scenario, consume it; returns the database URL."""
     topics = make_topics(topic_names, CLIENT, broker.bootstrap)
     db_url = db_url_factory()
-    env = monitor_env(broker.bootstrap, db_url, topics, CLIENT,
+    env = monitor_env(broker.bootstrap, db_url, topics, CLIENT, **ALL_PARTITIONS,
                       VITMON_DETECTORS="traffic," + ",".join(detectors),
                       VITMON_WINDOWS__SIZE_S=str(WINDOW_MS // 1000),
                       VITMON_WINDOWS__ALLOWED_LATENESS_S="0",
@@ -71,9 +97,7 @@ def run_scenario(broker, topic_names, db_url_factory, tmp: Path, reference: Path
                       VITMON_DETECTORS__SLICE_DIMENSIONS='{"embedding_drift": ["camera_id"]}',
                       VITMON_DETECTORS__ALPHA=str(ALPHA), VITMON_ALERTS__RULES="[]", **env_extra)
     # A 500-row embedding sample (not 2,000): the reference features are computed per evaluation.
-    done = run_cli(env, "reference", "capture", "--model", MODEL, "--version", VERSION,
-                   "--file", str(reference), "--embedding-sample", "500", timeout=300)
-    assert done.returncode == 0, done.stderr
+    captured(env, reference)
     publish_and_consume(env, CLIENT, broker.bootstrap, topics, scenario, tmp / f"{scenario.stem}.log")
     return db_url
 
@@ -85,9 +109,9 @@ def main_findings(db_url: str, detector: str) -> list:
 
 
 def test_steady_false_alarm_rate_within_twice_alpha(broker, topic_names, db_url_factory,
-                                                    tmp_path, reference_file):
+                                                    captured, tmp_path, reference_file):
     scenario, _ = simulate(tmp_path, "steady", rate=3, duration=205 * WINDOW_MS // 1000)
-    db_url = run_scenario(broker, topic_names, db_url_factory, tmp_path, reference_file,
+    db_url = run_scenario(broker, topic_names, db_url_factory, captured, tmp_path, reference_file,
                           scenario)
     print()
     for det in DRIFT:
@@ -112,14 +136,14 @@ def test_steady_false_alarm_rate_within_twice_alpha(broker, topic_names, db_url_
 
 
 def test_camera_firmware_flags_the_camera_early_and_names_the_features(
-        broker, topic_names, db_url_factory, tmp_path, reference_file):
+        broker, topic_names, db_url_factory, captured, tmp_path, reference_file):
     scenario, manifest = simulate(tmp_path, "camera-firmware", rate=5, duration=1800)
     incident = manifest["incidents"][0]
     camera = f"camera_id={incident['slice']['camera_id']}"
     changed = next(s["features"] for s in incident["expected_signals"]
                    if s["detector"] == "feature_drift")
     onset = incident["start_ms"]
-    db_url = run_scenario(broker, topic_names, db_url_factory, tmp_path, reference_file,
+    db_url = run_scenario(broker, topic_names, db_url_factory, captured, tmp_path, reference_file,
                           scenario)
     print()
     for det in ("embedding_drift", "feature_drift"):
@@ -149,12 +173,12 @@ def test_camera_firmware_flags_the_camera_early_and_names_the_features(
             assert all(set(t) <= set(changed) for t in tops), (changed, tops)
 
 
-def test_gradual_drift_delay_to_first_detection(broker, topic_names, db_url_factory, tmp_path,
-                                                reference_file):
+def test_gradual_drift_delay_to_first_detection(broker, topic_names, db_url_factory, captured,
+                                                tmp_path, reference_file):
     scenario, manifest = simulate(tmp_path, "gradual-drift", rate=3, duration=3600)
     incident = manifest["incidents"][0]
     onset, end = incident["start_ms"], incident["end_ms"]
-    db_url = run_scenario(broker, topic_names, db_url_factory, tmp_path, reference_file,
+    db_url = run_scenario(broker, topic_names, db_url_factory, captured, tmp_path, reference_file,
                           scenario)
     print()
     for det in DRIFT:
@@ -175,7 +199,7 @@ def test_gradual_drift_delay_to_first_detection(broker, topic_names, db_url_fact
 
 
 def test_a_slice_without_a_reference_warms_one_up_from_its_first_window(
-        broker, topic_names, db_url_factory, tmp_path, reference_file):
+        broker, topic_names, db_url_factory, captured, tmp_path, reference_file):
     """``slices.warm_up_events`` (issue 12): cam-01 is left out of the captured reference, so it
     has no sub-profile of its own; its first window with enough events becomes one (that window
     says no_reference), its later windows get verdicts against it, and the captured cameras'
@@ -189,8 +213,8 @@ def test_a_slice_without_a_reference_warms_one_up_from_its_first_window(
                 continue
             out.write(line + "\n")
     scenario, _ = simulate(tmp_path, "steady", rate=4, duration=10 * WINDOW_MS // 1000)
-    db_url = run_scenario(broker, topic_names, db_url_factory, tmp_path, reference, scenario,
-                          ("feature_drift",), VITMON_SLICES__WARM_UP_EVENTS="30")
+    db_url = run_scenario(broker, topic_names, db_url_factory, captured, tmp_path, reference,
+                          scenario, ("feature_drift",), VITMON_SLICES__WARM_UP_EVENTS="30")
     rows = [r for r in main_findings(db_url, "feature_drift") if r.slice == "camera_id=cam-01"]
     statuses = [r.status for r in rows]
     print(f"\ncam-01 feature_drift by window: {statuses}")

@@ -1,4 +1,5 @@
-"""Embedding helpers: the deterministic bottom-k sample, PCA and cosine distance.
+"""Embedding helpers: the deterministic bottom-k sample, PCA, cosine distance and the RBF
+bandwidth by principal-axis prefix.
 
 Bottom-k sampling: each event gets a pseudo-random 64-bit hash of its ``event_id``; a sample of
 size k keeps the k events with the smallest hashes. The result depends only on the set of events
@@ -80,3 +81,21 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
     if na == 0 or nb == 0:
         return math.nan
     return float(1.0 - np.dot(a, b) / (na * nb))
+
+
+def median_heuristic_by_prefix(x: np.ndarray, max_points: int = 1000) -> np.ndarray:
+    """The median-heuristic RBF bandwidth (:func:`detectors.stats.mmd.median_heuristic`) of
+    ``x[:, :j]`` for every ``j = 1 .. d`` (float64 [d]).
+
+    A reference profile stores these so a detector using its first ``q`` principal axes reads
+    its bandwidth instead of recomputing O(n^2) distances on every evaluation.
+    """
+    z = np.asarray(x[:max_points], np.float64)
+    iu = np.triu_indices(z.shape[0], k=1)
+    d2 = np.zeros(iu[0].size)
+    out = np.empty(z.shape[1])
+    for j in range(z.shape[1]):
+        d2 += (z[iu[0], j] - z[iu[1], j]) ** 2
+        med = float(np.median(d2)) if d2.size else 0.0
+        out[j] = med if med > 0 else 1.0  # all points identical: any bandwidth gives MMD = 0
+    return out

@@ -19,6 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+# numpy only, so it lives beside the bottom-k sample (a reference capture needs no torch);
+# re-exported here beside median_heuristic, which it matches prefix by prefix
+from detectors.stats.embeddings import median_heuristic_by_prefix  # noqa: F401
+
 
 @dataclass(frozen=True, slots=True)
 class MMDResult:
@@ -34,23 +38,6 @@ def median_heuristic(x: np.ndarray, max_points: int = 1000) -> float:
     iu = np.triu_indices(z.shape[0], k=1)
     med = float(np.median(_sqdist(z, z).numpy()[iu])) if iu[0].size else 0.0
     return med if med > 0 else 1.0  # all points identical: any bandwidth gives MMD = 0
-
-
-def median_heuristic_by_prefix(x: np.ndarray, max_points: int = 1000) -> np.ndarray:
-    """:func:`median_heuristic` of ``x[:, :j]`` for every ``j = 1 .. d`` (float64 [d]).
-
-    A reference profile stores these so a detector using its first ``q`` principal axes reads
-    its bandwidth instead of recomputing O(n^2) distances on every evaluation.
-    """
-    z = np.asarray(x[:max_points], np.float64)
-    iu = np.triu_indices(z.shape[0], k=1)
-    d2 = np.zeros(iu[0].size)
-    out = np.empty(z.shape[1])
-    for j in range(z.shape[1]):
-        d2 += (z[iu[0], j] - z[iu[1], j]) ** 2
-        med = float(np.median(d2)) if d2.size else 0.0
-        out[j] = med if med > 0 else 1.0  # all points identical: any bandwidth gives MMD = 0
-    return out
 
 
 def _sqdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

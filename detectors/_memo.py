@@ -9,7 +9,7 @@ sample's features and their covariance, a slice's histograms -- is the same for 
 and checking it is the very same one on a hit: an equal id of a freed profile never returns a
 stale entry, and two profiles with one ``reference_id`` (tests build many) never share. It keeps
 at most ``size`` entries, dropping the oldest; no clock, no I/O, pure memoisation
-(thread-safe).
+(thread-safe; pickled empty).
 """
 
 from __future__ import annotations
@@ -46,3 +46,11 @@ class PerProfile:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled empty (a detector sent to an evaluation worker process): entries belong to
+        profile objects of this process, the lock to its threads."""
+        return {"size": self.size}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["size"])  # type: ignore[misc]

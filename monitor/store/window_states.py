@@ -56,6 +56,11 @@ class StoredState:
             self._state = self.detector.loads(unpack(self.blob))
         return self._state
 
+    @property
+    def decoded(self) -> bool:
+        """True once :attr:`state` was read (else whoever evaluates decodes :attr:`blob`)."""
+        return self._state is not None
+
 
 def load_states(conn: Connection, detectors: Mapping[str, Detector], *,
                 keys: Sequence[WindowKey] | None = None, model: str | None = None,

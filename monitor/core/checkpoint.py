@@ -29,7 +29,8 @@
    settled (``label_settle_ms`` past their end; at a flush, all of them) are marked changed,
    so each gets its decisive look (:mod:`monitor.core.label_settle`), scheduled by event time; then
    the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
-   and alert state.
+   and alert state. The detectors' ``evaluate`` calls run in ``evaluate_workers`` worker
+   processes (:mod:`monitor.core.evaluation_pool`), beside this process's decoding.
 7. Persist the slice-value sketches; wait for the dead letters the intake decided to be
    delivered (so a slow DLQ never holds the offset locks); lock the offset rows, check them as
    in step 1 (compare-and-set), and store the new offsets.
@@ -65,6 +66,7 @@ from monitor.contract import (
 )
 from monitor.core.checkpoint_references import CheckpointReferences, ReferenceLookup
 from monitor.core.evaluation import WindowEvaluator
+from monitor.core.evaluation_pool import EvaluationPool
 from monitor.core.ingest.intake import Intake
 from monitor.core.label_join import LabelJoin
 from monitor.core.label_settle import settled_until
@@ -155,7 +157,8 @@ class Checkpointer:
                  references: ReferenceLookup | None = None,
                  hooks: Sequence[CheckpointHook] = (), intake: Intake | None = None,
                  evaluate_budget_s: float = 2.0, warm_up_events: int = 0,
-                 labels_topic: str | None = None, label_settle_ms: int = 3_600_000) -> None:
+                 labels_topic: str | None = None, label_settle_ms: int = 3_600_000,
+                 evaluate_workers: int = 0) -> None:
         self.assigner = assigner
         self.labels_topic = labels_topic  # its partitions' watermark is the labels' event time
         self.label_settle_ms = label_settle_ms
@@ -171,9 +174,17 @@ class Checkpointer:
         self.hooks: list[CheckpointHook] = list(hooks)
         self._label_hooks = [h for h in self.hooks if isinstance(h, LabelHook)]
         self.join = LabelJoin(assigner.detectors, bool(self._label_hooks), self.terms)
+        self.pool = EvaluationPool(self.by_name, evaluate_workers)
         self.evaluator = WindowEvaluator(self.by_name, assigner.size_ms, lateness_ms, alpha,
                                          min_samples, self.label_decisions, evaluate_budget_s,
-                                         warm_up_events, references, self._check)
+                                         warm_up_events, references, self._check, self.pool)
+
+    def start(self) -> None:
+        """Start the evaluation workers (if any); :meth:`close` stops them."""
+        self.pool.start()
+
+    def close(self) -> None:
+        self.pool.close()
 
     def run(self, conn: Connection, cp: CheckpointInput,
             dead_letters: DeadLetters | None = None) -> CheckpointResult:

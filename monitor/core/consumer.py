@@ -138,56 +138,60 @@ class Consumer(GroupMember):
         one is in flight, fetching pauses (polling goes on: heartbeats, rebalances)."""
         self.start()
         self._idle_since, flushed = time.monotonic(), False
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint") as worker:
-            self._worker = worker
-            try:
-                while not self.stop_event.is_set():
-                    if self.health is not None:
-                        self.health.beat()
-                    records = self.source.poll(self.kafka.poll_max_records,
-                                               0.1 if self._paused else 0.5)
-                    self._harvest(block=False)
-                    if self._paused and self._inflight is None:  # paused only while one runs
-                        self.source.resume(self._paused)
-                        self._paused = []
-                    self._mirror_commits()
-                    self.log_ends.refresh(self.metrics, self.health)
-                    if records:
-                        self._idle_since, flushed = time.monotonic(), False
-                        self._add(self._buf, records)
-                    buf = self._buf
-                    # While a checkpoint is in flight the buffer keeps filling up to max_events
-                    # (checkpoints grow under a backlog), then fetching pauses.
-                    busy = self._inflight is not None
-                    due = (buf.events >= self.checkpoint.max_events or (not busy and (
-                        not records or
-                        time.monotonic() - buf.opened_at >= self.checkpoint.interval_s)))
-                    if (buf.next and due) or (not records and not busy and self._pending_eval):
-                        self._pending_eval = False
-                        self._submit(force=True)
-                    # Idle counts from the last records and the last commit (a slow
-                    # checkpoint is not idleness) -- but not from the flush's own commit: once
-                    # flushed, S seconds have already passed without records.
-                    elif exit_when_idle_s is not None and not records and self.held and \
-                            not busy and time.monotonic() - (self._idle_since if flushed else max(
-                                self._idle_since, self._committed_at)) >= exit_when_idle_s:
-                        if flushed and self.log_ends.caught_up():
-                            log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
-                            return
-                        if not flushed:  # evaluate everything once; exit when nothing is left
-                            self._submit(flush=True)
-                            self._idle_since, flushed = time.monotonic() - exit_when_idle_s, True
-                self._harvest(block=True)
-                if self._buf.next:
-                    self._submit()
-                self._harvest(block=True)
-            except CheckpointAbandoned as exc:
-                log.info("checkpoint abandoned, stopping step=%s", exc.step)
-            finally:
-                self._inflight = None
-                self._worker = None
-                totals = self.stages.drain()
-                log.info("stage seconds %s", " ".join(f"{k}={v:.3f}" for k, v in sorted(totals.items())))
+        try:
+            self.cp.start()  # evaluation workers import while the first polls come in
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint") as worker:
+                self._worker = worker
+                try:
+                    while not self.stop_event.is_set():
+                        if self.health is not None:
+                            self.health.beat()
+                        records = self.source.poll(self.kafka.poll_max_records,
+                                                   0.1 if self._paused else 0.5)
+                        self._harvest(block=False)
+                        if self._paused and self._inflight is None:  # paused only while one runs
+                            self.source.resume(self._paused)
+                            self._paused = []
+                        self._mirror_commits()
+                        self.log_ends.refresh(self.metrics, self.health)
+                        if records:
+                            self._idle_since, flushed = time.monotonic(), False
+                            self._add(self._buf, records)
+                        buf = self._buf
+                        # While a checkpoint is in flight the buffer keeps filling up to max_events
+                        # (checkpoints grow under a backlog), then fetching pauses.
+                        busy = self._inflight is not None
+                        due = (buf.events >= self.checkpoint.max_events or (not busy and (
+                            not records or
+                            time.monotonic() - buf.opened_at >= self.checkpoint.interval_s)))
+                        if (buf.next and due) or (not records and not busy and self._pending_eval):
+                            self._pending_eval = False
+                            self._submit(force=True)
+                        # Idle counts from the last records and the last commit (a slow
+                        # checkpoint is not idleness) -- but not from the flush's own commit: once
+                        # flushed, S seconds have already passed without records.
+                        elif exit_when_idle_s is not None and not records and self.held and \
+                                not busy and time.monotonic() - (self._idle_since if flushed else max(
+                                    self._idle_since, self._committed_at)) >= exit_when_idle_s:
+                            if flushed and self.log_ends.caught_up():
+                                log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
+                                return
+                            if not flushed:  # evaluate everything once; exit when nothing is left
+                                self._submit(flush=True)
+                                self._idle_since, flushed = time.monotonic() - exit_when_idle_s, True
+                    self._harvest(block=True)
+                    if self._buf.next:
+                        self._submit()
+                    self._harvest(block=True)
+                except CheckpointAbandoned as exc:
+                    log.info("checkpoint abandoned, stopping step=%s", exc.step)
+                finally:
+                    self._inflight = None
+                    self._worker = None
+                    totals = self.stages.drain()
+                    log.info("stage seconds %s", " ".join(f"{k}={v:.3f}" for k, v in sorted(totals.items())))
+        finally:  # after the checkpoint thread is done: no evaluation worker outlives the loop
+            self.cp.close()
 
     def stop(self) -> None:
         """Stop polling; abandon the checkpoint in flight after ``stop_grace_s``."""

@@ -5,6 +5,9 @@ budget is spent; each state is judged with the family of its detector's slices i
 (``n_tests``) and its look number (:mod:`monitor.core.label_settle`), the findings are written
 through :mod:`monitor.store.findings`, and a slice without a reference of its own may take its
 first large window as one (the warm-up, a :class:`~monitor.contract.SliceReferenceBuilder`).
+The detectors' ``evaluate`` calls may run in worker processes
+(:mod:`monitor.core.evaluation_pool`, ``checkpoint.evaluate_workers``); everything else here
+stays in this process.
 Runs inside the checkpoint's transaction; imports the contract, the store and core helpers.
 """
 
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +23,7 @@ from sqlalchemy import Connection
 
 from monitor.contract import ALL_SLICE, Detector, EvalContext, Finding, SliceReferenceBuilder
 from monitor.core.checkpoint_references import CheckpointReferences, ReferenceLookup
+from monitor.core.evaluation_pool import EvalItem, EvaluationPool
 from monitor.core.label_settle import NOTHING_SETTLED, look_index
 from monitor.core.windows import state_key
 from monitor.store import references, window_states
@@ -38,8 +42,9 @@ class WindowEvaluator:
     def __init__(self, by_name: Mapping[str, Detector], size_ms: int, lateness_ms: int,
                  alpha: float, min_samples: int, label_decisions: Sequence[str],
                  budget_s: float, warm_up_events: int, references: ReferenceLookup | None,
-                 check: Callable[[str], None]) -> None:
+                 check: Callable[[str], None], pool: EvaluationPool | None = None) -> None:
         self.by_name = by_name
+        self.pool = pool  # the detectors' evaluate calls, off this process (None: in-process)
         self.size_ms = size_ms
         self.lateness_ms = lateness_ms
         self.alpha = alpha
@@ -83,18 +88,20 @@ class WindowEvaluator:
         looks = finding_revisions(conn, [s.key for s in dirty])
         decided = labels_settled(conn, [s.key for s in dirty
                                         if s.key.detector in self.label_decisions])
-        out: list[tuple[WindowKey, Finding]] = []
+        ctxs = []
         for s in dirty:
-            self.check("evaluate")
             key = s.key
             n_tests = slices_per.get(
                 (key.detector, key.model, key.model_version, key.window_start_ms), 1)
-            label_based = key.detector in self.label_decisions
-            look = look_index(looks.get(key, 0), label_based, settled, key in decided)
-            ctx = EvalContext(state_key(key, size), refs(key.model, key.model_version),
-                              self.alpha, n_tests, self.min_samples, look)
-            for finding in s.detector.evaluate(s.state, ctx):
-                if label_based:
+            look = look_index(looks.get(key, 0), key.detector in self.label_decisions, settled,
+                              key in decided)
+            ctxs.append(EvalContext(state_key(key, size), refs(key.model, key.model_version),
+                                    self.alpha, n_tests, self.min_samples, look))
+        out: list[tuple[WindowKey, Finding]] = []
+        for s, findings in zip(dirty, self._findings(dirty, ctxs)):
+            key = s.key
+            for finding in findings:
+                if key.detector in self.label_decisions:
                     finding = replace(finding, details={
                         **finding.details, "labels_settled": settled or key in decided})
                 out.append((key, finding))
@@ -107,6 +114,20 @@ class WindowEvaluator:
         window_states.mark_evaluated(conn, end, [s.key for s in dirty], list(self.by_name),
                                      not_before=end - size)
         return out
+
+    def _findings(self, dirty: Sequence[window_states.StoredState],
+                  ctxs: Sequence[EvalContext]) -> Iterator[Sequence[Finding]]:
+        """Each state's findings, in order: through the worker processes of ``pool``
+        (:mod:`monitor.core.evaluation_pool`), or here, one state at a time."""
+        if self.pool is None or self.pool.workers <= 0:
+            for s, ctx in zip(dirty, ctxs):
+                self.check("evaluate")
+                yield list(s.detector.evaluate(s.state, ctx))
+            return
+        yield from self.pool.evaluate(
+            [EvalItem(s.detector.name, None if s.decoded else s.blob,
+                      s.state if s.decoded else None, ctx) for s, ctx in zip(dirty, ctxs)],
+            self.check)
 
     def _warm_up(self, conn: Connection, dirty: Sequence[Any],
                  refs: CheckpointReferences) -> None:

@@ -98,6 +98,13 @@ class CheckpointSettings(Section):
     #: time is spent in a checkpoint (at least one window); the rest wait for the next
     #: checkpoint, so a backlog of closed windows never holds one transaction for all of them.
     evaluate_budget_s: float = Field(2.0, gt=0)
+    #: Processes that run the detectors' ``evaluate`` (``monitor.core.evaluation_pool``); the
+    #: checkpoint's transaction, loading and writing stay in ``vitmon run``. 1 (the default):
+    #: the consumer is GIL-bound on one core (decoding + checkpoint), so one worker puts the
+    #: evaluation on a second core beside the ingest; more only helps with more idle cores
+    #: (each worker holds its own copy of the active references, tens of MB each). 0 =
+    #: in-process, one state after another (the behaviour before workers).
+    evaluate_workers: int = Field(1, ge=0)
     #: On SIGTERM the checkpoint in flight may commit for this long, then it is abandoned (rolled
     #: back; the next run reads its records again). Stop takes well under 10 s at any backlog.
     stop_grace_s: float = Field(1.0, ge=0)

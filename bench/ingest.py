@@ -9,7 +9,9 @@ It produces N events, captures a reference from another 20,000 events of the sam
 (``vitmon reference capture --file``), runs ``vitmon run --exit-when-idle`` as a subprocess and
 prints events/s end to end (partition assignment to the last checkpoint commit), events/s per
 stage (the consumer's own stage clock: decode, slicing, observe per detector, state encode,
-PostgreSQL, evaluation), peak RSS (VmHWM) and ``window_states`` bytes per key (mean, max).
+PostgreSQL, evaluation), peak RSS and ``window_states`` bytes per key (mean, max). Peak RSS
+is the consumer's and its children's (``checkpoint.evaluate_workers`` processes) summed, sampled
+every 0.2 s (at least the consumer's own VmHWM), with each part's peak beside it.
 
     nice -n 10 .venv/bin/python bench/ingest.py                    # the headline
     nice -n 10 .venv/bin/python bench/ingest.py --detectors traffic  # ingest cost only
@@ -153,11 +155,16 @@ def run_once(args: argparse.Namespace, bootstrap: str, chunks: Iterable[list[byt
     log = tmp / f"{base}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        peak_kb, rss = 0, []
-        while proc.poll() is None:  # VmHWM: the consumer's own peak resident set
+        hwm_kb, peak_kb, peak_kids_kb, rss = 0, 0, 0, []
+        while proc.poll() is None:
+            # VmHWM: the consumer's own peak resident set; the total: VmRSS of the consumer and
+            # its children (evaluation workers, multiprocessing's resource tracker), sampled
             leaf = _leaf(proc.pid)
-            peak_kb = max(peak_kb, _status_kb(leaf, "VmHWM"))
-            rss.append((datetime.now(timezone.utc).replace(tzinfo=None), _status_kb(leaf, "VmRSS")))
+            hwm_kb = max(hwm_kb, _status_kb(leaf, "VmHWM"))
+            own = _status_kb(leaf, "VmRSS")
+            kids = sum(_status_kb(k, "VmRSS") for k in _descendants(leaf))
+            peak_kb, peak_kids_kb = max(peak_kb, own + kids), max(peak_kids_kb, kids)
+            rss.append((datetime.now(timezone.utc).replace(tzinfo=None), own + kids))
             time.sleep(0.2)
     text_ = log.read_text()
     if proc.returncode != 0:
@@ -169,14 +176,16 @@ def run_once(args: argparse.Namespace, bootstrap: str, chunks: Iterable[list[byt
     for m in STAGES.findall(text_)[-1:]:
         stages = {k: float(v) for k, v in (kv.split("=") for kv in m.split())}
     return {"events": accepted, "eps": accepted / span, "span_s": span,
-            "peak_rss_mb": peak_kb / 1024, "stages": stages, "keys": _state_sizes(db),
+            "peak_rss_mb": max(peak_kb, hwm_kb) / 1024, "peak_own_mb": hwm_kb / 1024,
+            "peak_children_mb": peak_kids_kb / 1024, "stages": stages, "keys": _state_sizes(db),
             "rss_by_events": _rss_by_events(commits, rss), "message_bytes": float(np.mean(sizes))}
 
 
 def _rss_by_events(commits: list[tuple[datetime, int]],
                    rss: list[tuple[datetime, int]], step: int = 200_000) -> list[tuple[int, float]]:
-    """The consumer's resident set (MB) when it had committed 200k, 400k, ... events: flat if
-    nothing it keeps grows with the stream (the last sample at or before each commit)."""
+    """The resident set (MB, the consumer and its children) when it had committed 200k, 400k,
+    ... events: flat if nothing it keeps grows with the stream (the last sample at or before
+    each commit)."""
     out, total, mark = [], 0, step
     for at, n in commits:
         total += n
@@ -215,6 +224,21 @@ def _leaf(pid: int) -> int:
         return pid
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the consumer's evaluation workers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = [int(k) for t in Path(f"/proc/{p}/task").iterdir()
+                    for k in (t / "children").read_text().split()]
+        except OSError:
+            continue
+        out += kids
+        todo += kids
+    return out
+
+
 def _status_kb(pid: int, field: str) -> int:
     """A /proc/PID/status field in kB (VmHWM: peak resident set, VmRSS: the current one)."""
     try:
@@ -233,7 +257,8 @@ def report(args: argparse.Namespace, r: dict) -> None:
           f"reference: {'no' if args.no_reference else 'yes'}, {args.client}, "
           f"{args.dim}-d f16 embeddings, mean message {size:.0f} B")
     print(f"end to end: {r['eps']:,.0f} events/s ({r['span_s']:.1f} s), "
-          f"peak RSS {r['peak_rss_mb']:.0f} MB")
+          f"peak RSS {r['peak_rss_mb']:.0f} MB (vitmon run and its children; its own "
+          f"{r['peak_own_mb']:.0f} MB, the children's {r['peak_children_mb']:.0f} MB)")
     if r["rss_by_events"]:
         print("RSS after " + ", ".join(f"{n / 1000:,.0f}k: {mb:,.0f} MB"
                                        for n, mb in r["rss_by_events"]) + " committed events")

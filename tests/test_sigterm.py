@@ -1,6 +1,6 @@
 """SIGTERM with a 200k-event backlog: ``vitmon run`` stops within 10 s (the checkpoint in flight
 is abandoned and rolls back), and a restarted run's counts equal the ground truth, i.e. an
-uninterrupted run's."""
+uninterrupted run's. No child process (the evaluation worker) outlives it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 import signal
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -51,6 +52,8 @@ def test_sigterm_with_a_200k_backlog_stops_within_10s_and_the_restart_is_exact(
         time.sleep(0.2)
     time.sleep(1.0)  # into the next checkpoint
     assert proc.poll() is None, "the backlog was consumed before the signal"
+    kids = _children(proc.pid)
+    assert kids, "no evaluation worker (checkpoint.evaluate_workers defaults to 1)"
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
@@ -58,6 +61,10 @@ def test_sigterm_with_a_200k_backlog_stops_within_10s_and_the_restart_is_exact(
     committed = sum(map(int, re.findall(r"checkpoint committed accepted=(\d+)", log.read_text())))
     assert took <= 10.0, f"SIGTERM took {took:.1f} s:\n{log.read_text()[-3000:]}"
     assert committed < N, "nothing was left to abandon: the test proves nothing"
+    end = time.monotonic() + 5  # multiprocessing's resource tracker exits on its pipe's EOF
+    while any(map(_running, kids)) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not [k for k in kids if _running(k)], "a child of vitmon run outlived it"
 
     # The restart only counts (traffic): what is checked is that nothing was lost or doubled.
     final = start_monitor({**env, "VITMON_DETECTORS": "traffic"}, "--exit-when-idle", "3",
@@ -68,3 +75,16 @@ def test_sigterm_with_a_200k_backlog_stops_within_10s_and_the_restart_is_exact(
     assert sum(m["accepted"] for m in st["models"]) == N
     parts = [p for p in st["partitions"] if p["topic"] == topics.predictions]
     assert sum(p["committed_offset"] for p in parts) == N
+
+
+def _children(pid: int) -> list[int]:
+    return [int(k) for t in Path(f"/proc/{pid}/task").iterdir()
+            for k in (t / "children").read_text().split()]
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's exit may wait for a reaper)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -156,13 +156,17 @@ def run_once(args: argparse.Namespace, bootstrap: str, chunks: Iterable[list[byt
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         hwm_kb, peak_kb, peak_kids_kb, rss = 0, 0, 0, []
+        cpu: dict[int, float] = {}  # CPU seconds per process, as last seen
+        leaf = proc.pid
         while proc.poll() is None:
             # VmHWM: the consumer's own peak resident set; the total: VmRSS of the consumer and
             # its children (evaluation workers, multiprocessing's resource tracker), sampled
             leaf = _leaf(proc.pid)
             hwm_kb = max(hwm_kb, _status_kb(leaf, "VmHWM"))
             own = _status_kb(leaf, "VmRSS")
-            kids = sum(_status_kb(k, "VmRSS") for k in _descendants(leaf))
+            below = _descendants(leaf)
+            kids = sum(_status_kb(k, "VmRSS") for k in below)
+            cpu.update({k: _cpu_s(k) for k in [leaf, *below]})
             peak_kb, peak_kids_kb = max(peak_kb, own + kids), max(peak_kids_kb, kids)
             rss.append((datetime.now(timezone.utc).replace(tzinfo=None), own + kids))
             time.sleep(0.2)
@@ -177,7 +181,9 @@ def run_once(args: argparse.Namespace, bootstrap: str, chunks: Iterable[list[byt
         stages = {k: float(v) for k, v in (kv.split("=") for kv in m.split())}
     return {"events": accepted, "eps": accepted / span, "span_s": span,
             "peak_rss_mb": max(peak_kb, hwm_kb) / 1024, "peak_own_mb": hwm_kb / 1024,
-            "peak_children_mb": peak_kids_kb / 1024, "stages": stages, "keys": _state_sizes(db),
+            "peak_children_mb": peak_kids_kb / 1024, "cpu_own_s": cpu.get(leaf, 0.0),
+            "cpu_children_s": sum(v for k, v in cpu.items() if k != leaf), "stages": stages,
+            "keys": _state_sizes(db),
             "rss_by_events": _rss_by_events(commits, rss), "message_bytes": float(np.mean(sizes))}
 
 
@@ -239,6 +245,15 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _status_kb(pid: int, field: str) -> int:
     """A /proc/PID/status field in kB (VmHWM: peak resident set, VmRSS: the current one)."""
     try:
@@ -259,6 +274,8 @@ def report(args: argparse.Namespace, r: dict) -> None:
     print(f"end to end: {r['eps']:,.0f} events/s ({r['span_s']:.1f} s), "
           f"peak RSS {r['peak_rss_mb']:.0f} MB (vitmon run and its children; its own "
           f"{r['peak_own_mb']:.0f} MB, the children's {r['peak_children_mb']:.0f} MB)")
+    print(f"CPU: vitmon run {r['cpu_own_s']:.1f} s, its children (evaluation workers) "
+          f"{r['cpu_children_s']:.1f} s")
     if r["rss_by_events"]:
         print("RSS after " + ", ".join(f"{n / 1000:,.0f}k: {mb:,.0f} MB"
                                        for n, mb in r["rss_by_events"]) + " committed events")

@@ -222,8 +222,11 @@ def _state_sizes(db: str) -> dict:
 
 
 def _leaf(pid: int) -> int:
-    """The vitmon process itself when py-spy wraps it (its only child)."""
+    """The vitmon process itself when py-spy wraps it (its only child; vitmon's own children
+    are its evaluation workers)."""
     try:
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "py-spy":
+            return pid
         kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         return int(kids[0]) if kids else pid
     except OSError:

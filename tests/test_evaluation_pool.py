@@ -33,13 +33,17 @@ def detectors():
     return {d.name: d for d in load_detectors(None, {})}
 
 
+def _reference(traffic, seed: int, shift: dict | None = None) -> Reference:
+    """Reference 7 of vit 1, from 2,000 events of ``traffic`` (shifted by ``shift``)."""
+    config = ProfileConfig(embedding_sample_size=400, pca_fit_size=400, pca_components=8)
+    rng = np.random.default_rng(seed)
+    return Reference("vit", "1", 7, build_reference_profile(
+        [traffic.batch(rng, 1000, shift) for _ in range(2)], config))
+
+
 @pytest.fixture(scope="module")
 def reference(traffic):
-    rng = np.random.default_rng(100)
-    profile = build_reference_profile([traffic.batch(rng, 1000) for _ in range(3)],
-                                      ProfileConfig(embedding_sample_size=400, pca_fit_size=400,
-                                                    pca_components=8))
-    return Reference("vit", "1", 7, profile)
+    return _reference(traffic, 100)
 
 
 def _items(detectors, traffic, reference, packed: bool = True) -> list[EvalItem]:
@@ -93,12 +97,7 @@ def test_a_reference_changed_in_place_is_sent_again(detectors, traffic, referenc
     """A slice warm-up replaces the reference with a new object under the same id: the worker
     must evaluate against the new one, not its cached copy."""
     items = _items(detectors, traffic, reference)
-    rng = np.random.default_rng(101)
-    warmed = Reference(reference.model, reference.model_version, reference.reference_id,
-                       build_reference_profile([traffic.batch(rng, 1000, {"brightness": 0.3})],
-                                               ProfileConfig(embedding_sample_size=400,
-                                                             pca_fit_size=400,
-                                                             pca_components=8)))
+    warmed = _reference(traffic, 101, {"brightness": 0.3})
     changed = [replace(i, ctx=replace(i.ctx, reference=warmed)) if i.ctx.reference else i
                for i in items]
     pool = EvaluationPool(detectors, 1)

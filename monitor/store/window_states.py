@@ -26,8 +26,9 @@ Clock = Callable[[str], AbstractContextManager[None]]
 _CHUNK = 64  # states merged/encoded per clock entry (a stopping checkpoint gives up between)
 _COLUMNS = ("SELECT ws.detector, ws.model, ws.model_version, ws.slice, ws.window_start_ms, "
             "ws.state, ws.n_events FROM window_states ws")
-_JOIN_KEYS = (" JOIN unnest(CAST(:kd AS text[]), CAST(:km AS text[]), CAST(:kv AS text[]), "
-              "CAST(:ks AS text[]), CAST(:kw AS bigint[])) AS k(d, m, v, s, w) "
+_JOIN_KEYS = (" JOIN unnest(CAST(%(kd)s AS text[]), CAST(%(km)s AS text[]), "
+              "CAST(%(kv)s AS text[]), CAST(%(ks)s AS text[]), CAST(%(kw)s AS bigint[])) "
+              "AS k(d, m, v, s, w) "
               "ON ws.detector = k.d AND ws.model = k.m AND ws.model_version = k.v "
               "AND ws.slice = k.s AND ws.window_start_ms = k.w")
 
@@ -68,7 +69,7 @@ def load_states(conn: Connection, detectors: Mapping[str, Detector], *,
     states changed since their last evaluation, and with ``dirty_until`` only windows ending by
     then. ``lock``: ``FOR UPDATE`` (inside a checkpoint). Rows of detectors not in ``detectors``
     (disabled since) are locked like the others but not returned."""
-    where = ["ws.detector = ANY(:dets)"] if keys is None else []
+    where = ["ws.detector = ANY(%(dets)s)"] if keys is None else []
     params: dict[str, Any] = {"dets": sorted(detectors)}
     for column, op, name, value in (("model", "=", "m", model),
                                     ("model_version", "= ANY", "vs", versions),
@@ -77,8 +78,8 @@ def load_states(conn: Connection, detectors: Mapping[str, Detector], *,
                                     ("window_start_ms", "<", "hi", windows and windows[1]),
                                     ("window_end_ms", "<=", "h", dirty_until)):
         if value is not None:
-            where.append(f"ws.{column} {op}(:{name})" if op == "= ANY" else
-                         f"ws.{column} {op} :{name}")
+            where.append(f"ws.{column} {op}(%({name})s)" if op == "= ANY" else
+                         f"ws.{column} {op} %({name})s")
             params[name] = list(value) if op == "= ANY" else value
     if dirty:
         where = [w for w in where if not w.startswith("ws.detector")] + ["ws.dirty"]
@@ -92,12 +93,17 @@ def load_states(conn: Connection, detectors: Mapping[str, Detector], *,
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += order + (" FOR UPDATE OF ws" if lock else "")
+    # Results in binary: the states' bytes as they are, not hex for the server to write and
+    # the client to parse (SQLAlchemy has no way to ask for binary results).
+    with conn.connection.driver_connection.cursor(binary=True) as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
     out = []
-    for r in conn.execute(text(sql), params).all():
-        det = detectors.get(r.detector)
+    for detector, model, version, slice_, start, state, n_events in rows:
+        det = detectors.get(detector)
         if det is not None:
-            key = WindowKey(r.detector, r.model, r.model_version, r.slice, r.window_start_ms)
-            out.append(StoredState(key, int(r.n_events), det, r.state))
+            key = WindowKey(detector, model, version, slice_, start)
+            out.append(StoredState(key, int(n_events), det, state))
     return out
 
 

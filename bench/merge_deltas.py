@@ -54,9 +54,9 @@ class StandIn:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--slices", type=int, default=26)
-    ap.add_argument("--windows", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--slices", type=int, default=26, help="slices per window (26)")
+    ap.add_argument("--windows", type=int, default=2, help="windows a checkpoint touches (2)")
+    ap.add_argument("--rounds", type=int, default=7, help="rounds of insert + update (7)")
     ap.add_argument("--against", metavar="FILE.py", help="another window_states module to time")
     args = ap.parse_args()
     modules = against(window_states, args.against)

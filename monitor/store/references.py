@@ -73,16 +73,20 @@ def load(conn: Connection, reference_id: int) -> Reference:
 
 
 def _load(conn: Connection, reference_id: int) -> tuple[Reference, Stamp]:
-    # In binary: as text, tens of MB of bytea are twice as many bytes of hex for the server to
-    # write and the client to parse.
-    with conn.connection.driver_connection.cursor(binary=True) as cur:
-        cur.execute("SELECT id, model, model_version, profile, xmin::text "
-                    "FROM reference_profiles WHERE id = %s", (reference_id,))
-        row = cur.fetchone()
+    row = _row(conn, reference_id)
     if row is None:
         raise NoResultFound(f"no reference profile {reference_id}")
     id_, model, version, profile, xmin = row
     return Reference(model, version, id_, decode_profile(profile)), (id_, xmin)
+
+
+def _row(conn: Connection, reference_id: int, lock: bool = False) -> tuple[Any, ...] | None:
+    """(id, model, version, stored profile, xmin), read in binary: as text, tens of MB of
+    bytea are twice as many bytes of hex for the server to write and the client to parse."""
+    with conn.connection.driver_connection.cursor(binary=True) as cur:
+        cur.execute("SELECT id, model, model_version, profile, xmin::text FROM reference_profiles "
+                    "WHERE id = %s" + (" FOR UPDATE" if lock else ""), (reference_id,))
+        return cur.fetchone()
 
 
 def decode_profile(stored: bytes) -> dict[str, Any]:
@@ -110,11 +114,11 @@ def add_slice_profile(conn: Connection, reference_id: int, slice_name: str,
     ``reference_id``, in place (same id: what was built on the reference stays valid), unless
     the slice already has them. Locks the row, so concurrent warm-ups of other slices are not
     lost. Returns the updated reference, or None when nothing was added."""
-    r = conn.execute(text("SELECT id, model, model_version, profile FROM reference_profiles "
-                          "WHERE id = :i FOR UPDATE"), {"i": reference_id}).one_or_none()
-    if r is None:
+    row = _row(conn, reference_id, lock=True)
+    if row is None:
         return None
-    profile = dict(decode_profile(r.profile))
+    id_, model, version, stored, _ = row
+    profile = dict(decode_profile(stored))
     slices = dict(profile.get("slices") or {})
     own = dict(slices.get(slice_name) or {})
     if set(entry) - {"n_events"} <= set(own):
@@ -124,7 +128,7 @@ def add_slice_profile(conn: Connection, reference_id: int, slice_name: str,
     profile["slices"] = slices
     conn.execute(text("UPDATE reference_profiles SET profile = :p WHERE id = :i"),
                  {"p": pack_value(profile), "i": reference_id})
-    return Reference(r.model, r.model_version, r.id, profile)
+    return Reference(model, version, id_, profile)
 
 
 class CachedReferenceLookup:

@@ -101,9 +101,10 @@ class CheckpointSettings(Section):
     #: Processes that run the detectors' ``evaluate`` (``monitor.core.evaluation_pool``); the
     #: checkpoint's transaction, loading and writing stay in ``vitmon run``. 1 (the default):
     #: the consumer is GIL-bound on one core (decoding + checkpoint), so one worker puts the
-    #: evaluation on a second core beside the ingest; more only helps with more idle cores
-    #: (each worker holds its own copy of the active references, tens of MB each). 0 =
-    #: in-process, one state after another (the behaviour before workers).
+    #: evaluation on a second core beside the ingest (bench/ingest.py: 7-10 of ~32 CPU s move
+    #: off ``vitmon run``, for ~240 MB more RSS; docs/ingest.md). More only helps with more idle
+    #: cores (each worker holds its own copy of the active references, tens of MB each). 0 =
+    #: in-process, one state after another (the behaviour before workers, no extra process).
     evaluate_workers: int = Field(1, ge=0)
     #: On SIGTERM the checkpoint in flight may commit for this long, then it is abandoned (rolled
     #: back; the next run reads its records again). Stop takes well under 10 s at any backlog.

@@ -711,6 +711,8 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
             for name, group, dim in groups:
                 batches[name], late = _batch(model, group, dim, counts.get(model, 0), buf)
                 failed.extend(late)
+        rows = group = groups = None
+        by_model.clear()  # the rows go now, not after the collector traversed them
     return PredictionDecode(batches, _rejections(records, failed), positions, parked)
 
 

@@ -1,5 +1,6 @@
 """One decode call's embedding bytes, back to back in one buffer (``decode_predictions``' hot
-path): base64 text decoded a few dozen events per call, raw bytes copied in.
+path): base64 text decoded a few dozen events per call, raw bytes copied in; rows read out of
+it as float16 and checked for NaN/Inf.
 
 Decoding each event's text on its own (a 2 kB string to a 1.5 kB ``bytes`` kept until the
 batch joins them) cost ~3x the base64 work itself; joining the whole poll's text first cost as
@@ -10,7 +11,7 @@ embedding matrix.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -104,3 +105,27 @@ class Base64Buffer:
                     self._buf[start:start + size] = 0
                 start += size
         texts.clear()
+
+
+def f16_rows(buf: np.ndarray, offsets: Sequence[int], dim: int) -> np.ndarray:
+    """[N, D] float16 of rows at byte ``offsets`` in ``buf``: a view when they are back to back
+    (one model's poll), else gathered."""
+    rows = np.array(offsets, dtype=np.int64) // 2
+    n = len(rows)
+    if rows[-1] - rows[0] == (n - 1) * dim and (n < 3 or (np.diff(rows) == dim).all()):
+        return buf[2 * rows[0]:2 * (rows[0] + n * dim)].view("<f2").reshape(n, dim)
+    return buf[:len(buf) // 2 * 2].view("<f2")[rows[:, None] + np.arange(dim)]
+
+
+def finite_rows(emb: np.ndarray) -> np.ndarray:
+    """Per row of [N, D]: no NaN or Infinity. float16 by its exponent bits (5x numpy's
+    isfinite for half floats), 256 rows at a time (a poll-sized temporary is fresh memory)."""
+    if emb.dtype != np.float16:
+        return np.isfinite(emb).all(axis=1)
+    bits = emb.view(np.uint16)
+    out = np.empty(len(bits), dtype=bool)
+    tmp = np.empty((min(len(bits), 256), bits.shape[1]), dtype=np.uint16)
+    for lo in range(0, len(bits), 256):
+        part = np.bitwise_and(bits[lo:lo + 256], 0x7C00, out=tmp[:len(bits) - lo])
+        np.not_equal(part.max(axis=1), 0x7C00, out=out[lo:lo + 256])
+    return out

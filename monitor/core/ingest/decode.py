@@ -85,7 +85,7 @@ import numpy as np
 import orjson
 
 from monitor.contract import Batch
-from monitor.core.ingest.b64buffer import Base64Buffer
+from monitor.core.ingest.b64buffer import Base64Buffer, f16_rows, finite_rows
 from monitor.core.ingest.events import LABEL_SCHEMA, MAX_MESSAGE_BYTES, PREDICTION_SCHEMA
 
 OVERSIZED, EMPTY, MALFORMED_JSON, NON_FINITE = "oversized", "empty", "malformed_json", "non_finite"
@@ -751,7 +751,7 @@ def _parked_checks(rows: list[tuple], dims: list[int], buf: np.ndarray,
             late.setdefault(has[k], rej)
     done: set[int] = set()
     if at and len({dims[j] for j in at}) == 1 and all(rows[j][8] == _F16 for j in at):
-        finite = _finite_rows(_f16_rows(buf, [rows[j][9] for j in at], dims[at[0]]))
+        finite = finite_rows(f16_rows(buf, [rows[j][9] for j in at], dims[at[0]]))
         for k in np.flatnonzero(~finite):
             late.setdefault(at[k], _nan_reject())
         done = set(at)
@@ -802,33 +802,9 @@ def _raw(buf: np.ndarray, emb: Any, kind: int, dim: int) -> Any:
     return buf[emb:emb + dim * (2 if kind == _F16 else 4)]
 
 
-def _f16_rows(buf: np.ndarray, offsets: Sequence[int], dim: int) -> np.ndarray:
-    """[N, D] float16 of rows at byte ``offsets`` in ``buf``: a view when they are back to back
-    (one model's poll), else gathered."""
-    rows = np.array(offsets, dtype=np.int64) // 2
-    n = len(rows)
-    if rows[-1] - rows[0] == (n - 1) * dim and (n < 3 or (np.diff(rows) == dim).all()):
-        return buf[2 * rows[0]:2 * (rows[0] + n * dim)].view("<f2").reshape(n, dim)
-    return buf[:len(buf) // 2 * 2].view("<f2")[rows[:, None] + np.arange(dim)]
-
-
 def _nan_reject() -> _Reject:
     return _Reject(NON_FINITE, "field 'embedding' holds NaN or Infinity (or a value beyond "
                                "float32)")
-
-
-def _finite_rows(emb: np.ndarray) -> np.ndarray:
-    """Per row of [N, D]: no NaN or Infinity. float16 by its exponent bits (5x numpy's
-    isfinite for half floats), 256 rows at a time (a poll-sized temporary is fresh memory)."""
-    if emb.dtype != np.float16:
-        return np.isfinite(emb).all(axis=1)
-    bits = emb.view(np.uint16)
-    out = np.empty(len(bits), dtype=bool)
-    tmp = np.empty((min(len(bits), 256), bits.shape[1]), dtype=np.uint16)
-    for lo in range(0, len(bits), 256):
-        part = np.bitwise_and(bits[lo:lo + 256], 0x7C00, out=tmp[:len(bits) - lo])
-        np.not_equal(part.max(axis=1), 0x7C00, out=out[lo:lo + 256])
-    return out
 
 
 def _by_dimension(model: str, rows: list, gate: DimensionGate) -> list[tuple[str, list, int]]:
@@ -906,7 +882,7 @@ def _batch(model: str, rows: list, dim: int, n_classes: int,
     has_emb = kinds != 0
     if has_emb.any():
         emb_arr = _embeddings(kinds, emb, dim, buf)
-        for j in np.flatnonzero(has_emb & ~_finite_rows(emb_arr)):
+        for j in np.flatnonzero(has_emb & ~finite_rows(emb_arr)):
             late.setdefault(int(j), _nan_reject())
     else:
         emb_arr = np.zeros((n, 0), dtype=np.float32)
@@ -980,7 +956,7 @@ def _embeddings(kinds: np.ndarray, payloads: tuple, dim: int, buf: np.ndarray) -
     n = len(payloads)
     if n and (kinds == _F16).all():
         if set(map(type, payloads)) == {int}:
-            out = _f16_rows(buf, payloads, dim)
+            out = f16_rows(buf, payloads, dim)
         else:
             out = np.frombuffer(b"".join([_raw(buf, p, _F16, dim) for p in payloads]),
                                 "<f2").reshape(n, dim)

@@ -1,5 +1,6 @@
 """The evaluation's faster forms give what the plain forms gave: the saddlepoint-space inverse of
-the weighted chi-square tail against the nested root search it replaced."""
+the weighted chi-square tail against the nested root search it replaced, and the KS sf/isf
+without scipy's distribution wrapper bit for bit against ``scipy.stats.kstwo``."""
 
 import math
 
@@ -8,6 +9,7 @@ import pytest
 from scipy import optimize, stats
 
 from detectors.stats import subspace
+from detectors.stats import univariate as uni
 
 
 def nested_wchisq_isf(alpha: float, lam: np.ndarray) -> float:
@@ -49,3 +51,32 @@ def test_wchisq_isf_edge_cases():
     # one weight: chi-square(1), where the saddlepoint approximation is within a few percent
     assert subspace.wchisq_isf(1e-4, np.array([2.0])) == pytest.approx(
         2 * stats.chi2.isf(1e-4, 1), rel=0.03)
+
+
+@pytest.mark.parametrize("en", [1, 2, 3, 7, 50, 140, 141, 500, 2000, 9999, 10_000])
+def test_kstwo_sf_without_the_wrapper_is_bit_identical(en):
+    d = np.concatenate([np.linspace(0, 1, 201), [0.5 / en, 1 / en, 0.5 / en + 1e-12,
+                                                  1 - 1e-12, 1.5, -0.1, np.nan]])
+    assert np.array_equal(uni._kstwo_sf(d, float(en)), stats.kstwo.sf(d, en), equal_nan=True)
+    for x in d[::23]:
+        got, want = uni._kstwo_sf(np.float64(x), float(en)), stats.kstwo.sf(x, en)
+        assert got == want or (math.isnan(got) and math.isnan(want))
+
+
+def test_ks_pvalue_and_critical_are_scipys_values():
+    rng = np.random.default_rng(3)
+    for _ in range(80):
+        n, m = (int(v) for v in rng.integers(1, 30_000, 2))
+        d = float(rng.uniform(0, 0.3))
+        en = float(np.round(n * m / (n + m)))
+        want = (float(np.clip(stats.kstwo.sf(d, en), 0, 1)) if en <= uni.EXACT_KS_MAX_N
+                else None)
+        got = uni.ks_pvalue(d, n, m)
+        assert want is None or got == want or (math.isnan(got) and math.isnan(want))
+        assert np.array_equal(uni.ks_pvalues(np.array([d, d / 2]), n, m),
+                              [got, uni.ks_pvalue(d / 2, n, m)], equal_nan=True)
+    for en in (1, 5, 141, 800, 10_000):
+        for alpha in (1e-9, 1e-4, 0.0123, 0.5, 0.99):
+            assert uni._ks_critical.__wrapped__(alpha, float(en)) == float(
+                stats.kstwo.isf(alpha, en))
+    assert uni.ks_critical(0.01, 300, 700) == uni.ks_critical(0.01, 700, 300)

@@ -1,15 +1,19 @@
 """The evaluation's faster forms give what the plain forms gave: the saddlepoint-space inverse of
-the weighted chi-square tail against the nested root search it replaced, and the KS sf/isf
-without scipy's distribution wrapper bit for bit against ``scipy.stats.kstwo``."""
+the weighted chi-square tail against the nested root search it replaced, the KS sf/isf without
+scipy's distribution wrapper bit for bit against ``scipy.stats.kstwo``, and ``jsonable``'s fast
+paths against a plain element walk."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 from scipy import optimize, stats
 
+from detectors._verdict import jsonable
 from detectors.stats import subspace
 from detectors.stats import univariate as uni
+from monitor.contract import Status
 
 
 def nested_wchisq_isf(alpha: float, lam: np.ndarray) -> float:
@@ -80,3 +84,50 @@ def test_ks_pvalue_and_critical_are_scipys_values():
             assert uni._ks_critical.__wrapped__(alpha, float(en)) == float(
                 stats.kstwo.isf(alpha, en))
     assert uni.ks_critical(0.01, 300, 700) == uni.ks_critical(0.01, 700, 300)
+
+
+def walk(value):
+    """jsonable as a plain element walk (the behaviour its fast paths must keep)."""
+    if isinstance(value, dict):
+        return {str(k): walk(v) for k, v in value.items()}
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return [walk(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def test_jsonable_fast_paths_give_the_plain_walk():
+    rng = np.random.default_rng(5)
+    leaves = [lambda: float(rng.normal()), lambda: math.nan, lambda: -math.inf,
+              lambda: np.float64(rng.normal()), lambda: np.float64("nan"), lambda: np.float32(2),
+              lambda: int(rng.integers(9)), lambda: np.int64(3), lambda: np.int32(4),
+              lambda: True, lambda: np.bool_(False), lambda: None, lambda: "id-1",
+              lambda: Status.ALERT, lambda: 10 ** 400, lambda: rng.normal(size=3),
+              lambda: np.array([1.0, np.inf]), lambda: np.arange(3), lambda: np.array([True])]
+
+    def tree(depth):
+        r = rng.random()
+        if depth > 3 or r < 0.4:
+            return leaves[rng.integers(len(leaves))]()
+        if r < 0.6:
+            return {f"k{i}": tree(depth + 1) for i in range(rng.integers(0, 5))}
+        if r < 0.8:
+            return [tree(depth + 1) for _ in range(rng.integers(0, 5))]
+        if r < 0.9:
+            return tuple(float(x) for x in rng.normal(size=rng.integers(0, 4)))
+        return [f"ev-{i}" for i in range(rng.integers(0, 4))]
+
+    def types(x):
+        if isinstance(x, dict):
+            return {k: types(v) for k, v in x.items()}
+        return [types(v) for v in x] if isinstance(x, list) else type(x)
+
+    for _ in range(3000):
+        v = tree(0)
+        got, want = jsonable(v), walk(v)
+        assert json.dumps(got) == json.dumps(want) and types(got) == types(want)

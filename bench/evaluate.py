@@ -102,6 +102,13 @@ def timed(by_det: dict, detectors: dict, ctxs: dict, clock_into: dict, count: di
         count[name] += len(states)
 
 
+def table(head: tuple[str, ...], rows: list[tuple[str, ...]], total: tuple[str, ...]) -> None:
+    widths = [18, *(max(8, len(h)) for h in head[1:])]
+    for row in (head, *rows, total):
+        print(" ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+
+
 def main() -> None:
     global CLOCK
     ap = argparse.ArgumentParser(description=__doc__,
@@ -164,25 +171,23 @@ def main() -> None:
         sides.use("this")
         print(f"{len(stored)} keys, {args.rounds} alternating rounds; against: "
               + ", ".join(args.against))
-        print(f"{'detector':<18} {'keys':>6} {'against ms/key':>15} {'this ms/key':>12}")
-        for name in sorted(evaluate, key=lambda k: -other[k]):
-            n = count[name]
-            print(f"{name:<18} {n // args.rounds:>6} {1000 * other[name] / n:>15.2f} "
-                  f"{1000 * evaluate[name] / n:>12.2f}")
-        print(f"{'total s':<18} {len(stored):>6} {sum(other.values()):>15.3f} "
-              f"{sum(evaluate.values()):>12.3f}")
+        table(("detector", "keys", "against ms/key", "this ms/key"),
+              [(name, f"{count[name] // args.rounds}", f"{1000 * other[name] / count[name]:.2f}",
+                f"{1000 * evaluate[name] / count[name]:.2f}")
+               for name in sorted(evaluate, key=lambda k: -other[k])],
+              ("total s", f"{len(stored)}", f"{sum(other.values()):.3f}",
+               f"{sum(evaluate.values()):.3f}"))
         return
     for _ in range(args.repeat):
         clear_caches()
         timed(by_det, detectors, ctxs, evaluate, count, prof)
     print(f"{len(stored)} states read in {t_load:.2f} s; {args.repeat} evaluation(s) each")
-    print(f"{'detector':<18} {'keys':>6} {'loads s':>8} {'evaluate s':>11} {'ms/key':>8}")
-    for name in sorted(evaluate, key=lambda k: -evaluate[k]):
-        n = count[name]
-        print(f"{name:<18} {n // args.repeat:>6} {decode[name]:>8.3f} {evaluate[name]:>11.3f} "
-              f"{1000 * evaluate[name] / n:>8.2f}")
-    print(f"{'total':<18} {len(stored):>6} {sum(decode.values()):>8.3f} "
-          f"{sum(evaluate.values()):>11.3f}")
+    table(("detector", "keys", "loads s", "evaluate s", "ms/key"),
+          [(name, f"{count[name] // args.repeat}", f"{decode[name]:.3f}", f"{evaluate[name]:.3f}",
+            f"{1000 * evaluate[name] / count[name]:.2f}")
+           for name in sorted(evaluate, key=lambda k: -evaluate[k])],
+          ("total", f"{len(stored)}", f"{sum(decode.values()):.3f}",
+           f"{sum(evaluate.values()):.3f}", ""))
     if prof:
         prof.dump_stats(args.profile)
 

@@ -90,7 +90,7 @@ def against(this: ModuleType, path: str | None) -> dict[str, ModuleType]:
     spec = importlib.util.spec_from_file_location(f"against_{this.__name__.rpartition('.')[2]}",
                                                   path)
     other = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = other  # dataclasses look their module up while it executes
+    sys.modules[spec.name] = other  # dataclasses look their module up
     spec.loader.exec_module(other)
     return {"against": other, "this": this}
 

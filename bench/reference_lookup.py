@@ -1,8 +1,9 @@
 """The checkpoint's cached reference lookup each time its entry expires (``ttl_checkpoints``),
 on the reference ``bench/ingest.py`` captures (20,000 events, 26 slices, 768-d embeddings) in a
 fresh database: wall and client-CPU ms per expiry, and whether the same object came back (so
-detectors' memos on its profile stay warm). ``--against FILE.py`` times another copy of
-``monitor.store.references`` in alternation (e.g. ``git show
+detectors' memos on its profile stay warm); and a first load of the reference (the row as that
+module's ``store`` writes it, fetched and decoded by its ``_load``). ``--against FILE.py`` times
+another copy of ``monitor.store.references`` in alternation (e.g. ``git show
 18afa5e:monitor/store/references.py > /tmp/old.py``), so both share the machine's load;
 ``--codec FILE.py`` likewise times a first load's decoding (``decode_value`` of the stored
 profile) with another copy of ``monitor.codec``.
@@ -17,7 +18,6 @@ import statistics
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -48,9 +48,27 @@ def timed_expiries(engine, modules: dict, rounds: int) -> dict[str, list[tuple[f
     return out
 
 
-def timed_decodes(stored: bytes, modules: dict, rounds: int) -> dict[str, list[float]]:
-    """Per codec module: CPU s of ``decode_value`` of the decompressed profile, each round."""
-    raw = zlib.decompress(stored)
+def timed_first_loads(engine, profile, modules: dict, rounds: int
+                      ) -> dict[str, tuple[int, list[tuple[float, float]]]]:
+    """Per module: bytes its ``store`` wrote, and (wall s, CPU s) of its ``_load`` of that row."""
+    with engine.begin() as conn:
+        ids = {k: m.store(conn, "vit-bench", "1.0", profile, "bench", 20_000, {}, activate=False)
+               for k, m in modules.items()}
+        size = {k: conn.exec_driver_sql(f"SELECT length(profile) FROM reference_profiles "
+                                        f"WHERE id = {i}").scalar_one() for k, i in ids.items()}
+    out: dict[str, list[tuple[float, float]]] = {k: [] for k in modules}
+    with engine.connect() as conn:
+        for _ in range(rounds):
+            for k, m in modules.items():
+                wall, cpu = time.perf_counter(), time.process_time()
+                m._load(conn, ids[k])
+                out[k].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {k: (size[k], out[k]) for k in modules}
+
+
+def timed_decodes(profile, modules: dict, rounds: int) -> dict[str, list[float]]:
+    """Per codec module: CPU s of ``decode_value`` of the profile's JSON, each round."""
+    raw = codec.encode_value(profile)
     out: dict[str, list[float]] = {k: [] for k in modules}
     for _ in range(rounds):
         for k, m in modules.items():
@@ -78,16 +96,21 @@ def main() -> None:
         try:
             migrate.upgrade(url)
             engine = make_engine(url)
-            with engine.begin() as conn:
-                references.store(conn, "vit-bench", "1.0", captured.profile, "bench", 20_000, {})
-                stored = conn.exec_driver_sql("SELECT profile FROM reference_profiles"
-                                              ).scalar_one()
-            runs = timed_expiries(engine, against(references, args.against), args.rounds)
+            modules = against(references, args.against)
+            with engine.begin() as conn:  # the first module's format: ``this`` reads older ones
+                next(iter(modules.values())).store(conn, "vit-bench", "1.0", captured.profile,
+                                                   "bench", 20_000, {})
+            runs = timed_expiries(engine, modules, args.rounds)
+            loads = timed_first_loads(engine, captured.profile, modules, args.rounds)
             engine.dispose()
-            decodes = timed_decodes(stored, against(codec, args.codec), args.rounds)
+            decodes = timed_decodes(captured.profile, against(codec, args.codec), args.rounds)
         finally:
             drop_database(admin, name)
-    print(f"reference: {len(captured.profile['slices'])} slice sub-profiles, {len(stored):,} B stored")
+    print(f"reference: {len(captured.profile['slices'])} slice sub-profiles")
+    for k, (size, r) in loads.items():
+        wall, cpu = (statistics.median(x[i] for x in r) * 1e3 for i in (0, 1))
+        print(f"{k:8s} first load: wall {wall:9.2f} ms, client CPU {cpu:9.2f} ms (median of "
+              f"{len(r)}), {size:,} B stored")
     for k, r in runs.items():
         wall, cpu = (statistics.median(x[i] for x in r) * 1e3 for i in (0, 1))
         print(f"{k:8s} per expiry: wall {wall:9.2f} ms, client CPU {cpu:9.2f} ms (median of "

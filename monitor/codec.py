@@ -1,7 +1,9 @@
 """Serialisation of detector states and reference profiles: frozen dataclasses, mappings and
 lists of numbers, strings and numpy arrays to JSON bytes and back, exactly (arrays keep their
 dtype and shape, NaN and infinities survive). Part of the contract: detectors reach it as
-``monitor.contract.DataclassStateCodec``. Imports only numpy and orjson."""
+``monitor.contract.DataclassStateCodec``. :func:`pack_value` is the same for large values (a
+reference profile): arrays' bytes follow the JSON raw, not in base64. Imports only numpy and
+orjson."""
 
 from __future__ import annotations
 
@@ -50,12 +52,66 @@ def decode_value(data: bytes, type_: type | None = None) -> Any:
     return _decode(orjson.loads(data), type_)
 
 
-def _encode(value: Any) -> Any:
+#: Starts what :func:`pack_value` writes (a zlib stream, the older reference format, starts 0x78).
+PACKED = b"\x00vitmon-packed-1\n"
+_LENGTH = 8  # bytes of the JSON part's length, little endian
+
+
+def pack_value(value: Any) -> bytes:
+    """What :func:`encode_value` writes, but each numpy array's bytes are stored raw after the
+    JSON (which names its dtype, shape and offset), float arrays as float16 when that is exact
+    (every element round-trips bit for bit): no base64 to decode, nothing to decompress.
+    :func:`unpack_value` reads it back, the same value as :func:`decode_value` would.
+
+    >>> x = {"a": np.arange(3.0), "b": (1, "c"), "c": np.array([0.1], np.float32)}
+    >>> y = unpack_value(pack_value(x))
+    >>> y["a"], y["a"].dtype, y["b"], bool(y["c"][0] == x["c"][0])
+    (array([0., 1., 2.]), dtype('float64'), (1, 'c'), True)
+    """
+    raw: list[np.ndarray] = []
+    head = orjson.dumps(_encode(value, raw))
+    return b"".join([PACKED, len(head).to_bytes(_LENGTH, "little"), head,
+                     *(a.tobytes() for a in raw)])
+
+
+def unpack_value(data: bytes, type_: type | None = None) -> Any:
+    """Read what :func:`pack_value` wrote."""
+    if not data.startswith(PACKED):
+        raise ValueError("not a packed value")
+    start = len(PACKED) + _LENGTH
+    end = start + int.from_bytes(data[len(PACKED):start], "little")
+    return _decode(orjson.loads(data[start:end]), type_, memoryview(data)[end:])
+
+
+def _pack_array(value: np.ndarray, raw: list[np.ndarray]) -> dict[str, Any]:
+    stored = np.ascontiguousarray(value)
+    if value.dtype.kind == "f" and value.dtype.itemsize > 2:
+        with np.errstate(all="ignore"):
+            narrow = stored.astype(np.float16)
+        uint = np.dtype(f"u{value.dtype.itemsize}")
+        if np.array_equal(narrow.astype(value.dtype).view(uint), stored.view(uint)):
+            stored = narrow
+    offset = sum(a.nbytes for a in raw)  # a profile has a few hundred arrays
+    raw.append(stored)
+    return {"__raw__": [value.dtype.str, list(value.shape), stored.dtype.str, offset]}
+
+
+def _unpack_array(spec: list[Any], buf: memoryview) -> np.ndarray:
+    dtype, shape, stored, offset = spec
+    count = int(np.prod(shape, dtype=np.int64))
+    a = np.frombuffer(buf, dtype=stored, count=count, offset=offset) if count else \
+        np.zeros(0, stored)
+    return a.astype(dtype).reshape(shape)  # a copy: writable, and not holding ``buf``
+
+
+def _encode(value: Any, raw: list[np.ndarray] | None = None) -> Any:
     if dataclasses.is_dataclass(value):
-        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: _encode(getattr(value, f.name), raw) for f in dataclasses.fields(value)}
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:
             raise TypeError("object arrays are not serialisable state; use lists of str")
+        if raw is not None:
+            return _pack_array(value, raw)
         return {"__nd__": [value.dtype.str, list(value.shape),
                            b64encode(np.ascontiguousarray(value).tobytes()).decode()]}
     if isinstance(value, np.generic):
@@ -63,25 +119,29 @@ def _encode(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return {"__float__": repr(value)}
     if isinstance(value, Mapping):
-        return {"__map__": [[_encode(k), _encode(v)] for k, v in value.items()]}
+        return {"__map__": [[_encode(k, raw), _encode(v, raw)] for k, v in value.items()]}
     if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
+        return [_encode(v, raw) for v in value]
     return value
 
 
-def _decode(value: Any, type_: type | None = None) -> Any:
+def _decode(value: Any, type_: type | None = None,
+            raw: memoryview | None = None) -> Any:
     if type_ is not None and dataclasses.is_dataclass(type_):
         hints = {f.name: f.type for f in dataclasses.fields(type_)}
         nested = {n: t for n, t in getattr(type_, "__nested__", {}).items()}
-        return type_(**{k: _decode(v, nested.get(k)) for k, v in value.items() if k in hints})
+        return type_(**{k: _decode(v, nested.get(k), raw) for k, v in value.items()
+                        if k in hints})
     if isinstance(value, dict):
         if "__nd__" in value:
             dtype, shape, data = value["__nd__"]
             return np.frombuffer(b64decode(data), dtype=dtype).reshape(shape).copy()
+        if "__raw__" in value and raw is not None:
+            return _unpack_array(value["__raw__"], raw)
         if "__float__" in value:
             return float(value["__float__"])
         if "__map__" in value:
-            return {_decode(k): _decode(v) for k, v in value["__map__"]}
+            return {_decode(k, None, raw): _decode(v, None, raw) for k, v in value["__map__"]}
     if isinstance(value, list):
-        return tuple(_decode(v) for v in value)
+        return tuple(_decode(v, None, raw) for v in value)
     return value

@@ -204,7 +204,7 @@ class ReferenceProfile(Base):
     model_version: Mapped[str] = mapped_column(Text, nullable=False)
     source: Mapped[str] = mapped_column(Text, nullable=False)  # "file:..." or "range:T1..T2"
     n_events: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    profile: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # zlib(JSON codec)
+    profile: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # codec.pack_value
     summary: Mapped[dict] = mapped_column(JSONB, nullable=False)  # what `reference show` prints
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = _now()

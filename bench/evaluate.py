@@ -9,12 +9,22 @@ separately (process time: on a shared machine wall time mostly measures the neig
 
     nice -n 10 .venv/bin/python bench/evaluate.py --database postgresql://postgres@127.0.0.1:5432/benchXXXXXX
     nice -n 10 .venv/bin/python bench/evaluate.py --database URL --profile eval.prof  # cProfile
+
+``--against MODULE=PATH`` (repeatable) times another copy of a module in alternation with this
+one, ``--rounds`` times each, the order swapped every round: e.g. ``git show
+main:detectors/stats/subspace.py > /tmp/old_subspace.py`` and ``--against
+detectors.stats.subspace=/tmp/old_subspace.py``. Every reference to the module or to a function
+or class of it (``from X import f``, also inside the other copies) is pointed at the copy for
+its turns. Memoised functions (``functools.lru_cache``) in the detectors are cleared before
+every pass, so each pass computes what one evaluation of every key computes; the per-profile
+memos (reference features) are filled by an untimed first pass.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import importlib.util
 import sys
 import time
 from collections import defaultdict
@@ -34,6 +44,71 @@ from monitor.store.references import CachedReferenceLookup  # noqa: E402
 CLOCK = time.process_time  # --wall: time.perf_counter
 
 
+class Sides:
+    """This code and, per ``--against MODULE=PATH``, another copy of the module: ``use(side)``
+    points every module-level reference to the module or its functions at that side."""
+
+    def __init__(self, specs: list[str]) -> None:
+        self.pairs: dict[int, tuple[object, object]] = {}  # id(this object) -> (this, other)
+        self.copies = []
+        for spec in specs:
+            name, _, path = spec.partition("=")
+            this = importlib.import_module(name)
+            alias = "against_" + name.replace(".", "_")
+            loader = importlib.util.spec_from_file_location(alias, path)
+            other = importlib.util.module_from_spec(loader)
+            sys.modules[alias] = other  # dataclasses look their module up while building
+            loader.loader.exec_module(other)
+            self.copies.append(other)
+            self.pairs[id(this)] = (this, other)
+            for attr, value in vars(this).items():
+                if getattr(value, "__module__", None) == name and hasattr(other, attr):
+                    self.pairs[id(value)] = (value, getattr(other, attr))
+        self.sites = [(m, attr, self.pairs[id(v)]) for m in _modules()
+                      for attr, v in list(vars(m).items()) if id(v) in self.pairs]
+
+    def use(self, side: str) -> None:
+        for module, attr, (this, other) in self.sites:
+            setattr(module, attr, other if side == "against" else this)
+        clear_caches()
+
+
+def _modules() -> list:
+    return [m for n, m in list(sys.modules.items()) if m is not None and (
+        n.split(".")[0] in ("detectors", "monitor") or n.startswith("against_"))]
+
+
+def clear_caches() -> None:
+    """Every pass computes its memoised values again (functools.lru_cache in the detectors)."""
+    for m in _modules():
+        for v in list(vars(m).values()):
+            if callable(getattr(v, "cache_clear", None)):
+                v.cache_clear()
+
+
+def timed(by_det: dict, detectors: dict, ctxs: dict, clock_into: dict, count: dict,
+          prof: cProfile.Profile | None = None) -> None:
+    """One evaluation of every key, CPU (or wall) seconds per detector added to ``clock_into``."""
+    for name, states in sorted(by_det.items()):
+        det = detectors[name]
+        t0 = CLOCK()
+        if prof:
+            prof.enable()
+        for s, ctx in zip(states, ctxs[name], strict=True):
+            det.evaluate(s.state, ctx)
+        if prof:
+            prof.disable()
+        clock_into[name] += CLOCK() - t0
+        count[name] += len(states)
+
+
+def table(head: tuple[str, ...], rows: list[tuple[str, ...]], total: tuple[str, ...]) -> None:
+    widths = [18, *(max(8, len(h)) for h in head[1:])]
+    for row in (head, *rows, total):
+        print(" ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+
+
 def main() -> None:
     global CLOCK
     ap = argparse.ArgumentParser(description=__doc__,
@@ -46,6 +121,9 @@ def main() -> None:
     ap.add_argument("--wall", action="store_true", help="wall-clock seconds, not CPU seconds")
     ap.add_argument("--detectors", default="", help="comma-separated names (default: all)")
     ap.add_argument("--profile", metavar="OUT.prof", help="cProfile of the evaluate calls")
+    ap.add_argument("--against", action="append", default=[], metavar="MODULE=PATH",
+                    help="time another copy of MODULE (a file) in alternation with this one")
+    ap.add_argument("--rounds", type=int, default=3, help="alternations with --against")
     args = ap.parse_args()
     if args.wall:
         CLOCK = time.perf_counter
@@ -76,30 +154,40 @@ def main() -> None:
     by_det: dict[str, list] = defaultdict(list)
     for s in stored:
         by_det[s.key.detector].append(s)
-    for name, states in sorted(by_det.items()):
-        det = detectors[name]
-        ctxs = [EvalContext(state_key(s.key, size), refs[(s.key.model, s.key.model_version)],
-                            args.alpha, slices.get((name, s.key.model, s.key.model_version,
-                                                    s.key.window_start_ms), 1),
-                            args.min_samples, 0) for s in states]
-        for _ in range(args.repeat):
-            t0 = CLOCK()
-            if prof:
-                prof.enable()
-            for s, ctx in zip(states, ctxs, strict=True):
-                det.evaluate(s.state, ctx)
-            if prof:
-                prof.disable()
-            evaluate[name] += CLOCK() - t0
-            count[name] += len(states)
+    ctxs = {name: [EvalContext(state_key(s.key, size), refs[(s.key.model, s.key.model_version)],
+                               args.alpha, slices.get((name, s.key.model, s.key.model_version,
+                                                       s.key.window_start_ms), 1),
+                               args.min_samples, 0) for s in states]
+            for name, states in by_det.items()}
+    if args.against:
+        sides = Sides(args.against)
+        timed(by_det, detectors, ctxs, defaultdict(float), defaultdict(int))  # fills the memos
+        other: dict[str, float] = defaultdict(float)
+        for r in range(args.rounds):
+            for side in (("against", "this") if r % 2 == 0 else ("this", "against")):
+                sides.use(side)
+                timed(by_det, detectors, ctxs, other if side == "against" else evaluate,
+                      count if side == "this" else defaultdict(int))
+        sides.use("this")
+        print(f"{len(stored)} keys, {args.rounds} alternating rounds; against: "
+              + ", ".join(args.against))
+        table(("detector", "keys", "against ms/key", "this ms/key"),
+              [(name, f"{count[name] // args.rounds}", f"{1000 * other[name] / count[name]:.2f}",
+                f"{1000 * evaluate[name] / count[name]:.2f}")
+               for name in sorted(evaluate, key=lambda k: -other[k])],
+              ("total s", f"{len(stored)}", f"{sum(other.values()):.3f}",
+               f"{sum(evaluate.values()):.3f}"))
+        return
+    for _ in range(args.repeat):
+        clear_caches()
+        timed(by_det, detectors, ctxs, evaluate, count, prof)
     print(f"{len(stored)} states read in {t_load:.2f} s; {args.repeat} evaluation(s) each")
-    print(f"{'detector':<18} {'keys':>6} {'loads s':>8} {'evaluate s':>11} {'ms/key':>8}")
-    for name in sorted(evaluate, key=lambda k: -evaluate[k]):
-        n = count[name]
-        print(f"{name:<18} {n // args.repeat:>6} {decode[name]:>8.3f} {evaluate[name]:>11.3f} "
-              f"{1000 * evaluate[name] / n:>8.2f}")
-    print(f"{'total':<18} {len(stored):>6} {sum(decode.values()):>8.3f} "
-          f"{sum(evaluate.values()):>11.3f}")
+    table(("detector", "keys", "loads s", "evaluate s", "ms/key"),
+          [(name, f"{count[name] // args.repeat}", f"{decode[name]:.3f}", f"{evaluate[name]:.3f}",
+            f"{1000 * evaluate[name] / count[name]:.2f}")
+           for name in sorted(evaluate, key=lambda k: -evaluate[k])],
+          ("total", f"{len(stored)}", f"{sum(decode.values()):.3f}",
+           f"{sum(evaluate.values()):.3f}", ""))
     if prof:
         prof.dump_stats(args.profile)
 

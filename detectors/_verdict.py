@@ -144,9 +144,19 @@ def no_reference(det: Any, n: int, reason: str, subject: str = "") -> Finding:
                    details={"reason": reason})
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})  # returned by jsonable as they are
+
+
 def jsonable(value: Any) -> Any:
     """Finding details for JSON/PostgreSQL: numpy to Python, NaN/Inf to None, tuples to lists."""
-    if isinstance(value, Mapping):
+    t = type(value)
+    if t in _PLAIN:  # the common leaves first: no isinstance chain for them
+        return value
+    if t is float or t is np.float64:
+        return float(value) if math.isfinite(value) else None
+    if t is np.int64:
+        return int(value)
+    if t is dict or isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):
         # Numbers only: tolist() already gives Python ints/floats/bools; only non-finite
@@ -157,6 +167,10 @@ def jsonable(value: Any) -> Any:
             return value.tolist()
         return jsonable(value.tolist())
     if isinstance(value, (list, tuple)):
+        kinds = set(map(type, value))
+        if kinds <= _PLAIN or (kinds <= _PLAIN | {float} and all(
+                math.isfinite(v) for v in value if type(v) is float)):
+            return list(value)  # event ids, finite floats: every element as it is
         return [jsonable(v) for v in value]
     if isinstance(value, (np.bool_, bool)):
         return bool(value)

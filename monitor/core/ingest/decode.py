@@ -2,8 +2,9 @@
 
 Each message is parsed with ``orjson`` and checked against event contract v1 (see
 ``monitor.core.ingest.events`` and the brief) by cheap inline type checks; a valid event becomes one tuple in
-its model's row list, and the lists become numpy columns at the end (base64 embeddings are joined
-and cast once per model, array values are checked vectorised). Bad records never raise: each
+its model's row list, and the lists become numpy columns at the end (base64 embeddings go to one
+buffer per call, decoded a few dozen events per base64 call: ``monitor.core.ingest.b64buffer``;
+array values are checked vectorised). Bad records never raise: each
 becomes a :class:`Rejection` that keeps the original key, bytes, partition and offset, with a
 stable ``reason`` code (:data:`REASONS`) and one human line.
 
@@ -21,7 +22,12 @@ Checks run in this order; the first failure is the reason:
 6. vectorised over the batch: ``bad_value`` for probs that are negative or do not sum to 1, and
    ``non_finite`` for NaN/Inf inside a base64 embedding (or a JSON embedding value beyond
    float32). An event that would teach its model's D or C is checked at once instead, so a
-   rejected event never teaches a dimension.
+   rejected event never teaches a dimension; a parked event's checks run vectorised over the
+   call's parked events (nothing is learnt from them).
+
+Unpadded base64 text is validated when the call's buffer decodes it, after the loop; an invalid
+one is still reported as in step 4 (its row is dropped before any later check, and an event
+that fails a later check first is given the base64 reason), so the order above holds.
 
 Value rules and tolerances: ``event_id`` 1-128 characters; ``ts`` epoch milliseconds (int, or
 float truncated to int) or RFC 3339 with ``Z`` or an offset, 1970 <= ts < year 10000;
@@ -79,6 +85,7 @@ import numpy as np
 import orjson
 
 from monitor.contract import Batch
+from monitor.core.ingest.b64buffer import Base64Buffer, f16_rows, finite_rows
 from monitor.core.ingest.events import LABEL_SCHEMA, MAX_MESSAGE_BYTES, PREDICTION_SCHEMA
 
 OVERSIZED, EMPTY, MALFORMED_JSON, NON_FINITE = "oversized", "empty", "malformed_json", "non_finite"
@@ -103,6 +110,9 @@ _SCALAR = frozenset((str, int, float))
 _STRING_OR_NONE = frozenset((str, type(None)))
 _F16, _F32, _LIST = 1, 2, 3  # embedding payload kinds
 _DTYPES = {"f16": _F16, "f32": _F32}
+#: Optional fields in _prediction's order (a tuple: map(d.get, ...) keeps it).
+_OPTIONAL = ("batch_size", "gpu_mem_mb", "gpu_util", "cold_start", "artifact_id", "input_sha256",
+             "sample_uri")
 
 
 class RecordLike(Protocol):
@@ -375,15 +385,28 @@ def _embedding(d: dict) -> tuple[int, Any, int]:
         if dt is None:
             raise _Reject(MISSING_FIELD, "field 'embedding_dtype' is required with 'embedding_b64'")
         raise _check("embedding_dtype", dt, '"f16" or "f32"', type(dt) is str)
-    try:
-        raw = _b64decode(b)
-    except (binascii.Error, ValueError) as exc:
-        raise _Reject(BAD_VALUE, f"field 'embedding_b64' is not valid base64: {exc}") from None
     size = 2 if kind == _F16 else 4
+    n = len(b) >> 2
+    if n and not len(b) & 3 and b[-1] != "=" and not n * 3 % size:
+        # Unpadded text of a whole number of values: if it is valid base64 it holds n * 3
+        # bytes, so it is decoded with the poll's (Base64Buffer), its errors found there.
+        return kind, b, n * 3 // size
+    raw = _b64_strict(b)
     if not raw or len(raw) % size:
         raise _Reject(BAD_VALUE, f"field 'embedding_b64' decodes to {len(raw)} bytes, "
                                  f"not a positive multiple of {size} ({dt})")
     return kind, raw, len(raw) // size
+
+
+def _b64_strict(text: str) -> bytes:
+    try:
+        return _b64decode(text)
+    except (binascii.Error, ValueError) as exc:
+        raise _b64_reject(exc) from None
+
+
+def _b64_reject(exc: Exception) -> _Reject:
+    return _Reject(BAD_VALUE, f"field 'embedding_b64' is not valid base64: {exc}")
 
 
 if sys.version_info >= (3, 11):
@@ -455,10 +478,11 @@ def _attrs(v: Any) -> dict:
 # --- predictions ------------------------------------------------------------------------------
 
 def _prediction(d: dict, dims: MutableMapping[str, int], counts: MutableMapping[str, int],
-                gate: DimensionGate | None = None) -> tuple:
+                gate: DimensionGate | None, sink: Base64Buffer) -> tuple:
     """One validated row (the field order of ``_batch``) or _Reject. Fast checks inline, the
     exact reason from a helper only on failure. Learns D and C only for a valid row; with a
-    ``gate``, D comes from it and an undecided version's valid event raises _Park."""
+    ``gate``, D comes from it and an undecided version's valid event raises _Park. A base64
+    embedding's bytes go to ``sink``: the row holds their offset there."""
     get = d.get
     if get("schema") != PREDICTION_SCHEMA:
         raise _Reject(BAD_SCHEMA, f"schema must be {PREDICTION_SCHEMA!r}, "
@@ -510,40 +534,66 @@ def _prediction(d: dict, dims: MutableMapping[str, int], counts: MutableMapping[
         confidence = _NAN  # max(probs), vectorised in _batch
     elif type(confidence) not in _NUMBER or not 0 <= confidence <= 1:
         raise _check("confidence", confidence, "a number in [0, 1]", type(confidence) in _NUMBER)
-    if get("embedding_b64") is None and get("embedding") is None:
-        kind, emb, dim = 0, None, 0
+    emb = get("embedding_b64")
+    if (type(emb) is str and len(emb) > 7 and not len(emb) & 7 and emb[-1] != "="
+            and get("embedding") is None and get("embedding_dtype") == "f16"):
+        kind, dim = _F16, len(emb) // 8 * 3  # _embedding's common case inline: deferred text
+    elif emb is None and get("embedding") is None:
+        kind, dim = 0, 0
     else:
         kind, emb, dim = _embedding(d)
-    image = get("image")
-    if image is not None and (type(image) is not dict
-                              or not _NUMBER.issuperset(map(type, image.values()))):
-        image = _image(image)
-    attrs = get("attrs")
-    if attrs is not None and (type(attrs) is not dict
-                              or not _SCALAR.issuperset(map(type, attrs.values()))):
-        attrs = _attrs(attrs)  # numbers become strings in _batch
-    batch_size, gpu_mem, gpu_util = get("batch_size"), get("gpu_mem_mb"), get("gpu_util")
-    cold, artifact, sha, uri = (get("cold_start"), get("artifact_id"), get("input_sha256"),
-                                get("sample_uri"))
-    if ((batch_size is not None and type(batch_size) not in _NUMBER)
-            or (gpu_mem is not None and type(gpu_mem) not in _NUMBER)
-            or (gpu_util is not None and type(gpu_util) not in _NUMBER)
-            or (cold is not None and type(cold) is not bool and type(cold) not in _NUMBER)
-            or (artifact is not None and type(artifact) is not str)
-            or (sha is not None and type(sha) is not str)
-            or (uri is not None and type(uri) is not str)):
-        raise _optional_error(d)
-    return _sized(model, (event_id, ts, version, latency, is_error, pred, confidence, probs, kind,
-                          emb, image, attrs, cold, error_code, batch_size, gpu_mem, gpu_util,
-                          artifact, sha, uri), dim, dims, counts, gate)
+    try:
+        image = get("image")
+        if image is not None and (type(image) is not dict
+                                  or not _NUMBER.issuperset(map(type, image.values()))):
+            image = _image(image)
+        attrs = get("attrs")
+        if attrs is not None and (type(attrs) is not dict
+                                  or not _SCALAR.issuperset(map(type, attrs.values()))):
+            attrs = _attrs(attrs)  # numbers become strings in _batch
+        if d.keys().isdisjoint(_OPTIONAL):
+            batch_size = gpu_mem = gpu_util = cold = artifact = sha = uri = None
+        else:
+            batch_size, gpu_mem, gpu_util, cold, artifact, sha, uri = map(get, _OPTIONAL)
+            if ((batch_size is not None and type(batch_size) not in _NUMBER)
+                    or (gpu_mem is not None and type(gpu_mem) not in _NUMBER)
+                    or (gpu_util is not None and type(gpu_util) not in _NUMBER)
+                    or (cold is not None and type(cold) is not bool
+                        and type(cold) not in _NUMBER)
+                    or (artifact is not None and type(artifact) is not str)
+                    or (sha is not None and type(sha) is not str)
+                    or (uri is not None and type(uri) is not str)):
+                raise _optional_error(d)
+        # _sized's common case inline: D and C known, both match, pred < C
+        known = dims.get(model) if gate is None else gate.expected(model, version)
+        n_classes = counts.get(model)
+        if not (known and n_classes is not None and pred < n_classes
+                and (not kind or dim == known) and (probs is None or len(probs) == n_classes)):
+            park = _sized(model, version, pred, probs, kind, emb, dim, dims, counts, gate)
+        else:
+            park = False
+    except _Reject:
+        if type(emb) is str:  # base64 not decoded yet: its error comes first, as in the
+            _b64_strict(emb)  # contract order
+        raise
+    if type(emb) is str:
+        emb = sink.add(emb)  # an invalid text is found with the poll's (sink.errors)
+    elif type(emb) is bytes:
+        emb = sink.put(emb)
+    row = (event_id, ts, version, latency, is_error, pred, confidence, probs, kind, emb, image,
+           attrs, cold, error_code, batch_size, gpu_mem, gpu_util, artifact, sha, uri)
+    if park:
+        raise _Park(dim if kind else 0, ts, row)
+    return row
 
 
-def _sized(model: str, row: tuple, dim: int, dims: MutableMapping[str, int],
-           counts: MutableMapping[str, int], gate: DimensionGate | None) -> tuple:
+def _sized(model: str, version: str, pred: int, probs: list | None, kind: int, emb: Any,
+           dim: int, dims: MutableMapping[str, int], counts: MutableMapping[str, int],
+           gate: DimensionGate | None) -> bool:
     """The last checks of a row whose fields passed (``_prediction``'s, or a parked event's
     kept row): its embedding's D and its probs' C against the model's; learns them, or raises
-    _Reject or _Park. Only a row that passed everything else may teach D or C."""
-    version, pred, probs, kind, emb = row[2], row[5], row[7], row[8], row[9]
+    _Reject, or says the row is to be parked (True). Only a row that passed everything else may
+    teach D or C."""
     known_dim, n_classes = dims.get(model) if gate is None else None, counts.get(model)
     hold = False
     if gate is not None:
@@ -557,28 +607,31 @@ def _sized(model: str, row: tuple, dim: int, dims: MutableMapping[str, int],
         raise _Reject(PROBS_DIM, f"probs of model {model!r} must have {n_classes} values, "
                                  f"got {len(probs)}")
     learn_dim = kind and known_dim is None
+    park = gate is not None and (hold or learn_dim)
+    if park and pred < (n_classes or (len(probs) if probs is not None else _INT32_MAX + 1)):
+        # Nothing is learnt from a parked event: the checks below (base64, probs, NaN) wait
+        # for the poll's parked events, vectorised (_parked_checks), as _batch's do
+        return True
     learn_c = probs is not None and n_classes is None
-    if learn_dim or learn_c or hold:  # rare: run now the checks _batch runs vectorised for
-        # the others (a held event is parked, so it never reaches _batch)
+    if learn_dim or learn_c or park:  # rare: run now the checks _batch runs vectorised
+        if type(emb) is str:
+            emb = _b64_strict(emb)
         if probs is not None:
             rej = _probs_error(np.array(probs, dtype=np.float64))
             if rej is not None:
                 raise rej
         if kind and not _all_finite(kind, emb):
-            raise _Reject(NON_FINITE, "field 'embedding' holds NaN or Infinity (or a value "
-                                      "beyond float32)")
+            raise _nan_reject()
         if learn_c:
             n_classes = len(probs)
     if n_classes is not None and pred >= n_classes:
         raise _Reject(BAD_VALUE, f"field 'pred' must be < {n_classes} (the classes of model "
                                  f"{model!r}), got {pred}")
-    if gate is not None and (hold or learn_dim):
-        raise _Park(dim if kind else 0, row[1], row)
     if learn_dim:
         dims[model] = dim
     if learn_c:
         counts[model] = n_classes
-    return row
+    return False
 
 
 def _optional_error(d: dict) -> _Reject:
@@ -612,7 +665,8 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
     by_model: dict[str, list] = {}
     failed: list[tuple[int, _Reject, dict | None]] = []
     positions: dict[tuple[str, int], int] = {}
-    parked: list[Parked] = []
+    pending: list[tuple] = []  # parked rows, to check after the loop
+    sink = Base64Buffer(len(records), _b64decode)
     with _gc_paused():
         for i, r in enumerate(records):
             d = None
@@ -621,17 +675,19 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
             try:
                 if held is None or held.row is None:
                     d = _loads(r.value, max_bytes)
-                    row = _prediction(d, embedding_dims, counts, gate)
+                    row = _prediction(d, embedding_dims, counts, gate, sink)
                 else:
                     d = {"event_id": held.event_id, "model": held.model,
                          "model_version": held.model_version}
-                    row = _sized(held.model, held.row, held.dim, embedding_dims, counts, gate)
+                    row = held.row
+                    if _sized(held.model, row[2], row[5], row[7], row[8], row[9], held.dim,
+                              embedding_dims, counts, gate):
+                        raise _Park(held.dim, row[1], row)
             except _Reject as rej:
                 failed.append((i, rej, d))
-            except _Park as park:
-                parked.append(Parked(r.topic, r.partition, offset, r.key, r.value, d["event_id"],
-                                     d["model"], d["model_version"], park.dim, park.ts_ms,
-                                     park.row))
+            except _Park as park:  # not the exception: its traceback holds the frames
+                pending.append((i, r, d["event_id"], d["model"], d["model_version"], park.dim,
+                                park.ts_ms, park.row))
             else:
                 model = d["model"]
                 rows = by_model.get(model)
@@ -641,14 +697,114 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
             pos = (r.topic, r.partition)
             if positions.get(pos, -1) <= offset:
                 positions[pos] = offset + 1
+        buf = sink.finish()
+        parked = _parked(pending, failed, buf, sink.errors) if pending else []
+        del pending  # before the collector's return
         batches = {}
         for model, rows in by_model.items():
+            if sink.errors:  # rows whose base64 is invalid fail first, as in _prediction
+                rows = _valid_base64(model, rows, sink.errors, failed)
+                if not rows:
+                    continue
             groups = ([(model, rows, embedding_dims.get(model, 0))] if gate is None else
                       _by_dimension(model, rows, gate))
             for name, group, dim in groups:
-                batches[name], late = _batch(model, group, dim, counts.get(model, 0))
+                batches[name], late = _batch(model, group, dim, counts.get(model, 0), buf)
                 failed.extend(late)
+        rows = group = groups = None
+        by_model.clear()  # the rows go now, not after the collector traversed them
     return PredictionDecode(batches, _rejections(records, failed), positions, parked)
+
+
+def _parked(pending: list[tuple], failed: list, buf: np.ndarray,
+            errors: dict[int, ValueError]) -> list[Parked]:
+    """The poll's parked events, minus those that fail the checks a parked event's row gets
+    after the poll (``_parked_checks``: into ``failed``)."""
+    rows = [p[7] for p in pending]
+    late = _parked_checks(rows, [p[5] for p in pending], buf, errors)
+    out = []
+    for j, (i, r, event_id, model, version, dim, ts_ms, _) in enumerate(pending):
+        if j in late:
+            failed.append((i, late[j], {"event_id": event_id, "model": model,
+                                        "model_version": version}))
+        else:
+            out.append(Parked(r.topic, r.partition, r.offset, r.key, r.value, event_id, model,
+                              version, dim, ts_ms, rows[j]))
+    return out
+
+
+def _parked_checks(rows: list[tuple], dims: list[int], buf: np.ndarray,
+                   errors: dict[int, ValueError]) -> dict[int, _Reject]:
+    """Position -> rejection for parked rows that fail what ``_sized`` checks at once for a
+    row that teaches, in its order: base64, probs, NaN (no field is learnt from a parked row,
+    so the order of events does not matter). Replaces each row's offset in ``buf`` with a view
+    of its bytes there (a parked row outlives the call)."""
+    late: dict[int, _Reject] = {}
+    at = [j for j, row in enumerate(rows) if type(row[9]) is int]
+    for j in at:
+        if rows[j][9] in errors:
+            late[j] = _b64_reject(errors[rows[j][9]])
+    has = [j for j, row in enumerate(rows) if row[7] is not None]
+    for k in _suspect_probs([rows[j][7] for j in has]):
+        rej = _probs_error(np.array(rows[has[k]][7], dtype=np.float64))
+        if rej is not None:
+            late.setdefault(has[k], rej)
+    done: set[int] = set()
+    if at and len({dims[j] for j in at}) == 1 and all(rows[j][8] == _F16 for j in at):
+        finite = finite_rows(f16_rows(buf, [rows[j][9] for j in at], dims[at[0]]))
+        for k in np.flatnonzero(~finite):
+            late.setdefault(at[k], _nan_reject())
+        done = set(at)
+    for j in at:
+        row = rows[j]
+        rows[j] = (*row[:9], _raw(buf, row[9], row[8], dims[j]), *row[10:])
+    for j, row in enumerate(rows):  # other formats, kept rows, several D: one by one
+        if row[8] and j not in done and not _all_finite(row[8], row[9]):
+            late.setdefault(j, _nan_reject())
+    return late
+
+
+def _suspect_probs(probs: list) -> Iterable[int]:
+    """Positions of the probs that may fail ``_probs_error`` (a superset: a margin covers the
+    rounding of a vectorised sum), for it to confirm; every one when they differ in length."""
+    if not probs:
+        return ()
+    with np.errstate(over="ignore"):
+        try:
+            p = np.array(probs, dtype=np.float64)
+        except ValueError:  # ragged: C is not known for a parked row
+            return range(len(probs))
+        tol = PROBS_SUM_ATOL + PROBS_SUM_ATOL_PER_CLASS * p.shape[1] - 1e-9
+        return np.flatnonzero((p.min(axis=1) < 0) | ~(np.abs(p.sum(axis=1) - 1) <= tol))
+
+
+def _valid_base64(model: str, rows: list, errors: dict[int, ValueError], failed: list) -> list:
+    """``rows`` minus those whose base64 text was invalid (their rejections into
+    ``failed``)."""
+    kept = []
+    for row in rows:
+        emb = row[3][9]
+        if type(emb) is int and emb in errors:
+            failed.append((row[0], _b64_reject(errors[emb]), _ids(model, row[3])))
+        else:
+            kept.append(row)
+    return kept
+
+
+def _ids(model: str, values: tuple) -> dict:
+    return {"event_id": values[0], "model": model, "model_version": values[2]}
+
+
+def _raw(buf: np.ndarray, emb: Any, kind: int, dim: int) -> Any:
+    """A row's embedding payload with an offset in ``buf`` replaced by a view of its bytes."""
+    if type(emb) is not int:
+        return emb
+    return buf[emb:emb + dim * (2 if kind == _F16 else 4)]
+
+
+def _nan_reject() -> _Reject:
+    return _Reject(NON_FINITE, "field 'embedding' holds NaN or Infinity (or a value beyond "
+                               "float32)")
 
 
 def _by_dimension(model: str, rows: list, gate: DimensionGate) -> list[tuple[str, list, int]]:
@@ -692,9 +848,10 @@ def _rejections(records: Sequence[RecordLike], failed: list) -> list[Rejection]:
 
 
 @np.errstate(over="ignore")  # probs beyond float32 (or summing beyond a double) are rejected
-def _batch(model: str, rows: list, dim: int, n_classes: int) -> tuple[Batch, list]:
+def _batch(model: str, rows: list, dim: int, n_classes: int,
+           buf: np.ndarray) -> tuple[Batch, list]:
     """Columns of one model's rows, minus the rows that fail the vectorised checks (returned as
-    ``(record index, _Reject, ids)``)."""
+    ``(record index, _Reject, ids)``). ``buf``: the call's embedding bytes (Base64Buffer)."""
     n = len(rows)
     index, part, off, values = zip(*rows, strict=True)
     (event_id, ts, version, latency, is_error, pred, conf, probs, kind, emb, image, attrs, cold,
@@ -724,10 +881,9 @@ def _batch(model: str, rows: list, dim: int, n_classes: int) -> tuple[Batch, lis
     kinds = np.array(kind, dtype=np.int8)
     has_emb = kinds != 0
     if has_emb.any():
-        emb_arr = _embeddings(kinds, emb, dim)
-        for j in np.flatnonzero(has_emb & ~np.isfinite(emb_arr).all(axis=1)):
-            late.setdefault(int(j), _Reject(
-                NON_FINITE, "field 'embedding' holds NaN or Infinity (or a value beyond float32)"))
+        emb_arr = _embeddings(kinds, emb, dim, buf)
+        for j in np.flatnonzero(has_emb & ~finite_rows(emb_arr)):
+            late.setdefault(int(j), _nan_reject())
     else:
         emb_arr = np.zeros((n, 0), dtype=np.float32)
     none: dict = {}
@@ -760,9 +916,7 @@ def _batch(model: str, rows: list, dim: int, n_classes: int) -> tuple[Batch, lis
         return batch, []
     keep = np.ones(n, dtype=bool)
     keep[list(late)] = False
-    return batch.take(keep), [
-        (index[j], rej, {"event_id": event_id[j], "model": model, "model_version": version[j]})
-        for j, rej in late.items()]
+    return batch.take(keep), [(index[j], rej, _ids(model, values[j])) for j, rej in late.items()]
 
 
 def _strings(values: list) -> list:
@@ -793,13 +947,22 @@ def _embedding_rows(kind: int, payloads: list | tuple, dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(payloads), "<f4").reshape(-1, dim).astype(np.float32)
 
 
-def _embeddings(kinds: np.ndarray, payloads: tuple, dim: int) -> np.ndarray:
-    """[N, D]; rows without an embedding are NaN. One join and one cast per format. When every
-    row is base64 f16 (the common wire format) the bytes are the array: float16, no cast (a
-    float32 copy of a 20,000-event poll is 61 MB of fresh pages, 2.6-15 us an event)."""
+def _embeddings(kinds: np.ndarray, payloads: tuple, dim: int, buf: np.ndarray) -> np.ndarray:
+    """[N, D]; rows without an embedding are NaN. A payload is an offset in ``buf`` (this
+    call's), raw bytes (a parked row's) or a list. When every row is base64 f16 (the common
+    wire format) the bytes are the array: float16, no cast (a float32 copy of a 20,000-event
+    poll is 61 MB of fresh pages, 2.6-15 us an event), read-only as before; else one cast per
+    format."""
     n = len(payloads)
     if n and (kinds == _F16).all():
-        return np.frombuffer(b"".join(payloads), "<f2").reshape(n, dim)
+        if set(map(type, payloads)) == {int}:
+            out = f16_rows(buf, payloads, dim)
+        else:
+            out = np.frombuffer(b"".join([_raw(buf, p, _F16, dim) for p in payloads]),
+                                "<f2").reshape(n, dim)
+        out.flags.writeable = False
+        return out
+    payloads = tuple(_raw(buf, p, k, dim) for p, k in zip(payloads, kinds.tolist(), strict=True))
     out = None
     for kind in (_F16, _F32, _LIST):
         idx = np.flatnonzero(kinds == kind)

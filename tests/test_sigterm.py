@@ -1,6 +1,7 @@
 """SIGTERM with a 200k-event backlog: ``vitmon run`` stops within 10 s (the checkpoint in flight
 is abandoned and rolls back), and a restarted run's counts equal the ground truth, i.e. an
-uninterrupted run's. No child process (the evaluation worker) outlives it."""
+uninterrupted run's. With an evaluation worker (``checkpoint.evaluate_workers``), no child
+process outlives it."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def test_sigterm_with_a_200k_backlog_stops_within_10s_and_the_restart_is_exact(
     client = "confluent-kafka"
     messages, truth = _backlog(N)
     topics, db_url, env = backlogged(broker, topic_names, db_url_factory, client, messages,
-                                     VITMON_DETECTORS="traffic,feature_drift")
+                                     VITMON_DETECTORS="traffic,feature_drift",
+                                     VITMON_CHECKPOINT__EVALUATE_WORKERS="1")
     log = tmp_path / "monitor.log"
     proc = start_monitor(env, log=log)
     deadline = time.monotonic() + 120
@@ -53,7 +55,7 @@ def test_sigterm_with_a_200k_backlog_stops_within_10s_and_the_restart_is_exact(
     time.sleep(1.0)  # into the next checkpoint
     assert proc.poll() is None, "the backlog was consumed before the signal"
     kids = _children(proc.pid)
-    assert kids, "no evaluation worker (checkpoint.evaluate_workers defaults to 1)"
+    assert kids, "no evaluation worker (VITMON_CHECKPOINT__EVALUATE_WORKERS=1)"
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)

@@ -99,13 +99,13 @@ class CheckpointSettings(Section):
     #: checkpoint, so a backlog of closed windows never holds one transaction for all of them.
     evaluate_budget_s: float = Field(2.0, gt=0)
     #: Processes that run the detectors' ``evaluate`` (``monitor.core.evaluation_pool``); the
-    #: checkpoint's transaction, loading and writing stay in ``vitmon run``. 1 (the default):
-    #: the consumer is GIL-bound on one core (decoding + checkpoint), so one worker puts the
-    #: evaluation on a second core beside the ingest (bench/ingest.py: 7-10 of ~32 CPU s move
-    #: off ``vitmon run``, for ~240 MB more RSS; docs/ingest.md). More only helps with more idle
-    #: cores (each worker holds its own copy of the active references, tens of MB each). 0 =
-    #: in-process, one state after another (the behaviour before workers, no extra process).
-    evaluate_workers: int = Field(1, ge=0)
+    #: checkpoint's transaction, loading and writing stay in ``vitmon run``. 0 (the default):
+    #: in-process. A worker takes the evaluation's CPU off the GIL-bound consumer
+    #: (bench/ingest.py: 7-10 of ~32 CPU s) but, while the checkpoint waits for it inside its
+    #: transaction, gained no measurable throughput on 2 cores and costs ~240 MB of RSS (its
+    #: interpreter and its copy of each active reference; docs/ingest.md). Worth 1 or more where
+    #: cores are idle and closed windows are many (many slices, short windows).
+    evaluate_workers: int = Field(0, ge=0)
     #: On SIGTERM the checkpoint in flight may commit for this long, then it is abandoned (rolled
     #: back; the next run reads its records again). Stop takes well under 10 s at any backlog.
     stop_grace_s: float = Field(1.0, ge=0)

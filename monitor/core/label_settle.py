@@ -31,17 +31,30 @@ def settled_until(watermarks: Mapping[TopicPartition, int], idle: frozenset[Topi
     >>> settled_until(wm, frozenset({("l", 1)}), "l", 100, 10)  # l[1] is empty
     850
     """
-    def slowest(labels: bool) -> int | None:
-        tps = [tp for tp in watermarks if (tp[0] == labels_topic) == labels]
-        busy = [watermarks[tp] for tp in tps if tp not in idle]
-        if busy:
-            return min(busy) or None
-        return max((watermarks[tp] for tp in tps), default=0) or None
-
-    labels, preds = slowest(True), slowest(False)
+    labels = slowest(watermarks, idle, labels_topic, labels=True)
+    preds = slowest(watermarks, idle, labels_topic, labels=False)
     if labels is None or preds is None:
         return NOTHING_SETTLED
     return min(labels - settle_ms, preds - lateness_ms)
+
+
+def slowest(watermarks: Mapping[TopicPartition, int], idle: frozenset[TopicPartition],
+            labels_topic: str | None, labels: bool) -> int | None:
+    """The event time every partition of one topic (the labels topic, or the predictions
+    topics) has reached: the lowest highest-event-time among its partitions with records left to
+    read; a partition read to its log end (``idle``) holds nothing back, and with every one idle
+    the topic's latest event time counts. None while a partition with records left has not been
+    read yet (event time 0), or the topic has no partition.
+
+    >>> wm = {("p", 0): 1000, ("p", 1): 900, ("l", 0): 950}
+    >>> slowest(wm, frozenset(), "l", labels=False), slowest(wm, frozenset({("p", 1)}), "l", False)
+    (900, 1000)
+    """
+    tps = [tp for tp in watermarks if (tp[0] == labels_topic) == labels]
+    busy = [watermarks[tp] for tp in tps if tp not in idle]
+    if busy:
+        return min(busy) or None
+    return max((watermarks[tp] for tp in tps), default=0) or None
 
 
 def look_index(earlier: int, label_based: bool, settled: bool, decided: bool) -> int:

@@ -82,6 +82,7 @@ def _blocked_or_done(engine: Engine, t: threading.Thread, timeout_s: float = 30)
             waiting = conn.execute(text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")).scalar()
+            conn.rollback()  # pg_stat_activity is read once per transaction: look afresh
             if waiting:
                 return
             time.sleep(0.05)
@@ -168,3 +169,26 @@ def test_an_event_re_sent_with_a_new_ts_counts_once(engine):
         rows = predictions.join_rows(conn, first.event_id.tolist(), terms)
     assert sorted(r["event_id"] for r in rows) == sorted(first.event_id.tolist())
     assert {r["ts_ms"] for r in rows} == set(first.ts_ms.tolist())
+
+
+def test_the_same_events_stored_by_two_processes_at_once_count_once(engine):
+    """Neither sees the other's rows before it commits: the second's COPY waits on the first's
+    primary key entries and fails when it commits; from its savepoint the second then skips
+    what the first stored, and its transaction goes on."""
+    batch = _batch(4, seed=105)
+    with engine.begin() as conn:  # the day's partition exists (creating it locks the table)
+        predictions.ensure_partitions(conn, [batch.ts_ms])
+    with engine.connect() as conn:
+        tx = conn.begin()
+        assert len(_insert(conn, batch, Terms())) == 4
+        t, out = _in_thread(engine, lambda c: (_insert(c, batch, Terms()),
+                                               c.execute(text("SELECT 1")).scalar()))
+        _blocked_or_done(engine, t)
+        tx.commit()
+    t.join(30)
+    assert "error" not in out, out.get("error")
+    assert out["value"] == ([], 1)
+    with engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM predictions WHERE event_id = ANY(:e)"),
+                         {"e": batch.event_id.tolist()}).scalar()
+    assert n == 4

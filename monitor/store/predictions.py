@@ -3,10 +3,11 @@ horizon passes. Compact: attributes and slices are ``int[]`` of :mod:`monitor.st
 not JSONB and text. Partitioned by event time (one partition per UTC day, created on demand), so
 retention is a ``DROP`` of old partitions (:func:`drop_partitions_before`), never a long DELETE.
 An ``event_id`` is stored once: a re-sent event is a duplicate whether it carries its
-original ``ts`` (the primary key ``(event_id, ts_ms)``) or a new one (:func:`insert_new` looks
-the id up in every partition first), across restarts and processes. Two copies with different
-``ts`` checkpointed by two processes at the same moment would both be stored; producers key by
-``event_id``, so copies share a partition and one process reads both."""
+original ``ts`` (the primary key ``(event_id, ts_ms)``) or a new one within :data:`RESEND_MS`
+(:func:`insert_new` looks the ids up first, in the day partitions that can hold such a copy),
+across restarts and processes. Two copies with different ``ts`` checkpointed by two processes
+at the same moment would both be stored; producers key by ``event_id``, so copies share a
+partition and one process reads both."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+from psycopg.copy import LibpqWriter
+from psycopg.errors import UniqueViolation
 from sqlalchemy import Connection, text
 
 from monitor.contract import Batch
@@ -23,6 +26,9 @@ from monitor.store import locks
 from monitor.store.terms import Terms
 
 DAY_MS = 86_400_000
+#: A re-sent event is found (counted once) when its ``ts`` is within this of a stored copy's:
+#: producers re-send an event with its own ``ts``, or a new one seconds later.
+RESEND_MS = DAY_MS
 _COLUMNS = ("event_id, ts_ms, model, model_version, window_start_ms, pred, confidence, "
             "is_error, latency_ms, slice_ids, attr_ids, input_sha256, sample_uri, "
             "kafka_partition, kafka_offset")
@@ -86,42 +92,124 @@ def partitions(conn: Connection) -> list[str]:
 
 def insert_new(conn: Connection, batch: Batch, window_starts: np.ndarray,
                slice_names: Sequence[np.ndarray], terms: Terms) -> np.ndarray:
-    """COPY ``batch`` into a temp table, insert the rows whose ``event_id`` is not stored yet
-    (with any ``ts``), and return a mask of the rows inserted. ``slice_names``: per slice
-    dimension, each event's slice name (every event is also in ``all``); ``batch.extras``
-    carries ``_partition`` and ``_offset``. Call :func:`ensure_partitions` first."""
+    """Store the rows of ``batch`` whose ``event_id`` is not stored yet (with a ``ts`` within
+    :data:`RESEND_MS` of theirs) and return a mask of the rows stored. ``slice_names``: per
+    slice dimension, each event's slice name (every event is also in ``all``);
+    ``batch.extras`` carries ``_partition`` and ``_offset``. Call :func:`ensure_partitions`
+    first. Event ids must be distinct within ``batch``."""
     n = len(batch)
     if n == 0:
         return np.zeros(0, dtype=bool)
-    none = np.full(n, None, dtype=object)
-    sha = batch.extras.get("input_sha256", none)
-    uri = batch.extras.get("sample_uri", none)
-    part, off = batch.extras["_partition"], batch.extras["_offset"]
-    slice_ids = _id_arrays(conn, terms, [("", np.full(n, "all", dtype=object)),
-                                         *(("", names) for names in slice_names)], n)
-    attr_ids = _id_arrays(conn, terms, [(f"{k}=", v) for k, v in sorted(batch.attrs.items())], n)
-    columns = (_text(batch.event_id), _ints(batch.ts_ms), _text(batch.model),
-               _text(batch.model_version), _ints(window_starts), _ints(batch.pred),
-               _floats(batch.confidence, nan=r"\N"), _BOOLS[batch.is_error.astype(np.intp)].tolist(),
-               _floats(batch.latency_ms), slice_ids, attr_ids, _text(sha), _text(uri), _ints(part),
-               _ints(off))
-    # One COPY of the whole batch, formatted here as COPY text (what psycopg's per-value
-    # dumpers cost ~25 us a row for: the int[] columns above all).
-    data = "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
     raw = conn.connection.dbapi_connection
     with raw.cursor() as cur:
-        cur.execute("CREATE TEMP TABLE IF NOT EXISTS tmp_predictions "
-                    "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-        with cur.copy(f"COPY tmp_predictions ({_COLUMNS}) FROM STDIN") as copy:
-            copy.write(data.encode())
-        cur.execute(f"INSERT INTO predictions ({_COLUMNS}) SELECT {_COLUMNS} "
-                    "FROM tmp_predictions t WHERE NOT EXISTS (SELECT 1 FROM predictions p "
-                    "WHERE p.event_id = t.event_id) ON CONFLICT (event_id, ts_ms) DO NOTHING "
-                    "RETURNING event_id")
-        inserted = {r[0] for r in cur.fetchall()}
-    if len(inserted) == n:
-        return np.ones(n, dtype=bool)
-    return np.fromiter((e in inserted for e in batch.event_id), dtype=bool, count=n)
+        keep = _not_stored(cur, batch)
+        if not keep.any():
+            return keep
+        if not keep.all():
+            idx = np.flatnonzero(keep)
+            batch, window_starts = batch.take(idx), window_starts[idx]
+            slice_names = [names[idx] for names in slice_names]
+        data = _copy_text(conn, batch, window_starts, slice_names, terms,
+                          _time_order(batch.ts_ms))
+        # Straight into the table: no staging table, no ON CONFLICT (a speculative insertion
+        # and an extra WAL record per row), nothing returned. Only a copy being stored by
+        # another transaction at this moment (same id and ts) makes it fail: then, from the
+        # savepoint, the slow path waits for that transaction and skips what it stored.
+        cur.execute("SAVEPOINT predictions_copy")
+        try:
+            # One flush at the end, not one per MiB: each wait on the socket hands the GIL to
+            # the polling thread, and taking it back costs up to the 5 ms switch interval
+            # (bench/predictions_copy.py --busy: 31 -> 21 us/row); libpq holds the batch.
+            with cur.copy(f"COPY predictions ({_COLUMNS}) FROM STDIN",
+                          writer=LibpqWriter(cur, flush_threshold=len(data) + 1)) as copy:
+                copy.write(data)
+        except UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT predictions_copy")
+            inserted = _insert_on_conflict(cur, data)
+            keep[keep] = np.fromiter((e in inserted for e in batch.event_id), dtype=bool,
+                                     count=len(batch))
+        cur.execute("RELEASE SAVEPOINT predictions_copy")
+    return keep
+
+
+def _not_stored(cur: Any, batch: Batch) -> np.ndarray:
+    """A mask of the rows whose ``event_id`` no stored prediction within :data:`RESEND_MS` of
+    the batch's event times has: the probe reads only the day partitions that can hold one
+    (through their primary keys, or a scan when the batch is large against the partition)."""
+    ids = batch.event_id.tolist()
+    cur.execute("SELECT DISTINCT event_id FROM predictions WHERE event_id = ANY(%s::text[]) "
+                "AND ts_ms >= %s AND ts_ms <= %s",
+                (_array_literal(ids), int(batch.ts_ms.min()) - RESEND_MS,
+                 int(batch.ts_ms.max()) + RESEND_MS))
+    stored = {r[0] for r in cur.fetchall()}
+    if not stored:
+        return np.ones(len(ids), dtype=bool)
+    return np.fromiter((e not in stored for e in ids), dtype=bool, count=len(ids))
+
+
+def _array_literal(values: list[str]) -> str:
+    """``values`` as one text[] literal, every element quoted (psycopg's list dumper matches a
+    regex per element: ~2 us a row); backslash and double quote escaped when present."""
+    joined = "".join(values)
+    if "\\" in joined or '"' in joined:
+        values = [v.replace("\\", "\\\\").replace('"', '\\"') for v in values]
+    return '{"' + '","'.join(values) + '"}'
+
+
+def _insert_on_conflict(cur: Any, data: bytes) -> set[str]:
+    """``data`` (COPY text) through a staging table, skipping ids stored meanwhile (any
+    ``ts`` within the window of the staged rows); -> the event ids inserted."""
+    cur.execute("CREATE TEMP TABLE IF NOT EXISTS tmp_predictions "
+                "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+    cur.execute("TRUNCATE tmp_predictions")
+    with cur.copy(f"COPY tmp_predictions ({_COLUMNS}) FROM STDIN") as copy:
+        copy.write(data)
+    cur.execute(f"INSERT INTO predictions ({_COLUMNS}) SELECT {_COLUMNS} "
+                "FROM tmp_predictions t WHERE NOT EXISTS (SELECT 1 FROM predictions p "
+                "WHERE p.event_id = t.event_id AND p.ts_ms BETWEEN t.ts_ms - %s "
+                "AND t.ts_ms + %s) ON CONFLICT (event_id, ts_ms) DO NOTHING RETURNING event_id",
+                (RESEND_MS, RESEND_MS))
+    return {r[0] for r in cur.fetchall()}
+
+
+def _time_order(ts_ms: np.ndarray) -> np.ndarray | None:
+    """The rows in event-time order, None when they are in it: a batch holds each Kafka
+    partition's run of rows in turn, and in that order the ``(model, model_version, ts_ms)``
+    index took inserts in its middle (half-full pages: 53 against 40 B a row for four such
+    50,000-row batches); in time order they append to its right end."""
+    if len(ts_ms) < 2 or bool((ts_ms[1:] >= ts_ms[:-1]).all()):
+        return None
+    return np.argsort(ts_ms, kind="stable")
+
+
+def _copy_text(conn: Connection, batch: Batch, window_starts: np.ndarray,
+               slice_names: Sequence[np.ndarray], terms: Terms,
+               order: np.ndarray | None = None) -> bytes:
+    """The rows of ``batch`` (in ``order``, if given) as COPY text (the columns of
+    :data:`_COLUMNS`), formatted here: psycopg's per-value dumpers cost ~25 us a row (the
+    int[] columns above all)."""
+    n = len(batch)
+    none = np.full(n, None, dtype=object)
+    c = {"event_id": batch.event_id, "ts_ms": batch.ts_ms, "model": batch.model,
+         "model_version": batch.model_version, "window_start_ms": window_starts,
+         "pred": batch.pred, "confidence": batch.confidence, "is_error": batch.is_error,
+         "latency_ms": batch.latency_ms, "input_sha256": batch.extras.get("input_sha256", none),
+         "sample_uri": batch.extras.get("sample_uri", none),
+         "kafka_partition": batch.extras["_partition"], "kafka_offset": batch.extras["_offset"]}
+    attrs = sorted(batch.attrs.items())
+    if order is not None:
+        c = {k: v[order] for k, v in c.items()}
+        attrs = [(k, v[order]) for k, v in attrs]
+        slice_names = [names[order] for names in slice_names]
+    slice_ids = _id_arrays(conn, terms, [("", np.full(n, "all", dtype=object)),
+                                         *(("", names) for names in slice_names)], n)
+    attr_ids = _id_arrays(conn, terms, [(f"{k}=", v) for k, v in attrs], n)
+    columns = (_text(c["event_id"]), _ints(c["ts_ms"]), _text(c["model"]),
+               _text(c["model_version"]), _ints(c["window_start_ms"]), _ints(c["pred"]),
+               _floats(c["confidence"], nan=r"\N"), _BOOLS[c["is_error"].astype(np.intp)].tolist(),
+               _floats(c["latency_ms"]), slice_ids, attr_ids, _text(c["input_sha256"]),
+               _text(c["sample_uri"]), _ints(c["kafka_partition"]), _ints(c["kafka_offset"]))
+    return ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -277,6 +277,14 @@ def _records(seg: _Segment, sizes: Sequence[int]) -> list[Record]:
             for p, o, k, v in zip(parts.tolist(), offsets.tolist(), keys, values)]
 
 
+def _request(conn: Connection) -> Any:
+    """The next request; None once told to stop or when the parent is gone."""
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
+
+
 def _serve(conn: Connection) -> None:
     """The worker: decode what it is sent until told to stop or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the parent's
@@ -284,14 +292,7 @@ def _serve(conn: Connection) -> None:
     seg_in: list[_Segment | None] = [None] * DEPTH
     seg_out: list[_Segment | None] = [None] * DEPTH
     try:
-        while True:
-            try:
-                msg = conn.recv()
-            except (EOFError, OSError):
-                return
-            if msg is None:
-                return
-            slot, name, sizes, gate = msg
+        for slot, name, sizes, gate in iter(lambda: _request(conn), None):
             if name is not None:
                 if seg_in[slot] is not None:
                     seg_in[slot].close()

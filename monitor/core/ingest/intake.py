@@ -106,6 +106,12 @@ class Intake:
             return None
         return self.configured.get(model) or self.dims.get(key, 0)
 
+    def snapshot(self) -> dict[Key, int]:
+        """:meth:`expected` of every admitted version (the others: None), for a decode worker
+        (``monitor.core.decode_pool``). Copied first: the checkpoint thread updates them."""
+        versions, dims = set(self.versions), dict(self.dims)
+        return {k: self.configured.get(k[0]) or dims.get(k, 0) for k in versions}
+
     # -- the checkpoint ----------------------------------------------------------------------
     def begin(self, conn: Connection, parked: Sequence[Parked], batches: Sequence[Batch],
               flush: bool) -> IntakeOutcome:

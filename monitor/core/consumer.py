@@ -47,6 +47,8 @@ from monitor.store.db import with_retry
 from monitor.store.keys import TopicPartition
 
 log = logging.getLogger(__name__)
+#: Records per poll before the first commit on a new database (they park until it commits).
+FIRST_POLL_RECORDS = 1_000
 
 @dataclass
 class _Buffer:
@@ -58,6 +60,7 @@ class _Buffer:
     labels: list[Any] = field(default_factory=list)
     rejected: list[Any] = field(default_factory=list)
     parked: list[Any] = field(default_factory=list)  # held for the checkpoint's intake
+    settles: bool = False  # parked events the intake expects to settle: checkpoint them now
     events: int = 0
     opened_at: float = field(default_factory=time.monotonic)
 
@@ -146,12 +149,13 @@ class Consumer(GroupMember):
                     while not self.stop_event.is_set():
                         if self.health is not None:
                             self.health.beat()
-                        records = self.source.poll(self.kafka.poll_max_records,
-                                                   0.1 if self._paused else 0.5)
+                        records = self.source.poll(self._poll_size(), 0.1 if self._paused else 0.5)
                         self._harvest(block=False)
                         if self._paused and self._inflight is None:  # paused only while one runs
                             self.source.resume(self._paused)
                             self._paused = []
+                            if not flushed:  # nothing could arrive while paused: not idleness
+                                self._idle_since = time.monotonic()
                         self._mirror_commits()
                         self.log_ends.refresh(self.metrics, self.health)
                         if records:
@@ -160,10 +164,13 @@ class Consumer(GroupMember):
                         buf = self._buf
                         # While a checkpoint is in flight the buffer keeps filling up to max_events
                         # (checkpoints grow under a backlog), then fetching pauses.
+                        # Parked events the intake will settle are checkpointed at once (while one
+                        # is in flight, fetching pauses): what is read after it commits need not
+                        # park, which costs twice a plain decode (bench/intake_settle.py).
                         busy = self._inflight is not None
-                        due = (buf.events >= self.checkpoint.max_events or (not busy and (
-                            not records or
-                            time.monotonic() - buf.opened_at >= self.checkpoint.interval_s)))
+                        due = (buf.events >= self.checkpoint.max_events or buf.settles or (
+                            not busy and (not records or time.monotonic() - buf.opened_at >=
+                                          self.checkpoint.interval_s)))
                         if (buf.next and due) or (not records and not busy and self._pending_eval):
                             self._pending_eval = False
                             self._submit(force=True)
@@ -202,9 +209,7 @@ class Consumer(GroupMember):
         """Hand the filling buffer to the checkpoint worker; while one is in flight, pause
         fetching instead (the buffer waits)."""
         if self._inflight is not None:
-            if not self._paused and self.held:
-                self._paused = self.held.tps
-                self.source.pause(self._paused)
+            self._pause()
             return
         buf, self._buf = self._buf, _Buffer()
         if any(tp not in self.held or self.held.committed[tp] != start
@@ -225,6 +230,22 @@ class Consumer(GroupMember):
                              idle=self.log_ends.idle(),
                              epochs={tp: self.held.epochs[tp] for tp in buf.next})
         self._inflight = self._worker.submit(self._checkpoint, cp)
+        if buf.settles:  # what is read before it commits would park too
+            self._pause()
+
+    def _pause(self) -> None:
+        """Pause fetching until the checkpoint in flight is harvested (the loop resumes it)."""
+        if not self._paused and self.held:
+            self._paused = self.held.tps
+            self.source.pause(self._paused)
+
+    def _poll_size(self) -> int:
+        """Records to poll: few until the first commit on a database with no version admitted
+        (a new one), where every valid event parks until that checkpoint admits its version."""
+        intake = self.cp.intake
+        if intake is None or intake.versions or self._committed_at > float("-inf"):
+            return self.kafka.poll_max_records
+        return min(self.kafka.poll_max_records, FIRST_POLL_RECORDS)
 
     def _harvest(self, block: bool) -> None:
         """Take the result of the checkpoint in flight, if done (or ``block``): committed
@@ -294,6 +315,9 @@ class Consumer(GroupMember):
         if preds:
             out = decode.decode_predictions(preds, {}, gate=self.cp.intake)
             buf.parked.extend(out.parked)
+            if out.parked and not buf.settles and self.cp.intake is not None:
+                buf.settles = self.cp.intake.settles(dict.fromkeys(
+                    (p.model, p.model_version) for p in out.parked))
             # Parked events (a version not yet admitted, its dimension undecided) are accepted
             # or rejected by the checkpoint; their event time closes windows all the same, or a
             # stream that starts with a new version would evaluate nothing until it is idle.
@@ -345,7 +369,8 @@ class Consumer(GroupMember):
         self.metrics.watermark.set(result.watermark_ms / 1000.0)
         self.metrics.record_findings(result.findings)
         log.info("checkpoint committed accepted=%d duplicates=%d rejected=%d labels=%d "
-                 "findings=%d took_s=%.3f", sum(result.accepted.values()), result.duplicates,
-                 sum(result.rejected.values()), result.labels, len(result.findings), took)
+                 "findings=%d parked=%d took_s=%.3f", sum(result.accepted.values()),
+                 result.duplicates, sum(result.rejected.values()), result.labels,
+                 len(result.findings), len(cp.parked), took)
         for hook in self.after_commit:
             hook.after_commit(result)

@@ -52,6 +52,17 @@ class EmbeddingDriftState(ValueEquality):
     sample: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))  # [k, p]
 
 
+def _reference_features(sample: np.ndarray, basis: sk.Basis
+                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A reference sample's sketch features with their mean and covariance (None when there
+    are too few rows for a covariance of the features): the same for every window of a
+    slice, so memoised with the features instead of recomputed at each evaluation."""
+    x = sk.features(sample, basis)
+    if x.shape[0] < x.shape[1] + 2:
+        return x, None, None
+    return x, x.mean(0), np.cov(x.T)
+
+
 def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return b.copy() if a.size == 0 else a if b.size == 0 else a + b
 
@@ -245,13 +256,14 @@ class EmbeddingDrift(DataclassStateCodec):
         if np.asarray(ref["sample"]).shape[1] != basis.mean.size:
             return (verdict.no_reference(self, seen, "slice reference embedding dimension "
                                          "differs from the version's"),)
-        x_ref = self._memo.get(context.reference.profile,
-                               ("features", context.key.slice, basis.fingerprint),
-                               lambda: sk.features(np.asarray(ref["sample"]), basis))
-        if x_ref.shape[0] < x_ref.shape[1] + 2:
+        x_ref, m1, c1 = self._memo.get(context.reference.profile,
+                                       ("features", context.key.slice, basis.fingerprint),
+                                       lambda: _reference_features(np.asarray(ref["sample"]),
+                                                                   basis))
+        if m1 is None:
             return (verdict.no_reference(self, seen, f"slice reference has {x_ref.shape[0]} "
                                          f"embeddings, too few for {x_ref.shape[1]} features"),)
-        return self._test(state, x_ref, basis, context)
+        return self._test(state, x_ref, m1, c1, basis, context)
 
     def _insufficient(self, s: EmbeddingDriftState, basis: sk.Basis, need: int) -> Finding:
         f = Finding.insufficient(self, s.n, need)
@@ -263,11 +275,10 @@ class EmbeddingDrift(DataclassStateCodec):
             f = replace(f, details={**f.details, "reason": why})
         return f
 
-    def _test(self, s: EmbeddingDriftState, x_ref: np.ndarray, basis: sk.Basis,
-              ctx: EvalContext) -> tuple[Finding, ...]:
+    def _test(self, s: EmbeddingDriftState, x_ref: np.ndarray, m1: np.ndarray, c1: np.ndarray,
+              basis: sk.Basis, ctx: EvalContext) -> tuple[Finding, ...]:
         n1, p = x_ref.shape
         q = basis.axes.shape[1]
-        m1, c1 = x_ref.mean(0), np.cov(x_ref.T)
         m2, c2 = sk.moments(s.n, s.total, s.outer)
         w = basis.variance / basis.variance.sum()
         a_key = verdict.alpha_per_key(ctx)

@@ -29,8 +29,13 @@ def _canonical(names: np.ndarray, counts: np.ndarray, other: int, cap: int,
 def present(values: np.ndarray) -> np.ndarray:
     """Mask of values that are present: not None and not a float NaN."""
     values = np.asarray(values, dtype=object)
-    isnan = np.frompyfunc(lambda v: isinstance(v, float) and v != v, 1, 1)(values).astype(bool)
-    return np.not_equal(values, None) & ~isnan
+    present_ = np.not_equal(values, None)
+    # Attributes are strings and None: only a float can be NaN, so the per-value test (a
+    # Python call per row) runs only when some value is a float.
+    if any(issubclass(t, float) for t in set(map(type, values.ravel().tolist()))):
+        isnan = np.frompyfunc(lambda v: isinstance(v, float) and v != v, 1, 1)(values)
+        present_ &= ~isnan.astype(bool)
+    return present_
 
 
 def count(values: np.ndarray, cap: int) -> tuple[tuple[str, ...], np.ndarray, int]:

@@ -69,7 +69,10 @@ CHUNK = 512
 def _features(x: np.ndarray, basis: Basis) -> np.ndarray:
     # float64: a row's features must not depend on the batch it came in (BLAS kernels round
     # float32 differently by shape), so that observe(a + b) == merge(observe(a), observe(b)).
-    centred = np.asarray(x, np.float64) - basis.mean
+    # Cast inside the subtraction: the same float64 values (an f16 or f32 row converts
+    # exactly), without np.asarray's slow whole-chunk float16 conversion and its temporary
+    # (3.5x faster on 768-d float16 rows, bench/observe.py).
+    centred = np.subtract(x, basis.mean, dtype=np.float64)
     z = centred @ basis.axes
     # What the q axes leave out: |x - mean|^2 minus the energy on the (unwhitened) axes,
     # whose squared lengths are 1/sd^2 (so z_j^2 / |axis_j|^2 = (x - mean).v_j squared).

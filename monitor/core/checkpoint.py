@@ -346,6 +346,9 @@ class Checkpointer:
 
 def _first_occurrences(batch: Batch) -> tuple[Batch, int]:
     """Drop repeated event_ids inside one batch (the first occurrence stays)."""
+    ids = batch.event_id.tolist()
+    if len(set(map(str, ids))) == len(ids):  # the usual case, without sorting the strings
+        return batch, 0
     _, first = np.unique(batch.event_id.astype(str), return_index=True)
     if len(first) == len(batch):
         return batch, 0

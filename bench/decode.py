@@ -6,7 +6,11 @@ Cases: ``admitted`` (the consumer's steady state: a gate that knows the version'
 ``parked`` (the version not admitted yet: every event parked), ``offline`` (no gate, D and C
 learnt: reference capture, the JSONL reader) and ``list`` (the same without a gate, a 192-d
 JSON-list ``embedding``). Also printed, for scale: ``orjson.loads`` plus the base64 decode alone
-(the floor no validation can beat). Timings are process CPU time per event, best and median of
+(the floor no validation can beat). ``worker``: the ``admitted`` polls decoded by the decode
+worker (``monitor.core.decode_pool``, ``kafka.decode_workers=1``): this process's CPU only, i.e.
+what stays on the consumer's GIL (columns into shared memory, the answer copied out and
+unpickled; requests of ``CHUNK`` records, two in flight, as the consumer sends them); the
+worker's own CPU is printed beside it. Timings are process CPU time per event, best and median of
 ``--rounds``; with ``--against`` another copy of the module (e.g. main's) is timed too, the two
 alternating within each round so that they share the machine's load:
 
@@ -29,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest import against, make_events  # noqa: E402
 
+from monitor.core.decode_pool import DecodePool  # noqa: E402
 from monitor.core.ingest import decode  # noqa: E402
 from monitor.core.ingest.records import Record  # noqa: E402
 
-CASES = ("admitted", "parked", "offline", "list")
+CASES = ("admitted", "parked", "offline", "list", "worker")
 
 
 class _Gate:
@@ -53,6 +58,39 @@ def _as_list(value: bytes) -> bytes:
     del d["embedding_b64"], d["embedding_dtype"]
     d["embedding"] = [round((i * 37 % 101) / 50 - 1, 4) for i in range(192)]
     return orjson.dumps(d)
+
+
+def _worker(polls: list[list[Record]]) -> tuple[float, float]:
+    """CPU seconds of this process (and of the worker) to decode every poll in the worker."""
+    pool = DecodePool(1)
+    pool.start()
+    try:
+        pool.submit(polls[0][:10], {})  # the worker has started and imported
+        pool.result()
+        (pid,) = pool.pids()
+        w0, t = _cpu(pid), time.process_time()
+        n = 0
+        for poll in polls:
+            for lo in range(0, len(poll), pool.chunk):
+                if pool.full:
+                    n += _taken(pool.result())
+                pool.submit(poll[lo:lo + pool.chunk], {("vit-bench", "1.0"): 768})
+        while pool.pending:
+            n += _taken(pool.result())
+        assert n == sum(map(len, polls))
+        return time.process_time() - t, _cpu(pid) - w0
+    finally:
+        pool.close()
+
+
+def _taken(out) -> int:
+    assert not out.rejected and not out.parked
+    return out.n_accepted
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _run(module, case: str, polls: list[list[Record]]) -> float:
@@ -99,9 +137,14 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f}; {args.events:,} events ({size:,.0f} B each), "
           f"polls of {args.poll:,}, base64 {decode.B64_BACKEND}, {args.rounds} rounds")
     times: dict[tuple[str, str], list[float]] = {}
-    floor = []
+    floor, in_worker = [], []
     for _ in range(args.rounds):
         for case in cases:
+            if case == "worker":
+                own, theirs = _worker(polls["admitted" if "admitted" in polls else case])
+                times.setdefault((case, "this"), []).append(own / args.events * 1e6)
+                in_worker.append(theirs / args.events * 1e6)
+                continue
             for name, module in modules.items():
                 us = _run(module, case, polls[case]) / args.events * 1e6
                 times.setdefault((case, name), []).append(us)
@@ -110,6 +153,10 @@ def main() -> None:
         us.sort()
         print(f"{case:<9} {name:<8} best {us[0]:5.1f}  median {us[len(us) // 2]:5.1f} "
               "CPU us/event")
+    if in_worker:
+        in_worker.sort()
+        print(f"worker    (its own CPU) best {in_worker[0]:5.1f}  median "
+              f"{in_worker[len(in_worker) // 2]:5.1f} CPU us/event")
     floor.sort()
     print(f"floor (orjson.loads + base64 decode only) best {floor[0]:.1f}  "
           f"median {floor[len(floor) // 2]:.1f} CPU us/event")

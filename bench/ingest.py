@@ -10,8 +10,9 @@ It produces N events, captures a reference from another 20,000 events of the sam
 prints events/s end to end (partition assignment to the last checkpoint commit), events/s per
 stage (the consumer's own stage clock: decode, slicing, observe per detector, state encode,
 PostgreSQL, evaluation), peak RSS and ``window_states`` bytes per key (mean, max). Peak RSS
-is the consumer's and its children's (``checkpoint.evaluate_workers`` processes) summed, sampled
-every 0.2 s (at least the consumer's own VmHWM), with each part's peak beside it.
+is the consumer's and its children's (``checkpoint.evaluate_workers``,
+``kafka.decode_workers``) summed, sampled every 0.2 s (at least the consumer's own VmHWM), with
+each part's peak beside it.
 
     nice -n 10 .venv/bin/python bench/ingest.py                    # the headline
     nice -n 10 .venv/bin/python bench/ingest.py --detectors traffic  # ingest cost only
@@ -280,7 +281,7 @@ def report(args: argparse.Namespace, r: dict) -> None:
     print(f"end to end: {r['eps']:,.0f} events/s ({r['span_s']:.1f} s), "
           f"peak RSS {r['peak_rss_mb']:.0f} MB (vitmon run and its children; its own "
           f"{r['peak_own_mb']:.0f} MB, the children's {r['peak_children_mb']:.0f} MB)")
-    print(f"CPU: vitmon run {r['cpu_own_s']:.1f} s, its children (evaluation workers) "
+    print(f"CPU: vitmon run {r['cpu_own_s']:.1f} s, its children (evaluation, decode workers) "
           f"{r['cpu_children_s']:.1f} s")
     if r["rss_by_events"]:
         print("RSS after " + ", ".join(f"{n / 1000:,.0f}k: {mb:,.0f} MB"

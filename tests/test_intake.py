@@ -16,8 +16,8 @@ import pytest
 from confluent_kafka import Producer
 from sqlalchemy import create_engine
 
-from monitor.core.consumer import FIRST_POLL_RECORDS
 from monitor.core.ingest.events import REASON_HEADER, embedding_to_b64, encode_prediction
+from monitor.core.ingest.intake import FIRST_POLL_RECORDS
 from monitor.reports.status import status
 from tests.support import make_topics, monitor_env, query, run_cli, start_monitor
 from tests.test_exactly_once import _read_all

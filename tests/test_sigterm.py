@@ -1,7 +1,7 @@
 """SIGTERM with a 200k-event backlog: ``vitmon run`` stops within 10 s (the checkpoint in flight
 is abandoned and rolls back), and a restarted run's counts equal the ground truth, i.e. an
-uninterrupted run's. With an evaluation worker (``checkpoint.evaluate_workers``), no child
-process outlives it."""
+uninterrupted run's. With an evaluation worker (``checkpoint.evaluate_workers``) and a decode
+worker (``kafka.decode_workers``), no child process outlives it."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def test_sigterm_with_a_200k_backlog_stops_within_10s_and_the_restart_is_exact(
     messages, truth = _backlog(N)
     topics, db_url, env = backlogged(broker, topic_names, db_url_factory, client, messages,
                                      VITMON_DETECTORS="traffic,feature_drift",
-                                     VITMON_CHECKPOINT__EVALUATE_WORKERS="1")
+                                     VITMON_CHECKPOINT__EVALUATE_WORKERS="1",
+                                     VITMON_KAFKA__DECODE_WORKERS="1")
     log = tmp_path / "monitor.log"
     proc = start_monitor(env, log=log)
     deadline = time.monotonic() + 120

@@ -18,6 +18,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from monitor.core.checkpoint import (
     CheckpointInput,
     CheckpointResult,
 )
+from monitor.core.decode_pool import DecodePool
 from monitor.core.group_member import GroupMember
 from monitor.core.health import Health
 from monitor.core.held import Held
@@ -47,8 +49,6 @@ from monitor.store.db import with_retry
 from monitor.store.keys import TopicPartition
 
 log = logging.getLogger(__name__)
-#: Records per poll before the first commit on a new database (they park until it commits).
-FIRST_POLL_RECORDS = 1_000
 
 @dataclass
 class _Buffer:
@@ -96,6 +96,10 @@ class Consumer(GroupMember):
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.stop_event = threading.Event()
         self._buf = _Buffer()
+        self.decoder = DecodePool(kafka.decode_workers)
+        #: requests in the decode worker, oldest first: their buffer and the label records
+        #: decoded after them (the last request of a poll carries the poll's)
+        self._decoding: deque[tuple[_Buffer, list[Record]]] = deque()
         self.log_ends = LogEnds(source, self.held, kafka.predictions_topic)
         self._inflight: Future[CheckpointInput] | None = None
         self._worker: ThreadPoolExecutor | None = None
@@ -107,7 +111,12 @@ class Consumer(GroupMember):
         self.stages = StageClock()  # totals since start, logged at the end
 
     def _new_buffer(self) -> _Buffer:
+        self._decoded()  # the poll in the worker lands in the buffer being dropped, as in-process
         return _Buffer()
+
+    def assigned(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        self._decoded()
+        return super().assigned(tps)
 
     @property
     def tps(self) -> list[TopicPartition]:
@@ -143,13 +152,16 @@ class Consumer(GroupMember):
         self._idle_since, flushed = time.monotonic(), False
         try:
             self.cp.start()  # evaluation workers import while the first polls come in
+            self.decoder.start()
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint") as worker:
                 self._worker = worker
                 try:
                     while not self.stop_event.is_set():
                         if self.health is not None:
                             self.health.beat()
-                        records = self.source.poll(self._poll_size(), 0.1 if self._paused else 0.5)
+                        records = self.source.poll(self.cp.intake.poll_size(
+                            self.kafka.poll_max_records, self._committed_at > float("-inf")),
+                            0.1 if self._paused else 0.5)
                         self._harvest(block=False)
                         if self._paused and self._inflight is None:  # paused only while one runs
                             self.source.resume(self._paused)
@@ -163,10 +175,8 @@ class Consumer(GroupMember):
                             self._add(self._buf, records)
                         buf = self._buf
                         # While a checkpoint is in flight the buffer keeps filling up to max_events
-                        # (checkpoints grow under a backlog), then fetching pauses.
-                        # Parked events the intake will settle are checkpointed at once (while one
-                        # is in flight, fetching pauses): what is read after it commits need not
-                        # park, which costs twice a plain decode (bench/intake_settle.py).
+                        # (checkpoints grow under a backlog), then fetching pauses; at once if it
+                        # holds parked events the intake will settle (Intake.settles).
                         busy = self._inflight is not None
                         due = (buf.events >= self.checkpoint.max_events or buf.settles or (
                             not busy and (not records or time.monotonic() - buf.opened_at >=
@@ -197,7 +207,9 @@ class Consumer(GroupMember):
                     self._worker = None
                     totals = self.stages.drain()
                     log.info("stage seconds %s", " ".join(f"{k}={v:.3f}" for k, v in sorted(totals.items())))
-        finally:  # after the checkpoint thread is done: no evaluation worker outlives the loop
+        finally:  # after the checkpoint thread is done: no worker outlives the loop
+            self._decoding.clear()
+            self.decoder.close()
             self.cp.close()
 
     def stop(self) -> None:
@@ -211,6 +223,7 @@ class Consumer(GroupMember):
         if self._inflight is not None:
             self._pause()
             return
+        self._decoded()
         buf, self._buf = self._buf, _Buffer()
         if any(tp not in self.held or self.held.committed[tp] != start
                for tp, start in buf.start.items()):
@@ -233,20 +246,6 @@ class Consumer(GroupMember):
         if buf.settles:  # what is read before it commits would park too
             self._pause()
 
-    def _pause(self) -> None:
-        """Pause fetching until the checkpoint in flight is harvested (the loop resumes it)."""
-        if not self._paused and self.held:
-            self._paused = self.held.tps
-            self.source.pause(self._paused)
-
-    def _poll_size(self) -> int:
-        """Records to poll: few until the first commit on a database with no version admitted
-        (a new one), where every valid event parks until that checkpoint admits its version."""
-        intake = self.cp.intake
-        if intake is None or intake.versions or self._committed_at > float("-inf"):
-            return self.kafka.poll_max_records
-        return min(self.kafka.poll_max_records, FIRST_POLL_RECORDS)
-
     def _harvest(self, block: bool) -> None:
         """Take the result of the checkpoint in flight, if done (or ``block``): committed
         offsets move on (and go to the Kafka group), a fence drops its partitions."""
@@ -263,14 +262,6 @@ class Consumer(GroupMember):
             {tp: cp.epochs[tp] for tp in cp.next if tp in cp.epochs})}
         self.held.committed.update(kept)
         self._mirror.update(kept)
-
-    def _mirror_commits(self) -> None:
-        """Commit to the Kafka group the offsets PostgreSQL holds for the partitions held
-        (best effort, for kafka-consumer-groups, Burrow, KEDA; never read back)."""
-        pending = {tp: o for tp, o in self._mirror.items() if tp in self.held}
-        self._mirror = {}
-        if pending and self.kafka.use_group and self.kafka.commit_to_kafka:
-            self.source.commit(pending)
 
     def _checkpoint(self, cp: CheckpointInput) -> CheckpointInput:
         t0 = time.perf_counter()
@@ -302,6 +293,9 @@ class Consumer(GroupMember):
 
     # ------------------------------------------------------------------------------------
     def _add(self, buf: _Buffer, records: list[Record]) -> None:
+        """Take a poll into ``buf``: offsets now; the decode in-process, or in the decode worker
+        (``kafka.decode_workers``) while the next poll comes in -- :meth:`_decoded` adds it,
+        before anything reads the buffer or the watermarks."""
         t0 = time.perf_counter()
         preds, labels = [], []
         for r in records:
@@ -312,12 +306,46 @@ class Consumer(GroupMember):
             buf.start.setdefault(tp, expected)
             buf.next[tp] = self.held.read[tp] = r.offset + 1
             (labels if r.topic == self.kafka.labels_topic else preds).append(r)
-        if preds:
-            out = decode.decode_predictions(preds, {}, gate=self.cp.intake)
+        buf.events += len(records)
+        if preds and self.decoder.workers:
+            gate, step = self.cp.intake.snapshot(), self.decoder.chunk
+            for lo in range(0, len(preds), step):
+                if self.decoder.full:
+                    t0 += self._decoded(1)  # its own stages
+                self.decoder.submit(preds[lo:lo + step], gate)
+                self._decoding.append((buf, labels if lo + step >= len(preds) else []))
+        else:
+            t0 += self._decoded()  # earlier polls first: the buffer keeps the stream's order
+            self._apply(buf, decode.decode_predictions(preds, {}, gate=self.cp.intake)
+                        if preds else None, labels)
+        self._stage("decode", time.perf_counter() - t0)
+
+    def _decoded(self, n: int | None = None) -> float:
+        """Add the (``n`` oldest) requests in the decode worker to their buffers, waiting for
+        them; the seconds it took. Stages: the wait and the copy out of the worker's segment
+        are ``decode_wait``."""
+        start = time.perf_counter()
+        while self._decoding and (n is None or n > 0):
+            buf, labels = self._decoding.popleft()
+            t0 = time.perf_counter()
+            out = self.decoder.result(self.health.beat if self.health is not None else None)
+            t1 = time.perf_counter()
+            self._apply(buf, out, labels)
+            self._stage("decode_wait", t1 - t0)
+            self._stage("decode", time.perf_counter() - t1)
+            n = None if n is None else n - 1
+        return time.perf_counter() - start
+
+    def _stage(self, name: str, took: float) -> None:
+        self.metrics.stage_seconds.labels(name).observe(took)
+        self.stages.add(name, took)
+
+    def _apply(self, buf: _Buffer, out: decode.PredictionDecode | None,
+               labels: list[Record]) -> None:
+        if out is not None:
             buf.parked.extend(out.parked)
-            if out.parked and not buf.settles and self.cp.intake is not None:
-                buf.settles = self.cp.intake.settles(dict.fromkeys(
-                    (p.model, p.model_version) for p in out.parked))
+            if out.parked and not buf.settles:
+                buf.settles = self.cp.intake.settles({(p.model, p.model_version) for p in out.parked})
             # Parked events (a version not yet admitted, its dimension undecided) are accepted
             # or rejected by the checkpoint; their event time closes windows all the same, or a
             # stream that starts with a new version would evaluate nothing until it is idle.
@@ -340,10 +368,6 @@ class Consumer(GroupMember):
                 if tp in self.held:
                     self.held.max_ts[tp] = max(self.held.max_ts[tp],
                                                int(out_l.ts_ms[out_l.partition == p].max()))
-        buf.events += len(records)
-        took = time.perf_counter() - t0
-        self.metrics.stage_seconds.labels("decode").observe(took)
-        self.stages.add("decode", took)
 
     def _advance_watermarks(self, batch: Any) -> None:
         parts = batch.extras["_partition"]

@@ -34,6 +34,14 @@ class KafkaSettings(Section):
     #: (independent deployments can coexist).
     group: str = "vitmon"
     poll_max_records: int = Field(20_000, ge=1)
+    #: Processes that decode and validate the prediction records (``monitor.core.decode_pool``):
+    #: 1 takes the decode (~10-13 us of CPU an event) off the GIL-bound consumer's main thread
+    #: (~3 us stay: columns into shared memory, the answer back), which polls on while the
+    #: worker decodes. At most 1: the buffer keeps the stream's order. 0 (the default):
+    #: in-process. On 2 shared, busy cores the worker bought no measurable throughput (it costs
+    #: ~5 us an event more CPU in all) and ~200-250 MB of RSS (docs/ingest.md); worth 1 where a
+    #: core is idle.
+    decode_workers: int = Field(0, ge=0, le=1)
     #: Group timeouts. Defaults are Apache Kafka's (session 45 s since Kafka 3.0, heartbeat 3 s,
     #: max poll interval 300 s). The embedded Tansu broker holds a JoinGroup for the max poll
     #: interval, so the demo and the tests set seconds (6 / 1 / 10): a rebalance then completes

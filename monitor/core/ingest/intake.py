@@ -48,6 +48,8 @@ TOO_MANY_MODELS, TOO_MANY_VERSIONS = "too_many_models", "too_many_versions"
 REASONS = (TOO_MANY_MODELS, TOO_MANY_VERSIONS)
 
 Key = tuple[str, str]  # (model, model_version)
+#: Records per poll before the first commit on a new database: all of them park until it.
+FIRST_POLL_RECORDS = 1_000
 
 
 @dataclass
@@ -134,6 +136,18 @@ class Intake:
                                         else len(models) < self.settings.max_models):
                 return True
         return False
+
+    def poll_size(self, max_records: int, committed: bool) -> int:
+        """Records the consumer polls: few before its first commit on a database with no
+        version admitted (a new one), where every valid event parks until that commit."""
+        return max_records if committed or self.versions else min(max_records,
+                                                                  FIRST_POLL_RECORDS)
+
+    def snapshot(self) -> dict[Key, int]:
+        """:meth:`expected` of every admitted version (the others: None), for a decode worker
+        (``monitor.core.decode_pool``). Copied first: the checkpoint thread updates them."""
+        versions, dims = set(self.versions), dict(self.dims)
+        return {k: self.configured.get(k[0]) or dims.get(k, 0) for k in versions}
 
     # -- the checkpoint ----------------------------------------------------------------------
     def begin(self, conn: Connection, parked: Sequence[Parked], batches: Sequence[Batch],

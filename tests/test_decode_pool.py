@@ -1,0 +1,149 @@
+"""The decode worker (monitor.core.decode_pool, ``kafka.decode_workers``): the same decode as
+in-process (batches, rejections, parked events; segments that grow), a worker that dies is a
+clear error (never a hang), no process outlives close; end to end, ``vitmon run`` commits the
+same counts, dead letters and findings with the worker as without it."""
+
+from __future__ import annotations
+
+import base64
+import os
+import pickle
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from monitor.core.decode_pool import DecodePool, DecodeWorkerLost, Gate
+from monitor.core.ingest import decode
+from monitor.core.ingest.events import encode_prediction
+from monitor.core.ingest.records import Record
+from monitor.core.settings import KafkaSettings
+from monitor.devstack.synthetic import synthetic_stream
+from tests.support import backlogged, query, start_monitor, status_json, window_counts
+
+TOPIC = "vit.predictions"
+
+
+def _event(i: int, version: str = "1", dim: int = 4) -> bytes:
+    emb = (np.arange(dim, dtype=np.float16) + i).tobytes()
+    return encode_prediction({
+        "event_id": f"e{i}", "ts": 1_767_225_600_000 + i, "model": "m", "model_version": version,
+        "latency_ms": 3.0, "status": "ok", "pred": i % 2, "probs": [0.25, 0.75],
+        "embedding_b64": base64.b64encode(emb).decode(), "embedding_dtype": "f16",
+        "attrs": {"cam": i % 3}})
+
+
+def _records(n: int, dim: int = 4) -> list[Record]:
+    """Valid events of versions 1 (admitted) and 2 (not: parked), a malformed one, a
+    tombstone, an empty value, keys on some."""
+    values: list[bytes | None] = [_event(i, "1" if i % 4 else "2", dim) for i in range(n)]
+    values[3], values[5], values[8] = b"{", None, b""
+    return [Record(TOPIC, i % 3, 100 + i, b"k%d" % i if i % 2 else None, v, -1)
+            for i, v in enumerate(values)]
+
+
+def _same(a: decode.PredictionDecode, b: decode.PredictionDecode) -> None:
+    assert a.positions == b.positions
+    assert pickle.dumps(a.rejected) == pickle.dumps(b.rejected)
+    assert [(p.offset, p.model_version, p.dim, p.ts_ms, p.key, p.value, repr(p.row))
+            for p in a.parked] == [(p.offset, p.model_version, p.dim, p.ts_ms, p.key, p.value,
+                                    repr(p.row)) for p in b.parked]  # repr: NaN != NaN
+    assert a.batches.keys() == b.batches.keys()
+    for name, x in a.batches.items():
+        y = b.batches[name]
+        for f in ("event_id", "ts_ms", "model_version", "pred", "confidence", "probs",
+                  "embedding", "has_embedding"):
+            np.testing.assert_array_equal(getattr(x, f), getattr(y, f))
+        assert x.embedding.dtype == y.embedding.dtype
+        for k, v in {**x.attrs, **x.extras}.items():
+            np.testing.assert_array_equal(v, {**y.attrs, **y.extras}[k])
+
+
+def test_the_worker_decodes_exactly_what_in_process_decoding_does():
+    gate = {("m", "1"): 4}
+    pool = DecodePool(1)
+    pool.start()
+    try:
+        sent = []
+        for n in (40, 3000, 20, 5000, 30):  # segments outgrown; two requests in flight
+            if pool.full:
+                _check(pool.result(), sent.pop(0), gate)
+            sent.append(_records(n))
+            pool.submit(sent[-1], gate)
+        while pool.pending:
+            _check(pool.result(), sent.pop(0), gate)
+        assert not sent
+    finally:
+        pool.close()
+
+
+def _check(got: decode.PredictionDecode, records: list[Record], gate: dict) -> None:
+    _same(got, decode.decode_predictions(records, {}, gate=Gate(gate)))
+    assert got.rejected and got.parked and got.batches["m"].probs.flags.writeable
+
+
+def test_a_killed_worker_is_a_clear_error_not_a_hang():
+    pool = DecodePool(1, poll_s=0.01)
+    pool.start()
+    try:
+        pool.submit(_records(10), {})
+        pool.result()
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGTERM)  # ignored: a stop is the parent's to run
+        pool.submit(_records(10), {})
+        assert len(pool.result().parked) == 7
+        os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        with pytest.raises(DecodeWorkerLost, match="decode worker is gone"):
+            pool.submit(_records(10), {})
+            pool.result()
+        assert time.monotonic() - t0 < 30
+    finally:
+        pool.close()
+    assert not pool.pids()
+
+
+def test_one_decode_worker_at_most():
+    assert KafkaSettings().decode_workers == 0
+    assert KafkaSettings(decode_workers=1).decode_workers == 1
+    with pytest.raises(ValueError, match="decode_workers"):
+        KafkaSettings(decode_workers=2)  # a second would need the answers merged in order
+
+
+def test_close_leaves_no_process_even_mid_decode():
+    pool = DecodePool(1)
+    pool.start()
+    pool.submit(_records(2000), {("m", "1"): 4})
+    proc = pool._proc
+    pool.close()
+    assert not proc.is_alive() and not pool.pids()
+
+
+@pytest.mark.integration
+def test_vitmon_run_commits_the_same_with_the_worker_as_in_process(
+        broker, db_url_factory, topic_names, tmp_path):
+    """Same counts, findings, dead letters and offsets from the same backlog, decoded by the
+    worker or in-process (malformed and invalid events included)."""
+    messages, _, _ = synthetic_stream(20_000, seed=11, malformed_fraction=0.02)
+    results = []
+    for workers in ("0", "1"):
+        topics, db_url, env = backlogged(broker, topic_names, db_url_factory, "confluent-kafka",
+                                         messages, VITMON_KAFKA__DECODE_WORKERS=workers)
+        log = tmp_path / f"monitor-{workers}.log"
+        proc = start_monitor(env, "--exit-when-idle", "3", log=log)
+        assert proc.wait(600) == 0, log.read_text()[-3000:]
+        st = status_json(env)
+        findings = query(db_url, "SELECT detector, model, model_version, slice, "
+                         "window_start_ms, subject, status, n FROM findings "
+                         "ORDER BY 1, 2, 3, 4, 5, 6")
+        # null keys: the two runs' partitions differ, so no partition or offset is compared
+        rejected = sorted(query(db_url, "SELECT reason, coalesce(event_id, ''), coalesce(md5(raw), '') "
+                                "FROM rejected_events"))
+        committed = query(db_url, "SELECT sum(next_offset) FROM consumer_offsets "
+                          "WHERE topic = :t", t=topics.predictions)
+        results.append((window_counts(db_url), sorted(window_counts(db_url, "feature_drift")),
+                        [(m["model"], m["accepted"]) for m in st["models"]], findings,
+                        rejected, committed))
+    assert results[0][2] and results[0][3] and results[0][4]  # the comparison is not empty
+    assert results[0] == results[1]

@@ -173,6 +173,8 @@ def run_once(args: argparse.Namespace, bootstrap: str, chunks: Iterable[list[byt
             rss.append((datetime.now(timezone.utc).replace(tzinfo=None), own + kids))
             time.sleep(0.2)
     text_ = log.read_text()
+    if args.keep_log:
+        shutil.copyfile(log, args.keep_log)
     if proc.returncode != 0:
         raise SystemExit(f"vitmon run failed ({proc.returncode}): {text_[-3000:]}")
     commits = [(datetime.fromisoformat(m[0]), int(m[1])) for m in COMMIT.findall(text_)]
@@ -317,6 +319,7 @@ def main() -> None:
                     help="vitmon run --exit-when-idle: the final flush (every window evaluated) "
                          "comes this long after the last records, and that wait is inside the "
                          "measured span, so it is short (it was 3 s before 2026-12-02)")
+    ap.add_argument("--keep-log", metavar="PATH", help="copy the vitmon run log there")
     ap.add_argument("--profile", metavar="OUT.svg",
                     help="record the consumer with py-spy (OUT.txt: folded stacks, per thread)")
     args = ap.parse_args()

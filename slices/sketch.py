@@ -23,19 +23,34 @@ the traffic.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from slices.assign import MISSING
 
-def counts_of(values: np.ndarray) -> dict[str, int]:
-    """Exact counts of an array of values (as ``str``).
 
-    >>> counts_of(np.array(["a", "b", "a"], dtype=object))
-    {'a': 2, 'b': 1}
+def value_counts(column: np.ndarray | None, rows: np.ndarray | None, n: int) -> dict[str, int]:
+    """Exact counts of an attribute column's values (as ``str``, ``missing`` for None or an
+    absent column of ``n`` rows), of the ``rows`` selected (a mask; None: all). A hash count of
+    the column's objects: sorting them as numpy strings cost ~6x as much per checkpoint.
+
+    >>> value_counts(np.array(["a", None, "a", 3], dtype=object), None, 4)
+    {'a': 2, 'missing': 1, '3': 1}
+    >>> value_counts(None, np.array([True, False]), 2)
+    {'missing': 1}
     """
-    uniq, n = np.unique(np.asarray(values).astype(str), return_counts=True)
-    return {str(u): int(c) for u, c in zip(uniq, n)}
+    if column is None:
+        return {MISSING: n if rows is None else int(np.count_nonzero(rows))}
+    counts = Counter((column if rows is None else column[rows]).tolist())
+    if all(type(v) is str for v in counts):
+        return counts
+    out: dict[str, int] = {}
+    for v, c in counts.items():
+        key = MISSING if v is None else str(v)
+        out[key] = out.get(key, 0) + c
+    return out
 
 
 def add(sketch: Mapping[str, int], counts: Mapping[str, int], capacity: int) -> dict[str, int]:

@@ -7,6 +7,7 @@ tests/test_dlq_replay.py)."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -16,8 +17,9 @@ from confluent_kafka import Producer
 from sqlalchemy import create_engine
 
 from monitor.core.ingest.events import REASON_HEADER, embedding_to_b64, encode_prediction
+from monitor.core.ingest.intake import FIRST_POLL_RECORDS
 from monitor.reports.status import status
-from tests.support import make_topics, monitor_env, query, start_monitor
+from tests.support import make_topics, monitor_env, query, run_cli, start_monitor
 from tests.test_exactly_once import _read_all
 from ui.queries import ops
 
@@ -136,3 +138,33 @@ def test_ten_thousand_versions_hit_the_caps_and_are_rejected_not_dropped(broker,
         engine.dispose()
     assert sum(m["accepted"] for m in shown["models"]) == 7
     assert shown["rejected_by_reason"] == {r.reason: r.n for r in by_reason} == reasons
+
+
+def test_on_a_new_database_only_the_first_small_poll_parks(broker, db_url_factory, topic_names,
+                                                           tmp_path):
+    """A version with an active reference and nothing admitted yet: the first poll reads at most
+    FIRST_POLL_RECORDS, which park; their checkpoint runs at once and fetching pauses until it
+    commits (the version admitted, D from the reference), so every later event is decoded as
+    admitted instead of parking (twice the cost) while the first checkpoint is in flight."""
+    topics = make_topics(topic_names, CLIENT, broker.bootstrap, partitions=3)
+    n = 30_000  # more than one full poll (kafka.poll_max_records)
+    values = [event(i, T0 + i * 10, 8, CAMERAS[i % 6]) for i in range(n)]
+    publish(broker.bootstrap, topics.predictions, {p: values[p::3] for p in range(3)})
+    db_url = db_url_factory()
+    env = monitor_env(broker.bootstrap, db_url, topics, CLIENT, VITMON_DETECTORS="traffic",
+                      VITMON_SLICES__ATTRIBUTES='["camera_id"]')
+    reference = tmp_path / "reference.jsonl"
+    reference.write_bytes(b"\n".join(event(i, T0, 8, "cam-0", prefix="ref")
+                                     for i in range(500)) + b"\n")
+    done = run_cli(env, "reference", "capture", "--model", "vit", "--version", "1", "--file",
+                   str(reference), timeout=300)
+    assert done.returncode == 0, done.stderr
+    log = tmp_path / "monitor.log"
+    consume(env, log)
+
+    commits = [(int(a), int(p)) for a, p in re.findall(
+        r"checkpoint committed accepted=(\d+) .*parked=(\d+)", log.read_text())]
+    assert sum(a for a, _ in commits) == n
+    assert 0 < commits[0][1] == sum(p for _, p in commits) <= FIRST_POLL_RECORDS, commits
+    assert query(db_url, "SELECT dim, source FROM embedding_dims") == [(8, "reference")]
+    assert query(db_url, "SELECT count(*) FROM parked_events")[0][0] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import gc
 import logging
 import os
 import signal
@@ -127,8 +128,27 @@ def build(settings: Settings, references: ReferenceLookup | None = None,
 STOP_DEADLINE_S = 9.0
 
 
+#: The cyclic collector's thresholds while consuming (CPython's default: 700, 10, 10).
+GC_THRESHOLDS = (20_000, 20, 100)
+
+
+def tune_collector() -> None:
+    """Freeze what start-up built and collect the young generation less often.
+
+    The consume loop allocates millions of short-lived containers (records, rows, per-slice
+    dicts) beside ~10^6 long-lived objects (modules, detectors, the reference profile). With
+    the default thresholds the collector ran ~1,100 times per 200k events in bench/ingest.py,
+    and each older-generation pass re-scanned that heap: 2.0 CPU s in the collector, and
+    ``vitmon run`` took 22.5 CPU s; frozen and at these thresholds, 37 collections, 0.5 s, and
+    17.5 CPU s (the loop makes few cycles: what it drops is freed by reference counting).
+    """
+    gc.freeze()  # start-up's objects go to the permanent generation, out of every scan
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run(settings: Settings, exit_when_idle_s: float | None = None) -> None:
     service = build(settings)
+    tune_collector()
     if settings.metrics.port:  # /metrics, /healthz, /readyz
         serve_http(settings.metrics.host, settings.metrics.port, service.metrics.registry,
                    service.health)

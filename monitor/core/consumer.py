@@ -60,6 +60,7 @@ class _Buffer:
     labels: list[Any] = field(default_factory=list)
     rejected: list[Any] = field(default_factory=list)
     parked: list[Any] = field(default_factory=list)  # held for the checkpoint's intake
+    settles: bool = False  # parked events the intake expects to settle: checkpoint them now
     events: int = 0
     opened_at: float = field(default_factory=time.monotonic)
 
@@ -158,12 +159,15 @@ class Consumer(GroupMember):
                     while not self.stop_event.is_set():
                         if self.health is not None:
                             self.health.beat()
-                        records = self.source.poll(self.kafka.poll_max_records,
-                                                   0.1 if self._paused else 0.5)
+                        records = self.source.poll(self.cp.intake.poll_size(
+                            self.kafka.poll_max_records, self._committed_at > float("-inf")),
+                            0.1 if self._paused else 0.5)
                         self._harvest(block=False)
                         if self._paused and self._inflight is None:  # paused only while one runs
                             self.source.resume(self._paused)
                             self._paused = []
+                            if not flushed:  # nothing could arrive while paused: not idleness
+                                self._idle_since = time.monotonic()
                         self._mirror_commits()
                         self.log_ends.refresh(self.metrics, self.health)
                         if records:
@@ -171,11 +175,12 @@ class Consumer(GroupMember):
                             self._add(self._buf, records)
                         buf = self._buf
                         # While a checkpoint is in flight the buffer keeps filling up to max_events
-                        # (checkpoints grow under a backlog), then fetching pauses.
+                        # (checkpoints grow under a backlog), then fetching pauses; at once if it
+                        # holds parked events the intake will settle (Intake.settles).
                         busy = self._inflight is not None
-                        due = (buf.events >= self.checkpoint.max_events or (not busy and (
-                            not records or
-                            time.monotonic() - buf.opened_at >= self.checkpoint.interval_s)))
+                        due = (buf.events >= self.checkpoint.max_events or buf.settles or (
+                            not busy and (not records or time.monotonic() - buf.opened_at >=
+                                          self.checkpoint.interval_s)))
                         if (buf.next and due) or (not records and not busy and self._pending_eval):
                             self._pending_eval = False
                             self._submit(force=True)
@@ -216,9 +221,7 @@ class Consumer(GroupMember):
         """Hand the filling buffer to the checkpoint worker; while one is in flight, pause
         fetching instead (the buffer waits)."""
         if self._inflight is not None:
-            if not self._paused and self.held:
-                self._paused = self.held.tps
-                self.source.pause(self._paused)
+            self._pause()
             return
         self._decoded()
         buf, self._buf = self._buf, _Buffer()
@@ -240,6 +243,8 @@ class Consumer(GroupMember):
                              idle=self.log_ends.idle(),
                              epochs={tp: self.held.epochs[tp] for tp in buf.next})
         self._inflight = self._worker.submit(self._checkpoint, cp)
+        if buf.settles:  # what is read before it commits would park too
+            self._pause()
 
     def _harvest(self, block: bool) -> None:
         """Take the result of the checkpoint in flight, if done (or ``block``): committed
@@ -257,14 +262,6 @@ class Consumer(GroupMember):
             {tp: cp.epochs[tp] for tp in cp.next if tp in cp.epochs})}
         self.held.committed.update(kept)
         self._mirror.update(kept)
-
-    def _mirror_commits(self) -> None:
-        """Commit to the Kafka group the offsets PostgreSQL holds for the partitions held
-        (best effort, for kafka-consumer-groups, Burrow, KEDA; never read back)."""
-        pending = {tp: o for tp, o in self._mirror.items() if tp in self.held}
-        self._mirror = {}
-        if pending and self.kafka.use_group and self.kafka.commit_to_kafka:
-            self.source.commit(pending)
 
     def _checkpoint(self, cp: CheckpointInput) -> CheckpointInput:
         t0 = time.perf_counter()
@@ -347,6 +344,8 @@ class Consumer(GroupMember):
                labels: list[Record]) -> None:
         if out is not None:
             buf.parked.extend(out.parked)
+            if out.parked and not buf.settles:
+                buf.settles = self.cp.intake.settles({(p.model, p.model_version) for p in out.parked})
             # Parked events (a version not yet admitted, its dimension undecided) are accepted
             # or rejected by the checkpoint; their event time closes windows all the same, or a
             # stream that starts with a new version would evaluate nothing until it is idle.
@@ -394,7 +393,8 @@ class Consumer(GroupMember):
         self.metrics.watermark.set(result.watermark_ms / 1000.0)
         self.metrics.record_findings(result.findings)
         log.info("checkpoint committed accepted=%d duplicates=%d rejected=%d labels=%d "
-                 "findings=%d took_s=%.3f", sum(result.accepted.values()), result.duplicates,
-                 sum(result.rejected.values()), result.labels, len(result.findings), took)
+                 "findings=%d parked=%d took_s=%.3f", sum(result.accepted.values()),
+                 result.duplicates, sum(result.rejected.values()), result.labels,
+                 len(result.findings), len(cp.parked), took)
         for hook in self.after_commit:
             hook.after_commit(result)

@@ -92,6 +92,20 @@ class GroupMember:
             self.health.assigned = len(self.held)
         self._rewind()
 
+    def _mirror_commits(self) -> None:
+        """Commit to the Kafka group the offsets PostgreSQL holds for the partitions held
+        (best effort, for kafka-consumer-groups, Burrow, KEDA; never read back)."""
+        pending = {tp: o for tp, o in self._mirror.items() if tp in self.held}
+        self._mirror = {}
+        if pending and self.kafka.use_group and self.kafka.commit_to_kafka:
+            self.source.commit(pending)
+
+    def _pause(self) -> None:
+        """Pause fetching until the checkpoint in flight is harvested (the loop resumes it)."""
+        if not self._paused and self.held:
+            self._paused = self.held.tps
+            self.source.pause(self._paused)
+
     def _rewind(self) -> None:
         self._buf = self._new_buffer()
         back = self.held.rewind()

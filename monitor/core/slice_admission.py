@@ -27,8 +27,7 @@ from sqlalchemy import Connection
 from monitor.contract import Batch
 from monitor.store import slice_admissions as store
 from slices import OTHER
-from slices.names import attribute_values
-from slices.sketch import add, admit, counts_of
+from slices.sketch import add, admit, value_counts
 
 Key = tuple[str, int]  # (attribute, window_start_ms)
 #: Sketch counters per admitted value: Misra-Gries with 4K counters undercounts by at most
@@ -81,37 +80,40 @@ class TopKAdmission:
             return
         for batch in batches:
             starts = (batch.ts_ms // self.window_ms) * self.window_ms
-            for attr in self.attributes:
-                values = attribute_values(batch.attrs, attr, len(batch))
-                for w in np.unique(starts):
-                    counts = counts_of(values[starts == w])
+            windows = np.unique(starts)
+            for w in windows:
+                rows = None if len(windows) == 1 else starts == w
+                for attr in self.attributes:
                     prev = self._counts.setdefault((attr, int(w)), {})
-                    for v, n in counts.items():
+                    for v, n in value_counts(batch.attrs.get(attr), rows, len(batch)).items():
                         prev[v] = prev.get(v, 0) + n
         missing = sorted(k for k in self._counts if k not in self._sets)
         stored = store.load(conn, missing)
-        for key in missing:  # in (attribute, window) order: earlier windows' counts first
-            if key in stored:
-                self._attempt[key] = frozenset(stored[key])
-            else:
-                self._attempt[key] = frozenset(self._decide(conn, key))
+        undecided = [k for k in missing if k not in stored]
+        if undecided:  # a handful of statements for all of them, not four per window
+            stored |= self._decide(conn, undecided)
+        self._attempt = {k: frozenset(stored[k]) for k in missing}
 
-    def _decide(self, conn: Connection, key: Key) -> list[str]:
-        attr, w = key
-        earlier = [k for k in self._counts if k[0] == attr and k[1] < w]
-        prev = store.previous_sketch(conn, key)
-        source = max([k[1] for k in earlier] + ([prev[0]] if prev else []), default=None)
-        sketch: dict[str, int] = {}
-        if prev is not None and prev[0] == source:
-            sketch = prev[1]
-        if source is None:  # the attribute's first window: its own first checkpoint's volume
-            source = w
-        if (attr, source) in self._counts:
-            sketch = add(sketch, self._counts[(attr, source)], self.capacity)
-        chosen = admit(sketch, self.k, self.min_volume, self.allow.get(attr, ()))
-        if source is not None:
-            store.prune(conn, source - SKETCH_RETENTION_WINDOWS * self.window_ms)
-        return store.decide(conn, key, chosen, source)
+    def _decide(self, conn: Connection, keys: list[Key]) -> dict[Key, list[str]]:
+        previous = store.previous_sketches(conn, keys)  # sketches change only in finish()
+        decisions = []
+        for key in keys:
+            attr, w = key
+            earlier = [k for k in self._counts if k[0] == attr and k[1] < w]
+            prev = previous.get(key)
+            source = max([k[1] for k in earlier] + ([prev[0]] if prev else []), default=None)
+            sketch: dict[str, int] = {}
+            if prev is not None and prev[0] == source:
+                sketch = prev[1]
+            if source is None:  # the attribute's first window: its first checkpoint's volume
+                source = w
+            if (attr, source) in self._counts:
+                sketch = add(sketch, self._counts[(attr, source)], self.capacity)
+            decisions.append((key, admit(sketch, self.k, self.min_volume,
+                                         self.allow.get(attr, ())), source))
+        store.prune(conn, max(s for _, _, s in decisions) -
+                    SKETCH_RETENTION_WINDOWS * self.window_ms)
+        return store.decide_many(conn, decisions)
 
     def finish(self, conn: Connection) -> None:
         """Near the end of the checkpoint: merge this attempt's counts into the sketches."""

@@ -4,7 +4,8 @@ inserted once (the first committed decision wins; every process then reads the s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -25,25 +26,34 @@ def load(conn: Connection, keys: Iterable[Key]) -> dict[Key, list[str]]:
     return {(r.attribute, r.window_start_ms): list(r.admitted) for r in rows}
 
 
-def decide(conn: Connection, key: Key, admitted: list[str], source_window_ms: int | None
-           ) -> list[str]:
-    """Store ``admitted`` for ``key`` unless a decision exists; return the stored one."""
+def decide_many(conn: Connection, decisions: Sequence[tuple[Key, list[str], int | None]]
+                ) -> dict[Key, list[str]]:
+    """Store each ``(key, admitted, source_window_ms)`` unless a decision exists for its key
+    (inserted in key order, as concurrent processes lock); return the stored ones."""
+    rows = sorted(decisions, key=lambda d: d[0])
     conn.execute(text(
         "INSERT INTO slice_admissions (attribute, window_start_ms, admitted, source_window_ms) "
-        "VALUES (:a, :w, :v, :s) ON CONFLICT DO NOTHING").bindparams(bindparam("v", type_=JSONB)),
-        {"a": key[0], "w": key[1], "v": admitted, "s": source_window_ms})
-    return list(conn.execute(text(
-        "SELECT admitted FROM slice_admissions WHERE attribute = :a AND window_start_ms = :w"),
-        {"a": key[0], "w": key[1]}).scalar_one())
+        "SELECT a, w, CAST(v AS jsonb), s FROM unnest(CAST(:a AS text[]), CAST(:w AS bigint[]), "
+        "CAST(:v AS text[]), CAST(:s AS bigint[])) AS t(a, w, v, s) ORDER BY a, w "
+        "ON CONFLICT DO NOTHING"),
+        {"a": [k[0] for k, _, _ in rows], "w": [k[1] for k, _, _ in rows],
+         "v": [json.dumps(v) for _, v, _ in rows], "s": [s for _, _, s in rows]})
+    return load(conn, [k for k, _, _ in rows])
 
 
-def previous_sketch(conn: Connection, key: Key) -> tuple[int, dict[str, int]] | None:
-    """The sketch of the latest window before ``key``'s window (None without one)."""
-    row = conn.execute(text(
-        "SELECT window_start_ms, counts FROM slice_sketches WHERE attribute = :a "
-        "AND window_start_ms < :w ORDER BY window_start_ms DESC LIMIT 1"),
-        {"a": key[0], "w": key[1]}).first()
-    return None if row is None else (row.window_start_ms, dict(row.counts))
+def previous_sketches(conn: Connection, keys: Iterable[Key]
+                      ) -> dict[Key, tuple[int, dict[str, int]]]:
+    """Per key, the sketch of the latest window before its window (absent without one)."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    rows = conn.execute(text(
+        "SELECT k.a, k.w, s.window_start_ms, s.counts "
+        f"FROM {_KEYS} AS k(a, w) CROSS JOIN LATERAL (SELECT window_start_ms, counts "
+        "FROM slice_sketches WHERE attribute = k.a AND window_start_ms < k.w "
+        "ORDER BY window_start_ms DESC LIMIT 1) AS s"),
+        {"a": [k[0] for k in keys], "w": [k[1] for k in keys]}).all()
+    return {(r.a, r.w): (r.window_start_ms, dict(r.counts)) for r in rows}
 
 
 def lock_sketches(conn: Connection, keys: Iterable[Key]) -> dict[Key, dict[str, int]]:

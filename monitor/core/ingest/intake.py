@@ -29,7 +29,8 @@ before it commits (``CheckpointResult.dead_letters``, at least once, like the de
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
@@ -47,6 +48,8 @@ TOO_MANY_MODELS, TOO_MANY_VERSIONS = "too_many_models", "too_many_versions"
 REASONS = (TOO_MANY_MODELS, TOO_MANY_VERSIONS)
 
 Key = tuple[str, str]  # (model, model_version)
+#: Records per poll before the first commit on a new database: all of them park until it.
+FIRST_POLL_RECORDS = 1_000
 
 
 @dataclass
@@ -93,6 +96,9 @@ class Intake:
         self.versions: set[Key] = set()  # committed admissions
         self._dims_attempt: dict[Key, int] = {}
         self._versions_attempt: set[Key] = set()
+        #: admitted versions a committed checkpoint left undecided (a consensus to wait for)
+        self.waiting: set[Key] = set()
+        self._waiting_attempt: set[Key] = set()
 
     def load(self, conn: Connection) -> None:
         """At start: the decided dimensions and admitted versions."""
@@ -106,6 +112,37 @@ class Intake:
             return None
         return self.configured.get(model) or self.dims.get(key, 0)
 
+    def settles(self, keys: Iterable[Key]) -> bool:
+        """Whether a checkpoint holding parked events of these versions is expected to settle
+        one (admit it and decide its D), so that the events read after it commits need not
+        park: the consumer checkpoints them at once and pauses fetching until it commits. Not
+        for a version the committed admissions refuse already, nor one a committed checkpoint
+        left waiting for a consensus: a version costs at most one such pause.
+
+        >>> intake = Intake(IntakeSettings(max_models=1, max_versions_per_model=2), {})
+        >>> intake.versions = {("vit", "1")}
+        >>> [intake.settles([k]) for k in [("vit", "1"), ("vit", "2"), ("other", "1")]]
+        [True, True, False]
+        >>> intake.versions.add(("vit", "2")); intake.waiting.add(("vit", "2"))
+        >>> intake.settles([("vit", "2"), ("vit", "3")])  # waiting; over the cap
+        False
+        """
+        models = Counter(m for m, _ in self.versions)
+        for key in keys:
+            if key in self.waiting:
+                continue
+            if key in self.versions or (models[key[0]] < self.settings.max_versions_per_model
+                                        if key[0] in models
+                                        else len(models) < self.settings.max_models):
+                return True
+        return False
+
+    def poll_size(self, max_records: int, committed: bool) -> int:
+        """Records the consumer polls: few before its first commit on a database with no
+        version admitted (a new one), where every valid event parks until that commit."""
+        return max_records if committed or self.versions else min(max_records,
+                                                                  FIRST_POLL_RECORDS)
+
     def snapshot(self) -> dict[Key, int]:
         """:meth:`expected` of every admitted version (the others: None), for a decode worker
         (``monitor.core.decode_pool``). Copied first: the checkpoint thread updates them."""
@@ -116,7 +153,7 @@ class Intake:
     def begin(self, conn: Connection, parked: Sequence[Parked], batches: Sequence[Batch],
               flush: bool) -> IntakeOutcome:
         """Steps 1-3 of the module docstring; returns the batches and rejections to add."""
-        self._dims_attempt, self._versions_attempt = {}, set()
+        self._dims_attempt, self._versions_attempt, self._waiting_attempt = {}, set(), set()
         out = IntakeOutcome()
         parked = self._apply_caps(conn, parked, out)
         self._settle(conn, parked, flush, out)
@@ -192,6 +229,7 @@ class Intake:
                 else:  # wait: park those with an embedding, accept the others
                     embedding_dims.park(conn, [_parked_row(p) for p in events if p.dim])
                     events = [p for p in events if not p.dim]
+                    self._waiting_attempt.add(key)
             if dim is not None:
                 decided[key] = dim
                 records += [Record(r.topic, r.kafka_partition, r.kafka_offset, r.message_key,
@@ -214,7 +252,8 @@ class Intake:
         """After the commit: this checkpoint's decisions are durable."""
         self.dims.update(self._dims_attempt)
         self.versions |= self._versions_attempt
-        self._dims_attempt, self._versions_attempt = {}, set()
+        self.waiting = (self.waiting | self._waiting_attempt) - self.dims.keys()
+        self._dims_attempt, self._versions_attempt, self._waiting_attempt = {}, set(), set()
         if self.admission is not None:
             self.admission.committed()
 

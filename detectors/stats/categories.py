@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from detectors.stats.embeddings import event_hashes
+from slices.assign import factorize
 
 
 def _canonical(names: np.ndarray, counts: np.ndarray, other: int, cap: int,
@@ -60,8 +61,7 @@ def codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     code = np.full(len(values), -1, np.int64)
     if not ok.any():
         return np.zeros(0, dtype=object), np.zeros(0, np.uint64), code
-    names, inverse = np.unique(values[ok].astype(str), return_inverse=True)
-    code[ok] = inverse.ravel()
+    names, code[ok] = factorize(values[ok])
     names = names.astype(object)
     return names, event_hashes(names), code
 

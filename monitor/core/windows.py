@@ -27,7 +27,7 @@ from monitor.contract import (
 from monitor.core.stages import Clock, StageClock
 from monitor.store.keys import WindowKey
 from slices import ALL, Dimension
-from slices.assign import dimension_labels
+from slices.assign import dimension_labels, factorize
 
 SLICE_SEPARATOR = "\x1f"  # joins an event's slice names (reports)
 #: (model, version) -> the active reference, for :class:`~monitor.contract.ReferenceObserver`s.
@@ -117,12 +117,12 @@ class WindowAssigner:
         batch order inside a group."""
         n = len(batch)
         starts = window_start(batch.ts_ms, self.size_ms)
-        versions, v_code = _factorize(batch.model_version)
+        versions, v_code = factorize(batch.model_version)
         windows, w_code = np.unique(starts, return_inverse=True)
         vw = v_code * len(windows) + w_code.ravel()
         columns = [(None, np.array([ALL], dtype=object), np.zeros(n, dtype=np.int64))]
         for dim, lab in labels:
-            columns.append((dim.name, *_factorize(lab)))
+            columns.append((dim.name, *factorize(lab)))
         out = []
         for dim_name, names, code in columns:
             key = vw * len(names) + code
@@ -194,22 +194,6 @@ class WindowAssigner:
                     deltas.states[key] = det.observe_with_reference(prev, sub, ref)
                 else:
                     deltas.states[key] = det.observe(prev, sub)
-
-
-def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(values.astype(str), return_inverse=True)`` (int64 codes) of an object array
-    of a few distinct strings: one dict pass over the rows, then a sort of the distinct values
-    only, not a conversion and sort of every row's string (most of ``groups``' time)."""
-    index: dict[str, int] = {}
-    codes = np.fromiter((index.setdefault(v, len(index)) for v in map(str, values.tolist())),
-                        np.int64, len(values))
-    names = sorted(index)
-    if any(v.endswith("\0") for v in names):  # numpy's str arrays drop trailing NULs
-        uniq, inverse = np.unique(values.astype(str), return_inverse=True)
-        return uniq, inverse.ravel().astype(np.int64)
-    rank = np.empty(len(names), np.int64)
-    rank[[index[v] for v in names]] = np.arange(len(names))
-    return np.array(names, dtype=str), rank[codes]
 
 
 _PLAIN, _REFERENCE, _GROUPS = 0, 1, 2

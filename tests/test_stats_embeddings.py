@@ -1,12 +1,14 @@
-"""Bottom-k sampling, category sketches, PCA and cosine distance."""
+"""Bottom-k sampling, category sketches, PCA, cosine distance and the permutation test's sampler."""
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.spatial.distance import cosine
 from sklearn.decomposition import PCA
 
 from detectors.stats import categories as cats
 from detectors.stats import embeddings as emb
+from detectors.stats.subspace import random_subsets
 
 
 def test_hash_is_pinned():
@@ -78,3 +80,13 @@ def test_cosine_distance_matches_scipy():
     a, b = rng.normal(size=8), rng.normal(size=8)
     assert emb.cosine_distance(a, b) == pytest.approx(cosine(a, b))
     assert np.isnan(emb.cosine_distance(a, np.zeros(8)))
+
+
+def test_random_subsets_are_uniform_over_every_k_subset():
+    """Floyd's sampler behind the permutation test: every 2-of-5 subset (10) equally often."""
+    rows = random_subsets(np.random.default_rng(3), 5, 2, 20_000)
+    assert (rows.sum(1) == 2).all()
+    codes = rows @ (2 ** np.arange(5))
+    counts = np.unique(codes, return_counts=True)[1]
+    assert len(counts) == 10
+    assert stats.chisquare(counts).pvalue > 1e-3

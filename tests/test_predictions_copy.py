@@ -71,3 +71,30 @@ def test_copy_round_trips_every_value_and_reports_duplicates(migrated_engine):
         cam = batch.attrs["camera_id"][i]
         assert dict(r.attrs or {}) == ({} if cam is None else {"camera_id": cam})
         assert "all" in list(r.slices)
+
+
+def test_term_ids_of_mixed_and_missing_values_round_trip(migrated_engine):
+    """Attribute and slice values that are None, numbers, or strings equal to a number's text
+    ("1" and 1) are stored as the terms of their ``str`` (None: no term)."""
+    b = synthetic_batch(n=12, seed=7)
+    mixed = np.array([None, 1, "1", 2.5, "eu", None, "eu", 1.0, "x", "ü", 7, "7"], dtype=object)
+    other = np.array(["a", None] * 6, dtype=object)
+    batch = replace(b, attrs={"mixed": mixed, "other": other},
+                    extras={**b.extras, "_partition": np.zeros(12, dtype=np.int64),
+                            "_offset": np.arange(12, dtype=np.int64)})
+    labels = [np.array([None if v is None else f"mixed={v}" for v in mixed], dtype=object),
+              np.array([f"other={v}" for v in other], dtype=object)]
+    with migrated_engine.begin() as conn:
+        terms = Terms()
+        terms.begin()
+        predictions.ensure_partitions(conn, [batch.ts_ms])
+        assert predictions.insert_new(conn, batch, window_start(batch.ts_ms, 300_000), labels,
+                                      terms).all()
+        rows = {r.event_id: r for r in conn.execute(text(
+            "SELECT event_id, prediction_attrs(attr_ids) AS attrs, "
+            "prediction_slices(slice_ids) AS slices FROM predictions")).all()}
+    for i, eid in enumerate(batch.event_id.tolist()):
+        want = {k: str(v[i]) for k, v in batch.attrs.items() if v[i] is not None}
+        assert dict(rows[eid].attrs or {}) == want
+        assert sorted(rows[eid].slices) == sorted(
+            ["all", *(lab[i] for lab in labels if lab[i] is not None)])

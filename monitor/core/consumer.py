@@ -184,16 +184,16 @@ class Consumer(GroupMember):
                         if (buf.next and due) or (not records and not busy and self._pending_eval):
                             self._pending_eval = False
                             self._submit(force=True)
-                        # Idle counts from the last records and the last commit (a slow
-                        # checkpoint is not idleness) -- but not from the flush's own commit: once
-                        # flushed, S seconds have already passed without records.
+                        # Idle since the last records or commit (not the flush's: S s are past)
                         elif exit_when_idle_s is not None and not records and self.held and \
                                 not busy and time.monotonic() - (self._idle_since if flushed else max(
                                     self._idle_since, self._committed_at)) >= exit_when_idle_s:
                             if flushed and self.log_ends.caught_up():
                                 log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
                                 return
-                            if not flushed:  # evaluate everything once; exit when nothing is left
+                            # Flush once (then exit when nothing is left), but not with records
+                            # left to fetch (after a pause): it would judge windows half-read
+                            if not flushed and self.log_ends.read_to_end():
                                 self._submit(flush=True)
                                 self._idle_since, flushed = time.monotonic() - exit_when_idle_s, True
                     self._harvest(block=True)

@@ -22,6 +22,7 @@ from psycopg.errors import UniqueViolation
 from sqlalchemy import Connection, text
 
 from monitor.contract import Batch
+from monitor.store import copy_binary as cb
 from monitor.store import locks
 from monitor.store.terms import Terms
 
@@ -29,9 +30,11 @@ DAY_MS = 86_400_000
 #: A re-sent event is found (counted once) when its ``ts`` is within this of a stored copy's:
 #: producers re-send an event with its own ``ts``, or a new one seconds later.
 RESEND_MS = DAY_MS
-_COLUMNS = ("event_id, ts_ms, model, model_version, window_start_ms, pred, confidence, "
-            "is_error, latency_ms, slice_ids, attr_ids, input_sha256, sample_uri, "
-            "kafka_partition, kafka_offset")
+#: The COPY's column order (the statement names them, so any order serves): the fixed-width
+#: ones first, then event_id, then those whose values repeat across rows (see _copy_binary).
+_COLUMNS = ("ts_ms, window_start_ms, pred, is_error, latency_ms, kafka_partition, kafka_offset, "
+            "confidence, event_id, model, model_version, slice_ids, attr_ids, input_sha256, "
+            "sample_uri")
 _BOUND = re.compile(r"TO \('?(-?\d+)'?\)")
 
 
@@ -109,8 +112,8 @@ def insert_new(conn: Connection, batch: Batch, window_starts: np.ndarray,
             idx = np.flatnonzero(keep)
             batch, window_starts = batch.take(idx), window_starts[idx]
             slice_names = [names[idx] for names in slice_names]
-        data = _copy_text(conn, batch, window_starts, slice_names, terms,
-                          _time_order(batch.ts_ms))
+        data = _copy_binary(conn, batch, window_starts, slice_names, terms,
+                            _time_order(batch.ts_ms))
         # Straight into the table: no staging table, no ON CONFLICT (a speculative insertion
         # and an extra WAL record per row), nothing returned. Only a copy being stored by
         # another transaction at this moment (same id and ts) makes it fail: then, from the
@@ -120,7 +123,7 @@ def insert_new(conn: Connection, batch: Batch, window_starts: np.ndarray,
             # One flush at the end, not one per MiB: each wait on the socket hands the GIL to
             # the polling thread, and taking it back costs up to the 5 ms switch interval
             # (bench/predictions_copy.py --busy: 31 -> 21 us/row); libpq holds the batch.
-            with cur.copy(f"COPY predictions ({_COLUMNS}) FROM STDIN",
+            with cur.copy(f"COPY predictions ({_COLUMNS}) FROM STDIN (FORMAT BINARY)",
                           writer=LibpqWriter(cur, flush_threshold=len(data) + 1)) as copy:
                 copy.write(data)
         except UniqueViolation:
@@ -157,12 +160,12 @@ def _array_literal(values: list[str]) -> str:
 
 
 def _insert_on_conflict(cur: Any, data: bytes) -> set[str]:
-    """``data`` (COPY text) through a staging table, skipping ids stored meanwhile (any
+    """``data`` (binary COPY) through a staging table, skipping ids stored meanwhile (any
     ``ts`` within the window of the staged rows); -> the event ids inserted."""
     cur.execute("CREATE TEMP TABLE IF NOT EXISTS tmp_predictions "
                 "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     cur.execute("TRUNCATE tmp_predictions")
-    with cur.copy(f"COPY tmp_predictions ({_COLUMNS}) FROM STDIN") as copy:
+    with cur.copy(f"COPY tmp_predictions ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(data)
     cur.execute(f"INSERT INTO predictions ({_COLUMNS}) SELECT {_COLUMNS} "
                 "FROM tmp_predictions t WHERE NOT EXISTS (SELECT 1 FROM predictions p "
@@ -182,12 +185,14 @@ def _time_order(ts_ms: np.ndarray) -> np.ndarray | None:
     return np.argsort(ts_ms, kind="stable")
 
 
-def _copy_text(conn: Connection, batch: Batch, window_starts: np.ndarray,
-               slice_names: Sequence[np.ndarray], terms: Terms,
-               order: np.ndarray | None = None) -> bytes:
-    """The rows of ``batch`` (in ``order``, if given) as COPY text (the columns of
-    :data:`_COLUMNS`), formatted here: psycopg's per-value dumpers cost ~25 us a row (the
-    int[] columns above all)."""
+def _copy_binary(conn: Connection, batch: Batch, window_starts: np.ndarray,
+                 slice_names: Sequence[np.ndarray], terms: Terms,
+                 order: np.ndarray | None = None) -> bytes:
+    """The rows of ``batch`` (in ``order``, if given) as binary COPY (the columns of
+    :data:`_COLUMNS`) built from numpy columns (:mod:`monitor.store.copy_binary`): per row, its
+    fixed-width fields, its event id, and the bytes of its (model, version, slice ids, attribute
+    ids), formatted once per distinct combination. COPY text took ``repr``/``str`` and a join
+    per value (~3 us a row; psycopg's per-value dumpers ~25 us)."""
     n = len(batch)
     none = np.full(n, None, dtype=object)
     c = {"event_id": batch.event_id, "ts_ms": batch.ts_ms, "model": batch.model,
@@ -201,111 +206,66 @@ def _copy_text(conn: Connection, batch: Batch, window_starts: np.ndarray,
         c = {k: v[order] for k, v in c.items()}
         attrs = [(k, v[order]) for k, v in attrs]
         slice_names = [names[order] for names in slice_names]
-    slice_ids = _id_arrays(conn, terms, [("", np.full(n, "all", dtype=object)),
-                                         *(("", names) for names in slice_names)], n)
-    attr_ids = _id_arrays(conn, terms, [(f"{k}=", v) for k, v in attrs], n)
-    columns = (_text(c["event_id"]), _ints(c["ts_ms"]), _text(c["model"]),
-               _text(c["model_version"]), _ints(c["window_start_ms"]), _ints(c["pred"]),
-               _floats(c["confidence"], nan=r"\N"), _BOOLS[c["is_error"].astype(np.intp)].tolist(),
-               _floats(c["latency_ms"]), slice_ids, attr_ids, _text(c["input_sha256"]),
-               _text(c["sample_uri"]), _ints(c["kafka_partition"]), _ints(c["kafka_offset"]))
-    return ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
-
-
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _text(column: np.ndarray) -> list[str]:
-    """A text column in COPY text format: None as ``\\N``, backslash, tab, newline and CR
-    escaped (only scanned for once per column: they are rare)."""
-    values = column.tolist()
-    if None in values:
-        values = [r"\N" if v is None else str(v) for v in values]
-    else:
-        values = [v if type(v) is str else str(v) for v in values]
-    joined = "".join(values)
-    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
-        # a literal \N string stays distinct from NULL once its backslash is escaped
-        nulls = [v is None for v in column.tolist()]
-        values = [r"\N" if null else v.translate(_ESCAPES) for v, null in zip(values, nulls,
-                                                                                strict=True)]
-    return values
-
-
-def _ints(column: np.ndarray) -> list[str]:
-    return list(map(str, np.asarray(column).tolist()))
-
-
-_BOOLS = np.array(["f", "t"], dtype=object)
-
-
-def _floats(column: np.ndarray, nan: str | None = None) -> list[str]:
-    """``repr`` of each value (one ``repr`` of the list, split: no Python loop); NaN as ``nan``
-    unless given. ``repr`` of a float never holds ", "."""
-    values = np.asarray(column, dtype=np.float64).tolist()
-    if not values:
-        return []
-    out = repr(values)[1:-1].split(", ")
-    if nan is not None and "nan" in out:
-        out = [nan if v == "nan" else v for v in out]
-    return out
-
-
-def _id_arrays(conn: Connection, terms: Terms, columns: Sequence[tuple[str, np.ndarray]],
-               n: int) -> list[str]:
-    """Per row, the ids of the terms ``prefix + str(value)`` of its non-None values across
-    ``columns`` ((prefix, values) pairs) as a PostgreSQL array literal (``{3,17}``). Ids are
-    found per distinct value, literals formatted per distinct combination of ids (a few
-    hundred in a batch of thousands of rows); no string sort (``np.unique`` of 50,000 strings
-    per column was ~7 us a row)."""
-    if not columns:
-        return ["{}"] * n
-    matrix = np.full((n, len(columns)), -1, dtype=np.int64)
-    key, radix = np.zeros(n, dtype=np.int64), 1  # a row's combination, mixed radix
-    for j, (prefix, col) in enumerate(columns):
-        uniq, codes = _factorize(col)
-        if not uniq:
+    ids, id_lengths = cb.text_pieces(c["event_id"].tolist())
+    confidence = np.asarray(c["confidence"])
+    fixed = cb.fixed_pieces(len(_COLUMNS.split(",")), [
+        (c["ts_ms"], ">i8", None), (c["window_start_ms"], ">i8", None),
+        (cb.check_int32("pred", np.asarray(c["pred"])), ">i4", None),
+        (c["is_error"], "?", None), (c["latency_ms"], ">f4", None),
+        (cb.check_int32("kafka_partition", np.asarray(c["kafka_partition"])), ">i4", None),
+        (c["kafka_offset"], ">i8", None), (confidence, ">f4", np.isnan(confidence))],
+        trailing_length=id_lengths)
+    shared, which = _shared_fields(conn, terms, c["model"], c["model_version"],
+                                   slice_names, attrs, n)
+    pieces, tail = [fixed, ids], b""
+    for column in (c["input_sha256"], c["sample_uri"]):
+        values = column.tolist()
+        if values.count(None) == n and len(pieces) == 2:
+            tail += cb.NULL  # rides on the shared piece
             continue
-        names = [prefix + u for u in uniq]
-        ids = terms.ids(conn, names)
-        # code -1 (None) picks the trailing -1: no id
-        matrix[:, j] = np.array([ids[t] for t in names] + [-1], dtype=np.int64)[codes]
-        if radix:
-            key += (codes + 1) * radix
-            radix = radix * (len(uniq) + 1) if radix * (len(uniq) + 1) < 2**62 else 0
-    if radix:
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        combos = matrix[first]
-    else:  # too many combinations for one int64: compare the rows themselves
-        combos, inverse = np.unique(matrix, axis=0, return_inverse=True)
-    literals = np.array(["{" + ",".join(str(i) for i in row if i >= 0) + "}"
-                         for row in combos.tolist()], dtype=object)
-    return literals[inverse.reshape(-1)].tolist()
+        data, lengths = cb.text_pieces(values)
+        pieces += [cb.length_words(lengths), data]
+    pieces.insert(2, np.array([s + tail for s in shared], dtype=object)[which].tolist())
+    return cb.join_rows(pieces)
 
 
-def _factorize(values: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """The distinct non-None values as ``str`` (numpy's ``astype(str)``) and each value's
-    index among them, -1 for None. One dict pass, first-seen order (no sort: ``np.unique`` of
-    50,000 strings was ~7 us a row), None included (a separate ``values == None`` mask and
-    ``values[mask]`` cost as much again) when the values are plain strings; a value equal to a
-    ``str`` key is a ``str``, so checking the keys suffices."""
-    index: dict[Any, int] = {}
+def _shared_fields(conn: Connection, terms: Terms, model: np.ndarray, version: np.ndarray,
+                   slice_names: Sequence[np.ndarray], attrs: Sequence[tuple[str, np.ndarray]],
+                   n: int) -> tuple[list[bytes], np.ndarray]:
+    """The fields model, model_version, slice_ids and attr_ids of each distinct combination
+    of them among the ``n`` rows, and each row's combination. Slice ids: ``all``, then the term
+    of each non-None slice name; attribute ids: the term ``key=str(value)`` of each non-None
+    value; ids are looked up per column and distinct value. One dict pass over the rows' tuples
+    of values (a few hundred combinations in a batch of thousands of rows; a pass per column
+    cost as much again per column, ``np.unique`` of 50,000 strings ~7 us a row)."""
+    columns = [model.tolist(), version.tolist(), *(names.tolist() for names in slice_names),
+               *(values.tolist() for _, values in attrs)]
+    index: dict[tuple, int] = {}
     try:
-        codes = np.array([index.setdefault(v, len(index)) for v in values.tolist()],
-                         dtype=np.int64)
+        codes = [index.setdefault(t, len(index)) for t in zip(*columns, strict=True)]
     except TypeError:  # an unhashable value
-        codes = np.where(np.equal(values, None), -1, 0)
-    else:
-        none = index.pop(None, None)
-        if none is not None:
-            codes = np.where(codes == none, -1, codes - (codes > none))
-        uniq = list(index)
-        if all(type(u) is str for u in uniq) and "\x00" not in "".join(uniq):  # astype(str)
-            return uniq, codes                                                   # is identity
-    present = codes >= 0
-    names, inverse = np.unique(values[present].astype(str), return_inverse=True)
-    codes[present] = inverse.reshape(-1)
-    return names.tolist(), codes
+        codes = None
+    if codes is None or any(type(v) is not str and v is not None for t in index for v in t):
+        # as their str: 1, 1.0 and "1" are then told apart (a tuple key mixes 1 and 1.0 up)
+        columns = [[v if v is None or type(v) is str else str(v) for v in col]
+                   for col in columns]
+        index = {}
+        codes = [index.setdefault(t, len(index)) for t in zip(*columns, strict=True)]
+    combos = list(index)
+    found = [terms.ids(conn, ["all"])]
+    prefixes = [""] * len(slice_names) + [f"{k}=" for k, _ in attrs]
+    for j, prefix in enumerate(prefixes, start=2):  # in column order, as ids were assigned
+        distinct = {t[j] for t in combos} - {None}
+        found.append(terms.ids(conn, [prefix + v for v in distinct]) if distinct else {})
+    everyone, n_slices = found[0]["all"], len(slice_names)
+    shared = []
+    for t in combos:
+        ids = [found[j - 1][prefixes[j - 2] + t[j]] if t[j] is not None else -1
+               for j in range(2, len(t))]
+        shared.append(cb.text_field(t[0]) + cb.text_field(t[1])
+                      + cb.int4_array_field([everyone, *(i for i in ids[:n_slices] if i >= 0)])
+                      + cb.int4_array_field([i for i in ids[n_slices:] if i >= 0]))
+    return shared, np.array(codes, dtype=np.intp)
 
 
 def join_rows(conn: Connection, event_ids: Iterable[str], terms: Terms) -> list[dict[str, Any]]:

@@ -53,29 +53,37 @@ def count(values: np.ndarray, cap: int) -> tuple[tuple[str, ...], np.ndarray, in
 
 
 def codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(names, hashes, code)``: the distinct present values (as ``str``, sorted), their
-    ordering hashes, and each row's index into them (-1 where absent), so many groups of rows
-    are counted with ``bincount`` after one pass over the strings (:func:`count_codes`)."""
+    """``(names, hashes, code)``: the distinct present values (as ``str``) in sketch order
+    (``(hash, name)``, as :func:`_canonical` orders them), their hashes, and each row's index
+    into them (-1 where absent), so many groups of rows are counted with ``bincount`` after
+    one pass over the strings and one sort of the distinct values (:func:`count_codes`)."""
     values = np.asarray(values, dtype=object)
     ok = present(values)
     code = np.full(len(values), -1, np.int64)
     if not ok.any():
         return np.zeros(0, dtype=object), np.zeros(0, np.uint64), code
     names, code[ok] = factorize(values[ok])
-    names = names.astype(object)
-    return names, event_hashes(names), code
+    hashes = event_hashes(names.astype(object))
+    order = np.lexsort((names, hashes))
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    code[ok] = rank[code[ok]]
+    return names[order].astype(object), hashes[order], code
 
 
 def count_codes(names: np.ndarray, hashes: np.ndarray, code: np.ndarray,
                 cap: int) -> tuple[tuple[str, ...], np.ndarray, int]:
-    """:func:`count` of the rows whose :func:`codes` are ``code`` (same sketch, no strings).
+    """:func:`count` of the rows whose :func:`codes` are ``code`` (same sketch, no strings and
+    no sort: the names are in sketch order already).
 
     >>> names, hashes, code = codes(np.array(["a", "b", "a", None], dtype=object))
     >>> count_codes(names, hashes, code[[0, 2, 3]], 10) == count(np.array(["a", "a", None]), 10)
     True
     """
     counts = np.bincount(code[code >= 0], minlength=len(names)).astype(np.int64)
-    return _canonical(names, counts, 0, cap, hashes)
+    keep = np.flatnonzero(counts)
+    return (tuple(names[keep[:cap]].tolist()), counts[keep[:cap]],
+            int(counts[keep[cap:]].sum()))
 
 
 def merge(a: tuple[tuple[str, ...], np.ndarray, int], b: tuple[tuple[str, ...], np.ndarray, int],

@@ -243,12 +243,12 @@ def _shared_fields(conn: Connection, terms: Terms, model: np.ndarray, version: n
     index: dict[tuple, int] = {}
     try:
         codes = [index.setdefault(t, len(index)) for t in zip(*columns, strict=True)]
+        mixed = {j for t in index for j, v in enumerate(t) if type(v) is not str and v is not None}
     except TypeError:  # an unhashable value
-        codes = None
-    if codes is None or any(type(v) is not str and v is not None for t in index for v in t):
-        # as their str: 1, 1.0 and "1" are then told apart (a tuple key mixes 1 and 1.0 up)
+        mixed = set(range(len(columns)))
+    if mixed:  # those columns as str: 1, 1.0 and "1" are then told apart (as keys 1 == 1.0)
         columns = [[v if v is None or type(v) is str else str(v) for v in col]
-                   for col in columns]
+                   if j in mixed else col for j, col in enumerate(columns)]
         index = {}
         codes = [index.setdefault(t, len(index)) for t in zip(*columns, strict=True)]
     combos = list(index)

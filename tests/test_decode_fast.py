@@ -39,8 +39,10 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def chunk(self, records, first):
         got = real(self, records, first)
-        if got is not None:
+        if type(got) is dict:
             _TOOK.extend(entry[3][0] for rows in got.values() for entry in rows)
+        else:
+            _TOOK.extend(hit[1][0] for hit in got if hit is not None)
         return got
 
     _TOOK.clear()
@@ -192,8 +194,9 @@ def test_edge_cases_decode_alike(how: str, chunk: int, monkeypatch: pytest.Monke
         took += _both([*_valid(2 * chunk, 0), value, *_valid(chunk, 1000)], dims, counts, gate)
     took += _both(_valid(130) + edges + _valid(130), dims, counts, gate)
     took += _both(edges[::-1] + _valid(300), dims, counts, gate, max_bytes=700)
-    # The fast path took most valid events ("fresh": all but the first, which teaches D and C).
-    assert took > 0.9 * (3 * chunk * len(edges) + 560), took
+    # The fast path took most valid events ("fresh": the first teaches D and C, and the fast
+    # path pauses after a chunk where it took nothing).
+    assert took > (0.2 if how == "fresh" else 0.9) * (3 * chunk * len(edges) + 560), took
 
 
 @pytest.mark.parametrize("how", Harness.HOW)
@@ -215,7 +218,7 @@ def test_mutants_decode_alike(how: str, chunk: int, monkeypatch: pytest.MonkeyPa
             poll.insert(rng.randrange(len(poll) + 1), mutate(chooser, rng.choice(harness.preds)))
         took += _both(poll, dims, counts, gate)
         total += len(poll)
-    assert took > total / 2, (took, total)  # "fresh" too: the first event teaches D and C
+    assert took > total / (5 if how == "fresh" else 2), (took, total)  # (as above)
 
 
 def test_the_struct_follows_the_decoder() -> None:

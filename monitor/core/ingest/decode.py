@@ -673,15 +673,16 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
     pending: list[tuple] = []  # parked rows, to check after the loop
     sink = Base64Buffer(len(records), _b64decode)
     quick = (FastRows(embedding_dims, counts, gate, sink.add, max_bytes)
-             if fast and fast_decode.AVAILABLE else None)
-    chunked = quick is not None and decoded is None and isinstance(records, (list, tuple))
-    step = fast_decode.CHUNK if chunked else max(len(records), 1)
+             if fast and fast_decode.AVAILABLE and decoded is None else None)
+    if quick is not None and not isinstance(records, list | tuple):
+        records = list(records)  # sliced into chunks
+    step = fast_decode.CHUNK if quick is not None else max(len(records), 1)
     with _gc_paused():
         for lo in range(0, len(records), step):
             hi = min(lo + step, len(records))
-            grouped = quick.chunk(records[lo:hi], lo) if chunked else None
-            if grouped is not None:  # the whole chunk took the fast path
-                for model, rows in grouped.items():
+            hits = quick.chunk(records[lo:hi], lo) if quick is not None else None
+            if type(hits) is dict:  # the whole chunk took the fast path
+                for model, rows in hits.items():
                     if model in by_model:
                         by_model[model].extend(rows)
                     else:
@@ -698,7 +699,7 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
                 held = None if decoded is None else decoded[i]
                 try:
                     if held is None or held.row is None:
-                        hit = None if quick is None else quick.row(r)
+                        hit = None if hits is None else hits[i - lo]
                         if hit is None:
                             d = _loads(r.value, max_bytes)
                             row = _prediction(d, embedding_dims, counts, gate, sink)

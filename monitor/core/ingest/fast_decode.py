@@ -10,11 +10,13 @@ whose model's D and C are already known (from the gate or the call's ``embedding
 text is decoded with the call's buffer and its probs sum and embedding NaN are checked
 vectorised by ``_batch``: those checks stay where they are.
 
-Everything else defers: :meth:`FastRows.row` returns None and the record takes the per-record
-path (``_loads`` / ``_prediction``), which finds the reason or the row. The fast path only ever
-*accepts*; it never rejects, parks or learns D or C, so the outcome of a call is the slow
-path's by construction as long as an accepted message is one the slow path accepts with the
-same row. Why each case defers:
+Everything else defers: :meth:`FastRows.chunk` gives None for it and the record takes the
+per-record path (``_loads`` / ``_prediction``), which finds the reason or the row. The fast path
+only ever *accepts*; it never rejects, parks or learns D or C (the D and C it reads were known
+before the chunk and a later record cannot change them), so the outcome of a call is the slow
+path's as long as an accepted message is one the slow path accepts with the same row. Rows keep
+stream order; only the order of the embeddings in the base64 buffer may differ (a batch reads
+them by offset). Why each case defers:
 
 - a backslash: an escape may hide ``\\u0000`` or a lone surrogate (which orjson refuses);
 - an unknown field: its value might be a number orjson refuses (``1e400``) and msgspec skips;
@@ -26,8 +28,9 @@ same row. Why each case defers:
   ``embedding`` beside ``embedding_b64``: rarer formats the slow path handles;
 - an unknown D or C (an event that would teach or be parked), or a size that differs.
 
-``decode_predictions(..., fast=False)`` turns the fast path off (the equivalence tests compare
-both). Without msgspec installed the fast path is off.
+Also slow: settling parked events (``decoded=``), and the chunks after one where no record
+took the fast path (see :class:`FastRows`). ``decode_predictions(..., fast=False)`` turns the
+fast path off (``tests/test_decode_fast.py`` compares both). Without msgspec it is off.
 """
 
 from __future__ import annotations
@@ -41,8 +44,7 @@ except ImportError:  # pragma: no cover - a dependency; the slow path decodes al
     msgspec = None
 
 AVAILABLE = msgspec is not None
-#: Records per :meth:`FastRows.chunk` (a chunk with one record the fast path cannot take goes
-#: record by record, each still trying :meth:`FastRows.row`).
+#: Records per :meth:`FastRows.chunk`.
 CHUNK = 128
 _NAN = float("nan")
 _F16 = 1  # decode.py's embedding kind for base64 float16 (kept in sync by the tests)
@@ -88,10 +90,14 @@ if msgspec is not None:
 
 
 class FastRows:
-    """One decode call's fast path: :meth:`row` per record, with the call's D and C (read,
-    never written: a record that would teach them defers) and its base64 buffer's ``add``."""
+    """One decode call's fast path, a chunk of records at a time, with the call's D and C (read,
+    never written: a record that would teach them defers) and its base64 buffer's ``add``.
 
-    __slots__ = ("_dims", "_counts", "_gate", "_known", "_add", "_max_bytes")
+    A chunk where no record took the fast path (a version not admitted yet, JSON-list
+    embeddings) makes the next 1, 2, 4 ... 16 chunks skip it: a message the fast path cannot
+    take is otherwise parsed twice."""
+
+    __slots__ = ("_dims", "_counts", "_gate", "_known", "_add", "_max_bytes", "_skip", "_backoff")
 
     def __init__(self, dims: MutableMapping[str, int], counts: MutableMapping[str, int],
                  gate: Any, add: Callable[[str], int], max_bytes: int) -> None:
@@ -99,45 +105,62 @@ class FastRows:
         self._known: dict[tuple[str, str], int | None] = {}  # the gate's answers this call
         self._add = add
         self._max_bytes = max_bytes
+        self._skip = 0  # chunks left to skip
+        self._backoff = 1
 
-    def chunk(self, records: Sequence[Any], first: int) -> dict[str, list] | None:
-        """model -> ``(index, partition, offset, row)`` of every record, index from ``first``,
-        in stream order, when *all* of ``records`` take the fast path; else None (nothing was
-        added to the buffer). The per-record checks of :meth:`row`, a pass each over the
-        chunk."""
+    def chunk(self, records: Sequence[Any], first: int) -> dict[str, list] | list:
+        """When every one of ``records`` takes the fast path: model -> ``(index, partition,
+        offset, row)`` of each, index from ``first``, in stream order. Else, aligned with
+        ``records``: ``(model, row)`` of those that take it, None for the others (the slow
+        path's). A row is the one ``_prediction`` gives (its base64 text added to the buffer).
+        """
+        if self._skip:
+            self._skip -= 1
+            return [None] * len(records)
         mb = self._max_bytes
         values = [r.value for r in records]
-        if not all(v and len(v) <= mb and b"\\" not in v for v in values):
-            return None
         try:
+            if not all(v and len(v) <= mb and b"\\" not in v for v in values):
+                raise ValueError
             evs = [_DECODE(v) for v in values]
-        except _ERRORS:
-            return None
-        sizes = {}
-        for key in {(ev.model, ev.model_version) for ev in evs}:
+        except (ValueError, *_ERRORS):
+            evs = [_decoded(v, mb) for v in values]
+        sizes: dict[tuple[str, str], tuple[int, int] | None] = {}
+        for key in {(ev.model, ev.model_version) for ev in evs if ev is not None}:
             known, n_classes = self._expected(*key), self._counts.get(key[0])
-            if not known or n_classes is None or known % 3:
-                return None
-            sizes[key] = (known // 3 * 8, n_classes)  # base64 characters, classes
-        if not all((len(ev.embedding_b64), len(ev.probs)) == sizes[ev.model, ev.model_version]
-                   and ev.pred < sizes[ev.model, ev.model_version][1]
-                   and ev.embedding_b64[-1] != "=" for ev in evs):
-            return None
+            ok = known and n_classes is not None and not known % 3
+            sizes[key] = (known // 3 * 8, n_classes) if ok else None  # base64 characters, C
+        fits = [ev is not None and (size := sizes[ev.model, ev.model_version]) is not None
+                and len(ev.embedding_b64) == size[0] and len(ev.probs) == size[1]
+                and ev.pred < size[1] and ev.embedding_b64[-1] != "=" for ev in evs]
+        if all(fits):
+            self._backoff = 1
+            rows = self._rows(evs)
+            located = zip(range(first, first + len(rows)), [r.partition for r in records],
+                          [r.offset for r in records], rows)
+            if len(sizes) == 1:
+                return {evs[0].model: list(located)}
+            out: dict[str, list] = {}
+            for ev, entry in zip(evs, located, strict=True):
+                out.setdefault(ev.model, []).append(entry)
+            return out
+        if not any(fits):
+            self._skip, self._backoff = self._backoff, min(2 * self._backoff, 16)
+            return [None] * len(records)
+        taken = [ev for ev, fit in zip(evs, fits, strict=True) if fit]
+        rows = iter(self._rows(taken))
+        return [(ev.model, next(rows)) if fit else None
+                for ev, fit in zip(evs, fits, strict=True)]
+
+    def _rows(self, evs: list) -> list[tuple]:
+        """The rows of events that fit, in stream order (their base64 added in that order)."""
         add = self._add
-        rows = [(ev.event_id, ev.ts, ev.model_version, ev.latency_ms, False, ev.pred,
+        return [(ev.event_id, ev.ts, ev.model_version, ev.latency_ms, False, ev.pred,
                  _NAN if ev.confidence is None else ev.confidence, ev.probs, _F16,
                  add(ev.embedding_b64), _present(ev.image), _present(ev.attrs), ev.cold_start,
                  str(ev.error_code) if type(ev.error_code) is int else ev.error_code,
                  ev.batch_size, ev.gpu_mem_mb, ev.gpu_util, ev.artifact_id, ev.input_sha256,
                  ev.sample_uri) for ev in evs]
-        located = zip(range(first, first + len(rows)), [r.partition for r in records],
-                      [r.offset for r in records], rows)
-        if len(sizes) == 1:
-            return {evs[0].model: list(located)}
-        out: dict[str, list] = {}
-        for ev, entry in zip(evs, located):
-            out.setdefault(ev.model, []).append(entry)
-        return out
 
     def _expected(self, model: str, version: str) -> int | None:
         """The (model, version)'s D: the gate's (asked once a call) or the call's."""
@@ -149,15 +172,15 @@ class FastRows:
             known = self._known[(model, version)] = gate.expected(model, version)
         return known
 
-    def row(self, record: Any) -> tuple[str, tuple] | None:
-        """(model, the row ``_prediction`` gives) for one record in the common format whose
-        model's D and C match; None when it must take the slow path."""
-        got = self.chunk((record,), 0)
-        if got is None:
-            return None
-        ((model, ((_, _, _, row),)),) = got.items()
-        return model, row
 
+def _decoded(value: bytes | None, max_bytes: int) -> Any:
+    """The message as an ``_Event``, or None when it is not one (or not for the fast path)."""
+    if not value or len(value) > max_bytes or b"\\" in value:
+        return None
+    try:
+        return _DECODE(value)
+    except _ERRORS:
+        return None
 
 def _present(fields: dict | None) -> dict | None:
     """``image`` / ``attrs`` without their null entries (null means absent), as

@@ -678,8 +678,9 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
         records = list(records)  # sliced into chunks
     step = fast_decode.CHUNK if quick is not None else max(len(records), 1)
     with _gc_paused():
-        for lo in range(0, len(records), step):
-            hi = min(lo + step, len(records))
+        hi = 0
+        while hi < len(records):
+            lo, hi = hi, min(hi + step, len(records))
             hits = quick.chunk(records[lo:hi], lo) if quick is not None else None
             if type(hits) is dict:  # the whole chunk took the fast path
                 for model, rows in hits.items():
@@ -692,6 +693,8 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
                     if positions.get(pos, -1) <= offset:
                         positions[pos] = offset + 1
                 continue
+            if hits is not None:
+                hi = lo + len(hits)  # up to an event that may teach D or C: then chunks anew
             for i in range(lo, hi):
                 r = records[i]
                 d = None

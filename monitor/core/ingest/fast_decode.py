@@ -97,7 +97,8 @@ class FastRows:
     embeddings) makes the next 1, 2, 4 ... 16 chunks skip it: a message the fast path cannot
     take is otherwise parsed twice."""
 
-    __slots__ = ("_dims", "_counts", "_gate", "_known", "_add", "_max_bytes", "_skip", "_backoff")
+    __slots__ = ("_dims", "_counts", "_gate", "_known", "_add", "_max_bytes", "_skip", "_backoff",
+                 "_taught")
 
     def __init__(self, dims: MutableMapping[str, int], counts: MutableMapping[str, int],
                  gate: Any, add: Callable[[str], int], max_bytes: int) -> None:
@@ -107,13 +108,15 @@ class FastRows:
         self._max_bytes = max_bytes
         self._skip = 0  # chunks left to skip
         self._backoff = 1
+        self._taught: set[tuple[str, str]] = set()  # (model, version)s given an event to teach
 
     def chunk(self, records: Sequence[Any], first: int) -> dict[str, list] | list:
         """When every one of ``records`` takes the fast path: model -> ``(index, partition,
-        offset, row)`` of each, index from ``first``, in stream order. Else, aligned with
-        ``records``: ``(model, row)`` of those that take it, None for the others (the slow
-        path's). A row is the one ``_prediction`` gives (its base64 text added to the buffer).
-        """
+        offset, row)`` of each, index from ``first``, in stream order. Else, aligned with the
+        first records (all of them, or up to and including the first that may teach its
+        model's D or C, once per (model, version) and call, so that the events after it are
+        fast): ``(model, row)`` of those that take it, None for the others (the slow path's).
+        A row is the one ``_prediction`` gives (its base64 text added to the buffer)."""
         if self._skip:
             self._skip -= 1
             return [None] * len(records)
@@ -126,14 +129,23 @@ class FastRows:
         except (ValueError, *_ERRORS):
             evs = [_decoded(v, mb) for v in values]
         sizes: dict[tuple[str, str], tuple[int, int] | None] = {}
+        teach = set()
         for key in {(ev.model, ev.model_version) for ev in evs if ev is not None}:
             known, n_classes = self._expected(*key), self._counts.get(key[0])
             ok = known and n_classes is not None and not known % 3
             sizes[key] = (known // 3 * 8, n_classes) if ok else None  # base64 characters, C
+            if (not ok and (self._gate is None or known) and (not known or n_classes is None)
+                    and key not in self._taught):
+                teach.add(key)
+        if teach:  # up to the first event that may teach D or C (once a key): then on anew
+            end = next(j for j, ev in enumerate(evs)
+                       if ev is not None and (ev.model, ev.model_version) in teach)
+            self._taught.add((evs[end].model, evs[end].model_version))
+            evs, records = evs[:end], records[:end]
         fits = [ev is not None and (size := sizes[ev.model, ev.model_version]) is not None
                 and len(ev.embedding_b64) == size[0] and len(ev.probs) == size[1]
                 and ev.pred < size[1] and ev.embedding_b64[-1] != "=" for ev in evs]
-        if all(fits):
+        if all(fits) and not teach:
             self._backoff = 1
             rows = self._rows(evs)
             located = zip(range(first, first + len(rows)), [r.partition for r in records],
@@ -144,13 +156,13 @@ class FastRows:
             for ev, entry in zip(evs, located, strict=True):
                 out.setdefault(ev.model, []).append(entry)
             return out
-        if not any(fits):
+        if not any(fits) and not teach:
             self._skip, self._backoff = self._backoff, min(2 * self._backoff, 16)
             return [None] * len(records)
         taken = [ev for ev, fit in zip(evs, fits, strict=True) if fit]
         rows = iter(self._rows(taken))
         return [(ev.model, next(rows)) if fit else None
-                for ev, fit in zip(evs, fits, strict=True)]
+                for ev, fit in zip(evs, fits, strict=True)] + [None] * bool(teach)
 
     def _rows(self, evs: list) -> list[tuple]:
         """The rows of events that fit, in stream order (their base64 added in that order)."""

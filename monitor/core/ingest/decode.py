@@ -1,5 +1,13 @@
 """Decode and validate Kafka records into columnar batches: the consumer's hot path.
 
+Fast path: ``monitor.core.ingest.fast_decode`` takes the common wire format (an ``ok`` event,
+int ``ts``, unpadded base64 ``f16`` embedding, no escapes, no unknown field, its model's D and C
+known) a chunk at a time: msgspec parses and type-checks it in C into the row ``_prediction``
+would give. Whatever it is unsure of (string or float ``ts``, error events, JSON-list or ``f32``
+embeddings, parked events, an event that teaches D or C, any field outside its types) takes the
+per-record path below, which alone rejects; the outcome is the same (``fast=False`` forces
+this path; ``tests/test_decode_fast.py`` compares the two).
+
 Each message is parsed with ``orjson`` and checked against event contract v1 (see
 ``monitor.core.ingest.events`` and the brief) by cheap inline type checks; a valid event becomes one tuple in
 its model's row list, and the lists become numpy columns at the end (base64 embeddings go to one

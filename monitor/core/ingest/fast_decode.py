@@ -98,7 +98,7 @@ class FastRows:
     take is otherwise parsed twice."""
 
     __slots__ = ("_dims", "_counts", "_gate", "_known", "_add", "_max_bytes", "_skip", "_backoff",
-                 "_taught")
+                 "_taught", "_ahead")
 
     def __init__(self, dims: MutableMapping[str, int], counts: MutableMapping[str, int],
                  gate: Any, add: Callable[[str], int], max_bytes: int) -> None:
@@ -109,6 +109,7 @@ class FastRows:
         self._skip = 0  # chunks left to skip
         self._backoff = 1
         self._taught: set[tuple[str, str]] = set()  # (model, version)s given an event to teach
+        self._ahead: tuple[int, list] = (-1, [])  # (index, events parsed from there) for chunk
 
     def chunk(self, records: Sequence[Any], first: int) -> dict[str, list] | list:
         """When every one of ``records`` takes the fast path: model -> ``(index, partition,
@@ -121,13 +122,17 @@ class FastRows:
             self._skip -= 1
             return [None] * len(records)
         mb = self._max_bytes
-        values = [r.value for r in records]
+        ahead, self._ahead = self._ahead, (-1, [])
+        reuse = ahead[1][:len(records)] if ahead[0] == first else []
+        values = [r.value for r in records[len(reuse):]]
         try:
             if not all(v and len(v) <= mb and b"\\" not in v for v in values):
                 raise ValueError
             evs = [_DECODE(v) for v in values]
         except (ValueError, *_ERRORS):
             evs = [_decoded(v, mb) for v in values]
+        if reuse:
+            evs = reuse + evs
         sizes: dict[tuple[str, str], tuple[int, int] | None] = {}
         teach = set()
         for key in {(ev.model, ev.model_version) for ev in evs if ev is not None}:
@@ -141,6 +146,7 @@ class FastRows:
             end = next(j for j, ev in enumerate(evs)
                        if ev is not None and (ev.model, ev.model_version) in teach)
             self._taught.add((evs[end].model, evs[end].model_version))
+            self._ahead = (first + end + 1, evs[end + 1:])  # parsed already: for the next call
             evs, records = evs[:end], records[:end]
         fits = [ev is not None and (size := sizes[ev.model, ev.model_version]) is not None
                 and len(ev.embedding_b64) == size[0] and len(ev.probs) == size[1]

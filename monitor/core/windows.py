@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from monitor.contract import (
     AdmittedGroups,
@@ -96,6 +97,7 @@ class WindowAssigner:
         self.catalog = catalog
         self.size_ms = window_size_ms
         self.detector_dims = dict(detector_dims or {})
+        self._blas: ThreadpoolController | None = None  # found at the first observe
 
     def slice_labels(self, batch: Batch) -> list[tuple[Dimension, np.ndarray]]:
         numeric = _numeric_columns(batch)
@@ -147,6 +149,15 @@ class WindowAssigner:
         if len(batch) == 0:
             return
         clock = clock or StageClock()
+        # One BLAS thread: observe's products are narrow (768 x 16 projections, 18 x 18 Gram
+        # matrices), where a second OpenBLAS thread mostly spins -- on the core the consumer's
+        # poll/decode thread and PostgreSQL need (bench/observe.py with 2 threads: ~6x the CPU).
+        self._blas = self._blas or ThreadpoolController()
+        with self._blas.limit(limits=1, user_api="blas"):
+            self._observe(batch, labels, deltas, references, clock)
+
+    def _observe(self, batch: Batch, labels: list[tuple[Dimension, np.ndarray]],
+                 deltas: Deltas, references: ReferenceSource | None, clock: Clock) -> None:
         model = str(batch.model[0])
         with clock("slicing"):
             groups = self.groups(batch, labels)

@@ -148,17 +148,21 @@ def _bucket_labels(dim: Dimension, values: np.ndarray) -> np.ndarray:
 
 def dimension_labels(dim: Dimension, n: int, attrs: Mapping[str, np.ndarray],
                      numeric: Mapping[str, np.ndarray], catalog: AdmittedGroups,
-                     window_start_ms: np.ndarray | None = None) -> np.ndarray:
+                     window_start_ms: np.ndarray | None = None,
+                     window_codes: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The slice name of every row for one dimension (object array of str); ``window_start_ms``
-    (each row's window) is what ``catalog`` admits by (zeros when None)."""
+    (each row's window) is what ``catalog`` admits by (zeros when None). ``window_codes``:
+    ``np.unique(window_start_ms, return_inverse=True)`` if the caller has it already."""
     if dim.kind == "bucket":
         values = numeric.get(dim.fields[0])
         if values is None:
             values = np.full(n, np.nan)
         return _bucket_labels(dim, np.asarray(values, dtype=float))
-    starts = np.zeros(n, dtype=np.int64) if window_start_ms is None else window_start_ms
-    w_names, w_codes = np.unique(starts, return_inverse=True)
-    windows = (w_names, w_codes.ravel())
+    if window_codes is None:
+        starts = np.zeros(n, dtype=np.int64) if window_start_ms is None else window_start_ms
+        w_names, w_codes = np.unique(starts, return_inverse=True)
+        window_codes = (w_names, w_codes.ravel())
+    windows = window_codes
     labels, codes = _capped_labels(dim.fields[0], attrs, n, catalog, windows)
     for f in dim.fields[1:]:  # a cross: join the fields' labels per distinct combination
         more, more_codes = _capped_labels(f, attrs, n, catalog, windows)

@@ -106,6 +106,13 @@ def count_codes(names: np.ndarray, hashes: np.ndarray, code: np.ndarray,
 def merge(a: tuple[tuple[str, ...], np.ndarray, int], b: tuple[tuple[str, ...], np.ndarray, int],
           cap: int) -> tuple[tuple[str, ...], np.ndarray, int]:
     """Sum of two sketches, re-capped."""
+    if a[0] == b[0] and len(a[0]) <= cap:
+        # The same kept categories (the usual case: every camera in both): both sketches keep
+        # the ``cap`` smallest hashes of their categories, so the sum keeps them too, in the
+        # same order -- no re-hashing and sorting of the names.
+        counts = np.asarray(a[1], np.int64) + np.asarray(b[1], np.int64)
+        if counts.size == 0 or counts.min() > 0:
+            return a[0], counts, a[2] + b[2]
     totals: dict[str, int] = {}
     for names, counts, _ in (a, b):
         for name, c in zip(names, counts.tolist(), strict=True):

@@ -184,7 +184,7 @@ class Checkpointer:
         self.evaluator = WindowEvaluator(self.by_name, assigner.size_ms, lateness_ms, alpha,
                                          min_samples, self.label_decisions, evaluate_budget_s,
                                          warm_up_events, references, self._check, self.pool)
-        self.evaluation = EvaluationPipeline(self.evaluator, self.pool, evaluate_budget_s)
+        self.evaluation = EvaluationPipeline(self.evaluator, self.pool)
 
     def start(self) -> None:
         """Start the evaluation workers (if any); :meth:`close` stops them."""

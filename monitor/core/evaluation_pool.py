@@ -31,7 +31,6 @@ import logging
 import multiprocessing
 import pickle
 import signal
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
@@ -66,13 +65,11 @@ _PENDING = object()
 @dataclass
 class PoolJob:
     """Items sent to the workers (:meth:`EvaluationPool.submit`): one chunk per worker, the
-    job id each was sent as (None: evaluate it in-process), the answers taken so far, and the
-    seconds the workers spent on it (the pipelined step 6 sizes its next job by them)."""
+    job id each was sent as (None: evaluate it in-process) and the answers taken so far."""
 
     chunks: list[Sequence[EvalItem]]
     sent: list[int | None]
     results: list[Any] = field(default_factory=list)
-    seconds: float = 0.0
 
     def __post_init__(self) -> None:
         self.results = [None] * len(self.chunks)
@@ -186,7 +183,7 @@ class EvaluationPool:
         lost (then evaluated in-process by :meth:`collect`). Takes what has arrived."""
         for i, sent in enumerate(job.sent):
             if sent is not None and job.results[i] is None:
-                got = self._receive(i, sent, None, job)
+                got = self._receive(i, sent, None)
                 if got is _PENDING:
                     return False
                 job.results[i] = got
@@ -201,7 +198,7 @@ class EvaluationPool:
         for i, (chunk, sent) in enumerate(zip(job.chunks, job.sent)):
             result = job.results[i]
             if result is None and sent is not None:
-                result = self._receive(i, sent, check, job)
+                result = self._receive(i, sent, check)
             out += result if isinstance(result, list) else self.in_process(chunk, check)
         return out
 
@@ -249,8 +246,7 @@ class EvaluationPool:
         w.refs = (w.refs | set(new)) - set(drop)
         return job
 
-    def _receive(self, i: int, job: int, check: Callable[[str], None] | None,
-                 into: PoolJob | None = None) -> Any:
+    def _receive(self, i: int, job: int, check: Callable[[str], None] | None) -> Any:
         """Worker ``i``'s answer to ``job``: its findings, None when it is lost or raised (the
         chunk is evaluated in-process), or -- without ``check``: do not wait -- ``_PENDING``."""
         w = self._procs[i]
@@ -271,7 +267,7 @@ class EvaluationPool:
                 check("evaluate")  # abandoning: the worker's late answer is dropped
                 continue
             try:
-                got, ok, result, seconds = w.conn.recv()
+                got, ok, result = w.conn.recv()
             except (OSError, EOFError) as exc:
                 self._failed(i, None, exc)
                 return None
@@ -281,8 +277,6 @@ class EvaluationPool:
                 log.warning("evaluation worker raised, evaluating in-process worker=%d error=%s",
                             i, result)
                 return None
-            if into is not None:
-                into.seconds += seconds
             return result
 
     def _failed(self, i: int, n: int | None, exc: BaseException) -> None:
@@ -318,17 +312,15 @@ def _serve(conn: Connection, blob: bytes) -> None:
                 return
             job, new, drop, wire = msg
             refs.update(new)
-            t0 = time.perf_counter()
             try:
                 out = []
                 for name, data, state, ctx, token in wire:
                     if token is not None:
                         ctx = replace(ctx, reference=refs[token])
                     out.append(_evaluate(by_name[name], EvalItem(name, data, state, ctx), ctx))
-                reply: tuple[int, bool, Any, float] = (job, True, out,
-                                                       time.perf_counter() - t0)
+                reply: tuple[int, bool, Any] = (job, True, out)
             except Exception as exc:  # noqa: BLE001 -- reported; the parent evaluates in-process
-                reply = (job, False, _describe(exc), 0.0)
+                reply = (job, False, _describe(exc))
             for token in drop:
                 refs.pop(token, None)
             try:

@@ -203,7 +203,8 @@ class EmbeddingDrift(DataclassStateCodec):
             return list(states)
         at = np.zeros(len(batch), np.int64)
         at[used] = np.arange(used.size)
-        fq = sk.quantise(sk.features(batch.embedding[used], basis))
+        fq = sk.quantise(sk.features(batch.embedding, basis,
+                                     None if used.size == len(batch) else used))
         ids = np.asarray(batch.event_id[used], dtype=object)
         hashes = emb.event_hashes(ids)
         full = [i for i, r in enumerate(rows) if len(r)]

@@ -153,14 +153,13 @@ class FeatureDrift(DataclassStateCodec):
             name = f"attrs.{attr}"
             if self._wanted(name, self.attrs):
                 categorical.append((name, *cats.codes(values)))
+        sketches = [(name, hist.group_counts(idx, finite, groups)) for name, idx, finite in numeric]
         out = []
-        for state, rows in zip(states, groups, strict=True):
+        for i, (state, rows) in enumerate(zip(states, groups, strict=True)):
             lo, counts, names, ccounts, other = {}, {}, {}, {}, {}
-            for name, idx, finite in numeric:
-                bins = idx[rows[finite[rows]]]
-                if bins.size:
-                    first = int(bins.min())
-                    lo[name], counts[name] = first, np.bincount(bins - first).astype(np.int64)
+            for name, per_group in sketches:
+                if per_group[i] is not None:
+                    lo[name], counts[name] = per_group[i]
             for name, distinct, hashes, code in categorical:
                 sketch = cats.count_codes(distinct, hashes, code[rows], self.max_categories)
                 if sketch[1].size or sketch[2]:

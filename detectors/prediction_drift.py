@@ -202,13 +202,12 @@ class PredictionDrift(DataclassStateCodec):
         if self.bbsd and batch.probs.shape[1] and np.any(batch.has_probs):
             prob_bins = np.full((len(batch), len(classes) + 1), -1, np.int64)
             prob_bins[batch.has_probs] = probs_bins(batch.probs[batch.has_probs], classes)
+        conf_sketches = hist.group_counts(conf_bin, finite, groups)
         out = []
-        for state, rows in zip(states, groups, strict=True):
+        for state, rows, conf_sketch in zip(states, groups, conf_sketches, strict=True):
             p = pred[rows]
             counts = fold_classes(np.bincount(p[p >= 0]), classes)
-            b = conf_bin[rows[finite[rows]]]
-            lo, conf_counts = ((int(b.min()), np.bincount(b - int(b.min())).astype(np.int64))
-                               if b.size else (0, np.zeros(0, dtype=np.int64)))
+            lo, conf_counts = conf_sketch or (0, np.zeros(0, dtype=np.int64))
             probs = _zeros_probs()
             if prob_bins is not None:
                 flat = prob_bins[rows]

@@ -97,13 +97,42 @@ class SliceCatalog:
         return added
 
 
-def _attribute_values(attrs: Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray:
+def _value_codes(attrs: Mapping[str, np.ndarray], name: str,
+                 n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, codes)``: the attribute's distinct values as str (``missing`` for None or an
+    absent column; trailing NULs dropped, as a numpy str array would) and each row's index
+    into them, from one dict pass over the rows."""
     column = attrs.get(name)
     if column is None:
-        return np.full(n, MISSING, dtype=object)
-    out = column.astype(object, copy=True)
-    out[np.equal(out, None)] = MISSING
-    return out.astype(str)
+        return np.array([MISSING], dtype=object), np.zeros(n, np.int64)
+    index: dict[str | None, int] = {}
+    codes = np.fromiter((index.setdefault(None if v is None else str(v), len(index))
+                         for v in column.tolist()), np.int64, n)
+    values = np.array([MISSING if v is None else v.rstrip("\0") for v in index], dtype=object)
+    return values, codes
+
+
+def _capped_labels(field_: str, attrs: Mapping[str, np.ndarray], n: int,
+                   catalog: AdmittedGroups, windows: tuple[np.ndarray, np.ndarray]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, codes)``: the distinct ``field=value`` labels of one attribute after
+    ``catalog`` capped each (value, window) pair, and each row's index into them;
+    ``windows`` is ``np.unique(window_start_ms, return_inverse=True)``.
+
+    Only the distinct pairs go through the catalog and string building, in order of first
+    occurrence (so a first-come catalog admits in stream order), not every row."""
+    values, codes = _value_codes(attrs, field_, n)
+    w_names, w_codes = windows
+    pair = codes * len(w_names) + w_codes
+    first = np.full(len(values) * len(w_names), n)
+    np.minimum.at(first, pair, np.arange(n))
+    seen = np.flatnonzero(first < n)
+    seen = seen[np.argsort(first[seen], kind="stable")]  # pair codes by first occurrence
+    capped = catalog.cap(field_, values[seen // len(w_names)], w_names[seen % len(w_names)])
+    labels = np.array([f"{field_}={v}" for v in np.asarray(capped).tolist()], dtype=object)
+    dense = np.empty(len(first), np.int64)
+    dense[seen] = np.arange(len(seen))
+    return labels, dense[pair]
 
 
 def _bucket_labels(dim: Dimension, values: np.ndarray) -> np.ndarray:
@@ -119,23 +148,29 @@ def _bucket_labels(dim: Dimension, values: np.ndarray) -> np.ndarray:
 
 def dimension_labels(dim: Dimension, n: int, attrs: Mapping[str, np.ndarray],
                      numeric: Mapping[str, np.ndarray], catalog: AdmittedGroups,
-                     window_start_ms: np.ndarray | None = None) -> np.ndarray:
+                     window_start_ms: np.ndarray | None = None,
+                     window_codes: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The slice name of every row for one dimension (object array of str); ``window_start_ms``
-    (each row's window) is what ``catalog`` admits by (zeros when None)."""
+    (each row's window) is what ``catalog`` admits by (zeros when None). ``window_codes``:
+    ``np.unique(window_start_ms, return_inverse=True)`` if the caller has it already."""
     if dim.kind == "bucket":
         values = numeric.get(dim.fields[0])
         if values is None:
             values = np.full(n, np.nan)
         return _bucket_labels(dim, np.asarray(values, dtype=float))
-    parts = []
-    windows = np.zeros(n, dtype=np.int64) if window_start_ms is None else window_start_ms
-    for f in dim.fields:
-        capped = catalog.cap(f, _attribute_values(attrs, f, n), windows)
-        parts.append(np.char.add(f"{f}=", capped.astype(str)))
-    label = parts[0]
-    for p in parts[1:]:
-        label = np.char.add(np.char.add(label, ","), p)
-    return label.astype(object)
+    if window_codes is None:
+        starts = np.zeros(n, dtype=np.int64) if window_start_ms is None else window_start_ms
+        w_names, w_codes = np.unique(starts, return_inverse=True)
+        window_codes = (w_names, w_codes.ravel())
+    windows = window_codes
+    labels, codes = _capped_labels(dim.fields[0], attrs, n, catalog, windows)
+    for f in dim.fields[1:]:  # a cross: join the fields' labels per distinct combination
+        more, more_codes = _capped_labels(f, attrs, n, catalog, windows)
+        uniq, inverse = np.unique(codes * len(more) + more_codes, return_inverse=True)
+        labels = np.array([f"{labels[u // len(more)]},{more[u % len(more)]}"
+                           for u in uniq.tolist()], dtype=object)
+        codes = inverse.ravel()
+    return labels[codes]
 
 
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

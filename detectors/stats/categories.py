@@ -52,35 +52,67 @@ def count(values: np.ndarray, cap: int) -> tuple[tuple[str, ...], np.ndarray, in
     return _canonical(names.astype(object), counts.astype(np.int64), 0, cap)
 
 
+_STR_OR_NONE = {str, type(None)}
+
+
 def codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(names, hashes, code)``: the distinct present values (as ``str``, sorted), their
-    ordering hashes, and each row's index into them (-1 where absent), so many groups of rows
-    are counted with ``bincount`` after one pass over the strings (:func:`count_codes`)."""
+    """``(names, hashes, code)``: the distinct present values (as ``str``) in sketch order
+    (``(hash, name)``, as :func:`_canonical` orders them), their hashes, and each row's index
+    into them (-1 where absent), so many groups of rows are counted with ``bincount`` after
+    one pass over the strings and one sort of the distinct values (:func:`count_codes`)."""
     values = np.asarray(values, dtype=object)
-    ok = present(values)
     code = np.full(len(values), -1, np.int64)
-    if not ok.any():
-        return np.zeros(0, dtype=object), np.zeros(0, np.uint64), code
-    names, code[ok] = factorize(values[ok])
-    names = names.astype(object)
-    return names, event_hashes(names), code
+    rows = values.tolist()
+    if set(map(type, rows)) <= _STR_OR_NONE:  # attributes as decoded: one pass over the rows
+        distinct: dict[str | None, int] = {}
+        row = np.fromiter((distinct.setdefault(v, len(distinct)) for v in rows), np.int64,
+                          len(rows))
+        uniq = np.array(list(distinct), dtype=object)
+        keep = np.not_equal(uniq, None)
+        if not keep.any():
+            return np.zeros(0, dtype=object), np.zeros(0, np.uint64), code
+        of_distinct = np.full(len(uniq), -1, np.int64)
+        names, of_distinct[keep] = factorize(uniq[keep])
+        code = of_distinct[row]
+        ok = code >= 0
+    else:  # numbers too (1 and 1.0 are one dict key, two names): the rows' strings decide
+        ok = present(values)
+        if not ok.any():
+            return np.zeros(0, dtype=object), np.zeros(0, np.uint64), code
+        names, code[ok] = factorize(values[ok])
+    hashes = event_hashes(names.astype(object))
+    order = np.lexsort((names, hashes))
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    code[ok] = rank[code[ok]]
+    return names[order].astype(object), hashes[order], code
 
 
 def count_codes(names: np.ndarray, hashes: np.ndarray, code: np.ndarray,
                 cap: int) -> tuple[tuple[str, ...], np.ndarray, int]:
-    """:func:`count` of the rows whose :func:`codes` are ``code`` (same sketch, no strings).
+    """:func:`count` of the rows whose :func:`codes` are ``code`` (same sketch, no strings and
+    no sort: the names are in sketch order already).
 
     >>> names, hashes, code = codes(np.array(["a", "b", "a", None], dtype=object))
     >>> count_codes(names, hashes, code[[0, 2, 3]], 10) == count(np.array(["a", "a", None]), 10)
     True
     """
     counts = np.bincount(code[code >= 0], minlength=len(names)).astype(np.int64)
-    return _canonical(names, counts, 0, cap, hashes)
+    keep = np.flatnonzero(counts)
+    return (tuple(names[keep[:cap]].tolist()), counts[keep[:cap]],
+            int(counts[keep[cap:]].sum()))
 
 
 def merge(a: tuple[tuple[str, ...], np.ndarray, int], b: tuple[tuple[str, ...], np.ndarray, int],
           cap: int) -> tuple[tuple[str, ...], np.ndarray, int]:
     """Sum of two sketches, re-capped."""
+    if a[0] == b[0] and len(a[0]) <= cap:
+        # The same kept categories (the usual case: every camera in both): both sketches keep
+        # the ``cap`` smallest hashes of their categories, so the sum keeps them too, in the
+        # same order -- no re-hashing and sorting of the names.
+        counts = np.asarray(a[1], np.int64) + np.asarray(b[1], np.int64)
+        if counts.size == 0 or counts.min() > 0:
+            return a[0], counts, a[2] + b[2]
     totals: dict[str, int] = {}
     for names, counts, _ in (a, b):
         for name, c in zip(names, counts.tolist(), strict=True):

@@ -47,7 +47,10 @@ def bottom_k(hashes: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
         # Partition first so a large batch costs O(n), then sort the survivors exactly.
         cut = np.partition(hashes, k - 1)[k - 1]
         keep = np.flatnonzero(hashes <= cut)
-    order = np.lexsort((np.asarray([str(v) for v in ids[keep]], dtype=object), hashes[keep]))
+    kept = hashes[keep]
+    order = np.argsort(kept, kind="stable")
+    if np.any(kept[order[1:]] == kept[order[:-1]]):  # a collision: the ids decide
+        order = np.lexsort((np.asarray([str(v) for v in ids[keep]], dtype=object), kept))
     return keep[order][:k]
 
 

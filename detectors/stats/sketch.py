@@ -55,12 +55,15 @@ def make_basis(pca_mean: np.ndarray, components: np.ndarray, variance: np.ndarra
     return Basis(np.asarray(pca_mean, np.float64), axes, var, fp)
 
 
-def features(x: np.ndarray, basis: Basis) -> np.ndarray:
-    """float64 [n, p] sketch features of embeddings ``x`` [n, d] (see module docstring), in
-    chunks of :data:`CHUNK` rows (cache-sized: half the time of one pass over a large batch)."""
-    if len(x) <= CHUNK:
-        return _features(x, basis)
-    return np.concatenate([_features(x[i:i + CHUNK], basis) for i in range(0, len(x), CHUNK)])
+def features(x: np.ndarray, basis: Basis, rows: np.ndarray | None = None) -> np.ndarray:
+    """float64 [n, p] sketch features of embeddings ``x`` [n, d] (see module docstring), or of
+    ``x[rows]``, in chunks of :data:`CHUNK` rows (cache-sized: half the time of one pass over a
+    large batch; the rows are gathered chunk by chunk, not copied out whole first)."""
+    n = len(x) if rows is None else len(rows)
+    if n <= CHUNK:
+        return _features(x if rows is None else x[rows], basis)
+    return np.concatenate([_features(x[i:i + CHUNK] if rows is None else x[rows[i:i + CHUNK]],
+                                     basis) for i in range(0, n, CHUNK)])
 
 
 CHUNK = 512
@@ -113,17 +116,20 @@ def group_sums(fq: np.ndarray, rows: np.ndarray,
     iu, ju = triu(p)
     totals = np.zeros((len(starts), p), np.int64)
     outers = np.zeros((len(starts), len(iu)), np.int64)
-    if len(starts) == 0:
-        return totals, outers
-    totals[:] = np.add.reduceat(fq[rows], starts, axis=0)
-    ff = fq.astype(np.float64)
-    ends = np.r_[starts[1:], len(rows)]
+    # A column of ones: each group's Gram matrix then holds its sums in its last row (exact
+    # like the products), so no separate gather and reduceat of the integer rows.
+    ff = np.empty((fq.shape[0], p + 1))
+    ff[:, :p] = fq
+    ff[:, p] = 1.0
+    ends = np.r_[starts[1:], len(rows)].astype(np.int64)
     for g, (lo, hi) in enumerate(zip(starts.tolist(), ends.tolist())):
         if hi - lo > _EXACT_ROWS:
-            outers[g] = sums(fq[rows[lo:hi]])[1]
+            totals[g], outers[g] = sums(fq[rows[lo:hi]])
             continue
         part = ff[rows[lo:hi]]
-        outers[g] = (part.T @ part)[iu, ju].astype(np.int64)
+        gram = part.T @ part
+        totals[g] = gram[p, :p]
+        outers[g] = gram[iu, ju]
     return totals, outers
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from monitor.contract import (
     AdmittedGroups,
@@ -49,6 +50,30 @@ def window_start(ts_ms: np.ndarray, size_ms: int) -> np.ndarray:
     [0, 0, 300000, -300000]
     """
     return (ts_ms // size_ms) * size_ms
+
+
+def window_codes(ts_ms: np.ndarray, size_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(window_start(ts_ms, size_ms), return_inverse=True)`` (int64 codes) in one
+    ``bincount`` over the window numbers instead of a sort of every row.
+
+    >>> [a.tolist() for a in window_codes(np.array([900_000, 0, 299_999, 650_000]), 300_000)]
+    [[0, 600000, 900000], [2, 0, 0, 1]]
+    """
+    number = np.asarray(ts_ms, np.int64) // size_ms
+    if number.size == 0 or int(number.max()) - int(number.min()) >= 1 << 20:
+        starts, code = np.unique(number * size_ms, return_inverse=True)
+        return starts, code.ravel().astype(np.int64)
+    rel = number - number.min()
+    present = np.flatnonzero(np.bincount(rel))
+    dense = np.zeros(int(present[-1]) + 1, np.int64)
+    dense[present] = np.arange(present.size)
+    return (present + number.min()) * size_ms, dense[rel]
+
+
+def _stable_order(key: np.ndarray, bound: int) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` of keys in ``[0, bound)``: as uint16 when they fit,
+    where numpy sorts by radix (50x faster on 20,000 rows; the same order)."""
+    return np.argsort(key.astype(np.uint16) if bound <= 1 << 16 else key, kind="stable")
 
 
 def state_key(key: WindowKey, size_ms: int) -> StateKey:
@@ -96,12 +121,14 @@ class WindowAssigner:
         self.catalog = catalog
         self.size_ms = window_size_ms
         self.detector_dims = dict(detector_dims or {})
+        self._blas: ThreadpoolController | None = None  # found at the first observe
 
     def slice_labels(self, batch: Batch) -> list[tuple[Dimension, np.ndarray]]:
         numeric = _numeric_columns(batch)
-        starts = window_start(batch.ts_ms, self.size_ms)
-        return [(d, dimension_labels(d, len(batch), batch.attrs, numeric, self.catalog, starts))
-                for d in self.dims]
+        windows = window_codes(batch.ts_ms, self.size_ms)
+        starts = windows[0][windows[1]]
+        return [(d, dimension_labels(d, len(batch), batch.attrs, numeric, self.catalog, starts,
+                                     windows)) for d in self.dims]
 
     @staticmethod
     def joined(labels: list[tuple[Dimension, np.ndarray]], n: int) -> np.ndarray:
@@ -116,17 +143,16 @@ class WindowAssigner:
         batch (one ``argsort`` per dimension) and reused by every detector. Rows keep their
         batch order inside a group."""
         n = len(batch)
-        starts = window_start(batch.ts_ms, self.size_ms)
         versions, v_code = factorize(batch.model_version)
-        windows, w_code = np.unique(starts, return_inverse=True)
-        vw = v_code * len(windows) + w_code.ravel()
+        windows, w_code = window_codes(batch.ts_ms, self.size_ms)
+        vw = v_code * len(windows) + w_code
         columns = [(None, np.array([ALL], dtype=object), np.zeros(n, dtype=np.int64))]
         for dim, lab in labels:
             columns.append((dim.name, *factorize(lab)))
         out = []
         for dim_name, names, code in columns:
             key = vw * len(names) + code
-            order = np.argsort(key, kind="stable")
+            order = _stable_order(key, len(versions) * len(windows) * len(names))
             ordered = key[order]
             bounds = np.flatnonzero(np.diff(ordered)) + 1
             for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, n]):
@@ -147,6 +173,15 @@ class WindowAssigner:
         if len(batch) == 0:
             return
         clock = clock or StageClock()
+        # One BLAS thread: observe's products are narrow (768 x 16 projections, 18 x 18 Gram
+        # matrices), where a second OpenBLAS thread mostly spins -- on the core the consumer's
+        # poll/decode thread and PostgreSQL need (bench/observe.py with 2 threads: ~6x the CPU).
+        self._blas = self._blas or ThreadpoolController()
+        with self._blas.limit(limits=1, user_api="blas"):
+            self._observe(batch, labels, deltas, references, clock)
+
+    def _observe(self, batch: Batch, labels: list[tuple[Dimension, np.ndarray]],
+                 deltas: Deltas, references: ReferenceSource | None, clock: Clock) -> None:
         model = str(batch.model[0])
         with clock("slicing"):
             groups = self.groups(batch, labels)

@@ -35,7 +35,20 @@ _JOIN_KEYS = (" JOIN unnest(CAST(%(kd)s AS text[]), CAST(%(km)s AS text[]), "
 
 
 def pack(data: bytes) -> bytes:
+    """A state's bytes as a zlib stream: compressed at level 1, or stored (level 0, the same
+    format for :func:`unpack`) when a 1 KiB probe from its middle compresses to more than
+    :data:`_STORE_ABOVE` of its size: embedding_drift's float16 sample and ids (~14 KB) shrink
+    1.5x for ~7x the CPU of storing them. Only states below :data:`_STORE_MAX` are ever stored as they are."""
+    if _PROBE <= len(data) <= _STORE_MAX:
+        mid = len(data) // 2
+        if len(zlib.compress(data[mid - _PROBE // 2:mid + _PROBE // 2], 1)) > _STORE_ABOVE * _PROBE:
+            return zlib.compress(data, 0)
     return zlib.compress(data, 1)
+
+
+_PROBE = 1024
+_STORE_ABOVE = 0.6  # probe ratio from which compression is not worth its CPU
+_STORE_MAX = 32 * 1024  # keeps a stored state well inside the 64 KiB per key
 
 
 def unpack(data: bytes) -> bytes:

@@ -1,0 +1,208 @@
+"""The fast path of ``decode_predictions`` (``monitor.core.ingest.decode``): the common wire
+format parsed *and* type-checked in C by ``msgspec``, straight into a validated row.
+
+What is fast: a message that is a ``vit.prediction/v1`` ``ok`` event with an int ``ts``, an
+unpadded base64 ``f16`` ``embedding_b64``, ``probs`` in [0, 1], the optional fields absent,
+null or well typed, no field outside the contract, no backslash anywhere (no JSON escape), and
+whose model's D and C are already known (from the gate or the call's ``embedding_dims`` /
+``class_counts``) and match. Such a message gives exactly the row ``_prediction`` would give
+(the same Python types, so the same columns), and, like a row of the slow path, its base64
+text is decoded with the call's buffer and its probs sum and embedding NaN are checked
+vectorised by ``_batch``: those checks stay where they are.
+
+Everything else defers: :meth:`FastRows.chunk` gives None for it and the record takes the
+per-record path (``_loads`` / ``_prediction``), which finds the reason or the row. The fast path
+only ever *accepts*; it never rejects, parks or learns D or C (the D and C it reads were known
+before the chunk and a later record cannot change them), so the outcome of a call is the slow
+path's as long as an accepted message is one the slow path accepts with the same row. Rows keep
+stream order; only the order of the embeddings in the base64 buffer may differ (a batch reads
+them by offset). Why each case defers:
+
+- a backslash: an escape may hide ``\\u0000`` or a lone surrogate (which orjson refuses);
+- an unknown field: its value might be a number orjson refuses (``1e400``) and msgspec skips;
+- an int outside int64: orjson turns it into a float (so ``str()`` of an attribute, or an
+  ``error_code``, would differ); a float beyond a double: msgspec refuses it as orjson does;
+- a duplicate key: msgspec validates every occurrence, so it defers when any is invalid and
+  otherwise keeps the last, as orjson does;
+- string ``ts``, float ``ts``, error events, JSON-list or ``f32`` or padded embeddings,
+  ``embedding`` beside ``embedding_b64``: rarer formats the slow path handles;
+- an unknown D or C (an event that would teach or be parked), or a size that differs.
+
+Also slow: settling parked events (``decoded=``), and the chunks after one where no record
+took the fast path (see :class:`FastRows`). ``decode_predictions(..., fast=False)`` turns the
+fast path off (``tests/test_decode_fast.py`` compares both). Without msgspec it is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import Annotated, Any, Literal
+
+try:
+    import msgspec
+except ImportError:  # pragma: no cover - a dependency; the slow path decodes alone without it
+    msgspec = None
+
+AVAILABLE = msgspec is not None
+#: Records per :meth:`FastRows.chunk`.
+CHUNK = 128
+_NAN = float("nan")
+_F16 = 1  # decode.py's embedding kind for base64 float16 (kept in sync by the tests)
+_UNKNOWN = object()
+
+if msgspec is not None:
+    _Meta = msgspec.Meta
+    # orjson keeps an integer in [-2**63, 2**64) an int and turns a larger one into a float;
+    # the fast path takes int64 only, so every int it accepts is the int orjson gives.
+    _Int = Annotated[int, _Meta(ge=-2**63, le=2**63 - 1)]
+    _Number = _Int | float  # msgspec refuses floats beyond a double, as orjson does
+    _Unit = Annotated[int, _Meta(ge=0, le=1)] | Annotated[float, _Meta(ge=0, le=1)]
+
+    class _Event(msgspec.Struct, forbid_unknown_fields=True):
+        """The common wire format; each constraint one of ``_prediction``'s checks (or
+        stricter)."""
+
+        schema: Literal["vit.prediction/v1"]  # PREDICTION_SCHEMA (a test keeps them equal)
+        event_id: Annotated[str, _Meta(min_length=1, max_length=128)]
+        ts: Annotated[int, _Meta(ge=0, lt=253_402_300_800_000)]
+        model: Annotated[str, _Meta(min_length=1)]
+        model_version: Annotated[str, _Meta(min_length=1)]
+        latency_ms: Annotated[int, _Meta(ge=0, le=2**63 - 1)] | Annotated[float, _Meta(ge=0)]
+        status: Literal["ok"]
+        pred: Annotated[int, _Meta(ge=0, le=2**31 - 1)]
+        probs: Annotated[list[_Unit], _Meta(min_length=1)]
+        embedding_b64: Annotated[str, _Meta(min_length=8)]
+        embedding_dtype: Literal["f16"]
+        confidence: _Unit | None = None
+        image: dict[str, _Number | None] | None = None
+        attrs: dict[str, str | _Number | None] | None = None
+        error_code: str | _Int | None = None
+        batch_size: _Number | None = None
+        gpu_mem_mb: _Number | None = None
+        gpu_util: _Number | None = None
+        cold_start: bool | _Number | None = None
+        artifact_id: str | None = None
+        input_sha256: str | None = None
+        sample_uri: str | None = None
+
+    _DECODE = msgspec.json.Decoder(_Event).decode
+    _ERRORS: tuple[type[Exception], ...] = (msgspec.ValidationError, msgspec.DecodeError)
+
+
+class FastRows:
+    """One decode call's fast path, a chunk of records at a time, with the call's D and C (read,
+    never written: a record that would teach them defers) and its base64 buffer's ``add``.
+
+    A chunk where no record took the fast path (a version not admitted yet, JSON-list
+    embeddings) makes the next 1, 2, 4 ... 16 chunks skip it: a message the fast path cannot
+    take is otherwise parsed twice."""
+
+    __slots__ = ("_dims", "_counts", "_gate", "_known", "_add", "_max_bytes", "_skip", "_backoff",
+                 "_taught", "_ahead")
+
+    def __init__(self, dims: MutableMapping[str, int], counts: MutableMapping[str, int],
+                 gate: Any, add: Callable[[str], int], max_bytes: int) -> None:
+        self._dims, self._counts, self._gate = dims, counts, gate
+        self._known: dict[tuple[str, str], int | None] = {}  # the gate's answers this call
+        self._add = add
+        self._max_bytes = max_bytes
+        self._skip = 0  # chunks left to skip
+        self._backoff = 1
+        self._taught: set[tuple[str, str]] = set()  # (model, version)s given an event to teach
+        self._ahead: tuple[int, list] = (-1, [])  # (index, events parsed from there) for chunk
+
+    def chunk(self, records: Sequence[Any], first: int) -> dict[str, list] | list:
+        """When every one of ``records`` takes the fast path: model -> ``(index, partition,
+        offset, row)`` of each, index from ``first``, in stream order. Else, aligned with the
+        first records (all of them, or up to and including the first that may teach its
+        model's D or C, once per (model, version) and call, so that the events after it are
+        fast): ``(model, row)`` of those that take it, None for the others (the slow path's).
+        A row is the one ``_prediction`` gives (its base64 text added to the buffer)."""
+        if self._skip:
+            self._skip -= 1
+            return [None] * len(records)
+        mb = self._max_bytes
+        ahead, self._ahead = self._ahead, (-1, [])
+        reuse = ahead[1][:len(records)] if ahead[0] == first else []
+        values = [r.value for r in records[len(reuse):]]
+        try:
+            if not all(v and len(v) <= mb and b"\\" not in v for v in values):
+                raise ValueError
+            evs = [_DECODE(v) for v in values]
+        except (ValueError, *_ERRORS):
+            evs = [_decoded(v, mb) for v in values]
+        if reuse:
+            evs = reuse + evs
+        sizes: dict[tuple[str, str], tuple[int, int] | None] = {}
+        teach = set()
+        for key in {(ev.model, ev.model_version) for ev in evs if ev is not None}:
+            known, n_classes = self._expected(*key), self._counts.get(key[0])
+            ok = known and n_classes is not None and not known % 3
+            sizes[key] = (known // 3 * 8, n_classes) if ok else None  # base64 characters, C
+            if (not ok and (self._gate is None or known) and (not known or n_classes is None)
+                    and key not in self._taught):
+                teach.add(key)
+        if teach:  # up to the first event that may teach D or C (once a key): then on anew
+            end = next(j for j, ev in enumerate(evs)
+                       if ev is not None and (ev.model, ev.model_version) in teach)
+            self._taught.add((evs[end].model, evs[end].model_version))
+            self._ahead = (first + end + 1, evs[end + 1:])  # parsed already: for the next call
+            evs, records = evs[:end], records[:end]
+        fits = [ev is not None and (size := sizes[ev.model, ev.model_version]) is not None
+                and len(ev.embedding_b64) == size[0] and len(ev.probs) == size[1]
+                and ev.pred < size[1] and ev.embedding_b64[-1] != "=" for ev in evs]
+        if all(fits) and not teach:
+            self._backoff = 1
+            rows = self._rows(evs)
+            located = zip(range(first, first + len(rows)), [r.partition for r in records],
+                          [r.offset for r in records], rows)
+            if len(sizes) == 1:
+                return {evs[0].model: list(located)}
+            out: dict[str, list] = {}
+            for ev, entry in zip(evs, located, strict=True):
+                out.setdefault(ev.model, []).append(entry)
+            return out
+        if not any(fits) and not teach:
+            self._skip, self._backoff = self._backoff, min(2 * self._backoff, 16)
+            return [None] * len(records)
+        taken = [ev for ev, fit in zip(evs, fits, strict=True) if fit]
+        rows = iter(self._rows(taken))
+        return [(ev.model, next(rows)) if fit else None
+                for ev, fit in zip(evs, fits, strict=True)] + [None] * bool(teach)
+
+    def _rows(self, evs: list) -> list[tuple]:
+        """The rows of events that fit, in stream order (their base64 added in that order)."""
+        add = self._add
+        return [(ev.event_id, ev.ts, ev.model_version, ev.latency_ms, False, ev.pred,
+                 _NAN if ev.confidence is None else ev.confidence, ev.probs, _F16,
+                 add(ev.embedding_b64), _present(ev.image), _present(ev.attrs), ev.cold_start,
+                 str(ev.error_code) if type(ev.error_code) is int else ev.error_code,
+                 ev.batch_size, ev.gpu_mem_mb, ev.gpu_util, ev.artifact_id, ev.input_sha256,
+                 ev.sample_uri) for ev in evs]
+
+    def _expected(self, model: str, version: str) -> int | None:
+        """The (model, version)'s D: the gate's (asked once a call) or the call's."""
+        gate = self._gate
+        if gate is None:
+            return self._dims.get(model)
+        known = self._known.get((model, version), _UNKNOWN)
+        if known is _UNKNOWN:
+            known = self._known[(model, version)] = gate.expected(model, version)
+        return known
+
+
+def _decoded(value: bytes | None, max_bytes: int) -> Any:
+    """The message as an ``_Event``, or None when it is not one (or not for the fast path)."""
+    if not value or len(value) > max_bytes or b"\\" in value:
+        return None
+    try:
+        return _DECODE(value)
+    except _ERRORS:
+        return None
+
+def _present(fields: dict | None) -> dict | None:
+    """``image`` / ``attrs`` without their null entries (null means absent), as
+    ``_prediction`` keeps them: the same dict when none is null."""
+    if fields is None or None not in fields.values():
+        return fields
+    return {k: x for k, x in fields.items() if x is not None}

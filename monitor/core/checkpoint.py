@@ -30,8 +30,12 @@
    settled (``label_settle_ms`` past their end; at a flush, all of them) are marked changed,
    so each gets its decisive look (:mod:`monitor.core.label_settle`), scheduled by event time; then
    the hooks (SLO burn rates, version comparisons, the alert engine) add their findings
-   and alert state. The detectors' ``evaluate`` calls run in ``evaluate_workers`` worker
-   processes (:mod:`monitor.core.evaluation_pool`), beside this process's decoding.
+   and alert state. With ``evaluate_workers`` worker processes
+   (:mod:`monitor.core.evaluation_pool`) step 6 is pipelined
+   (:mod:`monitor.core.evaluation_pipeline`): it writes the results of windows an earlier
+   checkpoint submitted that are done and still fresh (their state rows unchanged), then
+   submits the next closed windows without waiting, so they are evaluated while the next
+   checkpoints ingest; a flush waits for them all.
 7. Persist the slice-value sketches; wait for the dead letters the intake decided to be
    delivered (so a slow DLQ never holds the offset locks); lock the offset rows, check them as
    in step 1 (compare-and-set), and store the new offsets.
@@ -67,6 +71,7 @@ from monitor.contract import (
 )
 from monitor.core.checkpoint_references import CheckpointReferences, ReferenceLookup
 from monitor.core.evaluation import WindowEvaluator
+from monitor.core.evaluation_pipeline import EvaluationPipeline
 from monitor.core.evaluation_pool import EvaluationPool
 from monitor.core.ingest.intake import Intake
 from monitor.core.label_join import LabelJoin
@@ -179,6 +184,7 @@ class Checkpointer:
         self.evaluator = WindowEvaluator(self.by_name, assigner.size_ms, lateness_ms, alpha,
                                          min_samples, self.label_decisions, evaluate_budget_s,
                                          warm_up_events, references, self._check, self.pool)
+        self.evaluation = EvaluationPipeline(self.evaluator, self.pool)
 
     def start(self) -> None:
         """Start the evaluation workers (if any); :meth:`close` stops them."""
@@ -266,10 +272,8 @@ class Checkpointer:
         # busy machine the spinning threads made embedding_drift's evaluation 4x slower in wall
         # time (bench/evaluate.py --wall: 128 s with 2 threads, 32 s with 1).
         with clock("evaluate"), threadpool_limits(limits=1):
-            if self.label_decisions:
-                window_states.mark_labels_settled(conn, self.label_decisions, settled)
-            result.findings, result.pending_evaluation = self.evaluator.evaluate(
-                conn, closing, cp.evaluate_all, refs, settled)
+            result.findings, result.pending_evaluation = self.evaluation.step(
+                conn, closing, cp.evaluate_all, refs, settled, self._stopping_until())
         self._check("hooks")
         with clock("hooks"):
             for hook in self.hooks:
@@ -291,6 +295,21 @@ class Checkpointer:
         wake up for it: the deadline is read by the checkpoint itself)."""
         return self.abandon.is_set() or (self.abandon_at is not None and
                                          time.monotonic() >= self.abandon_at)
+
+    def evaluation_ready(self) -> bool:
+        """False while evaluations submitted by a checkpoint are still running (then a
+        checkpoint for them alone would write nothing)."""
+        return self.evaluation.ready()
+
+    def _stopping_until(self) -> float | None:
+        """When stopping: until when step 6 may wait for evaluations in flight (half the time
+        left before the checkpoint is abandoned, the rest for writing and committing)."""
+        if self.abandon.is_set():
+            return time.monotonic()
+        if self.abandon_at is None:
+            return None
+        now = time.monotonic()
+        return now + max(self.abandon_at - now, 0) / 2
 
     def _check(self, step: str) -> None:
         if self.abandoning():

@@ -1,14 +1,13 @@
 """The consume loop: poll -> decode -> buffer -> checkpoint (one transaction) -> metrics/alerts.
 
-Offsets live in PostgreSQL and are committed with the results they produced, so a consumer
-killed at any moment restarts from the last committed checkpoint and recounts nothing. While a
-checkpoint runs (or PostgreSQL is unreachable and it retries with backoff) the loop pauses
-fetching but keeps polling, so the consumer group still sees it alive; memory stays bounded by
-one buffer filling and one in flight.
+Offsets live in PostgreSQL and are committed with the results they produced, so a consumer killed at any
+moment restarts from the last committed checkpoint and recounts nothing. While a checkpoint runs (or
+PostgreSQL is unreachable and it retries with backoff) the loop pauses fetching but keeps polling, so the
+consumer group still sees it alive; memory stays bounded by one buffer filling and one in flight.
 
-Stopping (SIGTERM): the loop stops polling; the checkpoint in flight gets
-``checkpoint.stop_grace_s`` to commit, then is abandoned at its next step (its transaction rolls
-back; the next run reads those records again), so a stop takes seconds at any backlog.
+Stopping (SIGTERM): the loop stops polling; the checkpoint in flight gets ``checkpoint.stop_grace_s`` to
+commit, then is abandoned at its next step (its transaction rolls back; the next run reads those records
+again), so a stop takes seconds at any backlog.
 """
 
 from __future__ import annotations
@@ -107,7 +106,7 @@ class Consumer(GroupMember):
         self._mirror: dict[TopicPartition, int] = {}  # offsets to commit to the Kafka group
         self._idle_since = time.monotonic()
         self._committed_at = float("-inf")  # monotonic time of the last commit
-        self._pending_eval = False  # the last checkpoint left closed windows to evaluate
+        self._pending_eval = False  # closed windows left to evaluate, or evaluations in flight
         self.stages = StageClock()  # totals since start, logged at the end
 
     def _new_buffer(self) -> _Buffer:
@@ -181,14 +180,15 @@ class Consumer(GroupMember):
                         due = (buf.events >= self.checkpoint.max_events or buf.settles or (
                             not busy and (not records or time.monotonic() - buf.opened_at >=
                                           self.checkpoint.interval_s)))
-                        if (buf.next and due) or (not records and not busy and self._pending_eval):
+                        if (buf.next and due) or (not records and not busy and self._pending_eval
+                                                  and self.cp.evaluation_ready()):
                             self._pending_eval = False
                             self._submit(force=True)
                         # Idle since the last records or commit (not the flush's: S s are past)
                         elif exit_when_idle_s is not None and not records and self.held and \
                                 not busy and time.monotonic() - (self._idle_since if flushed else max(
                                     self._idle_since, self._committed_at)) >= exit_when_idle_s:
-                            if flushed and self.log_ends.caught_up():
+                            if flushed and self.log_ends.caught_up() and not self._pending_eval:
                                 log.info("caught up and idle, exiting idle_s=%.1f", exit_when_idle_s)
                                 return
                             # Flush once (then exit when nothing is left), but not with records

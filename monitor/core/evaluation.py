@@ -7,7 +7,10 @@ through :mod:`monitor.store.findings`, and a slice without a reference of its ow
 first large window as one (the warm-up, a :class:`~monitor.contract.SliceReferenceBuilder`).
 The detectors' ``evaluate`` calls may run in worker processes
 (:mod:`monitor.core.evaluation_pool`, ``checkpoint.evaluate_workers``); everything else here
-stays in this process.
+stays in this process. :meth:`WindowEvaluator.evaluate` evaluates and writes windows in one
+checkpoint; the pipelined step 6 (:mod:`monitor.core.evaluation_pipeline`) uses its halves,
+:meth:`~WindowEvaluator.prepare` in one checkpoint and :meth:`~WindowEvaluator.write` in a
+later one.
 Runs inside the checkpoint's transaction; imports the contract, the store and core helpers.
 """
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -33,6 +36,19 @@ from monitor.store.keys import WindowKey
 from slices import OTHER
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class WindowEvaluation:
+    """One closed window's changed states and the context each is judged in
+    (:meth:`WindowEvaluator.prepare`); ``settled``: its labels have settled, ``decided``: keys
+    whose decisive look is spent."""
+
+    end: int
+    states: list[window_states.StoredState]
+    ctxs: list[EvalContext]
+    settled: bool
+    decided: set[WindowKey] = field(default_factory=set)
 
 
 class WindowEvaluator:
@@ -77,9 +93,16 @@ class WindowEvaluator:
 
     def _window(self, conn: Connection, end: int, refs: CheckpointReferences,
                 settled: bool = False) -> list[tuple[WindowKey, Finding]]:
+        work = self.prepare(conn, end, refs, settled, lock=True)
+        return self.write(conn, work, list(self._findings(work.states, work.ctxs)), refs)
+
+    def prepare(self, conn: Connection, end: int, refs: CheckpointReferences,
+                settled: bool, lock: bool) -> WindowEvaluation:
+        """The window ending at ``end``: its changed states (locked with ``lock``) and the
+        context each is judged in."""
         size = self.size_ms
         dirty = window_states.load_states(conn, self.by_name, dirty=True, dirty_until=end,
-                                          windows=(end - size, end), lock=True)
+                                          windows=(end - size, end), lock=lock)
         # The family sharing alpha is every slice of the detector in the window, not only the
         # re-evaluated (dirty) ones; ``look`` counts the window's earlier evaluations.
         slices_per = window_states.slices_in_windows(conn, sorted(
@@ -97,22 +120,29 @@ class WindowEvaluator:
                               key in decided)
             ctxs.append(EvalContext(state_key(key, size), refs(key.model, key.model_version),
                                     self.alpha, n_tests, self.min_samples, look))
+        return WindowEvaluation(end, dirty, ctxs, settled, decided)
+
+    def write(self, conn: Connection, work: WindowEvaluation, findings: Sequence[Sequence[Finding]],
+              refs: CheckpointReferences) -> list[tuple[WindowKey, Finding]]:
+        """Write each state's ``findings`` (in ``work``'s order), take warm-up references and
+        mark exactly these states evaluated."""
+        size = self.size_ms
         out: list[tuple[WindowKey, Finding]] = []
-        for s, findings in zip(dirty, self._findings(dirty, ctxs)):
+        for s, found in zip(work.states, findings):
             key = s.key
-            for finding in findings:
+            for finding in found:
                 if key.detector in self.label_decisions:
                     finding = replace(finding, details={
-                        **finding.details, "labels_settled": settled or key in decided})
+                        **finding.details, "labels_settled": work.settled or key in work.decided})
                 out.append((key, finding))
         upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
         # a label decision's verdict is its latest look's findings: no subject left over from
         # a provisional look (say a group that was the largest before all predictions were in)
         keep_only(conn, [(k, f) for k, f in out if k.detector in self.label_decisions])
         if self.warm_up_events > 0:
-            self._warm_up(conn, dirty, refs)
-        window_states.mark_evaluated(conn, end, [s.key for s in dirty], list(self.by_name),
-                                     not_before=end - size)
+            self._warm_up(conn, work.states, refs)
+        window_states.mark_evaluated(conn, work.end, [s.key for s in work.states],
+                                     list(self.by_name), not_before=work.end - size)
         return out
 
     def _findings(self, dirty: Sequence[window_states.StoredState],
@@ -124,10 +154,7 @@ class WindowEvaluator:
                 self.check("evaluate")
                 yield list(s.detector.evaluate(s.state, ctx))
             return
-        yield from self.pool.evaluate(
-            [EvalItem(s.detector.name, None if s.decoded else s.blob,
-                      s.state if s.decoded else None, ctx) for s, ctx in zip(dirty, ctxs)],
-            self.check)
+        yield from self.pool.evaluate(eval_items(dirty, ctxs), self.check)
 
     def _warm_up(self, conn: Connection, dirty: Sequence[Any],
                  refs: CheckpointReferences) -> None:
@@ -161,6 +188,13 @@ class WindowEvaluator:
             log.info("slice reference warmed up model=%s version=%s slice=%s detector=%s n=%d "
                      "window_start_ms=%d", key.model, key.model_version, key.slice,
                      key.detector, det.state_events(s.state), key.window_start_ms)
+
+
+def eval_items(states: Sequence[window_states.StoredState], ctxs: Sequence[EvalContext]
+               ) -> list[EvalItem]:
+    """What the evaluation workers are sent: a state still packed is decoded by the worker."""
+    return [EvalItem(s.detector.name, None if s.decoded else s.blob,
+                     s.state if s.decoded else None, ctx) for s, ctx in zip(states, ctxs)]
 
 
 def _folds_other(slice_name: str) -> bool:

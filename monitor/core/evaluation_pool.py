@@ -12,9 +12,12 @@ reference object the main process holds: the service's lookup returns the very s
 while the stored row is unchanged, and a slice warm-up replaces it with a new one (same id,
 new revision).
 
-Only evaluation moves: loading, locking and writing stay in the checkpoint's transaction
-(:mod:`monitor.core.evaluation`). A window's items are split into one contiguous chunk per
-worker; results come back in input order. While waiting, ``check("evaluate")`` is called every
+Only evaluation moves: loading, locking and writing stay in the checkpoints' transactions
+(:mod:`monitor.core.evaluation`). A job's items are split into one contiguous chunk per
+worker; results come back in input order. :meth:`EvaluationPool.evaluate` waits for them (a
+flush); :meth:`~EvaluationPool.submit` returns at once and a later checkpoint takes the answers
+(:meth:`~EvaluationPool.ready`, :meth:`~EvaluationPool.collect`): the pipelined step 6,
+:mod:`monitor.core.evaluation_pipeline`. While waiting, ``check("evaluate")`` is called every
 ``poll_s`` (a stopping process abandons the checkpoint; late results are dropped). A worker that
 dies or raises is logged (one line) and its chunk is evaluated in-process: nothing is lost, and
 the findings are the same. Detectors that cannot be pickled: one line, and every evaluation is
@@ -53,6 +56,23 @@ class EvalItem:
     blob: bytes | None
     state: Any
     ctx: EvalContext
+
+
+#: what :meth:`EvaluationPool._receive` returns for an answer not there yet
+_PENDING = object()
+
+
+@dataclass
+class PoolJob:
+    """Items sent to the workers (:meth:`EvaluationPool.submit`): one chunk per worker, the
+    job id each was sent as (None: evaluate it in-process) and the answers taken so far."""
+
+    chunks: list[Sequence[EvalItem]]
+    sent: list[int | None]
+    results: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.chunks)
 
 
 @dataclass
@@ -144,18 +164,42 @@ class EvaluationPool:
     def evaluate(self, items: Sequence[EvalItem], check: Callable[[str], None]
                  ) -> list[list[Finding]]:
         """Each item's findings, in input order. ``check("evaluate")`` raises to abandon."""
+        return self.collect(self.submit(items), check)
+
+    def submit(self, items: Sequence[EvalItem]) -> PoolJob:
+        """Send ``items`` to the workers, one contiguous chunk each, without waiting: the
+        pipelined step 6 (:mod:`monitor.core.evaluation_pipeline`) takes the answers with
+        :meth:`ready` and :meth:`collect` in a later checkpoint. One job at a time: a worker
+        answers in order, and the caller sends the next job only once this one is collected."""
         if self.workers <= 0 or not items:
-            return self.in_process(items, check)
+            return PoolJob([items], [None])
         n = min(self.workers, len(items))
         bounds = [len(items) * k // n for k in range(n + 1)]
         chunks = [items[bounds[k]:bounds[k + 1]] for k in range(n)]
-        sent: list[int | None] = []
-        for i, chunk in enumerate(chunks):
-            sent.append(self._send(i, chunk))
+        return PoolJob(chunks, [self._send(i, chunk) for i, chunk in enumerate(chunks)])
+
+    def ready(self, job: PoolJob) -> bool:
+        """True when :meth:`collect` would not wait for a worker: every chunk answered, or
+        lost (then evaluated in-process by :meth:`collect`). Takes what has arrived."""
+        for i, sent in enumerate(job.sent):
+            if sent is not None and job.results[i] is None:
+                got = self._receive(i, sent, None)
+                if got is _PENDING:
+                    return False
+                job.results[i] = got
+                if got is None:  # lost or raised: collect evaluates the chunk in-process
+                    job.sent[i] = None
+        return True
+
+    def collect(self, job: PoolJob, check: Callable[[str], None]) -> list[list[Finding]]:
+        """Each item of ``job``'s findings, in input order, waiting for the workers (calling
+        ``check("evaluate")`` every ``poll_s``); a lost chunk is evaluated here."""
         out: list[list[Finding]] = []
-        for i, (chunk, job) in enumerate(zip(chunks, sent)):
-            result = self._receive(i, job, check) if job is not None else None
-            out += result if result is not None else self.in_process(chunk, check)
+        for i, (chunk, sent) in enumerate(zip(job.chunks, job.sent)):
+            result = job.results[i]
+            if result is None and sent is not None:
+                result = self._receive(i, sent, check)
+            out += result if isinstance(result, list) else self.in_process(chunk, check)
         return out
 
     def in_process(self, items: Sequence[EvalItem], check: Callable[[str], None]
@@ -202,13 +246,15 @@ class EvaluationPool:
         w.refs = (w.refs | set(new)) - set(drop)
         return job
 
-    def _receive(self, i: int, job: int, check: Callable[[str], None]
-                 ) -> list[list[Finding]] | None:
+    def _receive(self, i: int, job: int, check: Callable[[str], None] | None) -> Any:
+        """Worker ``i``'s answer to ``job``: its findings, None when it is lost or raised (the
+        chunk is evaluated in-process), or -- without ``check``: do not wait -- ``_PENDING``."""
         w = self._procs[i]
-        assert w is not None
+        if w is None:
+            return None
         while True:
             try:
-                ready = w.conn.poll(self.poll_s)
+                ready = w.conn.poll(self.poll_s if check is not None else 0)
             except (OSError, EOFError) as exc:
                 self._failed(i, None, exc)
                 return None
@@ -216,6 +262,8 @@ class EvaluationPool:
                 if not w.process.is_alive():
                     self._failed(i, None, RuntimeError(f"exit code {w.process.exitcode}"))
                     return None
+                if check is None:
+                    return _PENDING
                 check("evaluate")  # abandoning: the worker's late answer is dropped
                 continue
             try:

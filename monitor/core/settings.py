@@ -105,14 +105,16 @@ class CheckpointSettings(Section):
     #: Closed windows are evaluated oldest first, one whole window at a time, until this much
     #: time is spent in a checkpoint (at least one window); the rest wait for the next
     #: checkpoint, so a backlog of closed windows never holds one transaction for all of them.
+    #: For the synchronous step 6 (``evaluate_workers=0``): a pipelined job holds no transaction.
     evaluate_budget_s: float = Field(2.0, gt=0)
-    #: Processes that run the detectors' ``evaluate`` (``monitor.core.evaluation_pool``); the
-    #: checkpoint's transaction, loading and writing stay in ``vitmon run``. 0 (the default):
-    #: in-process. A worker takes the evaluation's CPU off the GIL-bound consumer
-    #: (bench/ingest.py: 7-10 of ~32 CPU s) but, while the checkpoint waits for it inside its
-    #: transaction, gained no measurable throughput on 2 cores and costs ~240 MB of RSS (its
-    #: interpreter and its copy of each active reference; docs/ingest.md). Worth 1 or more where
-    #: cores are idle and closed windows are many (many slices, short windows).
+    #: Processes that run the detectors' ``evaluate`` (``monitor.core.evaluation_pool``). With
+    #: 1 or more, step 6 is pipelined (``monitor.core.evaluation_pipeline``): a checkpoint sends
+    #: its closed windows to the workers without waiting and a later checkpoint writes the
+    #: results, so evaluation runs on another core while the GIL-bound consumer ingests; loading
+    #: and writing stay in the checkpoints' transactions. Each worker costs ~250 MB of RSS (its
+    #: interpreter and its copy of each active reference; docs/ingest.md). 0 (the default until
+    #: an idle-machine A/B supports 1: the runs so far were at load 5-7): evaluated in the
+    #: checkpoint, in-process (``evaluate_budget_s`` bounds it).
     evaluate_workers: int = Field(0, ge=0)
     #: On SIGTERM the checkpoint in flight may commit for this long, then it is abandoned (rolled
     #: back; the next run reads its records again). Stop takes well under 10 s at any backlog.

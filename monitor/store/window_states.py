@@ -24,8 +24,9 @@ from monitor.store.keys import WindowKey
 #: Times a named stage (``monitor.core.stages.StageClock``); the default times nothing.
 Clock = Callable[[str], AbstractContextManager[None]]
 _CHUNK = 64  # states merged/encoded per clock entry (a stopping checkpoint gives up between)
+# ``xmin``: the transaction that wrote the row's current version (see :attr:`StoredState.version`)
 _COLUMNS = ("SELECT ws.detector, ws.model, ws.model_version, ws.slice, ws.window_start_ms, "
-            "ws.state, ws.n_events FROM window_states ws")
+            "ws.state, ws.n_events, CAST(CAST(ws.xmin AS text) AS bigint) FROM window_states ws")
 _JOIN_KEYS = (" JOIN unnest(CAST(%(kd)s AS text[]), CAST(%(km)s AS text[]), "
               "CAST(%(kv)s AS text[]), CAST(%(ks)s AS text[]), CAST(%(kw)s AS bigint[])) "
               "AS k(d, m, v, s, w) "
@@ -62,6 +63,10 @@ class StoredState:
     n_events: int
     detector: Detector
     blob: bytes = field(repr=False)
+    #: the row version read (PostgreSQL's ``xmin``: any merge, flag change or re-insert since
+    #: gives another): a result computed from this state is stale when :func:`lock_versions`
+    #: later reads a different one (the pipelined step 6, ``monitor.core.evaluation_pipeline``)
+    version: int = 0
     _state: Any = field(default=None, repr=False)
 
     @property
@@ -117,12 +122,24 @@ def load_states(conn: Connection, detectors: Mapping[str, Detector], *,
         cur.execute(sql, params)
         rows = cur.fetchall()
     out = []
-    for detector, model, version, slice_, start, state, n_events in rows:
+    for detector, model, version, slice_, start, state, n_events, row_version in rows:
         det = detectors.get(detector)
         if det is not None:
             key = WindowKey(detector, model, version, slice_, start)
-            out.append(StoredState(key, int(n_events), det, state))
+            out.append(StoredState(key, int(n_events), det, state, int(row_version)))
     return out
+
+
+def lock_versions(conn: Connection, keys: Sequence[WindowKey]) -> dict[WindowKey, int]:
+    """Lock the rows of ``keys`` (``FOR UPDATE``, in key order, as :func:`merge_deltas` does)
+    and return their row versions (:attr:`StoredState.version`); a deleted key is absent."""
+    if not keys:
+        return {}
+    rows = conn.exec_driver_sql(
+        "SELECT ws.detector, ws.model, ws.model_version, ws.slice, ws.window_start_ms, "
+        "CAST(CAST(ws.xmin AS text) AS bigint) FROM window_states ws" + _JOIN_KEYS
+        + " ORDER BY 1, 2, 3, 4, 5 FOR UPDATE OF ws", _key_columns(keys)).all()
+    return {WindowKey(*r[:5]): int(r[5]) for r in rows}
 
 
 def merge_deltas(conn: Connection, detectors: Mapping[str, Detector],

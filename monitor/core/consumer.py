@@ -144,9 +144,8 @@ class Consumer(GroupMember):
     def run(self, exit_when_idle_s: float | None = None) -> None:
         """Consume until stopped (or, with ``exit_when_idle_s``, until caught up and idle).
 
-        Checkpoints run on one worker thread, in order, while this thread polls and decodes
-        the next buffer: PostgreSQL's work overlaps decoding. When the next buffer is due while
-        one is in flight, fetching pauses (polling goes on: heartbeats, rebalances)."""
+        Checkpoints run on one worker thread, in order, while this thread polls and decodes the
+        next buffer. When it is due while one is in flight, fetching pauses (polls go on)."""
         self.start()
         self._idle_since, flushed = time.monotonic(), False
         try:
@@ -160,7 +159,7 @@ class Consumer(GroupMember):
                             self.health.beat()
                         records = self.source.poll(self.cp.intake.poll_size(
                             self.kafka.poll_max_records, self._committed_at > float("-inf")),
-                            0.1 if self._paused else 0.5)
+                            0.1 if self._paused or exit_when_idle_s is not None else 0.5)
                         self._harvest(block=False)
                         if self._paused and self._inflight is None:  # paused only while one runs
                             self.source.resume(self._paused)
@@ -173,13 +172,13 @@ class Consumer(GroupMember):
                             self._idle_since, flushed = time.monotonic(), False
                             self._add(self._buf, records)
                         buf = self._buf
-                        # While a checkpoint is in flight the buffer keeps filling up to max_events
-                        # (checkpoints grow under a backlog), then fetching pauses; at once if it
-                        # holds parked events the intake will settle (Intake.settles).
-                        busy = self._inflight is not None
-                        due = (buf.events >= self.checkpoint.max_events or buf.settles or (
-                            not busy and (not records or time.monotonic() - buf.opened_at >=
-                                          self.checkpoint.interval_s)))
+                        # While a checkpoint is in flight the buffer fills up to max_events (they
+                        # grow under a backlog), then fetching pauses; at once with parked events
+                        # the intake will settle (Intake.settles). Polls are short when paused or
+                        # to notice idleness within 0.1 s (--exit-when-idle).
+                        busy, c = self._inflight is not None, self.checkpoint
+                        due = (buf.events >= c.max_events or buf.settles or (not busy and (
+                            not records or time.monotonic() - buf.opened_at >= c.interval_s)))
                         if (buf.next and due) or (not records and not busy and self._pending_eval
                                                   and self.cp.evaluation_ready()):
                             self._pending_eval = False

@@ -112,9 +112,9 @@ class CheckpointSettings(Section):
     #: its closed windows to the workers without waiting and a later checkpoint writes the
     #: results, so evaluation runs on another core while the GIL-bound consumer ingests; loading
     #: and writing stay in the checkpoints' transactions. Each worker costs ~250 MB of RSS (its
-    #: interpreter and its copy of each active reference; docs/ingest.md). 0 (the default until
-    #: an idle-machine A/B supports 1: the runs so far were at load 5-7): evaluated in the
-    #: checkpoint, in-process (``evaluate_budget_s`` bounds it).
+    #: interpreter and its copy of each active reference; docs/ingest.md). 0 (the default: 8
+    #: alternated pairs on an idle 2-core machine showed no gain, docs/ingest.md): evaluated in
+    #: the checkpoint, in-process (``evaluate_budget_s`` bounds it).
     evaluate_workers: int = Field(0, ge=0)
     #: On SIGTERM the checkpoint in flight may commit for this long, then it is abandoned (rolled
     #: back; the next run reads its records again). Stop takes well under 10 s at any backlog.

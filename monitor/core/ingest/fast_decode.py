@@ -200,6 +200,7 @@ def _decoded(value: bytes | None, max_bytes: int) -> Any:
     except _ERRORS:
         return None
 
+
 def _present(fields: dict | None) -> dict | None:
     """``image`` / ``attrs`` without their null entries (null means absent), as
     ``_prediction`` keeps them: the same dict when none is null."""

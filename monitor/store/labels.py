@@ -6,6 +6,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, text
 
 from monitor.store import locks
@@ -49,9 +50,15 @@ def lock_join(conn: Connection, predicted: Iterable[str], labelled: Iterable[str
 
 
 def known(conn: Connection, event_ids: Sequence[str]) -> dict[str, int]:
-    """The stored label of each of ``event_ids`` that has one."""
-    rows = conn.execute(text("SELECT l.event_id, l.label FROM labels l WHERE l.event_id = ANY(:ids)"),
-                        {"ids": list(event_ids)}).all()
+    """The stored label of each of ``event_ids`` that has one.
+
+    The ids go as one JSON array (orjson, in C), not as a ``text[]`` parameter: psycopg dumps a
+    list element by element in Python, 67 ms of CPU for a checkpoint's 60,000 ids against 2 ms
+    (and 120 vs 15 ms wall, an empty table); every checkpoint asks, labels or not."""
+    rows = conn.execute(text(
+        "SELECT l.event_id, l.label FROM labels l WHERE l.event_id IN "
+        "(SELECT jsonb_array_elements_text(CAST(:ids AS jsonb)))"),
+        {"ids": orjson.dumps(list(event_ids)).decode()}).all()
     return {r.event_id: int(r.label) for r in rows}
 
 

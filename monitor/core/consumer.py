@@ -172,13 +172,14 @@ class Consumer(GroupMember):
                             self._idle_since, flushed = time.monotonic(), False
                             self._add(self._buf, records)
                         buf = self._buf
-                        # While a checkpoint is in flight the buffer fills up to max_events (they
-                        # grow under a backlog), then fetching pauses; at once with parked events
-                        # the intake will settle (Intake.settles). Polls are short when paused or
-                        # to notice idleness within 0.1 s (--exit-when-idle).
+                        # While a checkpoint is in flight the buffer fills up to max_events, then
+                        # fetching pauses; at once with parked events the intake will settle, or
+                        # with a backlog and the worker free (LogEnds.behind). Polls are short
+                        # when paused or to notice idleness within 0.1 s (--exit-when-idle).
                         busy, c = self._inflight is not None, self.checkpoint
                         due = (buf.events >= c.max_events or buf.settles or (not busy and (
-                            not records or time.monotonic() - buf.opened_at >= c.interval_s)))
+                            not records or time.monotonic() - buf.opened_at >= c.interval_s
+                            or self.log_ends.behind(buf.events, c.max_events))))
                         if (buf.next and due) or (not records and not busy and self._pending_eval
                                                   and self.cp.evaluation_ready()):
                             self._pending_eval = False

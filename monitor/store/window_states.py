@@ -29,8 +29,7 @@ _CHUNK = 64  # states merged/encoded per clock entry (a stopping checkpoint give
 # ``xmin``: the transaction that wrote the row's current version (see :attr:`StoredState.version`)
 _COLUMNS = ("SELECT ws.detector, ws.model, ws.model_version, ws.slice, ws.window_start_ms, "
             "ws.state, ws.n_events, CAST(CAST(ws.xmin AS text) AS bigint) FROM window_states ws")
-_JOIN_KEYS = (" JOIN unnest(CAST(%(kd){f} AS text[]), CAST(%(km){f} AS text[]), "
-              "CAST(%(kv){f} AS text[]), CAST(%(ks){f} AS text[]), CAST(%(kw){f} AS bigint[])) "
+_JOIN_KEYS = (" JOIN unnest(%(kd)b, %(km)b, %(kv)b, %(ks)b, %(kw)b) "
               "AS k(d, m, v, s, w) "
               "ON ws.detector = k.d AND ws.model = k.m AND ws.model_version = k.v "
               "AND ws.slice = k.s AND ws.window_start_ms = k.w")
@@ -110,7 +109,7 @@ def load_states(conn: Connection, detectors: Mapping[str, Detector], *,
         where = [w for w in where if not w.startswith("ws.detector")] + ["ws.dirty"]
     sql = _COLUMNS
     if keys is not None:
-        sql += _JOIN_KEYS.format(f="b")
+        sql += _JOIN_KEYS
         params.update(_key_arrays(keys))
         order = " ORDER BY 1, 2, 3, 4, 5"  # key order: concurrent mergers lock alike
     else:
@@ -138,10 +137,10 @@ def lock_versions(conn: Connection, keys: Sequence[WindowKey]) -> dict[WindowKey
     and return their row versions (:attr:`StoredState.version`); a deleted key is absent."""
     if not keys:
         return {}
-    rows = conn.exec_driver_sql(
-        "SELECT ws.detector, ws.model, ws.model_version, ws.slice, ws.window_start_ms, "
-        "CAST(CAST(ws.xmin AS text) AS bigint) FROM window_states ws" + _JOIN_KEYS.format(f="s")
-        + " ORDER BY 1, 2, 3, 4, 5 FOR UPDATE OF ws", _key_columns(keys)).all()
+    rows = _execute(
+        conn, "SELECT ws.detector, ws.model, ws.model_version, ws.slice, ws.window_start_ms, "
+        "CAST(CAST(ws.xmin AS text) AS bigint) FROM window_states ws" + _JOIN_KEYS
+        + " ORDER BY 1, 2, 3, 4, 5 FOR UPDATE OF ws", _key_arrays(keys))
     return {WindowKey(*r[:5]): int(r[5]) for r in rows}
 
 
@@ -264,16 +263,15 @@ def mark_evaluated(conn: Connection, dirty_until: int | None, evaluated: Sequenc
     By key, not "every dirty row": another process may have inserted or merged a state since
     the rows were locked (it was not dirty then, so not locked); that state keeps its flag and
     is evaluated by the next checkpoint, never silently skipped."""
-    conn.execute(text(
-        "UPDATE window_states ws SET dirty = false WHERE ws.dirty "
-        "AND (CAST(:h AS bigint) IS NULL OR ws.window_end_ms <= :h) "
-        "AND (CAST(:lo AS bigint) IS NULL OR ws.window_start_ms >= :lo) "
-        "AND (ws.detector <> ALL(CAST(:known AS text[])) OR (ws.detector, ws.model, "
-        "ws.model_version, ws.slice, ws.window_start_ms) IN (SELECT * FROM unnest("
-        "CAST(:kd AS text[]), CAST(:km AS text[]), CAST(:kv AS text[]), CAST(:ks AS text[]), "
-        "CAST(:kw AS bigint[]))))"),
-        {"h": dirty_until, "lo": not_before, "known": sorted(detectors),
-         **_key_columns(evaluated)})
+    _execute(conn,
+             "UPDATE window_states ws SET dirty = false WHERE ws.dirty "
+             "AND (CAST(%(h)s AS bigint) IS NULL OR ws.window_end_ms <= %(h)s) "
+             "AND (CAST(%(lo)s AS bigint) IS NULL OR ws.window_start_ms >= %(lo)s) "
+             "AND (ws.detector <> ALL(%(known)b) OR (ws.detector, ws.model, "
+             "ws.model_version, ws.slice, ws.window_start_ms) IN (SELECT * FROM unnest("
+             "%(kd)b, %(km)b, %(kv)b, %(ks)b, %(kw)b)))",
+             {"h": dirty_until, "lo": not_before, "known": cb.text_array(sorted(detectors)),
+              **_key_arrays(evaluated)})
 
 
 def versions_in_window(conn: Connection, detector: str, model: str, window_start_ms: int,
@@ -303,18 +301,12 @@ def slices_in_windows(conn: Connection, windows: Sequence[tuple[str, str, str, i
 
 
 def _key_arrays(keys: Sequence[WindowKey]) -> dict[str, cb.ArrayParam]:
-    """:func:`_key_columns` as binary arrays (``%(kd)b``...): no Python step per element."""
+    """Each key column as one binary array (``%(kd)b``...): no Python step per element."""
     return {"kd": cb.text_array([k.detector for k in keys]),
             "km": cb.text_array([k.model for k in keys]),
             "kv": cb.text_array([k.model_version for k in keys]),
             "ks": cb.text_array([k.slice for k in keys]),
             "kw": cb.int_array([k.window_start_ms for k in keys])}
-
-
-def _key_columns(keys: Sequence[WindowKey]) -> dict[str, list[Any]]:
-    return {"kd": [k.detector for k in keys], "km": [k.model for k in keys],
-            "kv": [k.model_version for k in keys], "ks": [k.slice for k in keys],
-            "kw": [k.window_start_ms for k in keys]}
 
 
 def delete_before(conn: Connection, cutoff_ms: int, batch_size: int) -> int:

@@ -2,6 +2,8 @@
 a 3-SD shift on one slice is found among 17, 21 and 85 slices (no permutation floor), old v1
 states and slices without their own reference never give a verdict."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -66,6 +68,19 @@ def test_merge_is_exact_addition_in_any_grouping(gen, profile):
         whole.total, sum(s.total for s in states)) and np.array_equal(
         whole.outer, sum(s.outer for s in states))
     assert whole.total.dtype == whole.outer.dtype == np.int64
+
+
+# sha256 prefixes of det.dumps() of three groups' states, computed by the sketch code of main at
+# 4bbbcef (before features wrote its chunks in place): a speed-up must leave them byte-identical.
+PINNED_STATES = ["4d9f0b6941cb3743", "6e2c8020695bd0d5", "289f9787fb86a3ab"]
+
+
+def test_observed_states_are_pinned_to_the_byte(gen, profile):
+    det = EmbeddingDrift()
+    batch = gen.batch(np.random.default_rng(9), 1300, shift=0.5)  # > CHUNK rows: 3 chunks
+    groups = [np.arange(1300), np.arange(0, 1300, 3), np.arange(700, 1300)]  # rows gathered
+    states = det.observe_groups([det.empty()] * 3, batch, groups, context(profile).reference)
+    assert [hashlib.sha256(det.dumps(s)).hexdigest()[:16] for s in states] == PINNED_STATES
 
 
 def test_sums_are_the_features_moments(gen, profile):

@@ -38,6 +38,7 @@ class Basis:
     axes: np.ndarray  # float64 [d, q], scaled by 1/sd so projections come out whitened
     variance: np.ndarray  # float64 [q], the reference's variance along each axis
     fingerprint: int  # identifies (reference, q, sketch format); other ones' sums never add
+    inv_len2: np.ndarray  # float64 [q], 1 / |axis_j|^2 = sd_j^2 (see _features), once per basis
 
     @property
     def n_features(self) -> int:
@@ -52,42 +53,47 @@ def make_basis(pca_mean: np.ndarray, components: np.ndarray, variance: np.ndarra
     axes = np.asarray(components, np.float64)[:, :q] / np.sqrt(var)
     text = f"{identity}|q={q}|v3|d={axes.shape[0]}".encode()
     fp = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
-    return Basis(np.asarray(pca_mean, np.float64), axes, var, fp)
+    return Basis(np.asarray(pca_mean, np.float64), axes, var, fp,
+                 1.0 / np.square(axes).sum(0))
 
 
 def features(x: np.ndarray, basis: Basis, rows: np.ndarray | None = None) -> np.ndarray:
     """float64 [n, p] sketch features of embeddings ``x`` [n, d] (see module docstring), or of
     ``x[rows]``, in chunks of :data:`CHUNK` rows (cache-sized: half the time of one pass over a
-    large batch; the rows are gathered chunk by chunk, not copied out whole first)."""
+    large batch; the rows are gathered chunk by chunk, not copied out whole first), each
+    written into its rows of the result (no concatenation of the chunks)."""
     n = len(x) if rows is None else len(rows)
-    if n <= CHUNK:
-        return _features(x if rows is None else x[rows], basis)
-    return np.concatenate([_features(x[i:i + CHUNK] if rows is None else x[rows[i:i + CHUNK]],
-                                     basis) for i in range(0, n, CHUNK)])
+    out = np.empty((n, basis.n_features))
+    for i in range(0, n, CHUNK):
+        _features(x[i:i + CHUNK] if rows is None else x[rows[i:i + CHUNK]], basis,
+                  out[i:i + CHUNK])
+    return out
 
 
-CHUNK = 512
+CHUNK = 512  # re-measured after the chunks were written in place: 64-1024 all within noise
 
 
-def _features(x: np.ndarray, basis: Basis) -> np.ndarray:
+def _features(x: np.ndarray, basis: Basis, out: np.ndarray) -> None:
     # float64: a row's features must not depend on the batch it came in (BLAS kernels round
     # float32 differently by shape), so that observe(a + b) == merge(observe(a), observe(b)).
     # Cast inside the subtraction: the same float64 values (an f16 or f32 row converts
     # exactly), without np.asarray's slow whole-chunk float16 conversion and its temporary
     # (3.5x faster on 768-d float16 rows, bench/observe.py).
     centred = np.subtract(x, basis.mean, dtype=np.float64)
-    z = centred @ basis.axes
+    q = basis.axes.shape[1]
+    z = np.matmul(centred, basis.axes, out=out[:, :q])
     # What the q axes leave out: |x - mean|^2 minus the energy on the (unwhitened) axes,
     # whose squared lengths are 1/sd^2 (so z_j^2 / |axis_j|^2 = (x - mean).v_j squared).
-    inv_len2 = 1.0 / np.square(basis.axes.astype(np.float64)).sum(0)
-    resid = np.maximum(np.einsum("nd,nd->n", centred, centred) - (z * z) @ inv_len2, 0.0)
-    log_rms = 0.5 * np.log(resid / centred.shape[1] + 1e-12)
-    return np.column_stack([z, log_rms])
+    resid = np.maximum(np.einsum("nd,nd->n", centred, centred) - (z * z) @ basis.inv_len2, 0.0)
+    out[:, q] = 0.5 * np.log(resid / centred.shape[1] + 1e-12)
 
 
 def quantise(f: np.ndarray) -> np.ndarray:
     """Fixed-point int64 of features (clipped to +-CLIP)."""
-    return np.rint(np.clip(f, -CLIP, CLIP) * SCALE).astype(np.int64)
+    # In place on the clipped copy: the same values without two more float64 temporaries.
+    c = np.clip(f, -CLIP, CLIP)
+    c *= SCALE
+    return np.rint(c, out=c).astype(np.int64)
 
 
 def triu(p: int) -> tuple[np.ndarray, np.ndarray]:

@@ -122,7 +122,7 @@ def _encode(value: Any, raw: list[np.ndarray] | None = None) -> Any:
     if kind in _PLAIN:
         return value
     if kind is tuple or kind is list:
-        if all(type(v) in _PLAIN for v in value):
+        if _PLAIN.issuperset(map(type, value)):  # a loop in C
             return value  # orjson writes a tuple as an array, like the list it was
         return [_encode(v, raw) for v in value]
     if kind is float:
@@ -187,7 +187,8 @@ def _decode(value: Any, type_: type | None = None,
         if "__map__" in value:
             return {_decode(k, None, raw): _decode(v, None, raw) for k, v in value["__map__"]}
     elif kind is list:
-        if not any(type(v) is list or type(v) is dict for v in value):
+        kinds = set(map(type, value))  # a loop in C
+        if list not in kinds and dict not in kinds:
             return tuple(value)  # orjson's scalars decode to themselves
         return tuple(_decode(v, None, raw) for v in value)
     return value

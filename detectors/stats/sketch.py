@@ -70,7 +70,7 @@ def features(x: np.ndarray, basis: Basis, rows: np.ndarray | None = None) -> np.
     return out
 
 
-CHUNK = 512  # re-measured after the chunks were written in place: 64-1024 all within noise
+CHUNK = 256  # 3 % less CPU than 512 (order-balanced interleaved blocks); 128 ties 512
 
 
 def _features(x: np.ndarray, basis: Basis, out: np.ndarray) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from detectors.stats import kolmogorov
+from detectors.stats import floatsum, kolmogorov
 
 REL = 1e-12
 SIZES = [1, 2, 3, 4, 5, 7, 10, 20, 50, 100, 139, 140, 141, 142, 300, 1000, 2000, 5000, 9999,
@@ -89,3 +89,12 @@ def test_isf_is_scipys(n):
         if 1 / n < got < 1 - 1 / n:  # a root of what scipy inverts: the CDF, not sf (for n >
             # 140 they use different approximations past n d^2 = 2.2, ~5e-4 apart at n = 141)
             assert kolmogorov.cdf(got, n) == pytest.approx(1 - alpha, abs=1e-11)  # xtol 1e-14 * pdf
+
+
+def test_numpy_sum_adds_in_numpys_order():
+    # magnitudes over 10 decades, so a different order of additions changes the last bits
+    rng = np.random.default_rng(7)
+    for n in [*range(0, 40), 127, 128, 129, 300, 1000]:
+        for _ in range(5):
+            xs = rng.normal(size=n) * 10.0 ** rng.uniform(-5, 5, size=n)
+            assert floatsum.numpy_sum(xs.tolist()) == float(np.sum(xs)), n

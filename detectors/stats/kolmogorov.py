@@ -7,8 +7,8 @@ same formula as scipy's. What differs is the bookkeeping, not the maths:
 
 * scipy evaluates Pelz-Good's series (its large-``n`` branch, most null-window p-values) on
   4-element numpy arrays, ~0.12 ms a value; here it runs on Python floats with :mod:`math`
-  (~12 us), the operations in scipy's order (also the 8-accumulator order in which
-  ``numpy.sum`` adds its terms), so the results agree to the last bit or within a few ulps;
+  (~12 us), the operations in scipy's order (its sums in ``numpy.sum``'s order,
+  :mod:`detectors.stats.floatsum`), so the results agree to the last bit or within a few ulps;
 * scipy's per-value wrappers (``nditer``, ``np.where`` / ``np.clip`` on 0-d arrays) are gone:
   with them a KS p-value cost ~0.16 ms and was half of window evaluation's CPU
   (``bench/evaluate.py``, 2,808 keys of a ``bench/ingest.py`` run);
@@ -29,6 +29,8 @@ from scipy import optimize, special
 from scipy.special._ufuncs import _kolmogci  # the inverse of the limiting CDF, as _kolmogni
 from scipy.stats._ksstats import _kolmogn_DMTW, _kolmogn_Pomeranz
 
+from detectors.stats.floatsum import numpy_sum
+
 _PI2, _PI4, _PI6 = math.pi ** 2, math.pi ** 4, math.pi ** 6
 _SQRT2PI = math.sqrt(2 * math.pi)
 _SQRT3 = math.sqrt(3)
@@ -42,29 +44,6 @@ _STIRLING = (-2.955065359477124183e-2, 6.4102564102564102564e-3, -1.917526917526
 
 def _clip(p: float) -> float:
     return min(max(p, 0.0), 1.0)
-
-
-def _numpy_sum(terms: list[float]) -> float:
-    """``numpy.sum`` of a short float64 array, added in numpy's order: the first element, then
-    the rest by its pairwise loop, which below 8 elements adds left to right and from 8 on keeps
-    8 running sums (combined pairwise) and adds any remainder after them (up to 128 elements,
-    the only case here: Pelz-Good has at most 22 terms)."""
-    first, rest = terms[0], terms[1:]
-    if len(rest) < 8:
-        total = 0.0
-        for v in rest:
-            total += v
-        return first + total
-    acc = rest[:8]
-    i = 8
-    while i + 8 <= len(rest):
-        for j in range(8):
-            acc[j] += rest[i + j]
-        i += 8
-    total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
-    for v in rest[i:]:
-        total += v
-    return first + total
 
 
 def _pelz_good_cdf(n: int, x: float) -> float:
@@ -104,10 +83,10 @@ def _pelz_good_cdf(n: int, x: float) -> float:
     sqrt3z = _SQRT3 * z
     ks = range(maxk, 0, -1)
     qpowers = [q ** (k * k) for k in ks]
-    k2extra = _numpy_sum([(k * k) * qk for k, qk in zip(ks, qpowers)])
+    k2extra = numpy_sum([(k * k) * qk for k, qk in zip(ks, qpowers)])
     k2extra *= _PI2 * _SQRT2PI / (-36 * z3)
     s2 += k2extra
-    k3extra = _numpy_sum([(sqrt3z + math.pi * k) * (sqrt3z - math.pi * k) * (k * k) * qk
+    k3extra = numpy_sum([(sqrt3z + math.pi * k) * (sqrt3z - math.pi * k) * (k * k) * qk
                           for k, qk in zip(ks, qpowers)])
     k3extra *= _PI2 * _SQRT2PI / (216 * z6)
     s3 += k3extra

@@ -57,7 +57,7 @@ def _scaled(lam: np.ndarray) -> tuple[np.ndarray, float]:
 
 # _tail and _k1 run ~20 times per root search on ~17 weights: on Python floats, summed in
 # numpy's order (floatsum), they give the array code's values bit for bit at a fraction of its
-# per-call cost (wchisq_isf + wchisq_sf: ~0.2 -> ~0.08 CPU s per bench/evaluate.py pass).
+# per-call cost (embedding_drift's evaluation 1.46 -> 1.29 ms a key in bench/evaluate.py).
 def _tail(s: float, x: float, lam: list[float], mean: float, var: float) -> float:
     """Lugannani-Rice at the saddlepoint ``s`` of ``x = K'(s)`` (scaled weights)."""
     kk = -0.5 * numpy_sum([math.log1p(-2 * v * s) for v in lam])

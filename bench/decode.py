@@ -16,6 +16,12 @@ alternating within each round so that they share the machine's load:
 
     git show main:monitor/core/ingest/decode.py > /tmp/old_decode.py
     OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/decode.py --against /tmp/old_decode.py
+
+When the fast path's module differs too, give its old copy as well (``--against-fast``): the old
+decoder then uses it rather than this tree's ``fast_decode``::
+
+    git show main:monitor/core/ingest/fast_decode.py > /tmp/old_fast_decode.py
+    ... bench/decode.py --against /tmp/old_decode.py --against-fast /tmp/old_fast_decode.py
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import against, make_events  # noqa: E402
 
 from monitor.core.decode_pool import DecodePool  # noqa: E402
-from monitor.core.ingest import decode  # noqa: E402
+from monitor.core.ingest import decode, fast_decode  # noqa: E402
 from monitor.core.ingest.records import Record  # noqa: E402
 
 CASES = ("admitted", "parked", "offline", "list", "worker")
@@ -126,6 +132,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--cases", default=",".join(CASES), help=f"some of {','.join(CASES)}")
     ap.add_argument("--against", help="another copy of monitor/core/ingest/decode.py")
+    ap.add_argument("--against-fast", help="the copy of monitor/core/ingest/fast_decode.py "
+                    "that --against's decoder uses (default: this tree's)")
     args = ap.parse_args()
     cases = args.cases.split(",")
     records = _records(make_events(args.events, 1, 768, 10, 3_600_000, "ev"))
@@ -133,6 +141,10 @@ def main() -> None:
     polls = {c: [(lists if c == "list" else records)[lo:lo + args.poll]
                  for lo in range(0, args.events, args.poll)] for c in cases}
     modules = against(decode, args.against)
+    if args.against and args.against_fast:
+        old_fast = against(fast_decode, args.against_fast)["against"]
+        modules["against"].fast_decode = old_fast
+        modules["against"].FastRows = old_fast.FastRows
     size = sum(len(r.value) for r in records) / len(records)
     print(f"load average {os.getloadavg()[0]:.1f}; {args.events:,} events ({size:,.0f} B each), "
           f"polls of {args.poll:,}, base64 {decode.B64_BACKEND}, {args.rounds} rounds")

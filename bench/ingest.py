@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import re
 import shutil
@@ -123,7 +124,7 @@ def event_chunks(n: int, dim: int, classes: int, span_ms: int,
 
 
 def run_once(args: argparse.Namespace, bootstrap: str, chunks: Iterable[list[bytes]],
-             ref_file: Path, admin: str, tmp: Path) -> dict:
+             ref_file: Path, admin: str, tmp: Path, broker_pid: int | None = None) -> dict:
     base = f"bench{uuid.uuid4().hex[:6]}"
     kafka_io.create_topics(args.client, bootstrap,
                            {f"{base}.pred": 3, f"{base}.labels": 3, f"{base}.dlq": 1})
@@ -159,6 +160,8 @@ def run_once(args: argparse.Namespace, bootstrap: str, chunks: Iterable[list[byt
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         hwm_kb, peak_kb, peak_kids_kb, rss = 0, 0, 0, []
         cpu: dict[int, float] = {}  # CPU seconds per process, as last seen
+        # (time, the consumer's CPU s, the broker's): how busy each was over the measured span
+        busy: list[tuple[datetime, float, float]] = []
         leaf = proc.pid
         while proc.poll() is None:
             # VmHWM: the consumer's own peak resident set; the total: VmRSS of the consumer and
@@ -170,7 +173,9 @@ def run_once(args: argparse.Namespace, bootstrap: str, chunks: Iterable[list[byt
             kids = sum(_status_kb(k, "VmRSS") for k in below)
             cpu.update({k: _cpu_s(k) for k in [leaf, *below]})
             peak_kb, peak_kids_kb = max(peak_kb, own + kids), max(peak_kids_kb, kids)
-            rss.append((datetime.now(timezone.utc).replace(tzinfo=None), own + kids))
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            rss.append((now, own + kids))
+            busy.append((now, cpu[leaf], _cpu_s(broker_pid) if broker_pid else 0.0))
             time.sleep(0.2)
     text_ = log.read_text()
     if args.keep_log:
@@ -179,7 +184,8 @@ def run_once(args: argparse.Namespace, bootstrap: str, chunks: Iterable[list[byt
         raise SystemExit(f"vitmon run failed ({proc.returncode}): {text_[-3000:]}")
     commits = [(datetime.fromisoformat(m[0]), int(m[1])) for m in COMMIT.findall(text_)]
     accepted = sum(n for _, n in commits)
-    span = (commits[-1][0] - datetime.fromisoformat(STARTED.findall(text_)[0])).total_seconds()
+    started = datetime.fromisoformat(STARTED.findall(text_)[0])
+    span = (commits[-1][0] - started).total_seconds()
     stages = {}
     for m in STAGES.findall(text_)[-1:]:
         stages = {k: float(v) for k, v in (kv.split("=") for kv in m.split())}
@@ -187,8 +193,19 @@ def run_once(args: argparse.Namespace, bootstrap: str, chunks: Iterable[list[byt
             "peak_rss_mb": max(peak_kb, hwm_kb) / 1024, "peak_own_mb": hwm_kb / 1024,
             "peak_children_mb": peak_kids_kb / 1024, "cpu_own_s": cpu.get(leaf, 0.0),
             "cpu_children_s": sum(v for k, v in cpu.items() if k != leaf), "stages": stages,
-            "keys": _state_sizes(db),
+            "keys": _state_sizes(db), "busy": _busy(busy, started, commits[-1][0]),
             "rss_by_events": _rss_by_events(commits, rss), "message_bytes": float(np.mean(sizes))}
+
+
+def _busy(samples: list[tuple[datetime, float, float]], start: datetime,
+          end: datetime) -> tuple[float, float]:
+    """CPU seconds of the consumer and of the broker between ``start`` and ``end`` (the
+    measured span), from the 0.2 s samples nearest inside it: the consumer's share of one core
+    tells whether the run was bound by its interpreter or waited on something else."""
+    inside = [s for s in samples if start <= s[0] <= end]
+    if len(inside) < 2:
+        return math.nan, math.nan
+    return inside[-1][1] - inside[0][1], inside[-1][2] - inside[0][2]
 
 
 def _rss_by_events(commits: list[tuple[datetime, int]],
@@ -283,6 +300,9 @@ def report(args: argparse.Namespace, r: dict) -> None:
           f"{r['peak_own_mb']:.0f} MB, the children's {r['peak_children_mb']:.0f} MB)")
     print(f"CPU: vitmon run {r['cpu_own_s']:.1f} s, its children (evaluation, decode workers) "
           f"{r['cpu_children_s']:.1f} s")
+    own, broker = r["busy"]
+    print(f"inside the measured span: vitmon run {own:.1f} CPU s ({own / r['span_s']:.0%} of one "
+          f"core), the broker {broker:.1f} CPU s")
     if r["rss_by_events"]:
         print("RSS after " + ", ".join(f"{n / 1000:,.0f}k: {mb:,.0f} MB"
                                        for n, mb in r["rss_by_events"]) + " committed events")
@@ -333,7 +353,8 @@ def main() -> None:
         ref_file.write_bytes(b"\n".join(make_events(REFERENCE_EVENTS, 2, args.dim, args.classes,
                                                     span, "ref")) + b"\n")
         chunks = event_chunks(args.events, args.dim, args.classes, span)
-        r = run_once(args, broker.bootstrap, chunks, ref_file, admin_url(tmp), tmp)
+        r = run_once(args, broker.bootstrap, chunks, ref_file, admin_url(tmp), tmp,
+                     broker.pid)
     report(args, r)
 
 

@@ -213,11 +213,11 @@ class EmbeddingDrift(DataclassStateCodec):
         out = list(states)
         for j, i in enumerate(full):
             r = at[rows[i]]
-            h, gids = hashes[r], ids[r]
-            keep = emb.bottom_k(h, gids, self.sample_size)
-            sample = (fq[r[keep]] / sk.SCALE).astype(np.float16)
+            h = hashes[r]
+            kept = r[emb.bottom_k(h, ids, self.sample_size, rows=r)]
+            sample = (fq[kept] / sk.SCALE).astype(np.float16)
             part = EmbeddingDriftState(SKETCH_VERSION, basis.fingerprint, len(r), 0, totals[j],
-                                       outers[j], h[keep], tuple(gids[keep].tolist()), sample)
+                                       outers[j], hashes[kept], tuple(ids[kept].tolist()), sample)
             out[i] = self.merge(states[i], part)
         return out
 

@@ -42,7 +42,7 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> None:
     def chunk(self, records, first):
         got = real(self, records, first)
         if type(got) is dict:
-            _TOOK.extend(entry[3][0] for rows in got.values() for entry in rows)
+            _TOOK.extend(event_id for block in got.values() for event_id in block[3])
         else:
             _TOOK.extend(hit[1][0] for hit in got if hit is not None)
         return got

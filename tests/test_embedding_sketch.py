@@ -2,6 +2,8 @@
 a 3-SD shift on one slice is found among 17, 21 and 85 slices (no permutation floor), old v1
 states and slices without their own reference never give a verdict."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -66,6 +68,46 @@ def test_merge_is_exact_addition_in_any_grouping(gen, profile):
         whole.total, sum(s.total for s in states)) and np.array_equal(
         whole.outer, sum(s.outer for s in states))
     assert whole.total.dtype == whole.outer.dtype == np.int64
+
+
+# sha256 prefixes of det.dumps() of three groups' states, computed by the sketch code of main at
+# 4bbbcef (before features wrote its chunks in place): a speed-up must leave them byte-identical.
+PINNED_STATES = ["4d9f0b6941cb3743", "6e2c8020695bd0d5", "289f9787fb86a3ab"]
+
+
+def test_observed_states_are_pinned_to_the_byte(gen, profile):
+    det = EmbeddingDrift()
+    batch = gen.batch(np.random.default_rng(9), 1300, shift=0.5)  # > CHUNK rows: 3 chunks
+    groups = [np.arange(1300), np.arange(0, 1300, 3), np.arange(700, 1300)]  # rows gathered
+    states = det.observe_groups([det.empty()] * 3, batch, groups, context(profile).reference)
+    assert [hashlib.sha256(det.dumps(s)).hexdigest()[:16] for s in states] == PINNED_STATES
+
+
+def test_float16_bits_convert_every_code_exactly():
+    codes = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    finite = codes[np.isfinite(codes)]  # 63,490 codes: zeros, subnormals, normals, both signs
+    f = sk._float16_as_float32(finite)
+    # Bit for bit against numpy's own conversion: -0.0 and the subnormals included.
+    assert f is not None and f.dtype == np.float32
+    assert np.array_equal(f.view(np.uint32), finite.astype(np.float32).view(np.uint32))
+    for bad in (np.inf, -np.inf, np.nan):  # exponent 31: numpy converts these chunks
+        assert sk._float16_as_float32(np.array([[0.5, bad], [1, 2]], np.float16)) is None
+
+
+def test_centred_is_numpys_subtraction_for_every_code_and_without_the_fast_path(monkeypatch):
+    codes = np.arange(1 << 16, dtype=np.uint16).view(np.float16).reshape(64, 1024)
+    mean = np.random.default_rng(5).normal(0, 1, 1024)
+
+    def same(x):  # to the bit, NaN payloads included
+        with np.errstate(invalid="ignore"):  # the signalling NaN codes
+            want = np.subtract(x, mean, dtype=np.float64)
+            return np.array_equal(sk._centred(x, mean).view(np.uint64), want.view(np.uint64))
+
+    finite_rows = codes[np.isfinite(codes).all(1)]
+    assert len(finite_rows) == 62 and sk._float16_as_float32(finite_rows) is not None
+    assert same(finite_rows) and same(codes)  # codes: inf and NaN rows, numpy's conversion
+    monkeypatch.setattr(sk, "_SUBNORMAL_PROBE", np.zeros(1, np.float32))  # as under DAZ
+    assert sk._float16_as_float32(finite_rows) is None and same(finite_rows)
 
 
 def test_sums_are_the_features_moments(gen, profile):

@@ -30,6 +30,17 @@ def test_bottom_k_is_order_independent():
     assert set(ids[np.argsort(h)[:50]]) == a
 
 
+def test_bottom_k_of_rows_reads_the_ids_of_those_rows_on_a_collision():
+    ids = np.array([f"id{i}" for i in range(10)], dtype=object)
+    rows = np.array([7, 2, 9, 4])
+    h = np.array([5, 3, 3, 8], dtype=np.uint64)  # rows 2 and 9 collide: "id2" < "id9" first
+    assert emb.bottom_k(h, ids, 2, rows=rows).tolist() == [1, 2]
+    assert emb.bottom_k(h, ids[rows], 2).tolist() == [1, 2]
+    ids[2], ids[9] = "z", "a"  # now row 9's id sorts first
+    assert emb.bottom_k(h, ids, 2, rows=rows).tolist() == [2, 1]
+    assert emb.bottom_k(h, ids[rows], 2).tolist() == [2, 1]
+
+
 def test_bottom_k_is_roughly_uniform():
     ids = np.array([f"id{i}" for i in range(20_000)], dtype=object)
     keep = emb.bottom_k(emb.event_hashes(ids), ids, 2000)

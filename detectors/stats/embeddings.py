@@ -38,9 +38,12 @@ def event_hashes(ids: np.ndarray) -> np.ndarray:
     return np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64)
 
 
-def bottom_k(hashes: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+def bottom_k(hashes: np.ndarray, ids: np.ndarray, k: int,
+             rows: np.ndarray | None = None) -> np.ndarray:
     """Indices of the ``k`` smallest ``(hash, id)`` pairs, in that order (ties broken by id so
-    the choice is total even under a hash collision)."""
+    the choice is total even under a hash collision). The id of ``hashes[i]`` is ``ids[i]``, or
+    ``ids[rows[i]]`` given ``rows``: a group of a batch then needs no gather of its (object)
+    ids, which only a collision reads."""
     if hashes.size <= k:
         keep = np.arange(hashes.size)
     else:
@@ -50,7 +53,8 @@ def bottom_k(hashes: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
     kept = hashes[keep]
     order = np.argsort(kept, kind="stable")
     if np.any(kept[order[1:]] == kept[order[:-1]]):  # a collision: the ids decide
-        order = np.lexsort((np.asarray([str(v) for v in ids[keep]], dtype=object), kept))
+        tied = ids[keep if rows is None else rows[keep]]
+        order = np.lexsort((np.asarray([str(v) for v in tied], dtype=object), kept))
     return keep[order][:k]
 
 

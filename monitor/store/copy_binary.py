@@ -24,11 +24,16 @@ import struct
 from collections.abc import Sequence
 
 import numpy as np
+from psycopg import pq
+from psycopg.adapt import AdaptersMap, Dumper
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)  # no OIDs, no header extension
 TRAILER = struct.pack(">h", -1)
 NULL = struct.pack(">i", -1)
 INT4_OID = 23
+INT8_OID, TEXT_OID, BYTEA_OID = 20, 25, 17
+#: element type -> array type, for a parameter's declared type
+_ARRAY_OIDS = {INT4_OID: 1007, INT8_OID: 1016, TEXT_OID: 1009, BYTEA_OID: 1001}
 
 
 def fixed_pieces(field_count: int | None,
@@ -127,3 +132,98 @@ def join_rows(pieces: Sequence[list[bytes]]) -> bytes:
     for j, column in enumerate(pieces):
         grid[:, j] = column
     return b"".join([SIGNATURE, *grid.ravel().tolist(), TRAILER])
+
+
+class ArrayParam:
+    """A query parameter that is already an array in array_recv's binary format (built by
+    :func:`text_array`, :func:`int_array`, :func:`bytea_array`): psycopg sends its bytes as
+    they are (:func:`register_arrays`), where its list dumper takes Python steps per element
+    (``bench/merge_deltas.py``)."""
+
+    __slots__ = ("data", "oid")
+
+    def __init__(self, data: bytes, element_oid: int) -> None:
+        self.data, self.oid = data, _ARRAY_OIDS[element_oid]
+
+
+def _dumper(array_oid: int) -> type[Dumper]:
+    class ArrayDumper(Dumper):
+        format = pq.Format.BINARY
+        oid = array_oid
+
+        def dump(self, obj: ArrayParam) -> bytes:
+            return obj.data
+
+    return ArrayDumper
+
+
+class TextArray(ArrayParam):
+    __slots__ = ()
+
+
+class Int4Array(ArrayParam):
+    __slots__ = ()
+
+
+class Int8Array(ArrayParam):
+    __slots__ = ()
+
+
+class ByteaArray(ArrayParam):
+    __slots__ = ()
+
+
+_DUMPERS = {cls: _dumper(_ARRAY_OIDS[oid]) for cls, oid in (
+    (TextArray, TEXT_OID), (Int4Array, INT4_OID), (Int8Array, INT8_OID), (ByteaArray, BYTEA_OID))}
+
+
+def register_arrays(adapters: AdaptersMap) -> None:
+    """Let a cursor (its ``adapters``) send :class:`ArrayParam` values (pass them as ``%(x)b``)."""
+    for cls, dumper in _DUMPERS.items():
+        adapters.register_dumper(cls, dumper)
+
+
+def _array(element_oid: int, parts: Sequence[bytes], lengths: np.ndarray) -> bytes:
+    """One-dimensional array of ``parts`` (their ``lengths``; -1: NULL) in array_recv's format:
+    dimensions, has-NULL flag, element type, size and lower bound, then per element its length
+    word and bytes (an empty array has no dimension)."""
+    n = len(parts)
+    if not n:
+        return struct.pack(">iii", 0, 0, element_oid)
+    grid = np.empty((n, 2), dtype=object)
+    grid[:, 0] = length_words(lengths)
+    grid[:, 1] = parts
+    head = struct.pack(">iiiii", 1, int(bool((lengths < 0).any())), element_oid, n, 1)
+    return b"".join([head, *grid.ravel().tolist()])
+
+
+def text_array(values: list) -> TextArray:
+    """``text[]`` of ``values`` (``str`` of a non-str, NULL for None).
+
+    >>> t = text_array(["ab", None]).data  # 1 dimension, has NULL, text, 2 elements from 1
+    >>> t[:20].hex(), t[20:].hex()
+    ('0000000100000001000000190000000200000001', '000000026162ffffffff')
+    """
+    parts, lengths = text_pieces(values)
+    return TextArray(_array(TEXT_OID, parts, lengths), TEXT_OID)
+
+
+def bytea_array(values: Sequence[bytes]) -> ByteaArray:
+    """``bytea[]`` of ``values``."""
+    lengths = np.fromiter(map(len, values), np.int64, len(values))
+    return ByteaArray(_array(BYTEA_OID, values, lengths), BYTEA_OID)
+
+
+def int_array(values: Sequence[int], element_oid: int = INT8_OID) -> ArrayParam:
+    """``bigint[]`` (or ``int[]``) of ``values``, no NULL: one numpy structured array of length
+    words and big-endian values. Values are cast: check a range first (:func:`check_int32`)."""
+    n = len(values)
+    if not n:
+        data = struct.pack(">iii", 0, 0, element_oid)
+    else:
+        width = 8 if element_oid == INT8_OID else 4
+        rows = np.empty(n, dtype=[("len", ">i4"), ("v", f">i{width}")])
+        rows["len"] = width
+        rows["v"] = values
+        data = struct.pack(">iiiii", 1, 0, element_oid, n, 1) + rows.tobytes()
+    return (Int8Array if element_oid == INT8_OID else Int4Array)(data, element_oid)

@@ -35,6 +35,8 @@ class Base64Buffer:
     (0, 3, 5, 8)
     >>> bytes(buf.finish()), list(buf.errors)
     (b'\\x00\\x01\\x02xy\\x03\\x04\\x05\\x00\\x00\\x00', [8])
+    >>> buf.add_run(["AAEC", "A*=A", "AwQF"], 4), bytes(buf.finish()[11:]), list(buf.errors)
+    (range(11, 20, 3), b'\\x00\\x01\\x02\\x00\\x00\\x00\\x03\\x04\\x05', [8, 14])
     """
 
     __slots__ = ("_n", "_decode", "_buf", "_view", "_pos", "_texts", "_start", "errors")
@@ -53,7 +55,7 @@ class Base64Buffer:
         off = self._pos
         end = off + len(text) // 4 * 3
         if end > len(self._buf):
-            self._grow(end)
+            self._grow(end, end - off)
         self._pos = end
         texts = self._texts
         if not texts:
@@ -63,12 +65,33 @@ class Base64Buffer:
             self._flush()
         return off
 
+    def add_run(self, texts: Sequence[str], length: int) -> range:
+        """:meth:`add` of each of ``texts``, all ``length`` characters long (a multiple of 4),
+        without a Python call per text (the fast path's chunks): the same offsets, bytes and
+        errors."""
+        step = length // 4 * 3
+        first = self._pos
+        end = first + step * len(texts)
+        if end > len(self._buf):
+            self._grow(end, step)
+        pending, i = self._texts, 0
+        while i < len(texts):
+            if not pending:
+                self._start = self._pos
+            run = texts[i:i + CHUNK - len(pending)]
+            pending += run
+            i += len(run)
+            self._pos += step * len(run)
+            if len(pending) == CHUNK:
+                self._flush()
+        return range(first, end, step)
+
     def put(self, raw: bytes) -> int:
         self._flush()  # pending text stays one contiguous run
         off = self._pos
         end = off + len(raw)
         if end > len(self._buf):
-            self._grow(end)
+            self._grow(end, len(raw))
         self._view[off:end] = raw
         self._pos = end
         return off
@@ -78,8 +101,9 @@ class Base64Buffer:
         self._flush()
         return self._buf[:self._pos]
 
-    def _grow(self, end: int) -> None:
-        cap = max(end, 2 * len(self._buf), self._n * (end - self._pos))
+    def _grow(self, end: int, each: int) -> None:
+        """Room up to ``end``; the first time for ``n`` events of ``each`` bytes."""
+        cap = max(end, 2 * len(self._buf), self._n * each)
         buf = np.empty(cap, dtype=np.uint8)
         buf[:self._pos] = self._buf[:self._pos]
         self._buf, self._view = buf, memoryview(buf)

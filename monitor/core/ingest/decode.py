@@ -9,10 +9,11 @@ per-record path below, which alone rejects; the outcome is the same (``fast=Fals
 this path; ``tests/test_decode_fast.py`` compares the two).
 
 Each message is parsed with ``orjson`` and checked against event contract v1 (see
-``monitor.core.ingest.events`` and the brief) by cheap inline type checks; a valid event becomes one tuple in
-its model's row list, and the lists become numpy columns at the end (base64 embeddings go to one
-buffer per call, decoded a few dozen events per base64 call: ``monitor.core.ingest.b64buffer``;
-array values are checked vectorised). Bad records never raise: each
+``monitor.core.ingest.events`` and the brief) by cheap inline type checks; a valid event
+becomes one tuple in its model's row list (the fast path's chunks come as columns already),
+and they become numpy columns at the end (base64 embeddings go to one buffer per call, decoded
+a few dozen events per base64 call: ``monitor.core.ingest.b64buffer``; array values are checked
+vectorised). Bad records never raise: each
 becomes a :class:`Rejection` that keeps the original key, bytes, partition and offset, with a
 stable ``reason`` code (:data:`REASONS`) and one human line.
 
@@ -87,6 +88,7 @@ from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from operator import attrgetter
 from typing import Any, Protocol
 
 import numpy as np
@@ -123,6 +125,9 @@ _DTYPES = {"f16": _F16, "f32": _F32}
 #: Optional fields in _prediction's order (a tuple: map(d.get, ...) keeps it).
 _OPTIONAL = ("batch_size", "gpu_mem_mb", "gpu_util", "cold_start", "artifact_id", "input_sha256",
              "sample_uri")
+#: A model's columns (``_columns``): index, partition, offset, then a row's fields (by position)
+_VERSION_COLUMN, _KIND_COLUMN, _EMB_COLUMN = 5, 11, 12
+_TOPIC, _PARTITION, _OFFSET = attrgetter("topic"), attrgetter("partition"), attrgetter("offset")
 
 
 class RecordLike(Protocol):
@@ -675,12 +680,14 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
     """
     counts: MutableMapping[str, int] = {} if class_counts is None else class_counts
     records = records if isinstance(records, Sequence) else list(records)
+    # model -> its rows in stream order, in parts: a fast chunk's block (a tuple of columns,
+    # as _batch reads them) or a list of the per-record path's (index, partition, offset, row)
     by_model: dict[str, list] = {}
     failed: list[tuple[int, _Reject, dict | None]] = []
     positions: dict[tuple[str, int], int] = {}
     pending: list[tuple] = []  # parked rows, to check after the loop
     sink = Base64Buffer(len(records), _b64decode)
-    quick = (FastRows(embedding_dims, counts, gate, sink.add, max_bytes)
+    quick = (FastRows(embedding_dims, counts, gate, sink.add, sink.add_run, max_bytes)
              if fast and fast_decode.AVAILABLE and decoded is None else None)
     if quick is not None and not isinstance(records, list | tuple):
         records = list(records)  # sliced into chunks
@@ -691,15 +698,12 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
             lo, hi = hi, min(hi + step, len(records))
             hits = quick.chunk(records[lo:hi], lo) if quick is not None else None
             if type(hits) is dict:  # the whole chunk took the fast path
-                for model, rows in hits.items():
+                for model, block in hits.items():
                     if model in by_model:
-                        by_model[model].extend(rows)
+                        by_model[model].append(block)
                     else:
-                        by_model[model] = rows
-                for r in records[lo:hi]:
-                    pos, offset = (r.topic, r.partition), r.offset
-                    if positions.get(pos, -1) <= offset:
-                        positions[pos] = offset + 1
+                        by_model[model] = [block]
+                _advance(positions, records[lo:hi])
                 continue
             if hits is not None:
                 hi = lo + len(hits)  # up to an event that may teach D or C: then chunks anew
@@ -730,10 +734,13 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
                     pending.append((i, r, d["event_id"], d["model"], d["model_version"],
                                     park.dim, park.ts_ms, park.row))
                 else:
-                    rows = by_model.get(model)
-                    if rows is None:
-                        rows = by_model[model] = []
-                    rows.append((i, r.partition, offset, row))
+                    parts = by_model.get(model)
+                    if parts is None:
+                        by_model[model] = [[(i, r.partition, offset, row)]]
+                    elif type(parts[-1]) is list:
+                        parts[-1].append((i, r.partition, offset, row))
+                    else:
+                        parts.append([(i, r.partition, offset, row)])
                 pos = (r.topic, r.partition)
                 if positions.get(pos, -1) <= offset:
                     positions[pos] = offset + 1
@@ -741,17 +748,18 @@ def decode_predictions(records: Iterable[RecordLike], embedding_dims: MutableMap
         parked = _parked(pending, failed, buf, sink.errors) if pending else []
         del pending  # before the collector's return
         batches = {}
-        for model, rows in by_model.items():
+        for model, parts in by_model.items():
+            cols = _columns(parts)
             if sink.errors:  # rows whose base64 is invalid fail first, as in _prediction
-                rows = _valid_base64(model, rows, sink.errors, failed)
-                if not rows:
+                cols = _valid_base64(model, cols, sink.errors, failed)
+                if not cols[0]:
                     continue
-            groups = ([(model, rows, embedding_dims.get(model, 0))] if gate is None else
-                      _by_dimension(model, rows, gate))
+            groups = ([(model, cols, embedding_dims.get(model, 0))] if gate is None else
+                      _by_dimension(model, cols, gate))
             for name, group, dim in groups:
                 batches[name], late = _batch(model, group, dim, counts.get(model, 0), buf)
                 failed.extend(late)
-        rows = group = groups = None
+        parts = cols = group = groups = None
         by_model.clear()  # the rows go now, not after the collector traversed them
     return PredictionDecode(batches, _rejections(records, failed), positions, parked)
 
@@ -818,21 +826,56 @@ def _suspect_probs(probs: list) -> Iterable[int]:
         return np.flatnonzero((p.min(axis=1) < 0) | ~(np.abs(p.sum(axis=1) - 1) <= tol))
 
 
-def _valid_base64(model: str, rows: list, errors: dict[int, ValueError], failed: list) -> list:
-    """``rows`` minus those whose base64 text was invalid (their rejections into
+def _advance(positions: dict[tuple[str, int], int], records: Sequence[RecordLike]) -> None:
+    """``positions`` past ``records`` (a fast chunk): one step when they share a partition."""
+    where = set(zip(map(_TOPIC, records), map(_PARTITION, records)))
+    if len(where) == 1:
+        (pos,) = where
+        positions[pos] = max(positions.get(pos, -1), max(map(_OFFSET, records)) + 1)
+        return
+    for r in records:
+        pos, offset = (r.topic, r.partition), r.offset
+        if positions.get(pos, -1) <= offset:
+            positions[pos] = offset + 1
+
+
+def _columns(parts: list) -> tuple:
+    """A model's rows as columns (index, partition, offset, then a row's 20 fields): the
+    per-record path's lists of rows transposed, the fast path's blocks as they are, joined."""
+    blocks = [part if type(part) is tuple else _transposed(part) for part in parts]
+    if len(blocks) == 1:
+        return blocks[0]
+    out = tuple(map(list, blocks[0]))
+    for block in blocks[1:]:  # a list's += takes a list in one copy (chain: item by item)
+        for column, more in zip(out, block, strict=True):
+            column += more
+    return out
+
+
+def _transposed(rows: list) -> tuple:
+    index, part, off, values = zip(*rows, strict=True)
+    return (index, part, off, *zip(*values, strict=True))
+
+
+def _subset(cols: tuple, keep: Sequence[int]) -> tuple:
+    return tuple([column[j] for j in keep] for column in cols)
+
+
+def _valid_base64(model: str, cols: tuple, errors: dict[int, ValueError], failed: list) -> tuple:
+    """``cols`` minus the rows whose base64 text was invalid (their rejections into
     ``failed``)."""
-    kept = []
-    for row in rows:
-        emb = row[3][9]
-        if type(emb) is int and emb in errors:
-            failed.append((row[0], _b64_reject(errors[emb]), _ids(model, row[3])))
-        else:
-            kept.append(row)
-    return kept
+    emb = cols[_EMB_COLUMN]
+    bad = [j for j, at in enumerate(emb) if type(at) is int and at in errors]
+    for j in bad:
+        failed.append((cols[0][j], _b64_reject(errors[emb[j]]), _ids(model, cols, j)))
+    if not bad:
+        return cols
+    drop = set(bad)
+    return _subset(cols, [j for j in range(len(emb)) if j not in drop])
 
 
-def _ids(model: str, values: tuple) -> dict:
-    return {"event_id": values[0], "model": model, "model_version": values[2]}
+def _ids(model: str, cols: tuple, j: int) -> dict:
+    return {"event_id": cols[3][j], "model": model, "model_version": cols[_VERSION_COLUMN][j]}
 
 
 def _raw(buf: np.ndarray, emb: Any, kind: int, dim: int) -> Any:
@@ -847,19 +890,22 @@ def _nan_reject() -> _Reject:
                                "float32)")
 
 
-def _by_dimension(model: str, rows: list, gate: DimensionGate) -> list[tuple[str, list, int]]:
+def _by_dimension(model: str, cols: tuple, gate: DimensionGate) -> list[tuple[str, tuple, int]]:
     """A model's rows split by their version's D (one group, the common case, unless versions
     of different D meet in one call); rows without an embedding join the first group."""
-    dims: dict[str, int] = {}
-    for version in {row[3][2] for row in rows}:
-        dims[version] = gate.expected(model, version) or 0
-    distinct = list(dict.fromkeys(dims[row[3][2]] for row in rows if row[3][8]))
+    versions, kinds = cols[_VERSION_COLUMN], cols[_KIND_COLUMN]
+    dims = {version: gate.expected(model, version) or 0 for version in set(versions)}
+    if len(dims) == 1:
+        distinct = list(dims.values()) if any(kinds) else []
+    else:
+        distinct = list(dict.fromkeys(dims[v] for v, k in zip(versions, kinds, strict=True) if k))
     if len(distinct) <= 1:
-        return [(model, rows, distinct[0] if distinct else 0)]
-    groups: dict[int, list] = {d: [] for d in distinct}
-    for row in rows:
-        groups[dims[row[3][2]] if row[3][8] else distinct[0]].append(row)
-    return [(model if d == distinct[0] else f"{model}#{d}", g, d) for d, g in groups.items()]
+        return [(model, cols, distinct[0] if distinct else 0)]
+    groups: dict[int, list[int]] = {d: [] for d in distinct}
+    for j, (v, k) in enumerate(zip(versions, kinds, strict=True)):
+        groups[dims[v] if k else distinct[0]].append(j)
+    return [(model if d == distinct[0] else f"{model}#{d}", _subset(cols, js), d)
+            for d, js in groups.items()]
 
 
 @contextmanager
@@ -888,14 +934,14 @@ def _rejections(records: Sequence[RecordLike], failed: list) -> list[Rejection]:
 
 
 @np.errstate(over="ignore")  # probs beyond float32 (or summing beyond a double) are rejected
-def _batch(model: str, rows: list, dim: int, n_classes: int,
+def _batch(model: str, cols: tuple, dim: int, n_classes: int,
            buf: np.ndarray) -> tuple[Batch, list]:
-    """Columns of one model's rows, minus the rows that fail the vectorised checks (returned as
-    ``(record index, _Reject, ids)``). ``buf``: the call's embedding bytes (Base64Buffer)."""
-    n = len(rows)
-    index, part, off, values = zip(*rows, strict=True)
-    (event_id, ts, version, latency, is_error, pred, conf, probs, kind, emb, image, attrs, cold,
-     error_code, batch_size, gpu_mem, gpu_util, artifact, sha, uri) = zip(*values, strict=True)
+    """One model's batch from its columns (``_columns``), minus the rows that fail the
+    vectorised checks (returned as ``(record index, _Reject, ids)``). ``buf``: the call's
+    embedding bytes (Base64Buffer)."""
+    (index, part, off, event_id, ts, version, latency, is_error, pred, conf, probs, kind, emb,
+     image, attrs, cold, error_code, batch_size, gpu_mem, gpu_util, artifact, sha, uri) = cols
+    n = len(index)
     late: dict[int, _Reject] = {}
     confidence = np.array(conf, dtype=np.float32)
     has_probs = np.array([p is not None for p in probs], dtype=bool)
@@ -956,7 +1002,7 @@ def _batch(model: str, rows: list, dim: int, n_classes: int,
         return batch, []
     keep = np.ones(n, dtype=bool)
     keep[list(late)] = False
-    return batch.take(keep), [(index[j], rej, _ids(model, values[j])) for j, rej in late.items()]
+    return batch.take(keep), [(index[j], rej, _ids(model, cols, j)) for j, rej in late.items()]
 
 
 def _strings(values: list) -> list:

@@ -8,7 +8,9 @@ whose model's D and C are already known (from the gate or the call's ``embedding
 ``class_counts``) and match. Such a message gives exactly the row ``_prediction`` would give
 (the same Python types, so the same columns), and, like a row of the slow path, its base64
 text is decoded with the call's buffer and its probs sum and embedding NaN are checked
-vectorised by ``_batch``: those checks stay where they are.
+vectorised by ``_batch``: those checks stay where they are. A chunk that is fast throughout
+comes as columns (a block: those rows transposed, built a column at a time), which is what
+``_batch`` reads, so no row tuple is built and taken apart again.
 
 Everything else defers: :meth:`FastRows.chunk` gives None for it and the record takes the
 per-record path (``_loads`` / ``_prediction``), which finds the reason or the row. The fast path
@@ -49,6 +51,7 @@ CHUNK = 128
 _NAN = float("nan")
 _F16 = 1  # decode.py's embedding kind for base64 float16 (kept in sync by the tests)
 _UNKNOWN = object()
+_STRING_OR_NONE = frozenset((str, type(None)))
 
 if msgspec is not None:
     _Meta = msgspec.Meta
@@ -97,27 +100,29 @@ class FastRows:
     embeddings) makes the next 1, 2, 4 ... 16 chunks skip it: a message the fast path cannot
     take is otherwise parsed twice."""
 
-    __slots__ = ("_dims", "_counts", "_gate", "_known", "_add", "_max_bytes", "_skip", "_backoff",
-                 "_taught", "_ahead")
+    __slots__ = ("_dims", "_counts", "_gate", "_known", "_add", "_add_run", "_max_bytes", "_skip",
+                 "_backoff", "_taught", "_ahead")
 
     def __init__(self, dims: MutableMapping[str, int], counts: MutableMapping[str, int],
-                 gate: Any, add: Callable[[str], int], max_bytes: int) -> None:
+                 gate: Any, add: Callable[[str], int],
+                 add_run: Callable[[Sequence[str], int], Sequence[int]], max_bytes: int) -> None:
         self._dims, self._counts, self._gate = dims, counts, gate
         self._known: dict[tuple[str, str], int | None] = {}  # the gate's answers this call
-        self._add = add
+        self._add, self._add_run = add, add_run
         self._max_bytes = max_bytes
         self._skip = 0  # chunks left to skip
         self._backoff = 1
         self._taught: set[tuple[str, str]] = set()  # (model, version)s given an event to teach
         self._ahead: tuple[int, list] = (-1, [])  # (index, events parsed from there) for chunk
 
-    def chunk(self, records: Sequence[Any], first: int) -> dict[str, list] | list:
-        """When every one of ``records`` takes the fast path: model -> ``(index, partition,
-        offset, row)`` of each, index from ``first``, in stream order. Else, aligned with the
-        first records (all of them, or up to and including the first that may teach its
-        model's D or C, once per (model, version) and call, so that the events after it are
-        fast): ``(model, row)`` of those that take it, None for the others (the slow path's).
-        A row is the one ``_prediction`` gives (its base64 text added to the buffer)."""
+    def chunk(self, records: Sequence[Any], first: int) -> dict[str, tuple] | list:
+        """When every one of ``records`` takes the fast path: model -> its block, the columns
+        ``decode._batch`` reads (index from ``first``, partition, offset, then the 20 fields
+        of ``_prediction``'s row, its base64 text added to the buffer), in stream order. Else,
+        aligned with the first records (all of them, or up to and including the first that may
+        teach its model's D or C, once per (model, version) and call, so that the events after
+        it are fast): ``(model, row)`` of those that take it, None for the others (the slow
+        path's)."""
         if self._skip:
             self._skip -= 1
             return [None] * len(records)
@@ -126,7 +131,9 @@ class FastRows:
         reuse = ahead[1][:len(records)] if ahead[0] == first else []
         values = [r.value for r in records[len(reuse):]]
         try:
-            if not all(v and len(v) <= mb and b"\\" not in v for v in values):
+            # 92 is a backslash: an int needle goes straight to memchr, a bytes one first
+            # fails as an int (an exception raised and cleared)
+            if not all(v and len(v) <= mb and 92 not in v for v in values):
                 raise ValueError
             evs = [_DECODE(v) for v in values]
         except (ValueError, *_ERRORS):
@@ -153,15 +160,14 @@ class FastRows:
                 and ev.pred < size[1] and ev.embedding_b64[-1] != "=" for ev in evs]
         if all(fits) and not teach:
             self._backoff = 1
-            rows = self._rows(evs)
-            located = zip(range(first, first + len(rows)), [r.partition for r in records],
-                          [r.offset for r in records], rows)
-            if len(sizes) == 1:
-                return {evs[0].model: list(located)}
-            out: dict[str, list] = {}
-            for ev, entry in zip(evs, located, strict=True):
-                out.setdefault(ev.model, []).append(entry)
-            return out
+            if len({ev.model for ev in evs}) == 1:
+                return {evs[0].model: self._block(evs, records, range(first, first + len(evs)))}
+            at: dict[str, list[int]] = {}
+            for j, ev in enumerate(evs):
+                at.setdefault(ev.model, []).append(j)
+            return {model: self._block([evs[j] for j in js], [records[j] for j in js],
+                                       [first + j for j in js])
+                    for model, js in at.items()}
         if not any(fits) and not teach:
             self._skip, self._backoff = self._backoff, min(2 * self._backoff, 16)
             return [None] * len(records)
@@ -169,6 +175,29 @@ class FastRows:
         rows = iter(self._rows(taken))
         return [(ev.model, next(rows)) if fit else None
                 for ev, fit in zip(evs, fits, strict=True)] + [None] * bool(teach)
+
+    def _block(self, evs: list, records: Sequence[Any], index: Sequence[int]) -> tuple:
+        """The columns of events that fit (``chunk``'s block): ``_rows`` transposed, built a
+        column at a time (``decode._batch`` reads columns: no row tuples to build and undo)."""
+        n = len(evs)
+        texts = [ev.embedding_b64 for ev in evs]
+        if len({len(t) for t in texts}) == 1:
+            at: Sequence[int] = self._add_run(texts, len(texts[0]))
+        else:  # versions of another D
+            at = list(map(self._add, texts))
+        codes = [ev.error_code for ev in evs]
+        if not _STRING_OR_NONE.issuperset(map(type, codes)):
+            codes = [str(c) if type(c) is int else c for c in codes]
+        return (index, [r.partition for r in records], [r.offset for r in records],
+                [ev.event_id for ev in evs], [ev.ts for ev in evs],
+                [ev.model_version for ev in evs], [ev.latency_ms for ev in evs], [False] * n,
+                [ev.pred for ev in evs],
+                [_NAN if ev.confidence is None else ev.confidence for ev in evs],
+                [ev.probs for ev in evs], [_F16] * n, at, [_present(ev.image) for ev in evs],
+                [_present(ev.attrs) for ev in evs], [ev.cold_start for ev in evs], codes,
+                [ev.batch_size for ev in evs], [ev.gpu_mem_mb for ev in evs],
+                [ev.gpu_util for ev in evs], [ev.artifact_id for ev in evs],
+                [ev.input_sha256 for ev in evs], [ev.sample_uri for ev in evs])
 
     def _rows(self, evs: list) -> list[tuple]:
         """The rows of events that fit, in stream order (their base64 added in that order)."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from detectors import _verdict as verdict
 from detectors._equality import ValueEquality
@@ -293,7 +293,8 @@ class EmbeddingDrift(DataclassStateCodec):
             test = TEST
             # Each part is tested at half the slice's level (Bonferroni over the two).
             u_crit = subspace.wchisq_isf(a_key / 2, res.weights)
-            t_crit = float(stats.t.isf(a_key / 4, max(n1 + s.n - 2, 1)))
+            # stats.t.isf without its distribution wrapper (~0.3 ms a call): the same function
+            t_crit = float(-special.stdtrit(max(n1 + s.n - 2, 1), a_key / 4))
         else:
             b = min(self.max_permutations,
                     max(self.n_permutations, math.ceil(2 / a_key - 1e-9) - 1))

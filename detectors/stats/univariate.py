@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 from scipy import special, stats
-from scipy.stats._ksstats import kolmogn, kolmogni  # kstwo's sf and isf, unwrapped
+
+from detectors.stats import kolmogorov
 
 PSI_EPS = 1e-4  # proportions are floored here before the log, as Evidently and most tools do
 
@@ -25,20 +26,14 @@ def _en(n: int, m: int) -> float:
 
 
 def _kstwo_sf(d: np.ndarray, en: float) -> np.ndarray:
-    """``scipy.stats.kstwo.sf(d, en)`` without the distribution wrapper's per-call argument
-    handling (~0.5 ms, as much as the value): its support handling (1 at and below ``0.5/en``,
-    0 from 1 on, NaN for NaN or ``en < 1``) around the function it calls, ``kolmogn``. Equal
-    bit for bit (a test compares the two on a grid)."""
+    """``scipy.stats.kstwo.sf(d, en)`` elementwise, by :func:`kolmogorov.sf` (scipy's algorithm
+    without its per-value numpy bookkeeping; equal bit for bit on a test's grid): NaN for NaN
+    or a non-integer ``en < 1``."""
     d = np.asarray(d, np.float64)
-    out = np.zeros(d.shape)
     if not (en >= 1 and en == round(en)):
         return np.full(d.shape, math.nan)
-    inside = (d > 0.5 / en) & (d < 1.0)
-    out[d <= 0.5 / en] = 1.0
-    out[np.isnan(d)] = math.nan
-    if inside.any():
-        out[inside] = kolmogn(en, d[inside], cdf=False)
-    return out
+    n = int(en)
+    return np.array([kolmogorov.sf(x, n) for x in d.ravel().tolist()]).reshape(d.shape)
 
 
 def ks_pvalue(d: float, n: int, m: int) -> float:
@@ -73,13 +68,14 @@ def ks_critical(alpha: float, n: int, m: int) -> float:
     return _ks_critical(alpha, _en(n, m))
 
 
-@functools.lru_cache(maxsize=4096)  # scipy's exact inverse is a root search (~5 ms)
+@functools.lru_cache(maxsize=4096)  # the exact inverse is a root search (~0.5 ms)
 def _ks_critical(alpha: float, en: float) -> float:
-    """Memoised on the effective size (many ``(n, m)`` share one): ``kstwo.isf(alpha, en)``
-    as the wrapper computes it for ``0 < alpha < 1`` (``kolmogni``), bit for bit."""
+    """Memoised on the effective size (many ``(n, m)`` share one): ``kstwo.isf(alpha, en)``,
+    for ``0 < alpha < 1`` by :func:`kolmogorov.isf` (scipy's root search over the faster CDF;
+    equal bit for bit on a test's grid)."""
     if en <= EXACT_KS_MAX_N:
         if 0 < alpha < 1 and en >= 1:
-            return float(kolmogni(en, alpha, cdf=False))
+            return kolmogorov.isf(alpha, int(en))
         return float(stats.kstwo.isf(alpha, en))
     root = math.sqrt(en)
     return float(stats.kstwobign.isf(alpha) / (root + 0.12 + 0.11 / root))

@@ -157,14 +157,14 @@ class Consumer(GroupMember):
                     while not self.stop_event.is_set():
                         if self.health is not None:
                             self.health.beat()
-                        records = self.source.poll(self.cp.intake.poll_size(
+                        holding = self._paused or self._hold_until is not None
+                        records = self._poll(self.cp.intake.poll_size(
                             self.kafka.poll_max_records, self._committed_at > float("-inf")),
-                            0.1 if self._paused or exit_when_idle_s is not None else 0.5)
+                            0.1 if holding or exit_when_idle_s is not None else 0.5, self._inflight)
                         self._harvest(block=False)
-                        if self._paused and self._inflight is None:  # paused only while one runs
-                            self.source.resume(self._paused)
-                            self._paused = []
-                            if not flushed:  # nothing could arrive while paused: not idleness
+                        if holding and self._inflight is None:  # held only while one runs
+                            self._release()
+                            if not flushed:  # nothing could arrive while held: not idleness
                                 self._idle_since = time.monotonic()
                         self._mirror_commits()
                         self.log_ends.refresh(self.metrics, self.health)

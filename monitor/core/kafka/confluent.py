@@ -35,6 +35,10 @@ def _confluent_consumer_conf(bootstrap: str) -> dict[str, Any]:
         "receive.message.max.bytes": kb.FETCH_MAX_BYTES + (1 << 20),
         "queued.max.messages.kbytes": 128 << 10,  # prefetch bound (KiB): 128 MiB in all
         "fetch.wait.max.ms": 100,
+        # Once the prefetch queue is full, librdkafka postpones the next fetch by this much
+        # (default 1,000 ms): a backlog read faster than that stalled ~0.6 s each time the queue
+        # ran dry (50,000 2.5 kB records: 0.6 s without records at 1,000, none at 5; /tmp probe)
+        "fetch.queue.backoff.ms": 5,
         "check.crcs": False,
     }
 

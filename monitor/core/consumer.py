@@ -1,9 +1,9 @@
 """The consume loop: poll -> decode -> buffer -> checkpoint (one transaction) -> metrics/alerts.
 
 Offsets live in PostgreSQL and are committed with the results they produced, so a consumer killed at any
-moment restarts from the last committed checkpoint and recounts nothing. While a checkpoint runs (or
-PostgreSQL is unreachable and it retries with backoff) the loop pauses fetching but keeps polling, so the
-consumer group still sees it alive; memory stays bounded by one buffer filling and one in flight.
+moment restarts from the last committed checkpoint and recounts nothing. While a checkpoint runs with
+the buffer full, the loop takes no records (it holds, then, past a bound, pauses fetching and polls on,
+so the group still sees it alive: GroupMember._pause); memory stays bounded by one buffer and one in flight.
 
 Stopping (SIGTERM): the loop stops polling; the checkpoint in flight gets ``checkpoint.stop_grace_s`` to
 commit, then is abandoned at its next step (its transaction rolls back; the next run reads those records
@@ -145,7 +145,7 @@ class Consumer(GroupMember):
         """Consume until stopped (or, with ``exit_when_idle_s``, until caught up and idle).
 
         Checkpoints run on one worker thread, in order, while this thread polls and decodes the
-        next buffer. When it is due while one is in flight, fetching pauses (polls go on)."""
+        next buffer. When it is due while one is in flight, the loop holds (GroupMember._pause)."""
         self.start()
         self._idle_since, flushed = time.monotonic(), False
         try:
@@ -173,9 +173,9 @@ class Consumer(GroupMember):
                             self._add(self._buf, records)
                         buf = self._buf
                         # While a checkpoint is in flight the buffer fills up to max_events, then
-                        # fetching pauses; at once with parked events the intake will settle, or
+                        # the loop holds; at once with parked events the intake will settle, or
                         # with a backlog and the worker free (LogEnds.behind). Polls are short
-                        # when paused or to notice idleness within 0.1 s (--exit-when-idle).
+                        # when held or to notice idleness within 0.1 s (--exit-when-idle).
                         busy, c = self._inflight is not None, self.checkpoint
                         due = (buf.events >= c.max_events or buf.settles or (not busy and (
                             not records or time.monotonic() - buf.opened_at >= c.interval_s

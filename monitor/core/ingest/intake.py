@@ -115,7 +115,7 @@ class Intake:
     def settles(self, keys: Iterable[Key]) -> bool:
         """Whether a checkpoint holding parked events of these versions is expected to settle
         one (admit it and decide its D), so that the events read after it commits need not
-        park: the consumer checkpoints them at once and pauses fetching until it commits. Not
+        park: the consumer checkpoints them at once and takes no records until it commits. Not
         for a version the committed admissions refuse already, nor one a committed checkpoint
         left waiting for a consensus: a version costs at most one such pause.
 

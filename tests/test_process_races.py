@@ -1,8 +1,9 @@
 """What two `vitmon run` processes can do to each other at the same instant, on a real
 PostgreSQL with two connections (as two processes would): a label and its prediction
 checkpointed at once join exactly once; two checkpoints opening the same alert both commit;
-retention dropping a day partition while a checkpoint ensures it; and an event re-sent with a
-new ``ts`` counted once."""
+retention dropping a day partition while a checkpoint ensures it; an event re-sent with a
+new ``ts`` counted once; and events stored by another process while a checkpoint observes them
+observed once."""
 
 from __future__ import annotations
 
@@ -17,16 +18,20 @@ from sqlalchemy import Engine, text
 from monitor.alerting.engine import AlertHook
 from monitor.alerting.settings import AlertSettings
 from monitor.contract import Batch, Finding, Severity, Status
+from monitor.core.background_insert import insert_and_observe
 from monitor.core.checkpoint import CheckpointResult
+from monitor.core.checkpoint_references import CheckpointReferences
 from monitor.core.ingest.decode import decode_labels
 from monitor.core.ingest.events import encode_label
 from monitor.core.ingest.records import Record
 from monitor.core.label_join import LabelJoin
-from monitor.core.windows import window_start
+from monitor.core.stages import StageClock
+from monitor.core.windows import WindowAssigner, window_start
 from monitor.store import predictions
 from monitor.store.keys import WindowKey
 from monitor.store.terms import Terms
 from monitor.testing import synthetic_batch
+from slices import SliceCatalog, dimensions
 
 pytestmark = pytest.mark.integration
 T0 = 1_767_225_600_000  # synthetic_batch's first event time (2026-01-01)
@@ -192,3 +197,45 @@ def test_the_same_events_stored_by_two_processes_at_once_count_once(engine):
         n = conn.execute(text("SELECT count(*) FROM predictions WHERE event_id = ANY(:e)"),
                          {"e": batch.event_id.tolist()}).scalar()
     assert n == 4
+
+
+class _RowsSeen:
+    """A toy detector whose state is the event ids it observed."""
+
+    name, version = "rows", 1
+
+    def empty(self) -> tuple:
+        return ()
+
+    def observe(self, state: tuple, batch) -> tuple:
+        return state + tuple(batch.event_id.tolist())
+
+
+def test_events_another_process_stores_while_a_checkpoint_observes_are_observed_once(engine):
+    """A checkpoint observes the rows its probe found new while its copy runs on another
+    thread; when another transaction stored some of them meanwhile, the copy skips those and the
+    checkpoint observes again from the rows actually stored: each event in one window state."""
+    batch = _batch(5, seed=106)
+    theirs = batch.take(np.array([1, 3]))
+    assigner = WindowAssigner([_RowsSeen()], dimensions(attributes=()), SliceCatalog(), WINDOW_MS)
+    with engine.begin() as conn:
+        predictions.ensure_partitions(conn, [batch.ts_ms])
+
+    def checkpoint(conn):
+        sliced = [(batch, assigner.slice_labels(batch))]
+        return insert_and_observe(conn, sliced, assigner, CheckpointReferences(None, None),
+                                  Terms(), StageClock())
+
+    with engine.connect() as conn:
+        tx = conn.begin()
+        assert len(_insert(conn, theirs, Terms())) == 2
+        t, out = _in_thread(engine, checkpoint)
+        _blocked_or_done(engine, t)
+        tx.commit()
+    t.join(30)
+    assert "error" not in out, out.get("error")
+    deltas, stored = out["value"]
+    mine = [batch.event_id[i] for i in (0, 2, 4)]
+    assert [b.event_id.tolist() for b, _ in stored] == [mine]
+    assert [(k.slice, v) for k, v in deltas.states.items()] == [("all", tuple(mine))]
+    assert sum(deltas.counts.values()) == 3

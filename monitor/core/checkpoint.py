@@ -11,6 +11,9 @@
 2. Store rejected events (original bytes + reason); a replay after a crash inserts nothing twice.
 3. Insert the accepted predictions; the primary key on ``event_id`` drops duplicates, and only
    the rows actually inserted go on (a duplicate ``event_id`` is counted once, across restarts).
+   The insert runs on its own thread while step 4 observes the same rows
+   (:mod:`monitor.core.background_insert`): the checkpoint waits on PostgreSQL only for what is
+   left of the insert when observing is done.
 4. Observe the new rows into per-(detector, model, version, slice, window) deltas and merge
    them into the stored window states (insert new keys, lock and merge existing ones). A
    ``ReferenceObserver`` observes against its version's active reference, looked up once per
@@ -69,6 +72,7 @@ from monitor.contract import (
     Finding,
     LabelDecision,
 )
+from monitor.core.background_insert import insert_and_observe
 from monitor.core.checkpoint_references import CheckpointReferences, ReferenceLookup
 from monitor.core.evaluation import WindowEvaluator
 from monitor.core.evaluation_pipeline import EvaluationPipeline
@@ -77,7 +81,7 @@ from monitor.core.ingest.intake import Intake
 from monitor.core.label_join import LabelJoin
 from monitor.core.label_settle import settled_until, slowest
 from monitor.core.stages import StageClock
-from monitor.core.windows import Deltas, WindowAssigner, window_start
+from monitor.core.windows import WindowAssigner
 from monitor.errors import CheckpointAbandoned, Fenced, OffsetRegression
 from monitor.store import (
     ingest_counts,
@@ -90,7 +94,6 @@ from monitor.store.keys import TopicPartition, WindowKey
 from monitor.store.terms import Terms
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -215,26 +218,19 @@ class Checkpointer:
                 dead_letters.send(extra.rejected)
         with clock("postgres:rejected"):
             self._store_rejected(conn, cp.rejected, result)  # 2
-        deltas = Deltas()
-        new_ids: list[str] = []
         with clock("postgres:predictions"):
             predictions.ensure_partitions(conn, [b.ts_ms for b in cp.batches])
-        for batch in cp.batches:  # 3
-            self._check("predictions")
+        prepared: list[tuple[Batch, list[tuple[Any, np.ndarray]]]] = []
+        for batch in cp.batches:
             with clock("slicing"):
                 batch, within = _first_occurrences(batch)
                 result.duplicates += within
-                slice_labels = self.assigner.slice_labels(batch)
-            with clock("postgres:predictions"):
-                keep = predictions.insert_new(conn, batch,
-                                              window_start(batch.ts_ms, self.assigner.size_ms),
-                                              [lab for _, lab in slice_labels], self.terms)
-            result.duplicates += int((~keep).sum())
-            idx = np.flatnonzero(keep)
-            fresh = batch if len(idx) == len(batch) else batch.take(idx)
-            labs = slice_labels if len(idx) == len(batch) else [(d, lab[idx])
-                                                                 for d, lab in slice_labels]
-            self.assigner.observe(fresh, labs, deltas, refs, clock)  # 4
+                prepared.append((batch, self.assigner.slice_labels(batch)))
+        deltas, fresh_rows = insert_and_observe(conn, prepared, self.assigner, refs, self.terms,
+                                                clock)  # 3 and 4
+        new_ids: list[str] = []
+        for (fresh, _), (batch, _) in zip(fresh_rows, prepared, strict=True):
+            result.duplicates += len(batch) - len(fresh)
             _count_accepted(fresh, result)
             new_ids += fresh.event_id.tolist()
             with clock("hooks"):

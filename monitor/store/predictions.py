@@ -100,18 +100,35 @@ def insert_new(conn: Connection, batch: Batch, window_starts: np.ndarray,
     slice dimension, each event's slice name (every event is also in ``all``);
     ``batch.extras`` carries ``_partition`` and ``_offset``. Call :func:`ensure_partitions`
     first. Event ids must be distinct within ``batch``."""
-    n = len(batch)
-    if n == 0:
+    return insert_unstored(conn, batch, window_starts, slice_names, terms,
+                           not_stored(conn, batch))
+
+
+def not_stored(conn: Connection, batch: Batch) -> np.ndarray:
+    """A mask of the rows whose ``event_id`` no stored prediction within :data:`RESEND_MS` of
+    the batch's event times has: the probe reads only the day partitions that can hold one
+    (through their primary keys, or a scan when the batch is large against the partition)."""
+    if len(batch) == 0:
         return np.zeros(0, dtype=bool)
+    with conn.connection.dbapi_connection.cursor() as cur:
+        return _not_stored(cur, batch)
+
+
+def insert_unstored(conn: Connection, batch: Batch, window_starts: np.ndarray,
+                    slice_names: Sequence[np.ndarray], terms: Terms,
+                    keep: np.ndarray) -> np.ndarray:
+    """:func:`insert_new` after its probe: store the rows :func:`not_stored` found new
+    (``keep``), and return the mask of the rows stored: ``keep``, unless another transaction
+    stored some of them since the probe (those are skipped)."""
+    if not keep.any():
+        return keep
+    keep = keep.copy()
+    if not keep.all():
+        idx = np.flatnonzero(keep)
+        batch, window_starts = batch.take(idx), window_starts[idx]
+        slice_names = [names[idx] for names in slice_names]
     raw = conn.connection.dbapi_connection
     with raw.cursor() as cur:
-        keep = _not_stored(cur, batch)
-        if not keep.any():
-            return keep
-        if not keep.all():
-            idx = np.flatnonzero(keep)
-            batch, window_starts = batch.take(idx), window_starts[idx]
-            slice_names = [names[idx] for names in slice_names]
         data = _copy_binary(conn, batch, window_starts, slice_names, terms,
                             _time_order(batch.ts_ms))
         # Straight into the table: no staging table, no ON CONFLICT (a speculative insertion
@@ -136,9 +153,6 @@ def insert_new(conn: Connection, batch: Batch, window_starts: np.ndarray,
 
 
 def _not_stored(cur: Any, batch: Batch) -> np.ndarray:
-    """A mask of the rows whose ``event_id`` no stored prediction within :data:`RESEND_MS` of
-    the batch's event times has: the probe reads only the day partitions that can hold one
-    (through their primary keys, or a scan when the batch is large against the partition)."""
     ids = batch.event_id.tolist()
     cur.execute("SELECT DISTINCT event_id FROM predictions WHERE event_id = ANY(%s::text[]) "
                 "AND ts_ms >= %s AND ts_ms <= %s",

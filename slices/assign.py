@@ -42,7 +42,8 @@ from monitor.contract import AdmittedGroups
 ALL = "all"
 OTHER = "other"
 MISSING = "missing"
-_STR, _STR_OR_NONE = frozenset({str}), frozenset({str, type(None)})  # row types taken as is
+_STR = frozenset({str})
+STR_OR_NONE = frozenset({str, type(None)})  # values taken as they are (no str() of each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +108,10 @@ def _value_codes(attrs: Mapping[str, np.ndarray], name: str,
     if column is None:
         return np.array([MISSING], dtype=object), np.zeros(n, np.int64)
     rows = column.tolist()
-    if not set(map(type, rows)) <= _STR_OR_NONE:
-        rows = [None if v is None else str(v) for v in rows]
-    distinct, codes = first_seen(rows)
+    found = first_seen_of(rows, STR_OR_NONE)
+    if found is None:  # numbers too (1 and 1.0 are one dict key, two strings)
+        found = first_seen([None if v is None else str(v) for v in rows])
+    distinct, codes = found
     values = np.array([MISSING if v is None else v.rstrip("\0") for v in distinct], dtype=object)
     return values, codes
 
@@ -204,6 +206,17 @@ def first_seen(rows: list) -> tuple[list, np.ndarray]:
     return list(index), np.fromiter(map(index.__getitem__, rows), np.int64, len(rows))
 
 
+def first_seen_of(rows: list, types: frozenset[type]) -> tuple[list, np.ndarray] | None:
+    """:func:`first_seen` when every distinct value is of one of ``types`` (str, None), else
+    None (a number, an unhashable value). The types of the few distinct values are checked,
+    not every row's: a row equal to a str is a str (or a str subclass, the same str())."""
+    try:
+        distinct, codes = first_seen(rows)
+    except TypeError:  # unhashable
+        return None
+    return (distinct, codes) if set(map(type, distinct)) <= types else None
+
+
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(values.astype(str), return_inverse=True)`` (int64 codes) of an object array
     of a few distinct strings (slice labels, attribute values): one dict pass over the rows,
@@ -219,9 +232,8 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # One value (a batch's model version, mostly): a C comparison per row, no dict pass.
         return np.array([first], dtype=str), np.zeros(len(values), np.int64)
     rows = values.tolist()
-    if not set(map(type, rows)) <= _STR:
-        rows = list(map(str, rows))
-    distinct, codes = first_seen(rows)
+    found = first_seen_of(rows, _STR)
+    distinct, codes = first_seen(list(map(str, rows))) if found is None else found
     order = sorted(range(len(distinct)), key=distinct.__getitem__)
     names = [distinct[i] for i in order]
     if any(v.endswith("\0") for v in names):  # numpy's str arrays drop trailing NULs

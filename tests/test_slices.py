@@ -151,6 +151,8 @@ def test_discovery_respects_support_and_drops_slices_with_the_same_rows():
     [1, 1.0, True, "1", None, 2.5],
     ["a\0", "a", "b", "a\0"],
     ["x\0"] * 3,
+    ["a", np.str_("a"), "b"],
+    [np.str_("a"), "a"],
     [],
 ])
 def test_factorize_is_numpys_unique_of_the_strings(values):
@@ -159,3 +161,10 @@ def test_factorize_is_numpys_unique_of_the_strings(values):
     uniq, inverse = np.unique(arr.astype(str), return_inverse=True)
     assert names.tolist() == uniq.tolist()
     assert codes.tolist() == inverse.ravel().tolist()
+
+
+def test_factorize_compares_unhashable_values_by_their_strings():
+    values = np.empty(3, dtype=object)
+    values[:] = [["x"], "x", ["x"]]
+    names, codes = factorize(values)
+    assert names.tolist() == ["['x']", "x"] and codes.tolist() == [0, 1, 0]

@@ -238,3 +238,16 @@ def test_group_category_counts_equal_each_groups_own_counts(distinct):
         want = cats.count(values[g], 4)
         assert (n, c.tolist(), other) == (want[0], want[1].tolist(), want[2])
         assert c.dtype == np.int64
+
+
+@pytest.mark.parametrize("values", [
+    ["b", "a", None, "b"],
+    ["a", np.str_("a"), None],
+    [np.str_("a"), "a", "b"],
+    [1, 1.0, "1", None, float("nan"), True],
+])
+def test_category_codes_count_as_the_values_strings(values):
+    arr = np.array(values + [object()], dtype=object)[:len(values)]  # an object array
+    names, hashes, code = cats.codes(arr)
+    got, want = cats.count_codes(names, hashes, code, 100), cats.count(arr, 100)
+    assert (got[0], got[1].tolist(), got[2]) == (want[0], want[1].tolist(), want[2])

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from detectors.stats.embeddings import event_hashes
-from slices.assign import factorize, first_seen
+from slices.assign import STR_OR_NONE, factorize, first_seen_of
 
 
 def _canonical(names: np.ndarray, counts: np.ndarray, other: int, cap: int,
@@ -54,9 +54,6 @@ def count(values: np.ndarray, cap: int) -> tuple[tuple[str, ...], np.ndarray, in
     return _canonical(names.astype(object), counts.astype(np.int64), 0, cap)
 
 
-_STR_OR_NONE = {str, type(None)}
-
-
 def codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(names, hashes, code)``: the distinct present values (as ``str``) in sketch order
     (``(hash, name)``, as :func:`_canonical` orders them), their hashes, and each row's index
@@ -64,9 +61,9 @@ def codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     one pass over the strings and one sort of the distinct values (:func:`count_codes`)."""
     values = np.asarray(values, dtype=object)
     code = np.full(len(values), -1, np.int64)
-    rows = values.tolist()
-    if set(map(type, rows)) <= _STR_OR_NONE:  # attributes as decoded: one pass over the rows
-        distinct, row = first_seen(rows)
+    found = first_seen_of(values.tolist(), STR_OR_NONE)
+    if found is not None:  # attributes as decoded: one pass over the rows
+        distinct, row = found
         uniq = np.array(distinct, dtype=object)
         keep = np.not_equal(uniq, None)
         if not keep.any():

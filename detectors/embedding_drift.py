@@ -192,7 +192,7 @@ class EmbeddingDrift(DataclassStateCodec):
         """Every group at once: each embedding is projected and its id hashed once per batch
         (not once per slice it is in), and the groups' sums are one ``np.add.reduceat``."""
         has = batch.has_embedding if batch.embedding.shape[1] else np.zeros(len(batch), bool)
-        rows = [g[has[g]] for g in groups]
+        rows = list(groups) if has.all() else [g[has[g]] for g in groups]
         basis = self.basis(reference)
         if basis is None or basis.mean.size != batch.embedding.shape[1]:
             return [replace(s, n_unprojected=s.n_unprojected + len(r)) if len(r) else s
@@ -201,24 +201,35 @@ class EmbeddingDrift(DataclassStateCodec):
                                           minlength=len(batch)))
         if used.size == 0:
             return list(states)
-        at = np.zeros(len(batch), np.int64)
-        at[used] = np.arange(used.size)
+        if used.size == len(batch):  # every row: a row's number is its place in fq
+            local = [np.asarray(r, np.int64) for r in rows]
+        else:
+            at = np.zeros(len(batch), np.int64)
+            at[used] = np.arange(used.size)
+            local = [at[r] for r in rows]
         fq = sk.quantise(sk.features(batch.embedding, basis,
                                      None if used.size == len(batch) else used))
+        # The float16 sample features of every used row at once: a group's sample is a gather
+        # (the same values; 200 rows x ~300 groups converted one by one cost more).
+        sampled = (fq / sk.SCALE).astype(np.float16)
         ids = np.asarray(batch.event_id[used], dtype=object)
         hashes = emb.event_hashes(ids)
         full = [i for i, r in enumerate(rows) if len(r)]
-        cat, starts = group_offsets([at[rows[i]] for i in full])
+        cat, starts = group_offsets([local[i] for i in full])
         totals, outers = sk.group_sums(fq, cat, starts)
         out = list(states)
         for j, i in enumerate(full):
-            r = at[rows[i]]
+            r = local[i]
             h = hashes[r]
             kept = r[emb.bottom_k(h, ids, self.sample_size, rows=r)]
-            sample = (fq[kept] / sk.SCALE).astype(np.float16)
             part = EmbeddingDriftState(SKETCH_VERSION, basis.fingerprint, len(r), 0, totals[j],
-                                       outers[j], hashes[kept], tuple(ids[kept].tolist()), sample)
-            out[i] = self.merge(states[i], part)
+                                       outers[j], hashes[kept], tuple(ids[kept].tolist()),
+                                       sampled[kept])
+            s = states[i]
+            # merge(empty(), part) is part: skip it (a dataclasses.replace per group)
+            fresh = (s.n == 0 and s.n_unprojected == 0 and s.basis == 0
+                     and s.sketch == SKETCH_VERSION)
+            out[i] = part if fresh else self.merge(s, part)
         return out
 
     def merge(self, a: EmbeddingDriftState, b: EmbeddingDriftState) -> EmbeddingDriftState:

@@ -139,7 +139,7 @@ class FeatureDrift(DataclassStateCodec):
                        groups: Sequence[np.ndarray],
                        reference: Reference | None = None) -> list[FeatureDriftState]:
         """Every group at once: each value is binned (numbers) or coded (categories) once per
-        batch, then each group's sketch is one ``bincount`` of its rows."""
+        batch, then all groups' sketches of a feature are one ``bincount``."""
         numeric = []  # (name, bin of each row, finite mask)
         for name, values in numeric_columns(batch).items():
             if self._wanted(name, self.features):
@@ -153,17 +153,20 @@ class FeatureDrift(DataclassStateCodec):
             name = f"attrs.{attr}"
             if self._wanted(name, self.attrs):
                 categorical.append((name, *cats.codes(values)))
-        sketches = [(name, hist.group_counts(idx, finite, groups)) for name, idx, finite in numeric]
+        num_sketches = [(name, hist.group_counts(idx, finite, groups))
+                        for name, idx, finite in numeric]
+        cat_sketches = [(name, cats.group_count_codes(distinct, hashes, code, groups,
+                                                      self.max_categories))
+                        for name, distinct, hashes, code in categorical]
         out = []
         for i, (state, rows) in enumerate(zip(states, groups, strict=True)):
             lo, counts, names, ccounts, other = {}, {}, {}, {}, {}
-            for name, per_group in sketches:
+            for name, per_group in num_sketches:
                 if per_group[i] is not None:
                     lo[name], counts[name] = per_group[i]
-            for name, distinct, hashes, code in categorical:
-                sketch = cats.count_codes(distinct, hashes, code[rows], self.max_categories)
-                if sketch[1].size or sketch[2]:
-                    names[name], ccounts[name], other[name] = sketch
+            for name, per_group in cat_sketches:
+                if per_group[i][1].size or per_group[i][2]:
+                    names[name], ccounts[name], other[name] = per_group[i]
             part = FeatureDriftState(len(rows), dict(sorted(lo.items())),
                                      dict(sorted(counts.items())), dict(sorted(names.items())),
                                      dict(sorted(ccounts.items())), dict(sorted(other.items())))

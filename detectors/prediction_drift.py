@@ -48,6 +48,13 @@ class PredictionDriftState(ValueEquality):
     probs_counts: np.ndarray = field(default_factory=_zeros_probs)  # [K + 1, bins] int32
 
 
+def _is_empty(s: PredictionDriftState) -> bool:
+    """Whether ``s`` is :meth:`PredictionDrift.empty`'s state, whose merge with a fresh part is
+    that part (the same values and dtypes): skipping it saves a merge per group and batch."""
+    return (s.n == 0 and not s.classes and s.sketch == SKETCH_VERSION and s.conf_counts.size == 0
+            and s.probs_counts.size == 0 and not s.class_counts.any())
+
+
 def _pad(a: np.ndarray, rows: int) -> np.ndarray:
     if a.shape[0] >= rows:
         return a
@@ -218,7 +225,7 @@ class PredictionDrift(DataclassStateCodec):
                         k, bins).astype(np.int32)
             part = PredictionDriftState(SKETCH_VERSION, classes, len(rows), counts, lo,
                                         conf_counts, probs)
-            out.append(self.merge(state, part))
+            out.append(part if _is_empty(state) else self.merge(state, part))
         return out
 
     def merge(self, a: PredictionDriftState, b: PredictionDriftState) -> PredictionDriftState:

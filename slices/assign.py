@@ -42,6 +42,8 @@ from monitor.contract import AdmittedGroups
 ALL = "all"
 OTHER = "other"
 MISSING = "missing"
+_STR = frozenset({str})
+STR_OR_NONE = frozenset({str, type(None)})  # values taken as they are (no str() of each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +107,12 @@ def _value_codes(attrs: Mapping[str, np.ndarray], name: str,
     column = attrs.get(name)
     if column is None:
         return np.array([MISSING], dtype=object), np.zeros(n, np.int64)
-    index: dict[str | None, int] = {}
-    codes = np.fromiter((index.setdefault(None if v is None else str(v), len(index))
-                         for v in column.tolist()), np.int64, n)
-    values = np.array([MISSING if v is None else v.rstrip("\0") for v in index], dtype=object)
+    rows = column.tolist()
+    found = first_seen_of(rows, STR_OR_NONE)
+    if found is None:  # numbers too (1 and 1.0 are one dict key, two strings)
+        found = first_seen([None if v is None else str(v) for v in rows])
+    distinct, codes = found
+    values = np.array([MISSING if v is None else v.rstrip("\0") for v in distinct], dtype=object)
     return values, codes
 
 
@@ -135,7 +139,7 @@ def _capped_labels(field_: str, attrs: Mapping[str, np.ndarray], n: int,
     return labels, dense[pair]
 
 
-def _bucket_labels(dim: Dimension, values: np.ndarray) -> np.ndarray:
+def _bucket_codes(dim: Dimension, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     edges = dim.edges
     names = [f"{dim.name}<{edges[0]:g}"] if edges else []
     names += [f"{dim.name}=[{lo:g},{hi:g})" for lo, hi in zip(edges, edges[1:])]
@@ -143,7 +147,7 @@ def _bucket_labels(dim: Dimension, values: np.ndarray) -> np.ndarray:
     labels = np.array(names + [f"{dim.name}={MISSING}"], dtype=object)
     idx = np.searchsorted(np.asarray(edges, dtype=float), values, side="right")
     idx[np.isnan(values)] = len(names)
-    return labels[idx]
+    return labels, idx
 
 
 def dimension_labels(dim: Dimension, n: int, attrs: Mapping[str, np.ndarray],
@@ -153,11 +157,23 @@ def dimension_labels(dim: Dimension, n: int, attrs: Mapping[str, np.ndarray],
     """The slice name of every row for one dimension (object array of str); ``window_start_ms``
     (each row's window) is what ``catalog`` admits by (zeros when None). ``window_codes``:
     ``np.unique(window_start_ms, return_inverse=True)`` if the caller has it already."""
+    labels, codes = dimension_codes(dim, n, attrs, numeric, catalog, window_start_ms,
+                                    window_codes)
+    return labels[codes]
+
+
+def dimension_codes(dim: Dimension, n: int, attrs: Mapping[str, np.ndarray],
+                    numeric: Mapping[str, np.ndarray], catalog: AdmittedGroups,
+                    window_start_ms: np.ndarray | None = None,
+                    window_codes: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`dimension_labels` as ``(labels, codes)``: slice names (object array of str, a
+    name possibly repeated, e.g. ``other``) and each row's index into them."""
     if dim.kind == "bucket":
         values = numeric.get(dim.fields[0])
         if values is None:
             values = np.full(n, np.nan)
-        return _bucket_labels(dim, np.asarray(values, dtype=float))
+        return _bucket_codes(dim, np.asarray(values, dtype=float))
     if window_codes is None:
         starts = np.zeros(n, dtype=np.int64) if window_start_ms is None else window_start_ms
         w_names, w_codes = np.unique(starts, return_inverse=True)
@@ -170,7 +186,35 @@ def dimension_labels(dim: Dimension, n: int, attrs: Mapping[str, np.ndarray],
         labels = np.array([f"{labels[u // len(more)]},{more[u % len(more)]}"
                            for u in uniq.tolist()], dtype=object)
         codes = inverse.ravel()
-    return labels[codes]
+    return labels, codes
+
+
+def first_seen(rows: list) -> tuple[list, np.ndarray]:
+    """``(distinct, codes)``: the distinct (hashable) values of ``rows`` in order of first
+    occurrence and each row's index into them (int64).
+
+    ``dict.fromkeys`` and ``map(dict.__getitem__)`` walk the rows in C: half the CPU of a
+    generator calling ``dict.setdefault`` per row (10,000 rows of 20 names).
+
+    >>> distinct, codes = first_seen(["b", "a", None, "b"])
+    >>> distinct, codes.tolist()
+    (['b', 'a', None], [0, 1, 2, 0])
+    """
+    index = dict.fromkeys(rows)
+    for i, v in enumerate(index):
+        index[v] = i
+    return list(index), np.fromiter(map(index.__getitem__, rows), np.int64, len(rows))
+
+
+def first_seen_of(rows: list, types: frozenset[type]) -> tuple[list, np.ndarray] | None:
+    """:func:`first_seen` when every distinct value is of one of ``types`` (str, None), else
+    None (a number, an unhashable value). The types of the few distinct values are checked,
+    not every row's: a row equal to a str is a str (or a str subclass, the same str())."""
+    try:
+        distinct, codes = first_seen(rows)
+    except TypeError:  # unhashable
+        return None
+    return (distinct, codes) if set(map(type, distinct)) <= types else None
 
 
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,15 +227,20 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> names.tolist(), codes.tolist()
     (['None', 'a', 'b'], [2, 1, 0, 2])
     """
-    index: dict[str, int] = {}
-    codes = np.fromiter((index.setdefault(v, len(index)) for v in map(str, values.tolist())),
-                        np.int64, len(values))
-    names = sorted(index)
+    first = values[0] if len(values) else None
+    if type(first) is str and not first.endswith("\0") and (values == first).all():
+        # One value (a batch's model version, mostly): a C comparison per row, no dict pass.
+        return np.array([first], dtype=str), np.zeros(len(values), np.int64)
+    rows = values.tolist()
+    found = first_seen_of(rows, _STR)
+    distinct, codes = first_seen(list(map(str, rows))) if found is None else found
+    order = sorted(range(len(distinct)), key=distinct.__getitem__)
+    names = [distinct[i] for i in order]
     if any(v.endswith("\0") for v in names):  # numpy's str arrays drop trailing NULs
         uniq, inverse = np.unique(values.astype(str), return_inverse=True)
         return uniq, inverse.ravel().astype(np.int64)
     rank = np.empty(len(names), np.int64)
-    rank[[index[v] for v in names]] = np.arange(len(names))
+    rank[order] = np.arange(len(names))
     return np.array(names, dtype=str), rank[codes]
 
 

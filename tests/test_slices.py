@@ -17,6 +17,7 @@ from slices import (
     parse,
     quantile_edges,
 )
+from slices.assign import factorize
 from slices.discovery import discover
 
 
@@ -142,3 +143,28 @@ def test_discovery_respects_support_and_drops_slices_with_the_same_rows():
     assert names[0] in ("camera=c2", "site=s-2") and len({"camera=c2", "site=s-2"} & set(names)) == 1
     big = discover(attrs, error, min_support=2_000)
     assert all(f.n >= 2_000 for f in big)
+
+
+@pytest.mark.parametrize("values", [
+    ["v1"] * 5,
+    ["b", "a", None, "b", "a"],
+    [1, 1.0, True, "1", None, 2.5],
+    ["a\0", "a", "b", "a\0"],
+    ["x\0"] * 3,
+    ["a", np.str_("a"), "b"],
+    [np.str_("a"), "a"],
+    [],
+])
+def test_factorize_is_numpys_unique_of_the_strings(values):
+    arr = np.array(values + [object()], dtype=object)[:len(values)]  # an object array
+    names, codes = factorize(arr)
+    uniq, inverse = np.unique(arr.astype(str), return_inverse=True)
+    assert names.tolist() == uniq.tolist()
+    assert codes.tolist() == inverse.ravel().tolist()
+
+
+def test_factorize_compares_unhashable_values_by_their_strings():
+    values = np.empty(3, dtype=object)
+    values[:] = [["x"], "x", ["x"]]
+    names, codes = factorize(values)
+    assert names.tolist() == ["['x']", "x"] and codes.tolist() == [0, 1, 0]

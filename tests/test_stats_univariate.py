@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from detectors.stats import categories as cats
 from detectors.stats import histograms as hist
 from detectors.stats import univariate as uni
 
@@ -222,3 +223,31 @@ def test_pooled_chi2_on_many_rows_equals_the_one_row_functions(rng, ordered):
     for i in range(300):
         s1, p1, _ = uni.chi2_homogeneity(*uni.pool_sparse(ref[i], win[i], ordered=ordered))
         assert (stat[i], pv[i]) == pytest.approx((s1, p1), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("distinct", [5, 3000])  # a dense table; many values: group by group
+def test_group_category_counts_equal_each_groups_own_counts(distinct):
+    rng = np.random.default_rng(distinct)
+    pool = np.array([f"v{i}" for i in range(distinct)] + [None], dtype=object)
+    values = pool[rng.integers(0, len(pool), 2000)]
+    names, hashes, code = cats.codes(values)
+    groups = [np.arange(2000), np.flatnonzero(rng.random(2000) < 0.1), np.zeros(0, np.int64),
+              np.flatnonzero(values == None), np.array([3, 1, 3])]  # noqa: E711
+    got = cats.group_count_codes(names, hashes, code, groups, 4)
+    for g, (n, c, other) in zip(groups, got, strict=True):
+        want = cats.count(values[g], 4)
+        assert (n, c.tolist(), other) == (want[0], want[1].tolist(), want[2])
+        assert c.dtype == np.int64
+
+
+@pytest.mark.parametrize("values", [
+    ["b", "a", None, "b"],
+    ["a", np.str_("a"), None],
+    [np.str_("a"), "a", "b"],
+    [1, 1.0, "1", None, float("nan"), True],
+])
+def test_category_codes_count_as_the_values_strings(values):
+    arr = np.array(values + [object()], dtype=object)[:len(values)]  # an object array
+    names, hashes, code = cats.codes(arr)
+    got, want = cats.count_codes(names, hashes, code, 100), cats.count(arr, 100)
+    assert (got[0], got[1].tolist(), got[2]) == (want[0], want[1].tolist(), want[2])

@@ -49,3 +49,27 @@ def test_groups_select_each_keys_rows_in_batch_order():
     assert deltas.states == expected
     assert deltas.counts == {k: len(v) for k, v in expected.items()}
     assert set(clock.drain()) == {"slicing", "observe:rows"}
+
+
+def test_groups_from_the_labelling_codes_equal_groups_from_factorised_labels():
+    """groups() reuses the codes slice_labels made its labels from; a copy of the labels (as a
+    checkpoint passes after dropping duplicates) is factorised afresh: the same groups, rows
+    and order, with capped values folded into one ``other``, a cross, a bucket dimension
+    with empty buckets, and two model versions."""
+    batch = synthetic_batch(2000, seed=9)
+    rng = np.random.default_rng(2)
+    batch = replace(batch, ts_ms=batch.ts_ms + rng.integers(0, 3, len(batch)) * 300_000,
+                    model_version=rng.choice(np.array(["1", "2"], dtype=object), len(batch)),
+                    attrs={**batch.attrs, "region": rng.choice(
+                        np.array(["eu", "us", None], dtype=object), len(batch))})
+    dims = dimensions(attributes=("camera_id", "region"), crosses=(("camera_id", "region"),),
+                      buckets={"latency_ms": (-5.0, -1.0, 1e9)})
+    assigner = WindowAssigner([RowsSeen()], dims, SliceCatalog(max_values=2), 300_000)
+    labels = assigner.slice_labels(batch)
+    assert "camera_id=other" in set(labels[0][1])
+    made = assigner.groups(batch, labels)
+    fresh = assigner.groups(batch, [(d, lab.copy()) for d, lab in labels])
+    assert [(g.version, g.start, g.slice, g.dim) for g in made] == [
+        (g.version, g.start, g.slice, g.dim) for g in fresh]
+    assert all(np.array_equal(a.rows, b.rows) for a, b in zip(made, fresh, strict=True))
+    assert len({g.slice for g in made}) > 8

@@ -10,10 +10,12 @@ commutative, and memory is bounded however many distinct values arrive. Names ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from detectors.stats.embeddings import event_hashes
-from slices.assign import factorize
+from slices.assign import STR_OR_NONE, factorize, first_seen_of
 
 
 def _canonical(names: np.ndarray, counts: np.ndarray, other: int, cap: int,
@@ -52,9 +54,6 @@ def count(values: np.ndarray, cap: int) -> tuple[tuple[str, ...], np.ndarray, in
     return _canonical(names.astype(object), counts.astype(np.int64), 0, cap)
 
 
-_STR_OR_NONE = {str, type(None)}
-
-
 def codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(names, hashes, code)``: the distinct present values (as ``str``) in sketch order
     (``(hash, name)``, as :func:`_canonical` orders them), their hashes, and each row's index
@@ -62,12 +61,10 @@ def codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     one pass over the strings and one sort of the distinct values (:func:`count_codes`)."""
     values = np.asarray(values, dtype=object)
     code = np.full(len(values), -1, np.int64)
-    rows = values.tolist()
-    if set(map(type, rows)) <= _STR_OR_NONE:  # attributes as decoded: one pass over the rows
-        distinct: dict[str | None, int] = {}
-        row = np.fromiter((distinct.setdefault(v, len(distinct)) for v in rows), np.int64,
-                          len(rows))
-        uniq = np.array(list(distinct), dtype=object)
+    found = first_seen_of(values.tolist(), STR_OR_NONE)
+    if found is not None:  # attributes as decoded: one pass over the rows
+        distinct, row = found
+        uniq = np.array(distinct, dtype=object)
         keep = np.not_equal(uniq, None)
         if not keep.any():
             return np.zeros(0, dtype=object), np.zeros(0, np.uint64), code
@@ -101,6 +98,36 @@ def count_codes(names: np.ndarray, hashes: np.ndarray, code: np.ndarray,
     keep = np.flatnonzero(counts)
     return (tuple(names[keep[:cap]].tolist()), counts[keep[:cap]],
             int(counts[keep[cap:]].sum()))
+
+
+def group_count_codes(names: np.ndarray, hashes: np.ndarray, code: np.ndarray,
+                      groups: Sequence[np.ndarray],
+                      cap: int) -> list[tuple[tuple[str, ...], np.ndarray, int]]:
+    """:func:`count_codes` of each group of rows (``code`` and ``names`` from :func:`codes`):
+    all groups' counts in one ``bincount`` of (group, code) when that table stays within a
+    few entries per row, else group by group.
+
+    >>> names, hashes, code = codes(np.array(["a", "b", "a", None], dtype=object))
+    >>> group_count_codes(names, hashes, code, [np.array([0, 2, 3]), np.array([1])], 10) == [
+    ...     count_codes(names, hashes, code[[0, 2, 3]], 10),
+    ...     count_codes(names, hashes, code[[1]], 10)]
+    True
+    """
+    sizes = np.fromiter((len(g) for g in groups), np.int64, len(groups))
+    if len(groups) * len(names) > 4 * int(sizes.sum()) + 4096:  # many values: a sparse table
+        return [count_codes(names, hashes, code[g], cap) for g in groups]
+    rows = np.concatenate(groups).astype(np.int64) if len(groups) else np.zeros(0, np.int64)
+    which = np.repeat(np.arange(len(groups)), sizes)
+    c = code[rows]
+    ok = c >= 0
+    table = np.bincount(which[ok] * len(names) + c[ok],
+                        minlength=len(groups) * len(names)).reshape(len(groups), len(names))
+    out = []
+    for counts in table:
+        keep = np.flatnonzero(counts)
+        out.append((tuple(names[keep[:cap]].tolist()), counts[keep[:cap]].astype(np.int64, copy=False),
+                    int(counts[keep[cap:]].sum())))
+    return out
 
 
 def merge(a: tuple[tuple[str, ...], np.ndarray, int], b: tuple[tuple[str, ...], np.ndarray, int],

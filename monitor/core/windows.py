@@ -8,6 +8,7 @@ whatever the checkpoint boundaries, restarts, or how partitions are spread over 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,7 +29,7 @@ from monitor.contract import (
 from monitor.core.stages import Clock, StageClock
 from monitor.store.keys import WindowKey
 from slices import ALL, Dimension
-from slices.assign import dimension_labels, factorize
+from slices.assign import dimension_codes, factorize
 
 SLICE_SEPARATOR = "\x1f"  # joins an event's slice names (reports)
 #: (model, version) -> the active reference, for :class:`~monitor.contract.ReferenceObserver`s.
@@ -122,13 +123,32 @@ class WindowAssigner:
         self.size_ms = window_size_ms
         self.detector_dims = dict(detector_dims or {})
         self._blas: ThreadpoolController | None = None  # found at the first observe
+        # (labels, names, codes) of the latest slice_labels calls' dimensions, so groups()
+        # need not factorise labels again (a checkpoint observes a batch right after labelling
+        # it; a few batches' worth in case labelling runs ahead).
+        self._coded: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(
+            maxlen=4 * max(len(dims), 1))
 
     def slice_labels(self, batch: Batch) -> list[tuple[Dimension, np.ndarray]]:
         numeric = _numeric_columns(batch)
         windows = window_codes(batch.ts_ms, self.size_ms)
         starts = windows[0][windows[1]]
-        return [(d, dimension_labels(d, len(batch), batch.attrs, numeric, self.catalog, starts,
-                                     windows)) for d in self.dims]
+        out = []
+        for d in self.dims:
+            names, codes = dimension_codes(d, len(batch), batch.attrs, numeric, self.catalog,
+                                           starts, windows)
+            out.append((d, names[codes]))
+            self._coded.append((out[-1][1], names, codes))
+        return out
+
+    def _factorized(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``factorize(labels)``; for labels this assigner made (the same array object), from
+        the codes it made them with: a sort of the few names, not a pass over the rows."""
+        for made, names, codes in tuple(self._coded):  # a snapshot: another thread may append
+            if made is labels:
+                sorted_names, rank = factorize(names)
+                return sorted_names, rank[codes]
+        return factorize(labels)
 
     @staticmethod
     def joined(labels: list[tuple[Dimension, np.ndarray]], n: int) -> np.ndarray:
@@ -148,7 +168,7 @@ class WindowAssigner:
         vw = v_code * len(windows) + w_code
         columns = [(None, np.array([ALL], dtype=object), np.zeros(n, dtype=np.int64))]
         for dim, lab in labels:
-            columns.append((dim.name, *factorize(lab)))
+            columns.append((dim.name, *self._factorized(lab)))
         out = []
         for dim_name, names, code in columns:
             key = vw * len(names) + code
@@ -205,8 +225,11 @@ class WindowAssigner:
                 keys = [WindowKey(det.name, model, version, g.slice, g.start) for g in mine]
                 if kind == _GROUPS:
                     with clock(stage):  # a stopping checkpoint gives up between detectors
-                        prev = [deltas.states.get(k) for k in keys]
-                        prev = [det.empty() if p is None else p for p in prev]
+                        # One empty state for every key new to this checkpoint (observe never
+                        # mutates its inputs), not an empty() per group: 9 detectors x ~300
+                        # groups a batch.
+                        blank = det.empty()
+                        prev = [deltas.states.get(k, blank) for k in keys]
                         new = det.observe_groups(prev, thin, [g.rows for g in mine], ref)
                         deltas.states.update(zip(keys, new, strict=True))
                 else:

@@ -31,9 +31,10 @@ SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)  # no OIDs, no he
 TRAILER = struct.pack(">h", -1)
 NULL = struct.pack(">i", -1)
 INT4_OID = 23
-INT8_OID, TEXT_OID, BYTEA_OID = 20, 25, 17
+INT8_OID, TEXT_OID, BYTEA_OID, FLOAT8_OID = 20, 25, 17, 701
 #: element type -> array type, for a parameter's declared type
-_ARRAY_OIDS = {INT4_OID: 1007, INT8_OID: 1016, TEXT_OID: 1009, BYTEA_OID: 1001}
+_ARRAY_OIDS = {INT4_OID: 1007, INT8_OID: 1016, TEXT_OID: 1009, BYTEA_OID: 1001,
+               FLOAT8_OID: 1022}
 
 
 def fixed_pieces(field_count: int | None,
@@ -173,8 +174,13 @@ class ByteaArray(ArrayParam):
     __slots__ = ()
 
 
+class Float8Array(ArrayParam):
+    __slots__ = ()
+
+
 _DUMPERS = {cls: _dumper(_ARRAY_OIDS[oid]) for cls, oid in (
-    (TextArray, TEXT_OID), (Int4Array, INT4_OID), (Int8Array, INT8_OID), (ByteaArray, BYTEA_OID))}
+    (TextArray, TEXT_OID), (Int4Array, INT4_OID), (Int8Array, INT8_OID), (ByteaArray, BYTEA_OID),
+    (Float8Array, FLOAT8_OID))}
 
 
 def register_arrays(adapters: AdaptersMap) -> None:
@@ -227,3 +233,20 @@ def int_array(values: Sequence[int], element_oid: int = INT8_OID) -> ArrayParam:
         rows["v"] = values
         data = struct.pack(">iiiii", 1, 0, element_oid, n, 1) + rows.tobytes()
     return (Int8Array if element_oid == INT8_OID else Int4Array)(data, element_oid)
+
+
+def float_array(values: Sequence[float | None]) -> Float8Array:
+    """``double precision[]`` of ``values``, NULL for None (and for NaN): each float's 8 bytes
+    as they are (no decimal text for the server to parse, so every value arrives bit for bit).
+
+    >>> f = float_array([0.5, None]).data  # 1 dimension, has NULL, float8, 2 elements from 1
+    >>> f[:20].hex(), f[20:].hex()
+    ('0000000100000001000002bd0000000200000001', '000000083fe0000000000000ffffffff')
+    """
+    numbers = np.array(values, ">f8")  # None becomes NaN: a NaN is a NULL (none is sent)
+    nulls = np.isnan(numbers)
+    parts = numbers.view("V8").tolist()
+    lengths = np.where(nulls, -1, 8)
+    if nulls.any():
+        parts = [b"" if null else p for p, null in zip(parts, nulls.tolist())]
+    return Float8Array(_array(FLOAT8_OID, parts, lengths), FLOAT8_OID)

@@ -14,13 +14,20 @@ import orjson
 from sqlalchemy import Connection, Engine, text
 
 from monitor.contract import Finding, Severity, Status, finite_or_none
+from monitor.store import copy_binary as cb
 from monitor.store.keys import WindowKey
 
+#: the rows as one set of binary arrays (:func:`_columns`), one statement per batch of
+#: distinct keys: a statement per row cost PostgreSQL ~0.35 ms each (3,900 findings a window
+#: set of bench/ingest.py: 1.5 s of the checkpoint's wall time), and the client its
+#: parameter adaptation per value
 _UPSERT = (
     "INSERT INTO findings (detector, detector_version, model, model_version, slice, "
     "window_start_ms, window_end_ms, subject, status, severity, test, score, threshold, "
-    "p_value, n, details, revision) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-    "%s, %s, %s, CAST(%s AS jsonb), 1) "
+    "p_value, n, details, revision) SELECT d, dv, m, v, s, w, we, sub, st, sev, t, sc, th, p, "
+    "n, CAST(det AS jsonb), 1 FROM unnest(%(d)b, %(dv)b, %(m)b, %(v)b, %(s)b, %(w)b, %(we)b, "
+    "%(sub)b, %(st)b, %(sev)b, %(t)b, %(sc)b, %(th)b, %(p)b, %(n)b, %(det)b) "
+    "AS r(d, dv, m, v, s, w, we, sub, st, sev, t, sc, th, p, n, det) "
     "ON CONFLICT (detector, model, model_version, slice, window_start_ms, subject) "
     "DO UPDATE SET detector_version = excluded.detector_version, status = excluded.status, "
     "severity = excluded.severity, test = excluded.test, score = excluded.score, "
@@ -30,32 +37,78 @@ _UPSERT = (
 
 
 def upsert_findings(conn: Connection, rows: Sequence[tuple[WindowKey, int, Finding]]) -> None:
-    """``rows``: (key, window_end_ms, finding). One row per statement, in order (a key written
-    twice counts up its revision twice), sent by psycopg's ``executemany`` (pipelined) on the
-    connection's transaction: SQLAlchemy's per-row parameter processing of a few hundred
-    findings cost more client CPU than the statements (bench/upsert_findings.py)."""
-    if not rows:
-        return
-    params = [(f.detector, f.detector_version, k.model, k.model_version, k.slice,
-               k.window_start_ms, end, f.subject, f.status.value, f.severity.value, f.test,
-               finite_or_none(f.score), finite_or_none(f.threshold), finite_or_none(f.p_value),
-               int(f.n), orjson.dumps(f.details, option=orjson.OPT_SERIALIZE_NUMPY).decode())
-              for k, end, f in rows]
+    """``rows``: (key, window_end_ms, finding), written in order: a key written twice counts up
+    its revision twice. Each run of rows with distinct keys is one statement (an ``INSERT ...
+    ON CONFLICT`` may touch a row once), its columns sent as binary arrays
+    (:mod:`monitor.store.copy_binary`) on the connection's transaction: no SQLAlchemy or psycopg
+    step per value (bench/upsert_findings.py)."""
     with conn.connection.driver_connection.cursor() as cur:
-        cur.executemany(_UPSERT, params)
+        cb.register_arrays(cur.adapters)
+        for batch in _distinct_runs(rows):
+            cur.execute(_UPSERT, _columns(batch))
+
+
+def _distinct_runs(rows: Sequence[tuple[WindowKey, int, Finding]]
+                   ) -> list[Sequence[tuple[WindowKey, int, Finding]]]:
+    """``rows`` cut, in order, into the fewest runs without a (key, subject) twice."""
+    runs, start, seen = [], 0, set()
+    for i, (k, _, f) in enumerate(rows):
+        ident = (k, f.subject)
+        if ident in seen:
+            runs.append(rows[start:i])
+            start, seen = i, set()
+        seen.add(ident)
+    if start < len(rows):
+        runs.append(rows[start:])
+    return runs
+
+
+def _columns(rows: Sequence[tuple[WindowKey, int, Finding]]) -> dict[str, cb.ArrayParam]:
+    """The parameters of :data:`_UPSERT`: one array per column."""
+    fs = [f for _, _, f in rows]
+    return {
+        "d": cb.text_array([f.detector for f in fs]),
+        "dv": cb.int_array([f.detector_version for f in fs], cb.INT4_OID),
+        "m": cb.text_array([k.model for k, _, _ in rows]),
+        "v": cb.text_array([k.model_version for k, _, _ in rows]),
+        "s": cb.text_array([k.slice for k, _, _ in rows]),
+        "w": cb.int_array([k.window_start_ms for k, _, _ in rows]),
+        "we": cb.int_array([end for _, end, _ in rows]),
+        "sub": cb.text_array([f.subject for f in fs]),
+        "st": cb.text_array([f.status.value for f in fs]),
+        "sev": cb.text_array([f.severity.value for f in fs]),
+        "t": cb.text_array([f.test for f in fs]),
+        "sc": cb.float_array([finite_or_none(f.score) for f in fs]),
+        "th": cb.float_array([finite_or_none(f.threshold) for f in fs]),
+        "p": cb.float_array([finite_or_none(f.p_value) for f in fs]),
+        "n": cb.int_array([int(f.n) for f in fs]),
+        "det": cb.text_array([orjson.dumps(f.details, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+                              for f in fs])}
 
 
 #: the window keys as a table ``k`` joined to findings ``f`` (parameters: :func:`_key_params`)
-_KEYS = ("unnest(CAST(:kd AS text[]), CAST(:km AS text[]), CAST(:kv AS text[]), "
-         "CAST(:ks AS text[]), CAST(:kw AS bigint[])) AS k(d, m, v, s, w) "
+_KEYS = ("unnest(%(kd)b, %(km)b, %(kv)b, %(ks)b, %(kw)b) AS k(d, m, v, s, w) "
          "ON f.detector = k.d AND f.model = k.m AND f.model_version = k.v AND f.slice = k.s ")
 
 
-def _key_params(keys: Sequence[WindowKey]) -> dict[str, list]:
-    """The ``:kd, :km, :kv, :ks, :kw`` arrays of these window keys."""
-    return {"kd": [k.detector for k in keys], "km": [k.model for k in keys],
-            "kv": [k.model_version for k in keys], "ks": [k.slice for k in keys],
-            "kw": [k.window_start_ms for k in keys]}
+def _key_params(keys: Sequence[WindowKey], prefix: str = "k") -> dict[str, cb.ArrayParam]:
+    """The ``%(kd)b, %(km)b, %(kv)b, %(ks)b, %(kw)b`` binary arrays of these window keys
+    (:mod:`monitor.store.copy_binary`: no step per element; another ``prefix`` than ``k``
+    names a second set)."""
+    return {f"{prefix}d": cb.text_array([k.detector for k in keys]),
+            f"{prefix}m": cb.text_array([k.model for k in keys]),
+            f"{prefix}v": cb.text_array([k.model_version for k in keys]),
+            f"{prefix}s": cb.text_array([k.slice for k in keys]),
+            f"{prefix}w": cb.int_array([k.window_start_ms for k in keys])}
+
+
+def _fetch(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple]:
+    """``sql`` with binary array parameters on the transaction's psycopg connection: the rows
+    it returns (none for a statement without)."""
+    with conn.connection.driver_connection.cursor() as cur:
+        cb.register_arrays(cur.adapters)
+        cur.execute(sql, params)
+        return cur.fetchall() if cur.description else []
 
 
 def revisions(conn: Connection, keys: Sequence[WindowKey], subject: str = "") -> dict[WindowKey, int]:
@@ -63,12 +116,12 @@ def revisions(conn: Connection, keys: Sequence[WindowKey], subject: str = "") ->
     never evaluated are absent): the number of earlier looks at that window."""
     if not keys:
         return {}
-    rows = conn.execute(text(
-        "SELECT f.detector, f.model, f.model_version, f.slice, f.window_start_ms, f.revision "
-        f"FROM findings f JOIN {_KEYS} "
-        "AND f.window_start_ms = k.w WHERE f.subject = :sub"),
-        _key_params(keys) | {"sub": subject}).all()
-    return {WindowKey(*r[:5]): int(r.revision) for r in rows}
+    rows = _fetch(conn,
+                  "SELECT f.detector, f.model, f.model_version, f.slice, f.window_start_ms, "
+                  f"f.revision FROM findings f JOIN {_KEYS} "
+                  "AND f.window_start_ms = k.w WHERE f.subject = %(sub)s",
+                  _key_params(keys) | {"sub": subject})
+    return {WindowKey(*r[:5]): int(r[5]) for r in rows}
 
 
 def labels_settled(conn: Connection, keys: Sequence[WindowKey]) -> set[WindowKey]:
@@ -76,12 +129,11 @@ def labels_settled(conn: Connection, keys: Sequence[WindowKey]) -> set[WindowKey
     spent: :class:`monitor.contract.LabelDecision`)."""
     if not keys:
         return set()
-    rows = conn.execute(text(
-        "SELECT f.detector, f.model, f.model_version, f.slice, f.window_start_ms "
-        f"FROM findings f JOIN {_KEYS} "
-        "AND f.window_start_ms = k.w WHERE f.subject = '' "
-        "AND f.details->>'labels_settled' = 'true'"),
-        _key_params(keys)).all()
+    rows = _fetch(conn,
+                  "SELECT f.detector, f.model, f.model_version, f.slice, f.window_start_ms "
+                  f"FROM findings f JOIN {_KEYS} "
+                  "AND f.window_start_ms = k.w WHERE f.subject = '' "
+                  "AND f.details->>'labels_settled' = 'true'", _key_params(keys))
     return {WindowKey(*r) for r in rows}
 
 
@@ -92,18 +144,14 @@ def keep_only(conn: Connection, rows: Sequence[tuple[WindowKey, Finding]]) -> No
     if not rows:
         return
     keys = sorted({k for k, _ in rows}, key=lambda k: k.as_tuple())
-    conn.execute(text(
-        "DELETE FROM findings f WHERE (f.detector, f.model, f.model_version, f.slice, "
-        "f.window_start_ms) IN (SELECT * FROM unnest(CAST(:kd AS text[]), CAST(:km AS text[]), "
-        "CAST(:kv AS text[]), CAST(:ks AS text[]), CAST(:kw AS bigint[]))) "
-        "AND (f.detector, f.model, f.model_version, f.slice, f.window_start_ms, f.subject) "
-        "NOT IN (SELECT * FROM unnest(CAST(:rd AS text[]), CAST(:rm AS text[]), "
-        "CAST(:rv AS text[]), CAST(:rs AS text[]), CAST(:rw AS bigint[]), "
-        "CAST(:rsub AS text[])))"),
-        _key_params(keys) | {
-         "rd": [k.detector for k, _ in rows], "rm": [k.model for k, _ in rows],
-         "rv": [k.model_version for k, _ in rows], "rs": [k.slice for k, _ in rows],
-         "rw": [k.window_start_ms for k, _ in rows], "rsub": [f.subject for _, f in rows]})
+    _fetch(conn,
+           "DELETE FROM findings f WHERE (f.detector, f.model, f.model_version, f.slice, "
+           "f.window_start_ms) IN (SELECT * FROM unnest(%(kd)b, %(km)b, %(kv)b, %(ks)b, "
+           "%(kw)b)) AND (f.detector, f.model, f.model_version, f.slice, f.window_start_ms, "
+           "f.subject) NOT IN (SELECT * FROM unnest(%(rd)b, %(rm)b, %(rv)b, %(rs)b, %(rw)b, "
+           "%(rsub)b))",
+           _key_params(keys) | _key_params([k for k, _ in rows], "r")
+           | {"rsub": cb.text_array([f.subject for _, f in rows])})
 
 
 def delete_window(conn: Connection, key: WindowKey) -> None:

@@ -32,6 +32,7 @@ from monitor.store.keys import WindowKey
 from monitor.store.terms import Terms
 from monitor.testing import synthetic_batch
 from slices import SliceCatalog, dimensions
+from tests.detector_support import RowsSeen
 
 pytestmark = pytest.mark.integration
 T0 = 1_767_225_600_000  # synthetic_batch's first event time (2026-01-01)
@@ -199,25 +200,13 @@ def test_the_same_events_stored_by_two_processes_at_once_count_once(engine):
     assert n == 4
 
 
-class _RowsSeen:
-    """A toy detector whose state is the event ids it observed."""
-
-    name, version = "rows", 1
-
-    def empty(self) -> tuple:
-        return ()
-
-    def observe(self, state: tuple, batch) -> tuple:
-        return state + tuple(batch.event_id.tolist())
-
-
 def test_events_another_process_stores_while_a_checkpoint_observes_are_observed_once(engine):
     """A checkpoint observes the rows its probe found new while its copy runs on another
     thread; when another transaction stored some of them meanwhile, the copy skips those and the
     checkpoint observes again from the rows actually stored: each event in one window state."""
     batch = _batch(5, seed=106)
     theirs = batch.take(np.array([1, 3]))
-    assigner = WindowAssigner([_RowsSeen()], dimensions(attributes=()), SliceCatalog(), WINDOW_MS)
+    assigner = WindowAssigner([RowsSeen()], dimensions(attributes=()), SliceCatalog(), WINDOW_MS)
     with engine.begin() as conn:
         predictions.ensure_partitions(conn, [batch.ts_ms])
 

@@ -12,18 +12,7 @@ from monitor.core.windows import Deltas, WindowAssigner
 from monitor.store.keys import WindowKey
 from monitor.testing import synthetic_batch
 from slices import SliceCatalog, dimensions
-
-
-class RowsSeen:
-    """A toy detector whose state is the event ids it observed, in order."""
-
-    name, version = "rows", 1
-
-    def empty(self) -> tuple:
-        return ()
-
-    def observe(self, state: tuple, batch) -> tuple:
-        return state + tuple(batch.event_id.tolist())
+from tests.detector_support import RowsSeen
 
 
 def test_groups_select_each_keys_rows_in_batch_order():

@@ -4,6 +4,11 @@ windows) with every default detector against a reference captured from 20,000 ot
 the same traffic, in batches of ``--poll`` events the way a checkpoint does (slice labels, then
 observe into one checkpoint's deltas), plus CPU seconds per detector. Decoding is not timed.
 
+``--ahead`` also times a pass over batches whose per-row work the decode worker ran ahead
+(``monitor.contract.Precomputable``: ``embedding_drift``'s projections and id hashes, computed
+untimed here, as the worker does beside decoding): what stays on the consumer's interpreter with
+``kafka.decode_workers=1``.
+
 ``--against REV`` times the tree of another git revision (``git archive REV``) in alternation
 with this one, each round in a fresh subprocess that imports only its own tree, so changes
 spread over several modules (core, detectors, stats) are compared as a whole; both see the same
@@ -52,7 +57,7 @@ def prepare(path: Path, events: int) -> None:
     path.write_bytes(pickle.dumps((values, profile, list(ATTRS))))
 
 
-def worker(data: Path, root: Path, poll: int, rounds: int) -> None:
+def worker(data: Path, root: Path, poll: int, rounds: int, ahead: bool = False) -> None:
     """Time observe in the tree at ``root``; print one line of CPU seconds per round."""
     sys.path.insert(0, str(root))
     import numpy as np  # noqa: F401  (imported before the clock is patched)
@@ -68,12 +73,18 @@ def worker(data: Path, root: Path, poll: int, rounds: int) -> None:
     assert Path(decode.__file__).resolve().is_relative_to(root.resolve()), decode.__file__
     values, profile, attrs = pickle.loads(data.read_bytes())
     reference = Reference("vit-bench", "1.0", 1, profile)
+    settings = Settings()
+    detectors = load_detectors(settings.detectors.enabled, settings.detector_params())
     batches = []
     for lo in range(0, len(values), poll):
         out = decode.decode_predictions(_records(values[lo:lo + poll]), {})
+        if ahead:
+            from monitor.contract import PRECOMPUTED, Precomputable
+            from monitor.core.decode_pool import precompute
+            precompute(out, {("vit-bench", "1.0"): [
+                (PRECOMPUTED.format(d.name, fn.key), fn) for d in detectors
+                if isinstance(d, Precomputable) and (fn := d.precompute(reference)) is not None]})
         batches += list(out.batches.values())
-    settings = Settings()
-    detectors = load_detectors(settings.detectors.enabled, settings.detector_params())
     wall = time.perf_counter
     time.perf_counter = time.process_time  # the stage clock reads CPU seconds
     try:
@@ -95,9 +106,10 @@ def worker(data: Path, root: Path, poll: int, rounds: int) -> None:
         time.perf_counter = wall
 
 
-def _run(data: Path, root: Path, args: argparse.Namespace) -> list[tuple[float, dict]]:
+def _run(data: Path, root: Path, args: argparse.Namespace,
+         ahead: bool = False) -> list[tuple[float, dict]]:
     cmd = [sys.executable, __file__, "--worker", str(data), "--root", str(root),
-           "--poll", str(args.poll), "--rounds", str(args.rounds)]
+           "--poll", str(args.poll), "--rounds", str(args.rounds), *(["--ahead"] * ahead)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True,
                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1"}).stdout
     rounds = []
@@ -115,11 +127,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds per subprocess")
     ap.add_argument("--repeats", type=int, default=3, help="subprocesses per tree")
     ap.add_argument("--against", metavar="REV", help="another git revision to time")
+    ap.add_argument("--ahead", action="store_true",
+                    help="also time batches with the per-row work run ahead (decode worker)")
     ap.add_argument("--worker", metavar="DATA", help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(Path(args.worker), Path(args.root), args.poll, args.rounds)
+        worker(Path(args.worker), Path(args.root), args.poll, args.rounds, args.ahead)
         return
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / "data.pickle"
@@ -134,15 +148,19 @@ def main() -> None:
             subprocess.run(["tar", "-x", "-C", str(other)], input=archive, check=True)
             trees = {f"{args.against}": other, "this": HERE.parent}
         runs: dict[str, list[tuple[float, dict]]] = {k: [] for k in trees}
+        if args.ahead:
+            runs["this, ahead"] = []
         for _ in range(args.repeats):
             for k, root in trees.items():
                 runs[k] += _run(data, root, args)
+            if args.ahead:
+                runs["this, ahead"] += _run(data, HERE.parent, args, ahead=True)
     n = args.events
     print(f"{n:,} events in batches of {args.poll:,}, 26 slices, every default detector; "
           f"CPU s per pass (min / median of {args.repeats} x {args.rounds})")
     for k, r in runs.items():
         totals = [t for t, _ in r]
-        print(f"{k:10s} slice labels + observe: {min(totals):.3f} / {statistics.median(totals):.3f}"
+        print(f"{k:12s} slice labels + observe: {min(totals):.3f} / {statistics.median(totals):.3f}"
               f" s ({n / min(totals):,.0f} events/CPU-s)")
         for stage in sorted(r[0][1], key=lambda s: -r[0][1][s]):
             vals = [x[1].get(stage, 0.0) for x in r]

@@ -39,17 +39,19 @@ the detector's name. Abilities a detector does not declare cost it nothing.
     evaluation uses -- or None when there is none yet. ``merge`` must still be associative for
     states observed against the same reference.
 :class:`GroupObserver` (``observe_groups(states, batch, groups, reference) -> list[State]``)
-    Observe every (window, slice) group of one batch in one call: ``groups[i]`` is an ascending
-    int64 array of row indices into ``batch`` (never empty) and ``states[i]`` the state to fold
-    those rows into; the result is the list of new states, in the same order. All groups of a
-    call are of one (model, version) and ``reference`` is its active reference (None when there
-    is none). The core calls it *instead of* ``observe`` / ``observe_with_reference`` per group,
-    so per-batch work (decoding a column, projecting every embedding once, hashing ids once) is
-    done once and the groups are folded with vectorised reductions (``np.add.reduceat``,
-    ``bincount``) instead of a Python call per group. It must return exactly what the per-group
-    call returns: ``observe_with_reference(states[i], batch.take(groups[i]), reference)`` for a
-    :class:`ReferenceObserver`, else ``observe(states[i], batch.take(groups[i]))``; the
-    contract suite checks it. ``batch`` may hold rows of other versions (not in any group).
+    Observe every (window, slice) group of one batch in one call: ``groups[i]`` (ascending
+    int64 row indices into ``batch``, never empty) folds into ``states[i]``; it returns the new
+    states in order. A call's groups are of one (model, version), ``reference`` its active one
+    (or None); ``batch`` may hold other versions' rows too. Called *instead of* the per-group
+    ``observe`` / ``observe_with_reference``, so per-batch work (projecting every embedding,
+    hashing ids) is done once and groups fold by vectorised reductions (``np.add.reduceat``);
+    it must return exactly what the per-group calls on ``batch.take(groups[i])`` return (the
+    contract suite checks it).
+:class:`Precomputable` (``precompute(reference) -> fn | None``)
+    Per-row observe work depending only on the row and the reference (embedding projections):
+    a picklable ``fn(batch) -> array | None`` (a row per event) with a ``key`` naming it. The
+    core may run it ahead (decode worker); ``observe`` finds the rows with :func:`precomputed`
+    and must give the same state with them or without.
 :class:`VersionComparator` (``compare_versions(candidate, baseline, baseline_version, context)``)
     Compare a candidate (canary) version's state with the baseline version's state of the same
     slice and window; a comparison spans two keys, so it is not ``evaluate``. Whenever a window
@@ -89,11 +91,12 @@ ALL_SLICE = "all"
 #: :class:`WideColumnNeeds`. ``attrs`` stands for ``extras`` too.
 WIDE_COLUMNS = frozenset({"embedding", "probs", "attrs"})
 
-__all__ = ["ALL_SLICE", "ENTRY_POINT_GROUP", "WIDE_COLUMNS", "Batch", "ConfigError",
-           "DataclassStateCodec", "Detector", "EvalContext", "Finding", "GroupObserver",
-           "LabelObserver", "LabelledBatch", "RangeReporter", "Reference", "ReferenceObserver", "ReportScope",
-           "Severity", "StateKey", "Status", "VersionComparator", "WideColumnNeeds",
-           "decode_value", "encode_value", "finite_or_none", "group_offsets"]
+__all__ = ["ALL_SLICE", "ENTRY_POINT_GROUP", "PRECOMPUTED", "WIDE_COLUMNS", "Batch",
+           "ConfigError", "DataclassStateCodec", "Detector", "EvalContext", "Finding",
+           "GroupObserver", "LabelObserver", "LabelledBatch", "Precomputable", "RangeReporter",
+           "Reference", "ReferenceObserver", "ReportScope", "Severity", "StateKey", "Status",
+           "VersionComparator", "WideColumnNeeds", "decode_value", "encode_value",
+           "finite_or_none", "group_offsets", "precomputed"]
 
 
 class Status(str, enum.Enum):
@@ -119,8 +122,7 @@ class Batch:
     sent its embedding as base64 f16 (kept as sent: no conversion, half the memory; read it with
     ``np.asarray(x, wanted_dtype)``), with ``has_embedding`` marking real rows;
     ``probs`` is float32 [N, C] with ``has_probs`` likewise. ``image`` and ``attrs`` map a field name
-    to a length-N array (float64 for ``image``, object for ``attrs``).
-    """
+    to a length-N array (float64 for ``image``, object for ``attrs``)."""
 
     event_id: np.ndarray  # object[str]
     ts_ms: np.ndarray  # int64, event time in epoch milliseconds
@@ -177,11 +179,9 @@ class LabelledBatch:
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """A reference profile for one (model, model_version). Detectors read what they need.
-
+    """A reference profile for one (model, model_version). Detectors read what they need:
     ``profile`` holds named numpy arrays and scalars (bin edges, class frequencies, an embedding
-    sample, ...); its keys are documented by the detectors that read them.
-    """
+    sample, ...); its keys are documented by the detectors that read them."""
 
     model: str
     model_version: str
@@ -273,9 +273,8 @@ class Detector(Protocol):
 
 
 class AdmittedGroups(Protocol):
-    """Which values of a capped slice attribute keep their own slice, per event-time window
-    (the others become ``other``): ``slices.SliceCatalog`` in memory, the service's top-K by
-    volume (``monitor.core.slice_admission``) through PostgreSQL."""
+    """Which values of a capped slice attribute keep their own slice (the others: ``other``)
+    per event-time window: ``slices.SliceCatalog``, or the service's top-K by volume."""
 
     def cap(self, attribute: str, values: np.ndarray, window_start_ms: np.ndarray) -> np.ndarray: ...
 
@@ -297,15 +296,12 @@ class LabelObserver(Protocol):
 @runtime_checkable
 class LabelDecision(Protocol):
     """A :class:`LabelObserver` whose decision rests on the window's labels (fairness), so its
-    decisive look waits for them. ``look`` 0 (the look that spends most of ``alpha``) is then
-    the first evaluation after the window's labels have settled -- the labels' event time (in
-    every labels partition) past the window's end + ``windows.label_settle_s``, or everything
-    read (``--exit-when-idle``) --
-    and every other evaluation, before or after it, is a provisional look ``k >= 1`` (``k`` =
-    1 + the earlier evaluations). Its findings carry ``details.labels_settled``. Otherwise the
-    first evaluation, at window close, is look 0: for a label-based test, with a fraction of
-    its labels, and its verdict on the final labels would depend on how many evaluations the
-    reading speed happened to allow."""
+    decisive look (``look`` 0, most of ``alpha``) is the first evaluation after the labels
+    settled -- the labels' event time (every labels partition) past the window's end +
+    ``windows.label_settle_s``, or everything read (``--exit-when-idle``); every other
+    evaluation is a provisional look ``k >= 1`` (1 + the earlier ones). Its findings carry
+    ``details.labels_settled``. Otherwise look 0 would come at window close with a fraction of
+    the labels, and the verdict would depend on how often the reading speed let it look."""
 
     label_decision: ClassVar[bool]
 
@@ -323,6 +319,20 @@ class GroupObserver(Protocol):
 
     def observe_groups(self, states: Sequence[Any], batch: Batch, groups: Sequence[np.ndarray],
                        reference: Reference | None) -> list[Any]: ...
+
+
+@runtime_checkable
+class Precomputable(Protocol):
+    """Has per-row observe work the core may run ahead (see the module docstring)."""
+    def precompute(self, reference: Reference) -> Any: ...
+
+
+PRECOMPUTED = "_precomputed:{}:{}"  # Batch.extras name: PRECOMPUTED.format(detector, key)
+
+
+def precomputed(batch: Batch, detector: str, key: str) -> np.ndarray | None:
+    """The rows ``detector``'s precompute ``key`` gave for ``batch``, if the core ran it."""
+    return batch.extras.get(PRECOMPUTED.format(detector, key))
 
 
 def group_offsets(groups: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import base64
 import os
 import pickle
+import re
 import signal
 import time
 
 import numpy as np
+import orjson
 import pytest
 
 from monitor.core.decode_pool import DecodePool, DecodeWorkerLost, Gate
@@ -20,7 +22,14 @@ from monitor.core.ingest.events import encode_prediction
 from monitor.core.ingest.records import Record
 from monitor.core.settings import KafkaSettings
 from monitor.devstack.synthetic import synthetic_stream
-from tests.support import backlogged, query, start_monitor, status_json, window_counts
+from tests.support import (
+    backlogged,
+    query,
+    run_cli,
+    start_monitor,
+    status_json,
+    window_counts,
+)
 
 TOPIC = "vit.predictions"
 
@@ -123,16 +132,32 @@ def test_close_leaves_no_process_even_mid_decode():
 @pytest.mark.integration
 def test_vitmon_run_commits_the_same_with_the_worker_as_in_process(
         broker, db_url_factory, topic_names, tmp_path):
-    """Same counts, findings, dead letters and offsets from the same backlog, decoded by the
-    worker or in-process (malformed and invalid events included)."""
+    """Same counts, findings, dead letters, offsets and embedding_drift states from the same
+    backlog, decoded by the worker or in-process (malformed and invalid events included), with
+    a captured reference for version 1.0: the worker projects its embeddings ahead
+    (``Precomputable``) once the first checkpoint has looked the reference up."""
     messages, _, _ = synthetic_stream(20_000, seed=11, malformed_fraction=0.02)
+    reference = tmp_path / "reference.jsonl"
+    reference.write_bytes(b"\n".join(v for _, v in synthetic_stream(
+        3_000, seed=12, malformed_fraction=0, duplicate_fraction=0, versions=("1.0",))[0]))
+    # Every slice value admitted whatever the checkpoint boundaries: with a reference the
+    # first checkpoint is the intake's first small poll, and the top-K decision of the first
+    # window rests on its volume (monitor.core.slice_admission), which timing moves.
+    allow = orjson.dumps({f"a{j}": [f"v{i}" for i in range(5)] for j in range(3)}).decode()
     results = []
     for workers in ("0", "1"):
         topics, db_url, env = backlogged(broker, topic_names, db_url_factory, "confluent-kafka",
-                                         messages, VITMON_KAFKA__DECODE_WORKERS=workers)
+                                         messages, VITMON_KAFKA__DECODE_WORKERS=workers,
+                                         VITMON_SLICES__ALLOW=allow)
+        done = run_cli(env, "reference", "capture", "--model", "vit-tiny", "--version", "1.0",
+                       "--file", str(reference), timeout=300)
+        assert done.returncode == 0, done.stderr
         log = tmp_path / f"monitor-{workers}.log"
         proc = start_monitor(env, "--exit-when-idle", "3", log=log)
         assert proc.wait(600) == 0, log.read_text()[-3000:]
+        sent = re.findall(r"decode worker precomputes versions=(\d+) columns=(\d+)",
+                          log.read_text())
+        assert sent == ([] if workers == "0" else [("1", "1")])
         st = status_json(env)
         findings = query(db_url, "SELECT detector, model, model_version, slice, "
                          "window_start_ms, subject, status, n FROM findings "
@@ -142,8 +167,13 @@ def test_vitmon_run_commits_the_same_with_the_worker_as_in_process(
                                 "FROM rejected_events"))
         committed = query(db_url, "SELECT sum(next_offset) FROM consumer_offsets "
                           "WHERE topic = :t", t=topics.predictions)
+        projected = query(db_url, "SELECT model_version, slice, window_start_ms, state "
+                          "FROM window_states WHERE detector = 'embedding_drift' ORDER BY 1, 2, 3")
         results.append((window_counts(db_url), sorted(window_counts(db_url, "feature_drift")),
                         [(m["model"], m["accepted"]) for m in st["models"]], findings,
-                        rejected, committed))
+                        rejected, committed, projected))
     assert results[0][2] and results[0][3] and results[0][4]  # the comparison is not empty
+    verdicts = {status for d, _, v, sl, _, _, status, _ in results[0][3]
+                if d == "embedding_drift" and v == "1.0" and sl == "all"}
+    assert verdicts and "no_reference" not in verdicts  # 1.0's embeddings were projected
     assert results[0] == results[1]

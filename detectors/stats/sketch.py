@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from detectors.stats.embeddings import event_hashes
 
 SCALE = 1024.0  # fixed-point units per feature unit (resolution ~1e-3 SD)
 CLIP = 128.0  # |feature| bound before quantising, in feature units
@@ -189,3 +192,33 @@ def moments(n: int, total: np.ndarray, outer: np.ndarray) -> tuple[np.ndarray, n
     mean = total.astype(np.float64) / (n * SCALE)
     cov = (s2 / SCALE**2 - n * np.outer(mean, mean)) / max(n - 1, 1)
     return mean, cov
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """``embedding_drift``'s per-row observe work on one basis, which the core may run ahead in
+    its decode worker (``monitor.contract.Precomputable``): int64 ``[n, p + 1]``, every row's
+    :func:`quantise`-d features then its id's hash (:func:`~detectors.stats.embeddings.
+    event_hashes`, as int64 bits). ``key`` digests the basis itself (its fingerprint names only
+    the reference), so rows projected on another basis are never taken for these."""
+
+    basis: Basis
+    key: str
+
+    @classmethod
+    def of(cls, basis: Basis) -> Projection:
+        digest = hashlib.blake2b(digest_size=12)
+        for a in (basis.mean, basis.axes, basis.inv_len2):
+            digest.update(np.ascontiguousarray(a, np.float64).tobytes())
+        return cls(basis, f"{basis.fingerprint:x}.{digest.hexdigest()}")
+
+    def __call__(self, batch: Any) -> np.ndarray | None:
+        """Of a ``monitor.contract.Batch`` (None for embeddings of another dimension)."""
+        x = batch.embedding
+        if x.shape[1] != self.basis.mean.size:
+            return None
+        p = self.basis.n_features
+        out = np.empty((len(x), p + 1), np.int64)
+        out[:, :p] = quantise(features(x, self.basis))
+        out[:, p] = event_hashes(np.asarray(batch.event_id, dtype=object)).view(np.int64)
+        return out

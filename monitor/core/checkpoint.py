@@ -67,13 +67,16 @@ from sqlalchemy import Connection
 from threadpoolctl import threadpool_limits
 
 from monitor.contract import (
+    PRECOMPUTED,
     Batch,
     Detector,
     Finding,
     LabelDecision,
+    Precomputable,
 )
 from monitor.core.background_insert import insert_and_observe
 from monitor.core.checkpoint_references import CheckpointReferences, ReferenceLookup
+from monitor.core.decode_pool import Precomputes
 from monitor.core.evaluation import WindowEvaluator
 from monitor.core.evaluation_pipeline import EvaluationPipeline
 from monitor.core.evaluation_pool import EvaluationPool
@@ -188,6 +191,11 @@ class Checkpointer:
                                          min_samples, self.label_decisions, evaluate_budget_s,
                                          warm_up_events, references, self._check, self.pool)
         self.evaluation = EvaluationPipeline(self.evaluator, self.pool)
+        #: per-row observe work for the decode worker to run ahead, from the references the
+        #: last committed checkpoint used (:meth:`committed`)
+        self.precomputes: Precomputes = {}
+        self._precomputers = [d for d in assigner.detectors if isinstance(d, Precomputable)]
+        self._refs: CheckpointReferences | None = None
 
     def start(self) -> None:
         """Start the evaluation workers (if any); :meth:`close` stops them."""
@@ -284,6 +292,7 @@ class Checkpointer:
                          {tp: max(cp.max_ts.get(tp, 0), stored.get(tp, (0, 0))[0])
                           for tp in cp.next}, cp.high_watermarks)
         self._check("commit")
+        self._refs = refs
         return result
 
     def abandoning(self) -> bool:
@@ -357,6 +366,13 @@ class Checkpointer:
         self.terms.committed()
         if self.intake is not None:
             self.intake.committed()
+        if self._refs is not None and self._precomputers:
+            changed = self._refs.pinned()
+            self.precomputes = {k: v for k, v in self.precomputes.items() if k not in changed} | {
+                key: tuple((PRECOMPUTED.format(d.name, fn.key), fn) for d in self._precomputers
+                           if (fn := d.precompute(ref)) is not None)
+                for key, ref in changed.items() if ref is not None}
+        self._refs = None
 
 
 def _first_occurrences(batch: Batch) -> tuple[Batch, int]:

@@ -48,3 +48,7 @@ class CheckpointReferences:
         self._seen = {k: (reference if v is not None and v.reference_id == reference.reference_id
                           else v) for k, v in self._seen.items()}
         self._seen[(reference.model, reference.model_version)] = reference
+
+    def pinned(self) -> dict[tuple[str, str], Reference | None]:
+        """Every (model, version) looked up in this attempt and its reference."""
+        return dict(self._seen)

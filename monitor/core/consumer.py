@@ -312,7 +312,7 @@ class Consumer(GroupMember):
             for lo in range(0, len(preds), step):
                 if self.decoder.full:
                     t0 += self._decoded(1)  # its own stages
-                self.decoder.submit(preds[lo:lo + step], gate)
+                self.decoder.submit(preds[lo:lo + step], gate, self.cp.precomputes)
                 self._decoding.append((buf, labels if lo + step >= len(preds) else []))
         else:
             t0 += self._decoded()  # earlier polls first: the buffer keeps the stream's order

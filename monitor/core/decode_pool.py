@@ -18,6 +18,14 @@ The gate (what the intake has admitted and decided,
 :meth:`~monitor.core.ingest.intake.Intake.snapshot`) goes with each request, as the in-process
 decode would read it then.
 
+The worker also runs the detectors' per-row observe work ahead
+(:class:`~monitor.contract.Precomputable`: ``embedding_drift`` projects every embedding on its
+reference's axes, ~40 % of observing's CPU in ``bench/observe.py``), off the consumer's GIL: the
+consumer passes the functions of the references its last checkpoint used (:class:`Precomputes`),
+sent again only when they change, and the worker adds each function's rows to every batch of one
+model version it has functions for. A batch whose reference changed meanwhile carries rows under
+another key, which the detector does not use: it computes them itself.
+
 One worker (stream order is the buffer's), start method ``spawn`` (the consumer has threads and
 librdkafka, never a plain fork). It ignores SIGINT and SIGTERM (a stop is the parent's to run:
 the last poll is still decoded), and exits when the parent closes the pipe or is gone. A worker
@@ -34,11 +42,13 @@ import pickle
 import signal
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from multiprocessing import shared_memory
 from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from monitor.core.ingest.decode import PredictionDecode, decode_predictions
 from monitor.core.ingest.records import Record
@@ -71,6 +81,21 @@ class Gate:
 
     def expected(self, model: str, version: str) -> int | None:
         return self._expected.get((model, version))
+
+
+#: (model, version) -> the precomputes to run on its batches: (``Batch.extras`` name, function)
+Precomputes = Mapping[tuple[str, str], Sequence[tuple[str, Callable[[Any], Any]]]]
+
+
+def precompute(out: PredictionDecode, fns: Precomputes) -> None:
+    """Add the precomputed rows to ``out``'s batches of one model version with functions."""
+    for name, batch in out.batches.items():
+        versions = np.unique(batch.model_version.astype(str)) if len(batch) else ()
+        todo = fns.get((str(batch.model[0]), str(versions[0]))) if len(versions) == 1 else None
+        if todo:
+            rows = {column: fn(batch) for column, fn in todo}
+            out.batches[name] = replace(batch, extras={**batch.extras, **{
+                column: r for column, r in rows.items() if r is not None}})
 
 
 class _Segment:
@@ -145,6 +170,7 @@ class DecodePool:
         self._outs: list[_Segment | None] = [None] * DEPTH
         self._slots: deque[int] = deque()  # requests in flight, oldest first
         self._next = 0
+        self._sent: dict[tuple[str, str], tuple[str, ...]] = {}  # the worker's precomputes
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -193,9 +219,10 @@ class DecodePool:
         return len(self._slots) >= DEPTH
 
     # -- decoding ------------------------------------------------------------------------------
-    def submit(self, records: Sequence[Record], gate: Mapping[tuple[str, str], int]) -> None:
+    def submit(self, records: Sequence[Record], gate: Mapping[tuple[str, str], int],
+               precomputes: Precomputes | None = None) -> None:
         """Send ``records`` (one topic's) to the worker; :meth:`result` takes the answers in
-        order. Not when :attr:`full`."""
+        order. Not when :attr:`full`. ``precomputes`` replace the worker's when they differ."""
         assert self._conn is not None and not self.full
         slot, self._next = self._next, (self._next + 1) % DEPTH
         n = len(records)
@@ -223,8 +250,14 @@ class DecodePool:
             at = len(cols) + end
         del buf
         sizes = [len(cols), blob_n]
+        fns = None
+        names = {k: tuple(c for c, _ in v) for k, v in (precomputes or {}).items()}
+        if names != self._sent:  # a ~100 kB basis goes once, not with every request
+            fns, self._sent = {k: list(v) for k, v in (precomputes or {}).items()}, names
+            log.info("decode worker precomputes versions=%d columns=%d", len(names),
+                     sum(map(len, names.values())))
         try:
-            self._conn.send((slot, seg.name if new else None, sizes, dict(gate)))
+            self._conn.send((slot, seg.name if new else None, sizes, dict(gate), fns))
         except (OSError, ValueError) as exc:
             raise self._lost(exc) from None
         self._slots.append(slot)
@@ -289,16 +322,27 @@ def _serve(conn: Connection) -> None:
     """The worker: decode what it is sent until told to stop or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the parent's
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # One BLAS thread: the projections are narrow (768 x 16), where a second thread spins on the
+    # core the consumer needs.
+    with threadpool_limits(limits=1, user_api="blas"):
+        _loop(conn)
+
+
+def _loop(conn: Connection) -> None:
     seg_in: list[_Segment | None] = [None] * DEPTH
     seg_out: list[_Segment | None] = [None] * DEPTH
+    fns: Precomputes = {}
     try:
-        for slot, name, sizes, gate in iter(lambda: _request(conn), None):
+        for slot, name, sizes, gate, new_fns in iter(lambda: _request(conn), None):
+            if new_fns is not None:
+                fns = new_fns
             if name is not None:
                 if seg_in[slot] is not None:
                     seg_in[slot].close()
                 seg_in[slot] = _Segment(name=name)
             try:
                 out = decode_predictions(_records(seg_in[slot], sizes), {}, gate=Gate(gate))
+                precompute(out, fns)
                 buffers: list[pickle.PickleBuffer] = []
                 stream = pickle.dumps(out, protocol=5, buffer_callback=buffers.append)
                 del out

@@ -17,6 +17,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from monitor.contract import (
+    PRECOMPUTED,
     AdmittedGroups,
     Batch,
     Detector,
@@ -102,7 +103,8 @@ def _thin(batch: Batch, det: Detector) -> Batch:
         changes["probs"] = np.zeros((n, 0), dtype=np.float32)
     if "attrs" not in det.wide_columns:
         changes["attrs"] = {}
-        changes["extras"] = {}
+        mine = PRECOMPUTED.format(det.name, "")  # its precomputed rows stay (Precomputable)
+        changes["extras"] = {k: v for k, v in batch.extras.items() if k.startswith(mine)}
     return replace(batch, **changes) if changes else batch
 
 

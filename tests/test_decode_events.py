@@ -292,3 +292,39 @@ def test_label_oversized_and_empty_batch():
     out = decode_labels(label_recs(encode_label("e", 1, T0)), max_bytes=10)
     assert [r.reason for r in out.rejected] == ["oversized"] and len(out) == 0
     assert out.label.dtype == np.int64 and out.event_id.dtype == object
+
+
+def test_positions_of_interleaved_partitions_and_topics_are_each_ones_largest_offset():
+    """Polls mix partitions (and topics), a partition's offsets need not ascend, and fast chunks
+    mix with rejected records: each (topic, partition) gets its largest offset + 1, in order of
+    first appearance, whatever took each record."""
+    good = raw(**f16_b64([0.5, -1, 2]))
+    layout = [("p", 2, 40), ("p", 0, 7), ("q", 2, 3), ("p", 2, 12), ("p", 0, 9), ("q", 2, 1)]
+    records = [Record(topic, part, first + k, None, b"{" if k % 5 == 4 else good, 0)
+               for k in range(150) for topic, part, first in layout]
+    records += [Record("p", 2, 0, None, good, 0), Record("p", 7, 3, None, None, 0)]
+    out = decode_predictions(records, {"m": 3}, {"m": 3})
+    assert out.positions == {("p", 2): 190, ("p", 0): 159, ("q", 2): 153, ("p", 7): 4}
+    assert list(out.positions) == [("p", 2), ("p", 0), ("q", 2), ("p", 7)]
+    assert out.n_accepted == 6 * 120 + 1 and len(out.rejected) == 6 * 30 + 1
+
+
+def test_image_and_attrs_columns_follow_keys_not_their_order():
+    """Objects with the same keys in another order, or as many keys but another one, still
+    give one column per key (NaN / None where absent)."""
+    out = decode(raw(event_id="a", image={"w": 1, "h": 2}, attrs={"x": "1", "y": 2}),
+                 raw(event_id="b", image={"h": 3, "w": 4.5}, attrs={"y": "3", "x": "4"}),
+                 raw(event_id="c", image={"w": 5, "d": 6}, attrs={"x": "5", "z": None}))
+    b = out.batches["m"]
+    np.testing.assert_array_equal(b.image["w"], [1.0, 4.5, 5.0])
+    np.testing.assert_array_equal(b.image["h"], [2.0, 3.0, np.nan])
+    np.testing.assert_array_equal(b.image["d"], [np.nan, np.nan, 6.0])
+    assert list(b.image) == ["d", "h", "w"]
+    assert {k: v.tolist() for k, v in b.attrs.items()} == {"x": ["1", "4", "5"],
+                                                            "y": ["2", "3", None]}
+    same = decode(raw(event_id="a", image={"w": 1, "h": 2}, attrs={"x": "1", "y": 2}),
+                  raw(event_id="b", image={"h": 3, "w": 4.5}, attrs={"y": "3", "x": "4"}))
+    b = same.batches["m"]
+    assert list(b.image) == ["h", "w"] and b.image["h"].tolist() == [2.0, 3.0]
+    assert b.image["w"].tolist() == [1.0, 4.5] and b.image["w"].flags.c_contiguous
+    assert {k: v.tolist() for k, v in b.attrs.items()} == {"x": ["1", "4"], "y": ["2", "3"]}

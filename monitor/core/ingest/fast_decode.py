@@ -3,12 +3,13 @@ format parsed *and* type-checked in C by ``msgspec``, straight into a validated 
 
 What is fast: a message that is a ``vit.prediction/v1`` ``ok`` event with an int ``ts``, an
 unpadded base64 ``f16`` ``embedding_b64``, ``probs`` in [0, 1], the optional fields absent,
-null or well typed, no field outside the contract, no backslash anywhere (no JSON escape), and
-whose model's D and C are already known (from the gate or the call's ``embedding_dims`` /
-``class_counts``) and match. Such a message gives exactly the row ``_prediction`` would give
-(the same Python types, so the same columns), and, like a row of the slow path, its base64
-text is decoded with the call's buffer and its probs sum and embedding NaN are checked
-vectorised by ``_batch``: those checks stay where they are. A chunk that is fast throughout
+null or well typed (no null inside ``image`` or ``attrs``: the slow path drops it, the fast
+path keeps the dict as it is), no field outside the contract, no backslash anywhere (no JSON
+escape), and whose model's D and C are already known (from the gate or the call's
+``embedding_dims`` / ``class_counts``) and match. Such a message gives exactly the row
+``_prediction`` would give (the same Python types, so the same columns), and, like a row of the
+slow path, its base64 text is decoded with the call's buffer and its probs sum and embedding
+NaN are checked vectorised by ``_batch``: those checks stay where they are. A chunk that is fast throughout
 comes as columns (a block: those rows transposed, built a column at a time), which is what
 ``_batch`` reads, so no row tuple is built and taken apart again.
 
@@ -38,6 +39,8 @@ fast path off (``tests/test_decode_fast.py`` compares both). Without msgspec it 
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping, Sequence
+from itertools import repeat
+from operator import attrgetter, contains, itemgetter
 from typing import Annotated, Any, Literal
 
 try:
@@ -52,6 +55,10 @@ _NAN = float("nan")
 _F16 = 1  # decode.py's embedding kind for base64 float16 (kept in sync by the tests)
 _UNKNOWN = object()
 _STRING_OR_NONE = frozenset((str, type(None)))
+_NONE_TYPE = type(None)
+_VALUE, _PARTITION, _OFFSET = attrgetter("value"), attrgetter("partition"), attrgetter("offset")
+_MODEL, _VERSION = attrgetter("model"), attrgetter("model_version")
+_LAST = itemgetter(-1)
 
 if msgspec is not None:
     _Meta = msgspec.Meta
@@ -61,9 +68,12 @@ if msgspec is not None:
     _Number = _Int | float  # msgspec refuses floats beyond a double, as orjson does
     _Unit = Annotated[int, _Meta(ge=0, le=1)] | Annotated[float, _Meta(ge=0, le=1)]
 
-    class _Event(msgspec.Struct, forbid_unknown_fields=True):
+    class _Common(msgspec.Struct, forbid_unknown_fields=True):
         """The common wire format; each constraint one of ``_prediction``'s checks (or
-        stricter)."""
+        stricter). Without the optional fields that producers mostly leave out: a message that
+        has one fails here and is decoded as an :class:`_Event`; one that does not reads them
+        as None (class attributes), and its chunk's columns of them are built without a pass
+        over the events."""
 
         schema: Literal["vit.prediction/v1"]  # PREDICTION_SCHEMA (a test keeps them equal)
         event_id: Annotated[str, _Meta(min_length=1, max_length=128)]
@@ -77,8 +87,15 @@ if msgspec is not None:
         embedding_b64: Annotated[str, _Meta(min_length=8)]
         embedding_dtype: Literal["f16"]
         confidence: _Unit | None = None
-        image: dict[str, _Number | None] | None = None
-        attrs: dict[str, str | _Number | None] | None = None
+        # no null inside (the slow path drops it): the dict is the row's as it is
+        image: dict[str, _Number] | None = None
+        attrs: dict[str, str | _Number] | None = None
+        error_code = batch_size = gpu_mem_mb = gpu_util = cold_start = None
+        artifact_id = input_sha256 = sample_uri = None
+
+    class _Event(_Common, forbid_unknown_fields=True):
+        """The common wire format with every optional field (after ``_Common``'s, in order)."""
+
         error_code: str | _Int | None = None
         batch_size: _Number | None = None
         gpu_mem_mb: _Number | None = None
@@ -89,6 +106,7 @@ if msgspec is not None:
         sample_uri: str | None = None
 
     _DECODE = msgspec.json.Decoder(_Event).decode
+    _DECODE_COMMON = msgspec.json.Decoder(_Common).decode
     _ERRORS: tuple[type[Exception], ...] = (msgspec.ValidationError, msgspec.DecodeError)
 
 
@@ -101,7 +119,7 @@ class FastRows:
     take is otherwise parsed twice."""
 
     __slots__ = ("_dims", "_counts", "_gate", "_known", "_add", "_add_run", "_max_bytes", "_skip",
-                 "_backoff", "_taught", "_ahead")
+                 "_backoff", "_taught", "_ahead", "_common")
 
     def __init__(self, dims: MutableMapping[str, int], counts: MutableMapping[str, int],
                  gate: Any, add: Callable[[str], int],
@@ -114,6 +132,7 @@ class FastRows:
         self._backoff = 1
         self._taught: set[tuple[str, str]] = set()  # (model, version)s given an event to teach
         self._ahead: tuple[int, list] = (-1, [])  # (index, events parsed from there) for chunk
+        self._common = True  # try _Common first (until a chunk is all _Events)
 
     def chunk(self, records: Sequence[Any], first: int) -> dict[str, tuple] | list:
         """When every one of ``records`` takes the fast path: model -> its block, the columns
@@ -129,20 +148,22 @@ class FastRows:
         mb = self._max_bytes
         ahead, self._ahead = self._ahead, (-1, [])
         reuse = ahead[1][:len(records)] if ahead[0] == first else []
-        values = [r.value for r in records[len(reuse):]]
+        values = list(map(_VALUE, records[len(reuse):]))
         try:
-            # 92 is a backslash: an int needle goes straight to memchr, a bytes one first
-            # fails as an int (an exception raised and cleared)
-            if not all(v and len(v) <= mb and 92 not in v for v in values):
+            # C loops, no Python call per record; 92 is a backslash: an int needle goes
+            # straight to memchr, a bytes one first fails as an int (an exception raised)
+            if (not all(values) or max(map(len, values), default=0) > mb
+                    or any(map(contains, values, repeat(92)))):
                 raise ValueError
-            evs = [_DECODE(v) for v in values]
+            evs = self._decode(values)
         except (ValueError, *_ERRORS):
             evs = [_decoded(v, mb) for v in values]
         if reuse:
             evs = reuse + evs
         sizes: dict[tuple[str, str], tuple[int, int] | None] = {}
         teach = set()
-        for key in {(ev.model, ev.model_version) for ev in evs if ev is not None}:
+        keys = _keys(evs)
+        for key in keys:
             known, n_classes = self._expected(*key), self._counts.get(key[0])
             ok = known and n_classes is not None and not known % 3
             sizes[key] = (known // 3 * 8, n_classes) if ok else None  # base64 characters, C
@@ -155,6 +176,9 @@ class FastRows:
             self._taught.add((evs[end].model, evs[end].model_version))
             self._ahead = (first + end + 1, evs[end + 1:])  # parsed already: for the next call
             evs, records = evs[:end], records[:end]
+        if len(sizes) == 1 and not teach and all(evs) and _all_fit(evs, *sizes.values()):
+            self._backoff = 1
+            return {evs[0].model: self._block(evs, records, range(first, first + len(evs)))}
         fits = [ev is not None and (size := sizes[ev.model, ev.model_version]) is not None
                 and len(ev.embedding_b64) == size[0] and len(ev.probs) == size[1]
                 and ev.pred < size[1] and ev.embedding_b64[-1] != "=" for ev in evs]
@@ -176,35 +200,57 @@ class FastRows:
         return [(ev.model, next(rows)) if fit else None
                 for ev, fit in zip(evs, fits, strict=True)] + [None] * bool(teach)
 
+    def _decode(self, values: list[bytes]) -> list:
+        """The chunk's events (raises as the decoder does for any one of them): as
+        ``_Common`` while chunks are, else as ``_Event``."""
+        if self._common:
+            try:
+                return list(map(_DECODE_COMMON, values))
+            except _ERRORS:
+                evs = list(map(_DECODE, values))  # raises when one is not an _Event either
+                self._common = False  # producers that send optional fields: no double parse
+                return evs
+        return list(map(_DECODE, values))
+
     def _block(self, evs: list, records: Sequence[Any], index: Sequence[int]) -> tuple:
         """The columns of events that fit (``chunk``'s block): ``_rows`` transposed, built a
         column at a time (``decode._batch`` reads columns: no row tuples to build and undo)."""
         n = len(evs)
         texts = [ev.embedding_b64 for ev in evs]
-        if len({len(t) for t in texts}) == 1:
+        if len(set(map(len, texts))) == 1:
             at: Sequence[int] = self._add_run(texts, len(texts[0]))
         else:  # versions of another D
             at = list(map(self._add, texts))
-        codes = [ev.error_code for ev in evs]
-        if not _STRING_OR_NONE.issuperset(map(type, codes)):
-            codes = [str(c) if type(c) is int else c for c in codes]
-        return (index, [r.partition for r in records], [r.offset for r in records],
+        if set(map(type, evs)) == {_Common}:  # no optional field: None throughout
+            cold, codes, batch_size, gpu_mem, gpu_util, artifact, sha, uri = (
+                [None] * n for _ in range(8))
+        else:
+            codes = [ev.error_code for ev in evs]
+            if not _STRING_OR_NONE.issuperset(map(type, codes)):
+                codes = [str(c) if type(c) is int else c for c in codes]
+            cold, batch_size, gpu_mem, gpu_util, artifact, sha, uri = (
+                [ev.cold_start for ev in evs], [ev.batch_size for ev in evs],
+                [ev.gpu_mem_mb for ev in evs], [ev.gpu_util for ev in evs],
+                [ev.artifact_id for ev in evs], [ev.input_sha256 for ev in evs],
+                [ev.sample_uri for ev in evs])
+        confidence = [ev.confidence for ev in evs]
+        types = set(map(type, confidence))
+        if _NONE_TYPE in types:  # absent: max(probs), derived in _batch from this NaN
+            confidence = ([_NAN] * n if len(types) == 1 else
+                          [_NAN if c is None else c for c in confidence])
+        return (index, list(map(_PARTITION, records)), list(map(_OFFSET, records)),
                 [ev.event_id for ev in evs], [ev.ts for ev in evs],
                 [ev.model_version for ev in evs], [ev.latency_ms for ev in evs], [False] * n,
-                [ev.pred for ev in evs],
-                [_NAN if ev.confidence is None else ev.confidence for ev in evs],
-                [ev.probs for ev in evs], [_F16] * n, at, [_present(ev.image) for ev in evs],
-                [_present(ev.attrs) for ev in evs], [ev.cold_start for ev in evs], codes,
-                [ev.batch_size for ev in evs], [ev.gpu_mem_mb for ev in evs],
-                [ev.gpu_util for ev in evs], [ev.artifact_id for ev in evs],
-                [ev.input_sha256 for ev in evs], [ev.sample_uri for ev in evs])
+                [ev.pred for ev in evs], confidence, [ev.probs for ev in evs], [_F16] * n, at,
+                [ev.image for ev in evs], [ev.attrs for ev in evs], cold, codes, batch_size,
+                gpu_mem, gpu_util, artifact, sha, uri)
 
     def _rows(self, evs: list) -> list[tuple]:
         """The rows of events that fit, in stream order (their base64 added in that order)."""
         add = self._add
         return [(ev.event_id, ev.ts, ev.model_version, ev.latency_ms, False, ev.pred,
                  _NAN if ev.confidence is None else ev.confidence, ev.probs, _F16,
-                 add(ev.embedding_b64), _present(ev.image), _present(ev.attrs), ev.cold_start,
+                 add(ev.embedding_b64), ev.image, ev.attrs, ev.cold_start,
                  str(ev.error_code) if type(ev.error_code) is int else ev.error_code,
                  ev.batch_size, ev.gpu_mem_mb, ev.gpu_util, ev.artifact_id, ev.input_sha256,
                  ev.sample_uri) for ev in evs]
@@ -230,9 +276,23 @@ def _decoded(value: bytes | None, max_bytes: int) -> Any:
         return None
 
 
-def _present(fields: dict | None) -> dict | None:
-    """``image`` / ``attrs`` without their null entries (null means absent), as
-    ``_prediction`` keeps them: the same dict when none is null."""
-    if fields is None or None not in fields.values():
-        return fields
-    return {k: x for k, x in fields.items() if x is not None}
+def _keys(evs: list) -> set[tuple[str, str]]:
+    """The (model, version)s of the events that are not None: one model and version (the
+    common case) found without a tuple per event."""
+    if not all(evs):
+        return {(ev.model, ev.model_version) for ev in evs if ev is not None}
+    models, versions = set(map(_MODEL, evs)), set(map(_VERSION, evs))
+    if len(models) == len(versions) == 1:
+        return {(*models, *versions)}
+    return set(zip(map(_MODEL, evs), map(_VERSION, evs)))
+
+
+def _all_fit(evs: list, size: tuple[int, int] | None) -> bool:
+    """Whether every event of one (model, version) of known D and C fits them (``chunk``'s
+    ``fits`` for all at once, in C loops): base64 of the size, unpadded, C probs, pred < C."""
+    if size is None:
+        return False
+    texts = [ev.embedding_b64 for ev in evs]
+    return (set(map(len, texts)) == {size[0]} and "=" not in map(_LAST, texts)
+            and set(map(len, [ev.probs for ev in evs])) == {size[1]}
+            and max([ev.pred for ev in evs]) < size[1])

@@ -42,8 +42,8 @@ def _publish_then_consume(env, topics, tmp_path, scenario: str, rate: float, dur
     """The whole scenario published as fast as possible, then consumed until idle."""
     sim = _simulate(env, topics, tmp_path / "m.json", scenario, rate, duration, None)
     assert sim.wait(timeout_s) == 0, sim.stderr.read()
-    log = tmp_path / "monitor.log"
-    assert start_monitor(env, "--exit-when-idle", "3", log=log).wait(timeout_s) == 0, \
+    log = tmp_path / "monitor.log"  # 1 s idle: as tests.support.publish_and_consume
+    assert start_monitor(env, "--exit-when-idle", "1", log=log).wait(timeout_s) == 0, \
         log.read_text()
 
 

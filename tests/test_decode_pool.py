@@ -153,7 +153,7 @@ def test_vitmon_run_commits_the_same_with_the_worker_as_in_process(
                        "--file", str(reference), timeout=300)
         assert done.returncode == 0, done.stderr
         log = tmp_path / f"monitor-{workers}.log"
-        proc = start_monitor(env, "--exit-when-idle", "3", log=log)
+        proc = start_monitor(env, "--exit-when-idle", "1", log=log)  # a backlog: 1 s times the flush
         assert proc.wait(600) == 0, log.read_text()[-3000:]
         sent = re.findall(r"decode worker precomputes versions=(\d+) columns=(\d+)",
                           log.read_text())

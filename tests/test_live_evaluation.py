@@ -39,7 +39,7 @@ def test_closed_windows_are_evaluated_while_running(broker, db_url_factory, topi
         deadline = time.monotonic() + 90
         evaluated: set[int] = set()
         while time.monotonic() < deadline:
-            time.sleep(2)
+            time.sleep(0.5)
             try:
                 rows = query(db_url, "SELECT DISTINCT window_start_ms FROM findings "
                                      "WHERE detector = 'traffic'")

@@ -59,7 +59,7 @@ def test_two_processes_on_disjoint_partitions_equal_one(broker, db_url_factory, 
 
     one_db, two_db = db_url_factory(), db_url_factory()
     single = start_monitor(monitor_env(broker.bootstrap, one_db, topics, client),
-                           "--exit-when-idle", "3", log=tmp_path / "one.log")
+                           "--exit-when-idle", "1", log=tmp_path / "one.log")  # a backlog: 1 s
     assert single.wait(300) == 0, (tmp_path / "one.log").read_text()[-2000:]
 
     procs = [start_monitor(monitor_env(broker.bootstrap, two_db, topics, client,
@@ -99,7 +99,7 @@ def test_plugin_from_separate_package_is_listed_and_runs(broker, db_url_factory,
 
     messages, truth, _ = synthetic_stream(3_000, seed=5, malformed_fraction=0)
     produce(client, broker.bootstrap, topics.predictions, messages)
-    proc = start_monitor(env, "--exit-when-idle", "3", log=tmp_path / "m.log")
+    proc = start_monitor(env, "--exit-when-idle", "1", log=tmp_path / "m.log")  # 1 s: a backlog
     assert proc.wait(300) == 0, (tmp_path / "m.log").read_text()[-2000:]
     # The plugin's state went through the same checkpoint path: its counts equal the truth.
     assert window_counts(db_url, detector="even_odd") == truth

@@ -70,7 +70,7 @@ def test_sigterm_with_a_200k_backlog_stops_within_10s_and_the_restart_is_exact(
     assert not [k for k in kids if _running(k)], "a child of vitmon run outlived it"
 
     # The restart only counts (traffic): what is checked is that nothing was lost or doubled.
-    final = start_monitor({**env, "VITMON_DETECTORS": "traffic"}, "--exit-when-idle", "3",
+    final = start_monitor({**env, "VITMON_DETECTORS": "traffic"}, "--exit-when-idle", "1",
                           log=log)
     assert final.wait(600) == 0, log.read_text()[-3000:]
     assert window_counts(db_url) == dict(truth)  # nothing lost, nothing counted twice

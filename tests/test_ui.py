@@ -56,7 +56,8 @@ def filled(broker, fresh_db_url: str, tmp_path_factory) -> Iterator[dict]:
     ref = run_cli(env, "reference", "capture", "--model", MODEL, "--version", BASELINE,
                   "--from", START, "--to", "2026-11-01T00:07:00Z", timeout=300)
     assert ref.returncode == 0, ref.stderr
-    monitor = start_monitor(env, "--exit-when-idle", "3", log=tmp / "monitor.log")
+    # all of it is on the topics (the simulator has exited): 1 s idle only times the flush
+    monitor = start_monitor(env, "--exit-when-idle", "1", log=tmp / "monitor.log")
     assert monitor.wait(timeout=900) == 0, (tmp / "monitor.log").read_text()[-3000:]
     yield {"url": fresh_db_url, "env": env, "samples": samples}
 

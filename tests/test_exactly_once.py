@@ -60,10 +60,11 @@ def test_sigkill_three_times_then_counts_are_exact(client, broker, db_url_factor
     topics = make_topics(topic_names, client, broker.bootstrap)
     produce(client, broker.bootstrap, topics.predictions, messages)
     db_url = db_url_factory()
-    # checkpoints of at most 5,000 events (polls of 5,000): about 10 of them, so each kill below
-    # lands with work committed before it and left after it
-    env = monitor_env(broker.bootstrap, db_url, topics, client,
-                      VITMON_CHECKPOINT__MAX_EVENTS="5000", VITMON_KAFKA__POLL_MAX_RECORDS="5000")
+    # the killed processes' checkpoints hold at most 5,000 events (polls of 5,000): about 10 of
+    # them, so each kill below lands with work committed before it and left after it
+    env = monitor_env(broker.bootstrap, db_url, topics, client)
+    killed_env = {**env, "VITMON_CHECKPOINT__MAX_EVENTS": "5000",
+                  "VITMON_KAFKA__POLL_MAX_RECORDS": "5000"}
     log = tmp_path / "monitor.log"
     log.touch()
     rng = random.Random(11)
@@ -72,7 +73,7 @@ def test_sigkill_three_times_then_counts_are_exact(client, broker, db_url_factor
         # Killed in the middle of the work: after this process has committed a checkpoint of its
         # own (it holds partitions and has read from them), a random moment into the next one.
         commits = log.read_text().count("checkpoint committed")
-        proc = start_monitor(env, log=log)
+        proc = start_monitor(killed_env, log=log)
         deadline = time.monotonic() + 120
         while log.read_text().count("checkpoint committed") == commits:
             assert proc.poll() is None, log.read_text()[-3000:]
@@ -85,7 +86,9 @@ def test_sigkill_three_times_then_counts_are_exact(client, broker, db_url_factor
         before, done = done, _committed(db_url, topics.predictions)
         assert before < done < len(messages)  # it made progress, and left work for the next
     # every message was produced before the first start, and the idle exit also needs the
-    # committed offsets at the log end (asked of the broker): 1 s of idleness only times the flush
+    # committed offsets at the log end (asked of the broker): 1 s of idleness only times the flush.
+    # The recovery run keeps the default checkpoint size: each checkpoint evaluates every window
+    # it touches (~4,400 findings), so ten small ones spent ~20 s re-evaluating the same windows
     final = start_monitor(env, "--exit-when-idle", "1", log=log)
     assert final.wait(600) == 0, log.read_text()[-3000:]
 

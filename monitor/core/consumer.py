@@ -32,6 +32,7 @@ from monitor.core.checkpoint import (
     CheckpointInput,
     CheckpointResult,
 )
+from monitor.core.coalesce import coalesce
 from monitor.core.decode_pool import DecodePool
 from monitor.core.group_member import GroupMember
 from monitor.core.health import Health
@@ -231,14 +232,13 @@ class Consumer(GroupMember):
             return
         if not buf.next and not (flush or force):
             return
-        highs = self.log_ends.take_highs()
         cp = CheckpointInput(group=self.kafka.group, start=dict(buf.start), next=dict(buf.next),
-                             # every held partition's: a checkpoint that only evaluates
-                             # windows left over (empty buffer) must see the watermark
-                             max_ts=dict(self.held.max_ts),
-                             high_watermarks={tp: h for tp, h in highs.items() if tp in self.held},
-                             batches=buf.batches, labels=buf.labels, rejected=buf.rejected,
-                             evaluate_all=flush, parked=buf.parked,
+                             # every held partition's: a checkpoint evaluating windows left
+                             max_ts=dict(self.held.max_ts),  # over must see the watermark
+                             high_watermarks={tp: h for tp, h in self.log_ends.take_highs().items()
+                                              if tp in self.held},
+                             batches=coalesce(buf.batches), labels=buf.labels,
+                             rejected=buf.rejected, evaluate_all=flush, parked=buf.parked,
                              read_to_end=flush and self.log_ends.read_to_end(),
                              idle=self.log_ends.idle(),
                              epochs={tp: self.held.epochs[tp] for tp in buf.next})

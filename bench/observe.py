@@ -127,8 +127,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds per subprocess")
     ap.add_argument("--repeats", type=int, default=3, help="subprocesses per tree")
     ap.add_argument("--against", metavar="REV", help="another git revision to time")
-    ap.add_argument("--ahead", action="store_true",
-                    help="also time batches with the per-row work run ahead (decode worker)")
+    ap.add_argument("--ahead", action="store_true", help="also time batches with the per-row "
+                    "work run ahead (decode worker)")
     ap.add_argument("--worker", metavar="DATA", help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
     args = ap.parse_args()

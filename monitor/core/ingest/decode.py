@@ -84,12 +84,13 @@ import functools
 import gc
 import json
 import sys
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from itertools import chain
-from operator import attrgetter, itemgetter
+from itertools import accumulate, chain
+from operator import attrgetter
 from typing import Any, Protocol
 
 import numpy as np
@@ -99,7 +100,7 @@ from monitor.contract import Batch
 from monitor.core.ingest import fast_decode
 from monitor.core.ingest.b64buffer import Base64Buffer, f16_rows, finite_rows
 from monitor.core.ingest.events import LABEL_SCHEMA, MAX_MESSAGE_BYTES, PREDICTION_SCHEMA
-from monitor.core.ingest.fast_decode import FastRows
+from monitor.core.ingest.fast_decode import FastRows, KeyedRows, keyed
 
 OVERSIZED, EMPTY, MALFORMED_JSON, NON_FINITE = "oversized", "empty", "malformed_json", "non_finite"
 BAD_SCHEMA, MISSING_FIELD, WRONG_TYPE, BAD_VALUE = (
@@ -127,7 +128,7 @@ _DTYPES = {"f16": _F16, "f32": _F32}
 _OPTIONAL = ("batch_size", "gpu_mem_mb", "gpu_util", "cold_start", "artifact_id", "input_sha256",
              "sample_uri")
 #: A model's columns (``_columns``): index, partition, offset, then a row's fields (by position)
-_VERSION_COLUMN, _KIND_COLUMN, _EMB_COLUMN = 5, 11, 12
+_VERSION_COLUMN, _KIND_COLUMN, _EMB_COLUMN, _IMAGE_COLUMN, _ATTRS_COLUMN = 5, 11, 12, 13, 14
 _TOPIC, _PARTITION, _OFFSET = attrgetter("topic"), attrgetter("partition"), attrgetter("offset")
 
 
@@ -853,11 +854,78 @@ def _columns(parts: list) -> tuple:
     blocks = [part if type(part) is tuple else _transposed(part) for part in parts]
     if len(blocks) == 1:
         return blocks[0]
-    out = tuple(map(list, blocks[0]))
+    # image / attrs with a fast chunk's KeyedRows: joined as _Segments (no dict built again)
+    segments = {j: _segments([block[j] for block in blocks]) for j in (_IMAGE_COLUMN, _ATTRS_COLUMN)
+                if any(type(block[j]) is KeyedRows for block in blocks)}
+    out = [None if j in segments else list(column) for j, column in enumerate(blocks[0])]
     for block in blocks[1:]:  # a list's += takes a list in one copy (chain: item by item)
-        for column, more in zip(out, block, strict=True):
-            column += more
-    return out
+        for j, more in enumerate(block):
+            if j not in segments:
+                out[j] += more
+    return tuple(segments.get(j, column) for j, column in enumerate(out))
+
+
+class _Segments:
+    """A column joined from parts (KeyedRows, or sequences of dicts and None) without
+    rebuilding their dicts: ``_keyed_columns`` reads each part; indexing (``_subset``, rare)
+    gives a part's item."""
+
+    __slots__ = ("parts", "_ends")
+
+    def __init__(self, parts: list) -> None:
+        self.parts = parts
+        self._ends = list(accumulate(map(len, parts)))
+
+    def __len__(self) -> int:
+        return self._ends[-1]
+
+    def __getitem__(self, j: int) -> Any:
+        k = bisect_right(self._ends, j)
+        return self.parts[k][j - (self._ends[k - 1] if k else 0)]
+
+
+def _segments(columns: list) -> Any:
+    """``columns`` (a model's parts of one column) as one KeyedRows when they all are, of the
+    same keys (the common case), else as :class:`_Segments` of runs of them."""
+    parts: list = []
+    for column in columns:
+        last = parts[-1] if parts else None
+        if type(column) is KeyedRows and type(last) is KeyedRows and last.keys == column.keys:
+            last.values.extend(column.values)
+        elif type(column) is KeyedRows:
+            parts.append(KeyedRows(column.keys, list(column.values)))  # extended above
+        elif last is not None and type(last) is not KeyedRows:
+            last.extend(column)
+        else:
+            parts.append(list(column))
+    return parts[0] if len(parts) == 1 else _Segments(parts)
+
+
+def _keyed_columns(column: Any, missing: Any, convert: Any) -> dict[str, list | np.ndarray]:
+    """key -> the column's values (``missing`` where a row lacks it, ``convert`` applied to
+    each part's list), keys sorted: what one pass of ``[d.get(k, missing) for d in column]``
+    per key gives, but KeyedRows read in one pass and no dict rebuilt."""
+    if type(column) is KeyedRows:  # one model's fast chunks, the common case: no join
+        values = convert(column.values)
+        return {k: values[j::len(column.keys)] for j, k in enumerate(column.keys)}
+    out: dict[str, list] = {}
+    n = 0
+    for part in (column.parts if type(column) is _Segments else [column]):
+        table = part if type(part) is KeyedRows else keyed(part)
+        if type(table) is KeyedRows:
+            width, values = len(table.keys), convert(table.values)
+            got = {k: values[j::width] for j, k in enumerate(table.keys)}
+            size = len(values) // width
+        else:
+            rows = [d if d is not None else {} for d in part]
+            got = {k: convert([d.get(k, missing) for d in rows]) for k in set().union(*rows)}
+            size = len(rows)
+        for k in got.keys() - out.keys():
+            out[k] = [missing] * n
+        for k, values in out.items():
+            values += got[k] if k in got else [missing] * size
+        n += size
+    return {k: out[k] for k in sorted(out)}
 
 
 def _transposed(rows: list) -> tuple:
@@ -982,24 +1050,9 @@ def _batch(model: str, cols: tuple, dim: int, n_classes: int,
             late.setdefault(int(j), _nan_reject())
     else:
         emb_arr = np.zeros((n, 0), dtype=np.float32)
-    none: dict = {}
-    images = [m if m is not None else none for m in image]
-    keys, flat = _same_keys(images)
-    if flat is not None:
-        numbers = np.fromiter(flat, np.float64, n * len(keys))
-        image_cols = {k: numbers[j::len(keys)].copy() for j, k in enumerate(keys)}
-    else:
-        keys = sorted(set().union(*images))
-        image_cols = {k: np.array([m.get(k, _NAN) for m in images], dtype=np.float64)
-                      for k in keys}
-    attr_rows = [a if a is not None else none for a in attrs]
-    keys, flat = _same_keys(attr_rows)
-    if flat is not None:
-        values = _strings(list(flat))
-        attr_cols = {k: _objects(values[j::len(keys)]) for j, k in enumerate(keys)}
-    else:
-        keys = sorted(set().union(*attr_rows))
-        attr_cols = {k: _objects(_strings([a.get(k) for a in attr_rows])) for k in keys}
+    image_cols = {k: np.array(v, dtype=np.float64)
+                  for k, v in _keyed_columns(image, _NAN, list).items()}
+    attr_cols = {k: _objects(v) for k, v in _keyed_columns(attrs, None, _strings).items()}
     extras = {
         "batch_size": _floats(batch_size),
         "cold_start": _floats(cold),
@@ -1025,20 +1078,6 @@ def _batch(model: str, cols: tuple, dim: int, n_classes: int,
     keep = np.ones(n, dtype=bool)
     keep[list(late)] = False
     return batch.take(keep), [(index[j], rej, _ids(model, cols, j)) for j, rej in late.items()]
-
-
-def _same_keys(dicts: list[dict]) -> tuple[list, Iterator | None]:
-    """When every dict has the same keys (the common case, several): those keys sorted and an
-    iterator over the dicts' values, row by row in that order (one pass over the dicts, which
-    are cold by now, instead of one per key); else ``(keys, None)``."""
-    keys = sorted(dicts[0]) if dicts else []
-    if len(keys) < 2 or set(map(len, dicts)) != {len(keys)}:
-        return keys, None
-    try:
-        rows = list(map(itemgetter(*keys), dicts))
-    except KeyError:  # a dict of that size with another key
-        return keys, None
-    return keys, chain.from_iterable(rows)
 
 
 def _strings(values: list) -> list:

@@ -39,7 +39,7 @@ fast path off (``tests/test_decode_fast.py`` compares both). Without msgspec it 
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from operator import attrgetter, contains, itemgetter
 from typing import Annotated, Any, Literal
 
@@ -242,7 +242,8 @@ class FastRows:
                 [ev.event_id for ev in evs], [ev.ts for ev in evs],
                 [ev.model_version for ev in evs], [ev.latency_ms for ev in evs], [False] * n,
                 [ev.pred for ev in evs], confidence, [ev.probs for ev in evs], [_F16] * n, at,
-                [ev.image for ev in evs], [ev.attrs for ev in evs], cold, codes, batch_size,
+                keyed([ev.image for ev in evs]), keyed([ev.attrs for ev in evs]), cold, codes,
+                batch_size,
                 gpu_mem, gpu_util, artifact, sha, uri)
 
     def _rows(self, evs: list) -> list[tuple]:
@@ -274,6 +275,43 @@ def _decoded(value: bytes | None, max_bytes: int) -> Any:
         return _DECODE(value)
     except _ERRORS:
         return None
+
+
+class KeyedRows:
+    """Dicts with the same keys as one row-major list of their values (``keys`` sorted): a fast
+    chunk's ``image`` / ``attrs`` column, read while the chunk is in cache (and its dicts die
+    with it); ``decode._batch`` makes columns of ``values`` directly. To any other reader, a
+    sequence of the dicts (their keys sorted)."""
+
+    __slots__ = ("keys", "values")
+
+    def __init__(self, keys: tuple[str, ...], values: list) -> None:
+        self.keys, self.values = keys, values
+
+    def __len__(self) -> int:
+        return len(self.values) // len(self.keys)
+
+    def __getitem__(self, j: int) -> dict:
+        width = len(self.keys)
+        return dict(zip(self.keys, self.values[j * width:(j + 1) * width], strict=True))
+
+    def __iter__(self) -> Any:
+        return map(self.__getitem__, range(len(self)))
+
+
+def keyed(dicts: list) -> KeyedRows | list:
+    """``dicts`` as :class:`KeyedRows` when none is None or empty and all have the same keys (one
+    pass, itemgetter in C), else as they are."""
+    if not all(dicts):
+        return dicts
+    keys = tuple(sorted(dicts[0]))
+    if set(map(len, dicts)) != {len(keys)}:
+        return dicts
+    try:
+        rows = list(map(itemgetter(*keys), dicts))
+    except KeyError:  # a dict of that size with another key
+        return dicts
+    return KeyedRows(keys, rows if len(keys) == 1 else list(chain.from_iterable(rows)))
 
 
 def _keys(evs: list) -> set[tuple[str, str]]:

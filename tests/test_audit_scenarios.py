@@ -43,8 +43,8 @@ def simulate(tmp: Path, scenario: str, rate: float, duration: float) -> tuple[li
 def consume(env: dict, tmp: Path, broker, topics, messages: list, phase: str) -> None:
     for kind, topic in (("vit.predictions", topics.predictions), ("vit.labels", topics.labels)):
         produce(CLIENT, broker.bootstrap, topic, [(k, v) for t, k, v in messages if t == kind])
-    log = tmp / f"{phase}.log"
-    proc = start_monitor(env, "--exit-when-idle", "2", log=log)
+    log = tmp / f"{phase}.log"  # 1 s idle: as tests.support.publish_and_consume
+    proc = start_monitor(env, "--exit-when-idle", "1", log=log)
     assert proc.wait(600) == 0, log.read_text()[-3000:]
 
 

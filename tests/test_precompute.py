@@ -108,6 +108,11 @@ class RowSum:
         return np.asarray(batch.embedding, np.float64).sum(1) + len(self.key)
 
 
+class Raising(RowSum):
+    def __call__(self, batch: Batch) -> np.ndarray:
+        raise ValueError("a broken plugin")
+
+
 def test_the_decode_worker_adds_the_rows_of_the_functions_it_is_given():
     pool = DecodePool(1)
     pool.start()
@@ -132,5 +137,12 @@ def test_the_decode_worker_adds_the_rows_of_the_functions_it_is_given():
         assert set(both.model_version) == {"1", "2"}
         assert not [k for k in both.extras if k.startswith("_precomputed")]
         assert not [k for k in decoded({})["m"].extras if k.startswith("_precomputed")]
+        # a function that raises adds nothing (observe computes it, and fails there), the
+        # others' rows come, and the worker decodes on
+        broken = decoded({("m", "1"): [(PRECOMPUTED.format("d", "x"), Raising("x")),
+                                       (PRECOMPUTED.format("d", "a"), RowSum("a"))]})["m"]
+        assert [k for k in broken.extras if k.startswith("_precomputed")] == [
+            PRECOMPUTED.format("d", "a")]
+        assert len(decoded(one)["m"]) == len(batch)
     finally:
         pool.close()

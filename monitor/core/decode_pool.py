@@ -20,7 +20,7 @@ decode would read it then.
 
 The worker also runs the detectors' per-row observe work ahead
 (:class:`~monitor.contract.Precomputable`: ``embedding_drift`` projects every embedding on its
-reference's axes, ~40 % of observing's CPU in ``bench/observe.py``), off the consumer's GIL: the
+reference's axes, ~45 % of observing's CPU in ``bench/observe.py``), off the consumer's GIL: the
 consumer passes the functions of the references its last checkpoint used (:class:`Precomputes`),
 sent again only when they change, and the worker adds each function's rows to every batch of one
 model version it has functions for. A batch whose reference changed meanwhile carries rows under
@@ -88,12 +88,19 @@ Precomputes = Mapping[tuple[str, str], Sequence[tuple[str, Callable[[Any], Any]]
 
 
 def precompute(out: PredictionDecode, fns: Precomputes) -> None:
-    """Add the precomputed rows to ``out``'s batches of one model version with functions."""
+    """Add the precomputed rows to ``out``'s batches of one model version with functions. A
+    function that raises adds nothing: observe then computes the rows itself, and a plugin's
+    error shows there, in the checkpoint, not as a lost decode worker."""
     for name, batch in out.batches.items():
         versions = np.unique(batch.model_version.astype(str)) if len(batch) else ()
-        todo = fns.get((str(batch.model[0]), str(versions[0]))) if len(versions) == 1 else None
-        if todo:
-            rows = {column: fn(batch) for column, fn in todo}
+        todo = fns.get((str(batch.model[0]), str(versions[0]))) if len(versions) == 1 else ()
+        rows = {}
+        for column, fn in todo or ():
+            try:
+                rows[column] = fn(batch)
+            except Exception as exc:  # noqa: BLE001 -- left to observe (above)
+                log.warning("precompute failed column=%s error=%s", column, type(exc).__name__)
+        if any(r is not None for r in rows.values()):
             out.batches[name] = replace(batch, extras={**batch.extras, **{
                 column: r for column, r in rows.items() if r is not None}})
 

@@ -35,13 +35,13 @@ class KafkaSettings(Section):
     group: str = "vitmon"
     poll_max_records: int = Field(20_000, ge=1)
     #: Processes that decode and validate the prediction records (``monitor.core.decode_pool``):
-    #: 1 takes the decode (~10-13 us of CPU an event) off the GIL-bound consumer's main thread
-    #: (~3 us stay: columns into shared memory, the answer back), which polls on while the
-    #: worker decodes. At most 1: the buffer keeps the stream's order. 0 (the default):
-    #: in-process. On 2 shared, busy cores the worker bought no measurable throughput (it costs
-    #: ~5 us an event more CPU in all) and ~200-250 MB of RSS (docs/ingest.md); worth 1 where a
-    #: core is idle.
-    decode_workers: int = Field(0, ge=0, le=1)
+    #: 1 (the default) takes the decode (~10-15 us of CPU an event) and the detectors' per-row
+    #: observe work (``Precomputable``: embedding projections) off the GIL-bound consumer,
+    #: whose main thread polls on meanwhile; ~3-5 us an event stay (columns into shared memory,
+    #: the answer back). At most 1: the buffer keeps the stream's order. 0: in-process, ~150 MB
+    #: less RSS. bench/ingest.py alternated on this 2-core machine: 7,516 / 8,411 events/s with
+    #: 0, 9,728 / 10,279 with 1 (docs/ingest.md).
+    decode_workers: int = Field(1, ge=0, le=1)
     #: Group timeouts. Defaults are Apache Kafka's (session 45 s since Kafka 3.0, heartbeat 3 s,
     #: max poll interval 300 s). The embedded Tansu broker holds a JoinGroup for the max poll
     #: interval, so the demo and the tests set seconds (6 / 1 / 10): a rebalance then completes

@@ -57,3 +57,19 @@ def test_postgres_down_15s_mid_stream_then_counts_exact(broker, topic_names, tmp
         assert 3 <= retries <= 20, retries
     finally:
         pg.stop()
+
+
+def test_a_deadlock_on_the_drivers_own_cursor_is_retried_like_one_through_sqlalchemy():
+    """Two processes' checkpoints can deadlock on window_states (one merging, one locking dirty
+    states to evaluate); PostgreSQL aborts one, which must retry, not exit. Statements on the
+    driver's cursor raise psycopg's error, not SQLAlchemy's."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    from monitor.store.db import is_transient
+
+    raw = psycopg.errors.DeadlockDetected("deadlock detected")
+    assert raw.sqlstate == "40P01" and is_transient(raw)
+    assert is_transient(DBAPIError("SELECT 1", {}, raw))
+    assert not is_transient(psycopg.errors.UniqueViolation("duplicate key"))
+    assert not is_transient(ValueError("not a database error"))

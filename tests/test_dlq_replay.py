@@ -37,14 +37,14 @@ def test_dlq_replay_after_the_dimension_is_set_right_is_idempotent(broker, db_ur
     publish(broker.bootstrap, topics.predictions, {0: first + later})
     db_url = db_url_factory()
     env = monitor_env(broker.bootstrap, db_url, topics, CLIENT, VITMON_DETECTORS="traffic")
-    consume(env, tmp_path / "one.log", idle_s="2")
+    consume(env, tmp_path / "one.log")
     assert query(db_url, "SELECT dim FROM embedding_dims") == [(8,)]
     assert query(db_url, "SELECT count(*) FROM rejected_events WHERE reason = 'embedding_dim'"
                  )[0][0] == 5
 
     fixed = dict(env, VITMON_CONFIG=config(tmp_path, {"r": {"embedding_dim": 4}}))
     assert "re-published 5 events" in replay(fixed, since, monkeypatch, capsys)
-    consume(fixed, tmp_path / "two.log", idle_s="2")
+    consume(fixed, tmp_path / "two.log")
     ids = {r.event_id for r in query(db_url, "SELECT event_id FROM predictions")}
     assert {f"four-{i}" for i in range(5)} <= ids and len(ids) == 35
     assert "re-published 0 events" in replay(fixed, since, monkeypatch, capsys)

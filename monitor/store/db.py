@@ -58,14 +58,21 @@ def check_reachable(url: str) -> None:
         engine.dispose()
 
 
+#: serialisation failure, deadlock, server shutdown, connection failures
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003",
+                                  "08006"})
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Connection loss, server shutdown, deadlock or serialisation failure: retry the checkpoint."""
+    """Connection loss, server shutdown, deadlock or serialisation failure: retry the checkpoint.
+    Statements on the driver's own cursor (COPY, binary arrays) raise psycopg's errors, not
+    SQLAlchemy's: a deadlock between two processes' checkpoints there is as transient."""
     if isinstance(exc, OperationalError):
         return True
     if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or getattr(exc.orig, "sqlstate", "") in {
-            "40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006"}
-    return False
+        return bool(exc.connection_invalidated) or getattr(exc.orig, "sqlstate", "") in \
+            _TRANSIENT_SQLSTATES
+    return getattr(exc, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 def with_retry(fn: Callable[[], T], *, initial_s: float, max_s: float,

@@ -32,6 +32,8 @@ from tests.support import (
 )
 
 TOPIC = "vit.predictions"
+#: detectors whose verdicts test against the reference (the captured one is version 1.0's)
+REFERENCE_TESTS = ("embedding_drift", "feature_drift", "prediction_drift")
 
 
 def _event(i: int, version: str = "1", dim: int = 4) -> bytes:
@@ -162,6 +164,14 @@ def test_vitmon_run_commits_the_same_with_the_worker_as_in_process(
         findings = query(db_url, "SELECT detector, model, model_version, slice, "
                          "window_start_ms, subject, status, n FROM findings "
                          "ORDER BY 1, 2, 3, 4, 5, 6")
+        verdicts = {status for d, _, v, sl, _, _, status, _ in findings
+                    if d == "embedding_drift" and v == "1.0" and sl == "all"}
+        assert verdicts and "no_reference" not in verdicts  # 1.0's embeddings were projected
+        # 1.0's drift verdicts test against the reference at alpha / look, and how many looks a
+        # window gets depends on where checkpoints end (timing): their n is compared, like
+        # every other finding's, their status only above
+        findings = [f if f[2] != "1.0" or f[0] not in REFERENCE_TESTS else (*f[:6], None, f[7])
+                    for f in findings]
         # null keys: the two runs' partitions differ, so no partition or offset is compared
         rejected = sorted(query(db_url, "SELECT reason, coalesce(event_id, ''), coalesce(md5(raw), '') "
                                 "FROM rejected_events"))
@@ -173,7 +183,4 @@ def test_vitmon_run_commits_the_same_with_the_worker_as_in_process(
                         [(m["model"], m["accepted"]) for m in st["models"]], findings,
                         rejected, committed, projected))
     assert results[0][2] and results[0][3] and results[0][4]  # the comparison is not empty
-    verdicts = {status for d, _, v, sl, _, _, status, _ in results[0][3]
-                if d == "embedding_drift" and v == "1.0" and sl == "all"}
-    assert verdicts and "no_reference" not in verdicts  # 1.0's embeddings were projected
     assert results[0] == results[1]

@@ -4,9 +4,10 @@ Observing costs a fixed part per batch -- every detector folds each (window, sli
 batch with a Python step, and a batch of 5,000 events of ``bench/ingest.py`` holds nearly as
 many groups (26 slices x its windows) as one of 60,000 -- so a checkpoint of the decode worker's
 5,000-record answers (``monitor.core.decode_pool``) cost ~25 % more observe CPU than one batch
-(``bench/observe.py --events 60000 --poll 5000`` vs ``--poll 60000``: 1.230 vs 0.983 CPU s). Consecutive batches of one model whose columns agree (the same attribute, image and
-extra names, embedding and probs widths and dtypes) are concatenated in stream order; the
-states are the same (observing is a fold: ``merge`` is associative) and a repeated event id
+(``bench/observe.py --events 60000 --poll 5000`` vs ``--poll 60000``: 1.230 vs 0.983 CPU s).
+Consecutive batches of one model whose columns agree (the same attribute, image and extra
+names, embedding and probs widths and dtypes) are concatenated in stream order; the states are
+the same (observing is a fold: ``merge`` is associative) and a repeated event id
 across them is still counted once (now inside one batch: ``_first_occurrences``).
 """
 

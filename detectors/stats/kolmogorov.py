@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from scipy import optimize, special
 from scipy.special._ufuncs import _kolmogci  # the inverse of the limiting CDF, as _kolmogni
-from scipy.stats._ksstats import _kolmogn_DMTW, _kolmogn_Pomeranz
+from scipy.stats._ksstats import _E128, _EM128, _EP128, _kolmogn_Pomeranz
 
 from detectors.stats.floatsum import numpy_sum
 
 _PI2, _PI4, _PI6 = math.pi ** 2, math.pi ** 4, math.pi ** 6
 _SQRT2PI = math.sqrt(2 * math.pi)
 _SQRT3 = math.sqrt(3)
+_EM128_F = 2.0 ** -128  # scipy's _EM128 as a float64 (exact)
 _MIN_LOG = -708  # exp below this underflows: Pelz-Good's CDF is 0 (z < ~0.0417)
 _LOG_2PI = math.log(2 * math.pi)
 # B_2j / (2j) / (2j - 1) for j = 8..1 (Stirling's series), highest first as np.polyval takes them
@@ -52,7 +54,8 @@ def _pelz_good_cdf(n: int, x: float) -> float:
     """scipy's ``_kolmogn_PelzGood(n, x)``: Li-Chien and Korolyuk's expansion
     ``K0(z) + K1(z)/sqrt(n) + K2(z)/n + K3(z)/n**1.5`` (``z = x sqrt(n)``), each term turned by
     Jacobi's theta identity into a series that converges fast for small ``z`` (Pelz & Good
-    1976), for ``0 < x < 1``."""
+    1976), for ``0 < x < 1``. Every product and sum is scipy's, in its order; only constants
+    that do not depend on ``z`` (the odd ``m``'s powers, exact integers) are tabulated."""
     z = math.sqrt(n) * x
     z2, z3, z4, z6 = z ** 2, z ** 3, z ** 4, z ** 6
     qlog = -_PI2 / 8 / z2
@@ -70,30 +73,47 @@ def _pelz_good_cdf(n: int, x: float) -> float:
     # Horner's scheme over odd m = 2k - 1 of sum c_m q^(m^2), as scipy does it
     s0 = s1 = s2 = s3 = 0.0
     maxk = int(math.ceil(16 * z / math.pi))
-    for k in range(maxk, 0, -1):
-        m = 2 * k - 1
-        m2, m4, m6 = m ** 2, m ** 4, m ** 6
-        qp = q ** (8 * k)
+    terms = _ODD_POWERS[maxk - 1::-1] if maxk <= len(_ODD_POWERS) else [
+        (8 * k, (2 * k - 1) ** 2, (2 * k - 1) ** 4, (2 * k - 1) ** 6)
+        for k in range(maxk, 0, -1)]
+    for k8, m2, m4, m6 in terms:
+        qp = q ** k8
         s0 = s0 * qp + 1.0
         s1 = s1 * qp + (k1a + k1b * m2)
         s2 = s2 * qp + (k2a + k2b * m2 + k2c * m4)
         s3 = s3 * qp + (k3a + k3b * m2 + k3c * m4 + k3d * m6)
-    s0, s1, s2, s3 = (s * q * _SQRT2PI for s in (s0, s1, s2, s3))
-    s0, s1, s2, s3 = s0 / z, s1 / (6 * z4), s2 / (72 * z ** 7), s3 / (6480 * z ** 10)
-    # the sums over all integers k of K2's and K3's extra terms
+    s0 = s0 * q * _SQRT2PI / z
+    s1 = s1 * q * _SQRT2PI / (6 * z4)
+    s2 = s2 * q * _SQRT2PI / (72 * z ** 7)
+    s3 = s3 * q * _SQRT2PI / (6480 * z ** 10)
+    # the sums over all integers k of K2's and K3's extra terms (numpy_sum's order: below 8
+    # terms, left to right from 0.0)
     q = math.exp(-_PI2 / 2 / z2)
     sqrt3z = _SQRT3 * z
-    ks = range(maxk, 0, -1)
-    qpowers = [q ** (k * k) for k in ks]
-    k2extra = numpy_sum([(k * k) * qk for k, qk in zip(ks, qpowers)])
-    k2extra *= _PI2 * _SQRT2PI / (-36 * z3)
-    s2 += k2extra
-    k3extra = numpy_sum([(sqrt3z + math.pi * k) * (sqrt3z - math.pi * k) * (k * k) * qk
-                          for k, qk in zip(ks, qpowers)])
-    k3extra *= _PI2 * _SQRT2PI / (216 * z6)
-    s3 += k3extra
+    if maxk < 8:
+        k2extra = k3extra = 0.0
+        for k in range(maxk, 0, -1):
+            kk = k * k
+            qk = q ** kk
+            k2extra += kk * qk
+            k3extra += (sqrt3z + math.pi * k) * (sqrt3z - math.pi * k) * kk * qk
+    else:
+        t2, t3 = [], []
+        for k in range(maxk, 0, -1):
+            kk = k * k
+            qk = q ** kk
+            t2.append(kk * qk)
+            t3.append((sqrt3z + math.pi * k) * (sqrt3z - math.pi * k) * kk * qk)
+        k2extra, k3extra = numpy_sum(t2), numpy_sum(t3)
+    s2 += k2extra * (_PI2 * _SQRT2PI / (-36 * z3))
+    s3 += k3extra * (_PI2 * _SQRT2PI / (216 * z6))
     fn = n * 1.0
     return ((s0 + s1 / fn ** 0.5) + s2 / fn) + s3 / fn ** 1.5
+
+
+# (8 k, m**2, m**4, m**6) for m = 2 k - 1, k = 1..16 (z up to pi): exact integers
+_ODD_POWERS = tuple((8 * k, (2 * k - 1) ** 2, (2 * k - 1) ** 4, (2 * k - 1) ** 6)
+                    for k in range(1, 17))
 
 
 def _log_factorial_over_power(n: int) -> float:
@@ -110,7 +130,67 @@ def _log_factorial_over_power(n: int) -> float:
 # scipy takes ``1 - cdf`` (and brentq's ``cdf - p``) before rounding to a double: so these stay
 # long double until :func:`sf`, :func:`cdf` and :func:`isf` return.
 def _dmtw(n: int, x: float) -> float:
-    return _kolmogn_DMTW(n, x, cdf=True)
+    """scipy's ``_kolmogn_DMTW(n, x)`` (Durbin's matrix: the ``k``-th diagonal entry of
+    ``H**n`` times ``n!/n**n``), the same operations on the same values, two of them cheaper:
+    ``H`` (lower Hessenberg, Toeplitz below its first column and last row) is gathered from
+    ``1/j!`` in one indexing rather than ``m`` slice assignments, and the ``n`` factors
+    ``i/n`` (scipy: ``p = i * p / n`` on a numpy scalar, ``np.abs`` against ``2**-128`` at
+    every step; ~0.4 of its ~0.5 ms) run on a Python float while scipy's ``p`` is a float64,
+    then on a long double once its first rescaling by ``2**128`` made it one. Rescalings by
+    powers of two are exact in long double (no subnormal: its exponent reaches ``-16382``,
+    and 32 factors of at least ``1/n >= 1e-5`` lower ``p`` by less than ``2**-532``), so
+    checking every 32 factors rather than every one changes no bit of the result; nor does
+    the final ``ldexp``. ``tests/test_stats_kolmogorov.py`` compares it with scipy's ``==``."""
+    nd = n * x
+    k = int(math.ceil(nd))
+    h = k - nd
+    m = 2 * k - 1
+    v = 1.0 - h ** np.arange(1, m + 1)
+    w = [0.0] * (m + 1)  # w[j] = 1/j!, then 1/m! (v's last factor)
+    fac = 1.0
+    for j in range(1, m + 1):
+        w[j - 1] = fac
+        fac /= j
+    w[m] = fac
+    v *= np.array(w[1:])
+    tt = max(2 * h - 1.0, 0) ** m - 2 * h ** m
+    v[-1] = (1.0 + tt) * fac
+    band = np.array([0.0, *w[:m]])  # H[r, c] = w[r - c + 1] for c >= 1 (0 above the band)
+    rows = np.arange(m)
+    big_h = band[np.clip(rows[:, None] - rows[None, :] + 2, 0, m)]
+    big_h[:, 0] = v
+    big_h[-1, :] = v[::-1]
+    hpwr = np.eye(m)
+    nn, expnt, hexpnt = n, 0, 0
+    while nn > 0:  # scipy's squarings, unchanged
+        if nn % 2:
+            hpwr = np.matmul(hpwr, big_h)
+            expnt += hexpnt
+        big_h = np.matmul(big_h, big_h)
+        hexpnt *= 2
+        if np.abs(big_h[k - 1, k - 1]) > _EP128:
+            big_h /= _EP128
+            hexpnt += _E128
+        nn = nn // 2
+    pf = float(hpwr[k - 1, k - 1])
+    i = 1
+    while i <= n:  # float64 until the first rescaling
+        pf = i * pf / n
+        i += 1
+        if abs(pf) < _EM128_F:
+            break
+    else:
+        return _clip(np.ldexp(np.float64(pf), expnt) if expnt != 0 else np.float64(pf))
+    p, expnt, ln = np.float64(pf) * _EP128, expnt - _E128, np.longdouble(n)
+    while i <= n:
+        stop = min(i + 32, n + 1)
+        for j in range(i, stop):
+            p = j * p / ln
+        i = stop
+        while abs(p) < _EM128:
+            p *= _EP128
+            expnt -= _E128
+    return _clip(np.ldexp(p, expnt) if expnt != 0 else p)  # scipy clips to [0, 1] too
 
 
 def _pomeranz(n: int, x: float) -> float:

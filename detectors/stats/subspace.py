@@ -58,10 +58,29 @@ def _scaled(lam: np.ndarray) -> tuple[np.ndarray, float]:
 # _tail and _k1 run ~20 times per root search on ~17 weights: on Python floats, summed in
 # numpy's order (floatsum), they give the array code's values bit for bit at a fraction of its
 # per-call cost (embedding_drift's evaluation 1.46 -> 1.29 ms a key in bench/evaluate.py).
+# _cumulants computes the three series of one saddlepoint in one pass over the weights
+# (``2 v s`` once: ``-2 * v * s`` is its exact negation, so ``log1p`` sees the same value).
+def _cumulants(s: float, lam: list[float]) -> tuple[float, float, float]:
+    """``(K'(s), K(s), K''(s))`` of the scaled weights: :func:`_k1` and :func:`_tail`'s two
+    sums, the same terms added in the same order."""
+    t1, t0, t2 = [], [], []
+    for v in lam:
+        vs2 = 2 * v * s
+        a = 1 - vs2
+        t1.append(v / a)
+        t0.append(math.log1p(-vs2))
+        t2.append(2 * (v * v) / (a * a))
+    return numpy_sum(t1), -0.5 * numpy_sum(t0), numpy_sum(t2)
+
+
 def _tail(s: float, x: float, lam: list[float], mean: float, var: float) -> float:
     """Lugannani-Rice at the saddlepoint ``s`` of ``x = K'(s)`` (scaled weights)."""
-    kk = -0.5 * numpy_sum([math.log1p(-2 * v * s) for v in lam])
-    k2 = numpy_sum([2 * (v * v) / ((1 - 2 * v * s) * (1 - 2 * v * s)) for v in lam])
+    _, kk, k2 = _cumulants(s, lam)
+    return _lugannani_rice(s, x, kk, k2, mean, var)
+
+
+def _lugannani_rice(s: float, x: float, kk: float, k2: float, mean: float,
+                    var: float) -> float:
     w = math.copysign(math.sqrt(max(2 * (s * x - kk), 0.0)), s)
     v = s * math.sqrt(k2)
     if abs(w) < 1e-6 or abs(v) < 1e-6:
@@ -123,10 +142,10 @@ def wchisq_isf(alpha: float, lam: np.ndarray) -> float:
     terms = lam.tolist()
 
     def excess(s: float) -> float:  # wchisq_sf(K'(s)) - alpha, as wchisq_sf computes it
-        x = _k1(s, terms)
+        x, kk, k2 = _cumulants(s, terms)
         if s == 0 or abs(x - mean) < 1e-3 * math.sqrt(var):
             return float(special.ndtr(-(x - mean) / math.sqrt(var))) - alpha
-        return _tail(s, x, terms, mean, var) - alpha
+        return _lugannani_rice(s, x, kk, k2, mean, var) - alpha
 
     # Just outside the normal band at the mean (sf's jump there: the skewed tail at s -> 0
     # need not be 1/2): which side of it alpha lies on, as wchisq_sf's values decide.

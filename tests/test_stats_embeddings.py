@@ -1,4 +1,7 @@
-"""Bottom-k sampling, category sketches, PCA, cosine distance and the permutation test's sampler."""
+"""Bottom-k sampling, category sketches, PCA, cosine distance, the permutation test's sampler and
+the saddlepoint's cumulants."""
+
+import math
 
 import numpy as np
 import pytest
@@ -8,6 +11,8 @@ from sklearn.decomposition import PCA
 
 from detectors.stats import categories as cats
 from detectors.stats import embeddings as emb
+from detectors.stats import subspace
+from detectors.stats.floatsum import numpy_sum
 from detectors.stats.subspace import random_subsets
 
 
@@ -101,3 +106,22 @@ def test_random_subsets_are_uniform_over_every_k_subset():
     counts = np.unique(codes, return_counts=True)[1]
     assert len(counts) == 10
     assert stats.chisquare(counts).pvalue > 1e-3
+
+
+def test_saddlepoint_cumulants_in_one_pass_equal_the_three_sums():
+    # K'(s), K(s) and K''(s) from one pass over the weights: the same terms, summed in numpy's
+    # order, as the three separate sums (at s < 0, s = 0, -0.0 and close to 1/2; 1 to 40
+    # weights, below and above numpy's 8-way unrolling)
+    rng = np.random.default_rng(3)
+    for size in (1, 2, 7, 8, 9, 16, 17, 40):
+        lam = rng.gamma(0.5, 1.0, size).tolist()
+        top = max(lam)
+        lam = [v / top for v in lam]
+        for s in (-1e6, -3.0, -1e-9, -0.0, 0.0, 1e-9, 0.1, 0.3, 0.49, (1 - 1e-12) / 2):
+            k1 = numpy_sum([v / (1 - 2 * v * s) for v in lam])
+            kk = -0.5 * numpy_sum([math.log1p(-2 * v * s) for v in lam])
+            k2 = numpy_sum([2 * (v * v) / ((1 - 2 * v * s) * (1 - 2 * v * s)) for v in lam])
+            got = subspace._cumulants(s, lam)
+            assert got == (k1, kk, k2), (size, s)
+            assert [math.copysign(1, g) for g in got] == [math.copysign(1, w)
+                                                          for w in (k1, kk, k2)]

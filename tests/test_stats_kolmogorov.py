@@ -98,3 +98,73 @@ def test_numpy_sum_adds_in_numpys_order():
         for _ in range(5):
             xs = rng.normal(size=n) * 10.0 ** rng.uniform(-5, 5, size=n)
             assert floatsum.numpy_sum(xs.tolist()) == float(np.sum(xs)), n
+
+
+def _dmtw_points() -> list[tuple[int, float]]:
+    """Durbin's matrix at awkward sizes and statistics: tiny ``n`` (its float64 product never
+    rescales), ``n`` at the 140/141 cut-off, huge ``n`` (hundreds of long double rescalings),
+    ``n d`` just above 1/2 and 1, exactly an integer (``h = 0``) and just below one, and
+    both ends of the region each branch of ``_kolmogn`` sends to it."""
+    points = []
+    for n in (1, 2, 3, 4, 5, 7, 10, 33, 139, 140, 141, 142, 450, 1000, 9999, 10_000, 100_000):
+        top = math.sqrt(0.754693 / n) if n <= 140 else (1.4 / n) ** (2 / 3)
+        for nd in (0.5 + 1e-9, 0.75, 1.0, 1.0 + 1e-12, 1.5, 2.0, 2.0 - 1e-12, 3.0, 7.25):
+            if nd / n <= top:
+                points.append((n, nd / n))
+        points += [(n, top), (n, top * (1 - 1e-15)), (n, top / 2)]
+    return [(n, d) for n, d in points if 0.5 < n * d and d < 1]  # where scipy's runs its matrix
+
+
+def test_durbin_matrix_is_scipys_bit_for_bit():
+    # The fast path reorders no arithmetic: every result (a long double once rescaled, else a
+    # float64) must equal scipy's, type included -- a wrong step, rescaling or matrix entry
+    # changes the last bits.
+    from scipy.stats._ksstats import _kolmogn_DMTW
+    for n, d in _dmtw_points():
+        want = np.asarray(_kolmogn_DMTW(n, d, cdf=True))[()]
+        got = kolmogorov._dmtw(n, d)
+        assert got == want and np.asarray(got).dtype == want.dtype, (n, d, got, want)
+
+
+def _pelz_good_reference(n: int, x: float) -> float:
+    """The Pelz-Good CDF as written before its terms were tabulated: scipy's operations, one
+    list per series (the statement-by-statement transcription the fast path must equal)."""
+    z = math.sqrt(n) * x
+    z2, z3, z4, z6 = z ** 2, z ** 3, z ** 4, z ** 6
+    if -math.pi ** 2 / 8 / z2 < -708:
+        return 0.0
+    pi2, pi4, pi6 = math.pi ** 2, math.pi ** 4, math.pi ** 6
+    q = math.exp(-pi2 / 8 / z2)
+    coef = [(1.0, 0.0, 0.0, 0.0), (-z2, pi2 / 4, 0.0, 0.0),
+            (6 * z6 + 2 * z4, (2 * z4 - 5 * z2) * pi2 / 4, pi4 * (1 - 2 * z2) / 16, 0.0),
+            (-30 * z6 - 90 * z ** 8, pi2 * (135 * z4 - 96 * z6) / 4,
+             pi4 * (-60 * z2 + 212 * z4) / 16, pi6 * (5 - 30 * z2) / 64)]
+    maxk = int(math.ceil(16 * z / math.pi))
+    sums = [0.0] * 4
+    for k in range(maxk, 0, -1):
+        m = 2 * k - 1
+        for i, (a, b, c, e) in enumerate(coef):
+            term = a if i == 0 else (a + b * m ** 2 if i == 1 else (
+                a + b * m ** 2 + c * m ** 4 if i == 2 else a + b * m ** 2 + c * m ** 4 + e * m ** 6))
+            sums[i] = sums[i] * q ** (8 * k) + term
+    root = math.sqrt(2 * math.pi)
+    sums = [s * q * root for s in sums]
+    s0, s1, s2, s3 = sums[0] / z, sums[1] / (6 * z4), sums[2] / (72 * z ** 7), sums[3] / (
+        6480 * z ** 10)
+    q = math.exp(-pi2 / 2 / z2)
+    ks = range(maxk, 0, -1)
+    s2 += floatsum.numpy_sum([(k * k) * q ** (k * k) for k in ks]) * (
+        pi2 * root / (-36 * z3))
+    r3 = math.sqrt(3) * z
+    s3 += floatsum.numpy_sum([(r3 + math.pi * k) * (r3 - math.pi * k) * (k * k) * q ** (k * k)
+                              for k in ks]) * (pi2 * root / (216 * z6))
+    return ((s0 + s1 / n ** 0.5) + s2 / n) + s3 / n ** 1.5
+
+
+def test_pelz_good_equals_its_plain_transcription():
+    # z from where the CDF underflows to past pi (where the tabulated odd powers end) and
+    # past sqrt(18) (the largest the CDF's branch sends): fewer than 8, 8-16, > 16 terms
+    for n in (141, 450, 2000, 10_000, 100_001, 10 ** 7):
+        for z in [0.04, 0.0418, *np.linspace(0.05, 4.5, 240).tolist(), math.pi, 3.2]:
+            x = z / math.sqrt(n)
+            assert kolmogorov._pelz_good_cdf(n, x) == _pelz_good_reference(n, x), (n, z)

@@ -251,3 +251,40 @@ def test_category_codes_count_as_the_values_strings(values):
     names, hashes, code = cats.codes(arr)
     got, want = cats.count_codes(names, hashes, code, 100), cats.count(arr, 100)
     assert (got[0], got[1].tolist(), got[2]) == (want[0], want[1].tolist(), want[2])
+
+
+@pytest.mark.parametrize("n,m", [(1, 1), (1, 2), (2, 2), (3, 3), (5, 5), (7, 9), (100, 100),
+                                 (137, 5000), (2000, 2000), (19_999, 20_001), (20_000, 20_000),
+                                 (20_001, 20_001), (10 ** 6, 3)])
+def test_ks_pvalue_of_one_value_is_the_array_path(n, m):
+    # ks_pvalue answers one statistic without arrays: the same value as ks_pvalues' (type
+    # float), for sizes whose effective size is 0 (NaN), a tie rounded to even (n = m odd),
+    # the exact limit 10,000 and just past it (Stephens' asymptotic form)
+    en = n * m / (n + m)
+    assert uni._en(n, m) == float(np.round(en))
+    for d in (0.0, 0.5 / max(en, 1), 1e-3, 0.02, 0.1, 0.3, 0.5, 0.9, 1.0, 1.5, math.nan):
+        got, want = uni.ks_pvalue(d, n, m), float(uni.ks_pvalues(np.array([d]), n, m)[0])
+        assert type(got) is float
+        assert got == want or (math.isnan(got) and math.isnan(want)), (n, m, d, got, want)
+
+
+def test_counts_statistics_equal_their_numpy_formulas(rng):
+    # the statistics' numpy calls were made cheaper, not different: equal bit for bit
+    for k in (1, 2, 5, 40):
+        for _ in range(20):
+            r, w = rng.poisson(rng.uniform(0.1, 50), k), rng.poisson(rng.uniform(0.1, 50), k)
+            r[0] += 1
+            w[-1] += 1
+            edges = np.cumsum(rng.uniform(0.1, 2.0, k + 1))
+            n, m = r.sum(), w.sum()
+            gap = np.abs(np.cumsum(r) / n - np.cumsum(w) / m)
+            assert uni.ks_counts(r, w)[0] == float(np.max(gap))
+            assert uni.wasserstein_counts(edges, r, w) == float(np.sum(gap[:-1]
+                                                                       * np.diff(edges)[:-1]))
+            pr, pw = np.maximum(r / n, uni.PSI_EPS), np.maximum(w / m, uni.PSI_EPS)
+            assert uni.psi(r, w) == float(np.sum((pw - pr) * np.log(pw / pr)))
+            p, q = r / n, w / m
+            mid = 0.5 * (p + q)
+            kl = [float(np.sum(a[a > 0] * np.log(a[a > 0] / mid[a > 0]))) for a in (p, q)]
+            assert uni.js_distance(r, w) == math.sqrt(max(0.5 * (kl[0] + kl[1]) / math.log(2),
+                                                          0.0))

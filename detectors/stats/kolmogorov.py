@@ -187,7 +187,7 @@ def _dmtw(n: int, x: float) -> float:
         for j in range(i, stop):
             p = j * p / ln
         i = stop
-        while abs(p) < _EM128:
+        while 0 < abs(p) < _EM128:  # (0 stays 0: scipy rescales it every step)
             p *= _EP128
             expnt -= _E128
     return _clip(np.ldexp(p, expnt) if expnt != 0 else p)  # scipy clips to [0, 1] too

@@ -22,7 +22,7 @@ EXACT_KS_MAX_N = 10_000  # above this effective size scipy's kstwo costs ~10 ms 
 
 def _en(n: int, m: int) -> float:
     big, small = max(n, m), min(n, m)
-    return float(np.round(big * small / (big + small)))
+    return float(round(big * small / (big + small)))  # half to even, as np.round
 
 
 def _kstwo_sf(d: np.ndarray, en: float) -> np.ndarray:
@@ -48,6 +48,9 @@ def ks_pvalue(d: float, n: int, m: int) -> float:
     """
     if n == 0 or m == 0:
         return math.nan
+    en = _en(n, m)
+    if 1 <= en <= EXACT_KS_MAX_N:  # ks_pvalues' exact branch on one value, without arrays
+        return min(max(kolmogorov.sf(float(d), int(en)), 0.0), 1.0)
     return float(ks_pvalues(np.float64(d), n, m))
 
 
@@ -90,7 +93,7 @@ def ks_counts(ref: np.ndarray, win: np.ndarray) -> tuple[float, float]:
     n, m = int(ref.sum()), int(win.sum())
     if n == 0 or m == 0:
         return math.nan, math.nan
-    d = float(np.max(np.abs(np.cumsum(ref) / n - np.cumsum(win) / m)))
+    d = float(np.abs(ref.cumsum() / n - win.cumsum() / m).max())
     return d, ks_pvalue(d, n, m)
 
 
@@ -236,7 +239,7 @@ def psi(ref: np.ndarray, win: np.ndarray, eps: float = PSI_EPS) -> float:
     """Population stability index ``sum (w - r) ln(w / r)`` over bins (proportions floored at
     ``eps``). Rule of thumb: < 0.1 stable, 0.1-0.25 moderate, > 0.25 major shift."""
     r, w = np.maximum(_proportions(ref), eps), np.maximum(_proportions(win), eps)
-    return float(np.sum((w - r) * np.log(w / r)))
+    return float(((w - r) * np.log(w / r)).sum())
 
 
 def js_distance(ref: np.ndarray, win: np.ndarray) -> float:
@@ -247,7 +250,8 @@ def js_distance(ref: np.ndarray, win: np.ndarray) -> float:
 
     def kl(a: np.ndarray) -> float:
         nz = a > 0  # 0 * log 0 = 0
-        return float(np.sum(a[nz] * np.log(a[nz] / mid[nz])))
+        an = a[nz]
+        return float((an * np.log(an / mid[nz])).sum())
 
     div = 0.5 * (kl(p) + kl(q)) / math.log(2)
     return math.sqrt(max(div, 0.0))
@@ -263,5 +267,6 @@ def wasserstein_counts(edges: np.ndarray, ref: np.ndarray, win: np.ndarray) -> f
     n, m = ref.sum(), win.sum()
     if n == 0 or m == 0:
         return math.nan
-    gap = np.abs(np.cumsum(ref) / n - np.cumsum(win) / m)[:-1]
-    return float(np.sum(gap * np.diff(edges)[:-1]))
+    gap = np.abs(ref.cumsum() / n - win.cumsum() / m)[:-1]
+    edges = np.asarray(edges)
+    return float((gap * (edges[1:-1] - edges[:-2])).sum())  # np.diff(edges)[:-1]

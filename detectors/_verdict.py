@@ -99,10 +99,10 @@ def family(p_raw: np.ndarray, ctx: EvalContext, method: str) -> tuple[np.ndarray
 def main_finding(det: Any, ctx: EvalContext, *, p_adj: np.ndarray, rejected: np.ndarray,
                  effect_ok: np.ndarray, n: int, test: str, details: Mapping[str, Any]) -> Finding:
     """The detector-level finding from a family's adjusted p-values (see module docstring)."""
-    p_main = float(np.min(p_adj)) if p_adj.size else 1.0
-    if np.any(rejected & effect_ok):
+    p_main = float(p_adj.min()) if p_adj.size else 1.0  # methods: no numpy dispatch
+    if (rejected & effect_ok).any():
         status = Status.ALERT
-    elif np.any(rejected):
+    elif rejected.any():
         status = Status.WARN
     else:
         status = Status.OK

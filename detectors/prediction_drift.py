@@ -324,9 +324,10 @@ class PredictionDrift(DataclassStateCodec):
         # All classes at once: the CDF gap of every class over the shared logit grid.
         gap = np.abs(np.cumsum(rows, 1) / n - np.cumsum(win, 1) / m).max(1)
         p_values = uni.ks_pvalues(gap, n, m)  # one scipy call for every class
-        return [{"test": "ks", "subject": name, "family": "bbsd", "statistic": float(d),
-                 "p_value": float(p), "effect": float(d), "n": m, "n_ref": n}
-                for name, d, p in zip(names, gap, p_values, strict=True)]
+        return [{"test": "ks", "subject": name, "family": "bbsd", "statistic": d,
+                 "p_value": p, "effect": d, "n": m, "n_ref": n}  # tolist: Python floats
+                for name, d, p in zip(names, gap.tolist(), np.asarray(p_values).tolist(),
+                                       strict=True)]
 
     def _weighted(self, rows: list[dict[str, Any]], ctx: EvalContext) -> np.ndarray:
         """Weighted Bonferroni across families, ``correction`` inside each: every row gets

@@ -99,10 +99,10 @@ def family(p_raw: np.ndarray, ctx: EvalContext, method: str) -> tuple[np.ndarray
 def main_finding(det: Any, ctx: EvalContext, *, p_adj: np.ndarray, rejected: np.ndarray,
                  effect_ok: np.ndarray, n: int, test: str, details: Mapping[str, Any]) -> Finding:
     """The detector-level finding from a family's adjusted p-values (see module docstring)."""
-    p_main = float(np.min(p_adj)) if p_adj.size else 1.0
-    if np.any(rejected & effect_ok):
+    p_main = float(p_adj.min()) if p_adj.size else 1.0  # methods: no numpy dispatch
+    if (rejected & effect_ok).any():
         status = Status.ALERT
-    elif np.any(rejected):
+    elif rejected.any():
         status = Status.WARN
     else:
         status = Status.OK
@@ -145,6 +145,7 @@ def no_reference(det: Any, n: int, reason: str, subject: str = "") -> Finding:
 
 
 _PLAIN = frozenset({str, int, bool, type(None)})  # returned by jsonable as they are
+_isfinite = math.isfinite
 
 
 def jsonable(value: Any) -> Any:
@@ -152,24 +153,34 @@ def jsonable(value: Any) -> Any:
     t = type(value)
     if t in _PLAIN:  # the common leaves first: no isinstance chain for them
         return value
+    if t is dict:
+        return _dict(value)
     if t is float or t is np.float64:
-        return float(value) if math.isfinite(value) else None
+        return float(value) if _isfinite(value) else None
     if t is np.int64:
         return int(value)
-    if t is dict or isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, Mapping):
+        return _dict(value)
     if isinstance(value, np.ndarray):
         # Numbers only: tolist() already gives Python ints/floats/bools; only non-finite
         # floats need the element walk (to None). Histograms and scatter points are most of a
         # finding's details, so this is most of the cost of building one.
-        if value.dtype.kind in "biu" or (value.dtype.kind == "f" and
-                                         bool(np.isfinite(value).all())):
+        if value.dtype.kind in "biu":
             return value.tolist()
+        if value.dtype.kind == "f":
+            if value.ndim == 1:
+                out = value.tolist()
+                # a sum of finite floats is finite unless it overflows (then the walk below)
+                if _isfinite(sum(out)):
+                    return out
+                return jsonable(out)
+            if bool(np.isfinite(value).all()):
+                return value.tolist()
         return jsonable(value.tolist())
     if isinstance(value, (list, tuple)):
         kinds = set(map(type, value))
         if kinds <= _PLAIN or (kinds <= _PLAIN | {float} and all(
-                math.isfinite(v) for v in value if type(v) is float)):
+                _isfinite(v) for v in value if type(v) is float)):
             return list(value)  # event ids, finite floats: every element as it is
         return [jsonable(v) for v in value]
     if isinstance(value, (np.bool_, bool)):
@@ -177,8 +188,25 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (np.integer, int)):
         return int(value)
     if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
+        return float(value) if _isfinite(value) else None
     return value
+
+
+def _dict(value: Mapping) -> dict[str, Any]:
+    """:func:`jsonable` of a mapping: its plain values and finite floats copied in this loop
+    (most of a finding's values), only the others through :func:`jsonable`."""
+    out = {}
+    for k, v in value.items():
+        if type(k) is not str:
+            k = str(k)
+        t = type(v)
+        if t in _PLAIN:
+            out[k] = v
+        elif t is float:
+            out[k] = v if _isfinite(v) else None
+        else:
+            out[k] = jsonable(v)
+    return out
 
 
 NO_SLICE_REFERENCE = "no reference for this slice"

@@ -281,14 +281,25 @@ class EmbeddingDrift(DataclassStateCodec):
         if np.asarray(ref["sample"]).shape[1] != basis.mean.size:
             return (verdict.no_reference(self, seen, "slice reference embedding dimension "
                                          "differs from the version's"),)
-        x_ref, m1, c1 = self._memo.get(context.reference.profile,
-                                       ("features", context.key.slice, basis.fingerprint),
-                                       lambda: _reference_features(np.asarray(ref["sample"]),
-                                                                   basis))
+        side = self._memo.get(context.reference.profile,
+                              ("features", context.key.slice, basis.fingerprint),
+                              lambda: self._reference_side(np.asarray(ref["sample"]), basis,
+                                                           context.reference.profile))
+        if side[1] is None:
+            return (verdict.no_reference(self, seen, f"slice reference has {side[0].shape[0]} "
+                                         f"embeddings, too few for {side[0].shape[1]} features"),)
+        return self._test(state, side, basis, context)
+
+    def _reference_side(self, sample: np.ndarray, basis: sk.Basis, profile: Mapping[str, Any]
+                        ) -> tuple[np.ndarray, ...]:
+        """Once per slice: its reference's features, mean, covariance, centroid in embedding
+        space (:meth:`_centroid_cosine`) and rounded scatter points."""
+        x, m1, c1 = _reference_features(sample, basis)
         if m1 is None:
-            return (verdict.no_reference(self, seen, f"slice reference has {x_ref.shape[0]} "
-                                         f"embeddings, too few for {x_ref.shape[1]} features"),)
-        return self._test(state, x_ref, m1, c1, basis, context)
+            return x, None, None, None, None
+        mean, back = self._centroid_map(basis, profile)
+        return (x, m1, c1, mean + back @ m1[:basis.axes.shape[1]],
+                x[:self.projection_points, :2].round(4))
 
     def _insufficient(self, s: EmbeddingDriftState, basis: sk.Basis, need: int) -> Finding:
         f = Finding.insufficient(self, s.n, need)
@@ -300,8 +311,9 @@ class EmbeddingDrift(DataclassStateCodec):
             f = replace(f, details={**f.details, "reason": why})
         return f
 
-    def _test(self, s: EmbeddingDriftState, x_ref: np.ndarray, m1: np.ndarray, c1: np.ndarray,
-              basis: sk.Basis, ctx: EvalContext) -> tuple[Finding, ...]:
+    def _test(self, s: EmbeddingDriftState, side: tuple[np.ndarray, ...], basis: sk.Basis,
+              ctx: EvalContext) -> tuple[Finding, ...]:
+        x_ref, m1, c1, ref_centroid, ref_points = side
         n1, p = x_ref.shape
         q = basis.axes.shape[1]
         m2, c2 = sk.moments(s.n, s.total, s.outer)
@@ -331,7 +343,7 @@ class EmbeddingDrift(DataclassStateCodec):
         p_adj, rejected, _ = verdict.family(np.array([p_raw]), ctx, "bonferroni")
         pooled = ((n1 - 1) * c1 + (s.n - 1) * c2) / max(n1 + s.n - 2, 1)
         distance = float(np.linalg.norm((m2 - m1) @ hotelling.inverse_sqrt(pooled)))
-        centroid = self._centroid_cosine(m1, m2, basis)
+        centroid = self._centroid_cosine(ref_centroid, m2, basis, ctx)
         details: dict[str, Any] = {
             "test": test, "p_value_raw": p_raw,
             "mean_stat": u, "mean_threshold": u_crit, "p_mean": p_mean,
@@ -342,7 +354,7 @@ class EmbeddingDrift(DataclassStateCodec):
             "component_shift": (m2[:5] - m1[:5]).tolist(),
             "residual_shift": float(m2[q] - m1[q]), **extra,
             "projection": {"axes": ["pc1 (ref SD)", "pc2 (ref SD)"],
-                           "reference": x_ref[:self.projection_points, :2].round(4),
+                           "reference": ref_points,
                            "window": x_win[:self.projection_points, :2].round(4),
                            "window_ids": list(s.ids[:self.projection_points])}}
         if self.domain_classifier == "always" or (
@@ -364,15 +376,19 @@ class EmbeddingDrift(DataclassStateCodec):
                       subject="centroid", test="cosine-distance")
         return (main, *parts, cos)
 
-    @staticmethod
-    def _centroid_cosine(m1: np.ndarray, m2: np.ndarray, basis: sk.Basis) -> float:
+    def _centroid_cosine(self, ref_centroid: np.ndarray, m2: np.ndarray, basis: sk.Basis,
+                         ctx: EvalContext) -> float:
         """Cosine distance of the two means rebuilt in embedding space from their principal
         coordinates (``mean + V diag(sd) z``; the residual off the axes is not kept)."""
-        q = basis.axes.shape[1]
-        axes = basis.axes.astype(np.float64)
-        back = axes / np.square(axes).sum(0)  # V diag(sd): the axes are V / sd
-        mean = basis.mean.astype(np.float64)
-        return emb.cosine_distance(mean + back @ m1[:q], mean + back @ m2[:q])
+        mean, back = self._centroid_map(basis, ctx.reference.profile)
+        return emb.cosine_distance(ref_centroid, mean + back @ m2[:basis.axes.shape[1]])
+
+    def _centroid_map(self, basis: sk.Basis, profile: Mapping[str, Any]) -> tuple[Any, Any]:
+        """``(mean, V diag(sd))`` of ``basis`` in float64, once per basis (axes are V / sd)."""
+        def build() -> tuple[np.ndarray, np.ndarray]:
+            axes = basis.axes.astype(np.float64)
+            return basis.mean.astype(np.float64), axes / np.square(axes).sum(0)
+        return self._memo.get(profile, ("centroid_map", basis.fingerprint), build)
 
     def _explain(self, x_ref: np.ndarray, x_win: np.ndarray, ids: tuple[str, ...],
                  seed: int) -> dict[str, Any]:

@@ -279,22 +279,24 @@ class FeatureDrift(DataclassStateCodec):
                                                self.correction)
         key = "wasserstein_norm" if self.effect == "wasserstein" else self.effect
         effect_ok = np.array([(r[key] or 0.0) >= self.min_effect for r in rows])
-        subs = []
-        for row, pa, rej, ok, thr in zip(rows, p_adj, rejected, effect_ok,
-                                         verdict.thresholds(rows, crit), strict=True):
-            row.update(p_adjusted=pa, threshold=thr, alarm=bool(rej and ok),
-                       status=verdict.sub_status(rej, ok).value)
-            subs.append(Finding(self.name, self.version, verdict.sub_status(rej, ok),
-                                score=row["statistic"], threshold=thr, p_value=row["p_value"],
-                                n=row["n"], subject=row["feature"], test=row["test"],
-                                details=verdict.jsonable({k: v for k, v in row.items()
-                                                          if k != "histogram"})))
+        subs, plain = [], {}  # plain: each row's details (JSON-ready) by id, for the main's
+        # Python scalars (tolist), not numpy ones: jsonable gives the same values for both
+        for row, pa, rej, ok, thr in zip(rows, p_adj.tolist(), rejected.tolist(),
+                                         effect_ok.tolist(), verdict.thresholds(rows, crit),
+                                         strict=True):
+            status = verdict.sub_status(rej, ok)
+            row.update(p_adjusted=pa, threshold=thr, alarm=rej and ok, status=status.value)
+            plain[id(row)] = verdict.jsonable({k: v for k, v in row.items() if k != "histogram"})
+            subs.append(Finding(self.name, self.version, status, score=row["statistic"],
+                                threshold=thr, p_value=row["p_value"], n=row["n"],
+                                subject=row["feature"], test=row["test"],
+                                details=plain[id(row)]))
         ranked = sorted(rows, key=lambda r: (not r["alarm"], -verdict.evidence(r["p_value"]),
                                              -(r[key] or 0.0)))
         details = {"correction": self.correction, "effect": self.effect,
                    "min_effect": self.min_effect, "n_features_tested": len(rows),
                    "top_features": [r["feature"] for r in ranked[:self.top_k]],
-                   "features": [{k: v for k, v in r.items() if k != "histogram"} for r in ranked],
+                   "features": [plain[id(r)] for r in ranked],
                    "histograms": {r["feature"]: r["histogram"] for r in ranked},
                    "skipped": skipped}
         tests = "+".join(sorted({r["test"] for r in rows}))

@@ -324,9 +324,10 @@ class PredictionDrift(DataclassStateCodec):
         # All classes at once: the CDF gap of every class over the shared logit grid.
         gap = np.abs(np.cumsum(rows, 1) / n - np.cumsum(win, 1) / m).max(1)
         p_values = uni.ks_pvalues(gap, n, m)  # one scipy call for every class
-        return [{"test": "ks", "subject": name, "family": "bbsd", "statistic": float(d),
-                 "p_value": float(p), "effect": float(d), "n": m, "n_ref": n}
-                for name, d, p in zip(names, gap, p_values, strict=True)]
+        return [{"test": "ks", "subject": name, "family": "bbsd", "statistic": d,
+                 "p_value": p, "effect": d, "n": m, "n_ref": n}  # tolist: Python floats
+                for name, d, p in zip(names, gap.tolist(), np.asarray(p_values).tolist(),
+                                       strict=True)]
 
     def _weighted(self, rows: list[dict[str, Any]], ctx: EvalContext) -> np.ndarray:
         """Weighted Bonferroni across families, ``correction`` inside each: every row gets
@@ -340,10 +341,10 @@ class PredictionDrift(DataclassStateCodec):
             p_raw = np.array([r["p_value"] for r in part])
             p_adj, rejected, crit = verdict.family(p_raw, replace(ctx, alpha=ctx.alpha * weight),
                                                    self.correction)
-            for r, pa, rej, thr in zip(part, p_adj, rejected, verdict.thresholds(part, crit),
-                                       strict=True):
-                r.update(p_adjusted=min(1.0, float(pa) / weight) if weight else 1.0,
-                         rejected=bool(rej), threshold=thr, family_weight=weight)
+            for r, pa, rej, thr in zip(part, p_adj.tolist(), rejected.tolist(),
+                                       verdict.thresholds(part, crit), strict=True):
+                r.update(p_adjusted=min(1.0, pa / weight) if weight else 1.0,
+                         rejected=rej, threshold=thr, family_weight=weight)
         return np.array([r["p_adjusted"] for r in rows])
 
     def _findings(self, rows: list[dict[str, Any]], n: int,
@@ -351,8 +352,8 @@ class PredictionDrift(DataclassStateCodec):
         p_adj = self._weighted(rows, ctx)
         rejected = np.array([r["rejected"] for r in rows], bool)
         effect_ok = np.array([r["effect"] >= self.min_effect for r in rows])
-        for row, rej, ok in zip(rows, rejected, effect_ok, strict=True):
-            row.update(alarm=bool(rej and ok), status=verdict.sub_status(rej, ok))
+        for row, rej, ok in zip(rows, rejected.tolist(), effect_ok.tolist(), strict=True):
+            row.update(alarm=rej and ok, status=verdict.sub_status(rej, ok))
         ranked = sorted(rows, key=lambda r: (not r["rejected"], -verdict.evidence(r["p_value"]),
                                              -r["effect"]))
         bbsd = [r for r in rows if r["subject"].startswith("bbsd")]

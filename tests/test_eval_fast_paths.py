@@ -5,6 +5,7 @@ paths against a plain element walk."""
 
 import json
 import math
+from types import MappingProxyType
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from detectors._verdict import jsonable
 from detectors.stats import subspace
 from detectors.stats import univariate as uni
 from monitor.contract import Status
+from tests.ks_support import quantile_close
 
 
 def nested_wchisq_isf(alpha: float, lam: np.ndarray) -> float:
@@ -85,14 +87,14 @@ def test_ks_pvalue_and_critical_are_scipys_values():
                               [got, uni.ks_pvalue(d / 2, n, m)], equal_nan=True)
     for en in (1, 5, 141, 800, 10_000):
         for alpha in (1e-9, 1e-4, 0.0123, 0.5, 0.99):
-            assert uni._ks_critical.__wrapped__(alpha, float(en)) == pytest.approx(
-                float(stats.kstwo.isf(alpha, en)), rel=1e-12, abs=0)
+            assert quantile_close(uni._ks_critical.__wrapped__(alpha, float(en)),
+                                  float(stats.kstwo.isf(alpha, en)), alpha, en), (en, alpha)
     assert uni.ks_critical(0.01, 300, 700) == uni.ks_critical(0.01, 700, 300)
 
 
 def walk(value):
     """jsonable as a plain element walk (the behaviour its fast paths must keep)."""
-    if isinstance(value, dict):
+    if isinstance(value, (dict, MappingProxyType)):
         return {str(k): walk(v) for k, v in value.items()}
     if isinstance(value, (np.ndarray, list, tuple)):
         return [walk(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
@@ -112,7 +114,15 @@ def test_jsonable_fast_paths_give_the_plain_walk():
               lambda: int(rng.integers(9)), lambda: np.int64(3), lambda: np.int32(4),
               lambda: True, lambda: np.bool_(False), lambda: None, lambda: "id-1",
               lambda: Status.ALERT, lambda: 10 ** 400, lambda: rng.normal(size=3),
-              lambda: np.array([1.0, np.inf]), lambda: np.arange(3), lambda: np.array([True])]
+              lambda: np.array([1.0, np.inf]), lambda: np.arange(3), lambda: np.array([True]),
+              # 1-D float arrays are checked by the sum of their elements: an overflowing sum
+              # of finite values, -0.0, NaN, float32/float16, empty, and 2-D arrays
+              lambda: np.array([1e308, 1e308, -0.0]), lambda: np.array([-0.0, np.nan]),
+              lambda: np.array([np.inf, -np.inf]), lambda: np.zeros(0),
+              lambda: rng.normal(size=4).astype(np.float32), lambda: np.array([np.nan], np.float16),
+              lambda: rng.normal(size=(3, 2)), lambda: np.array([[1.0], [np.nan]]),
+              lambda: -0.0, lambda: np.float64(-0.0), lambda: np.float64(np.inf),
+              lambda: MappingProxyType({1: np.float64(-0.0), "b": (np.inf, 2.0)})]
 
     def tree(depth):
         r = rng.random()

@@ -25,8 +25,14 @@ debian:
 demo: $(STAMP)
 	$(BIN)/vitmon demo
 
+# Two workers (pytest-xdist; a test module stays on one worker, so its module fixtures are made
+# once): the suite mostly waits on brokers, PostgreSQL and subprocesses, and on its own used ~65 %
+# of one core. Tests marked `serial` assert wall-clock behaviour and run afterwards, alone.
 test: $(STAMP) debian
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
+	@status=0; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=25 -m "not serial" || status=1; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=5 -m serial || status=1; \
+	exit $$status
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -133,9 +134,15 @@ PLUGIN_PKG = Path(__file__).parent / "plugin_pkg"
 
 
 def install_plugin(target: Path) -> Path:
-    """Install the third-party test plugin into ``target`` (put it on PYTHONPATH to load it)."""
+    """Install the third-party test plugin into ``target`` (put it on PYTHONPATH to load it).
+
+    Built from a copy beside ``target``: pip builds in the source directory, and its
+    ``*.egg-info`` there (on ``sys.path`` once pytest collects the plugin's module for its
+    doctests) registered the plugin's detector in every later test of the same process."""
+    source = target.with_name(f"{target.name}-src")
+    shutil.copytree(PLUGIN_PKG, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(target), str(PLUGIN_PKG)], check=True)
+                    "--no-build-isolation", "--target", str(target), str(source)], check=True)
     return target
 
 

@@ -152,6 +152,7 @@ class Unpicklable(Slow):
         self.lock = threading.Lock()
 
 
+@pytest.mark.serial  # bounds on wall time: alone on the machine
 def test_abandoning_raises_while_waiting_and_the_late_answer_is_dropped():
     pool = EvaluationPool({"slow": Slow(1.0)}, 1)
     try:
@@ -173,6 +174,7 @@ def test_abandoning_raises_while_waiting_and_the_late_answer_is_dropped():
         pool.close()
 
 
+@pytest.mark.serial  # bounds on wall time: alone on the machine
 def test_no_worker_outlives_close_and_unpicklable_detectors_stay_in_process(caplog):
     pool = EvaluationPool({"slow": Slow(5.0)}, 2)
     pool.start()

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import backlogged, start_monitor, status_json, window_counts
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # a stop deadline: alone on the machine
 N = 200_000
 WINDOW_MS = 60_000
 

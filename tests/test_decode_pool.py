@@ -71,13 +71,17 @@ def _same(a: decode.PredictionDecode, b: decode.PredictionDecode) -> None:
             np.testing.assert_array_equal(v, {**y.attrs, **y.extras}[k])
 
 
-def test_the_worker_decodes_exactly_what_in_process_decoding_does():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_workers_decode_exactly_what_in_process_decoding_does_in_order(workers):
     gate = {("m", "1"): 4}
-    pool = DecodePool(1)
+    pool = DecodePool(workers)
     pool.start()
+    assert len(pool.pids()) == workers
     try:
         sent = []
-        for n in (40, 3000, 20, 5000, 30):  # segments outgrown; two requests in flight
+        # segments outgrown; 2 requests in flight per worker, answers taken in the order sent
+        # (a small request after a large one is answered first by the other worker)
+        for n in (40, 3000, 20, 5000, 30, 4000, 25, 2500, 60):
             if pool.full:
                 _check(pool.result(), sent.pop(0), gate)
             sent.append(_records(n))
@@ -115,20 +119,22 @@ def test_a_killed_worker_is_a_clear_error_not_a_hang():
     assert not pool.pids()
 
 
-def test_one_decode_worker_at_most():
+def test_decode_workers_setting_bounds():
     assert KafkaSettings().decode_workers == 1
     assert KafkaSettings(decode_workers=0).decode_workers == 0
+    assert KafkaSettings(decode_workers=4).decode_workers == 4
     with pytest.raises(ValueError, match="decode_workers"):
-        KafkaSettings(decode_workers=2)  # a second would need the answers merged in order
+        KafkaSettings(decode_workers=5)
 
 
 def test_close_leaves_no_process_even_mid_decode():
-    pool = DecodePool(1)
+    pool = DecodePool(2)
     pool.start()
     pool.submit(_records(2000), {("m", "1"): 4})
-    proc = pool._proc
+    pool.submit(_records(2000), {("m", "1"): 4})
+    procs = list(pool._procs)
     pool.close()
-    assert not proc.is_alive() and not pool.pids()
+    assert len(procs) == 2 and not any(p.is_alive() for p in procs) and not pool.pids()
 
 
 @pytest.mark.integration

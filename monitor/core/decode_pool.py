@@ -26,11 +26,14 @@ sent again only when they change, and the worker adds each function's rows to ev
 model version it has functions for. A batch whose reference changed meanwhile carries rows under
 another key, which the detector does not use: it computes them itself.
 
-One worker (stream order is the buffer's), start method ``spawn`` (the consumer has threads and
-librdkafka, never a plain fork). It ignores SIGINT and SIGTERM (a stop is the parent's to run:
-the last poll is still decoded), and exits when the parent closes the pipe or is gone. A worker
-that dies or raises is :class:`DecodeWorkerLost`: the consumer stops with that error (nothing
-committed is lost; a restart reads the buffer again), it never waits on a dead process.
+``workers`` processes (1 by default; up to 4), start method ``spawn`` (the consumer has threads
+and librdkafka, never a plain fork). Requests go to them in turn (slot ``i`` to worker ``i mod
+workers``) and answers are taken in the order sent, each from its worker's pipe, so the stream's
+order is the buffer's with any number of workers. A worker ignores SIGINT and SIGTERM (a stop is
+the parent's to run: the last poll is still decoded), and exits when the parent closes the pipe
+or is gone. A worker that dies or raises is :class:`DecodeWorkerLost`: the consumer stops with
+that error (nothing committed is lost; a restart reads the buffer again), it never waits on a
+dead process.
 """
 
 from __future__ import annotations
@@ -61,8 +64,8 @@ POLL_S = 0.05
 #: Records per request: a 20,000-record poll of 2.5 kB events goes in 4 requests of ~12 MB, so
 #: the worker's working set and the segments (counted in both processes' RSS) stay small.
 CHUNK = 5_000
-#: Requests in flight: the worker decodes one while this process writes the next (one segment
-#: pair per slot; a slot is reused only once its answer was read).
+#: Requests in flight per worker: a worker decodes one while this process writes the next (one
+#: segment pair per slot; a slot is reused only once its answer was read).
 DEPTH = 2
 _MIN_SEGMENT = 1 << 20
 _VALUE, _PARTITION, _OFFSET, _KEY = map(operator.attrgetter, ("value", "partition", "offset", "key"))
@@ -165,43 +168,47 @@ def _read(seg: _Segment, lens: Sequence[int]) -> list[bytearray]:
 
 
 class DecodePool:
-    """``workers`` (0 or 1) decode processes; 0: :meth:`decode` runs in this process."""
+    """``workers`` decode processes; 0: :meth:`decode` runs in this process."""
 
     def __init__(self, workers: int, poll_s: float = POLL_S, chunk: int = CHUNK) -> None:
         self.workers = workers
         self.poll_s = poll_s
         self.chunk = chunk
-        self._proc: Any = None  # multiprocessing.process.BaseProcess
-        self._conn: Connection | None = None
-        self._ins: list[_Segment | None] = [None] * DEPTH
-        self._outs: list[_Segment | None] = [None] * DEPTH
+        self.depth = DEPTH * max(workers, 1)  # slots; slot i is worker i % workers's
+        self._procs: list[Any] = []  # multiprocessing.process.BaseProcess, one per worker
+        self._conns: list[Connection] = []
+        self._ins: list[_Segment | None] = [None] * self.depth
+        self._outs: list[_Segment | None] = [None] * self.depth
         self._slots: deque[int] = deque()  # requests in flight, oldest first
         self._next = 0
-        self._sent: dict[tuple[str, str], tuple[str, ...]] = {}  # the worker's precomputes
+        #: each worker's precomputes (names only: what was sent)
+        self._sent: list[dict[tuple[str, str], tuple[str, ...]]] = [{} for _ in range(workers)]
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        if self.workers <= 0 or self._proc is not None:
+        if self.workers <= 0 or self._procs:
             return
         ctx = multiprocessing.get_context("spawn")
-        mine, theirs = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(theirs,), daemon=True,
-                                 name="vitmon-decode")
-        self._proc.start()
-        theirs.close()
-        self._conn = mine
+        for i in range(self.workers):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(theirs, self.depth), daemon=True,
+                               name=f"vitmon-decode-{i}")
+            proc.start()
+            theirs.close()
+            self._procs.append(proc)
+            self._conns.append(mine)
 
     def close(self) -> None:
-        """Stop the worker (mid-decode too) and free the segments; no process is left."""
-        proc, conn, self._proc, self._conn = self._proc, self._conn, None, None
+        """Stop the workers (mid-decode too) and free the segments; no process is left."""
+        procs, conns, self._procs, self._conns = self._procs, self._conns, [], []
         self._slots.clear()
-        if conn is not None:
+        for conn in conns:
             try:
                 conn.send(None)
             except OSError:
                 pass
             conn.close()
-        if proc is not None:
+        for proc in procs:
             proc.join(0.5)
             if proc.is_alive():
                 proc.kill()
@@ -209,11 +216,12 @@ class DecodePool:
         for seg in (*self._ins, *self._outs):
             if seg is not None:
                 seg.close()
-        self._ins, self._outs = [None] * DEPTH, [None] * DEPTH
+        self._ins, self._outs = [None] * self.depth, [None] * self.depth
+        self._sent = [{} for _ in range(self.workers)]
 
     def pids(self) -> list[int]:
-        """The running worker's process id (tests, the bench)."""
-        return [self._proc.pid] if self._proc is not None and self._proc.pid else []
+        """The running workers' process ids (tests, the bench)."""
+        return [p.pid for p in self._procs if p.pid]
 
     @property
     def pending(self) -> int:
@@ -223,15 +231,16 @@ class DecodePool:
     @property
     def full(self) -> bool:
         """No request can be sent before the oldest answer is taken."""
-        return len(self._slots) >= DEPTH
+        return len(self._slots) >= self.depth
 
     # -- decoding ------------------------------------------------------------------------------
     def submit(self, records: Sequence[Record], gate: Mapping[tuple[str, str], int],
                precomputes: Precomputes | None = None) -> None:
-        """Send ``records`` (one topic's) to the worker; :meth:`result` takes the answers in
-        order. Not when :attr:`full`. ``precomputes`` replace the worker's when they differ."""
-        assert self._conn is not None and not self.full
-        slot, self._next = self._next, (self._next + 1) % DEPTH
+        """Send ``records`` (one topic's) to the next worker; :meth:`result` takes the answers
+        in order. Not when :attr:`full`. ``precomputes`` replace the worker's when they differ."""
+        assert self._conns and not self.full
+        slot, self._next = self._next, (self._next + 1) % self.depth
+        worker = slot % self.workers
         n = len(records)
         values = list(map(_VALUE, records))
         signed = None  # a tombstone is rejected as ``empty`` like b"": length -1 keeps it apart
@@ -259,29 +268,32 @@ class DecodePool:
         sizes = [len(cols), blob_n]
         fns = None
         names = {k: tuple(c for c, _ in v) for k, v in (precomputes or {}).items()}
-        if names != self._sent:  # a ~100 kB basis goes once, not with every request
-            fns, self._sent = {k: list(v) for k, v in (precomputes or {}).items()}, names
-            log.info("decode worker precomputes versions=%d columns=%d", len(names),
-                     sum(map(len, names.values())))
+        if names != self._sent[worker]:  # a ~100 kB basis goes once, not with every request
+            fns = {k: list(v) for k, v in (precomputes or {}).items()}
+            self._sent[worker] = names
+            log.info("decode worker precomputes worker=%d versions=%d columns=%d", worker,
+                     len(names), sum(map(len, names.values())))
         try:
-            self._conn.send((slot, seg.name if new else None, sizes, dict(gate), fns))
+            self._conns[worker].send((slot, seg.name if new else None, sizes, dict(gate), fns))
         except (OSError, ValueError) as exc:
-            raise self._lost(exc) from None
+            raise self._lost(worker, exc) from None
         self._slots.append(slot)
 
     def result(self, check: Callable[[], None] | None = None) -> PredictionDecode:
         """The oldest request's answer; ``check`` is called while waiting (health beats)."""
-        assert self._conn is not None and self._slots
+        assert self._conns and self._slots
         slot = self._slots.popleft()
+        worker = slot % self.workers
+        conn = self._conns[worker]
         while True:
             try:
-                if self._conn.poll(self.poll_s):
-                    msg = self._conn.recv()
+                if conn.poll(self.poll_s):
+                    msg = conn.recv()
                     break
             except (OSError, EOFError) as exc:
-                raise self._lost(exc) from None
-            if not self._proc.is_alive():
-                raise self._lost(None)
+                raise self._lost(worker, exc) from None
+            if not self._procs[worker].is_alive():
+                raise self._lost(worker, None)
             if check is not None:
                 check()
         ok, name, lens = msg
@@ -296,8 +308,8 @@ class DecodePool:
         stream, *buffers = _read(seg, lens)
         return pickle.loads(stream, buffers=buffers)
 
-    def _lost(self, exc: BaseException | None) -> DecodeWorkerLost:
-        code = self._proc.exitcode if self._proc is not None else None
+    def _lost(self, worker: int, exc: BaseException | None) -> DecodeWorkerLost:
+        code = self._procs[worker].exitcode if worker < len(self._procs) else None
         detail = f"exit code {code}" if exc is None else f"{type(exc).__name__}: {exc}"
         log.error("decode worker lost exitcode=%s error=%s", code, detail)
         return DecodeWorkerLost(f"the decode worker is gone ({detail})")
@@ -325,19 +337,19 @@ def _request(conn: Connection) -> Any:
         return None
 
 
-def _serve(conn: Connection) -> None:
+def _serve(conn: Connection, slots: int) -> None:
     """The worker: decode what it is sent until told to stop or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the parent's
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # One BLAS thread: the projections are narrow (768 x 16), where a second thread spins on the
     # core the consumer needs.
     with threadpool_limits(limits=1, user_api="blas"):
-        _loop(conn)
+        _loop(conn, slots)
 
 
-def _loop(conn: Connection) -> None:
-    seg_in: list[_Segment | None] = [None] * DEPTH
-    seg_out: list[_Segment | None] = [None] * DEPTH
+def _loop(conn: Connection, slots: int) -> None:
+    seg_in: list[_Segment | None] = [None] * slots  # by slot: this worker's are every n-th
+    seg_out: list[_Segment | None] = [None] * slots
     fns: Precomputes = {}
     try:
         for slot, name, sizes, gate, new_fns in iter(lambda: _request(conn), None):

@@ -38,10 +38,11 @@ class KafkaSettings(Section):
     #: 1 (the default) takes the decode (~10-15 us of CPU an event) and the detectors' per-row
     #: observe work (``Precomputable``: embedding projections) off the GIL-bound consumer,
     #: whose main thread polls on meanwhile; ~3-5 us an event stay (columns into shared memory,
-    #: the answer back). At most 1: the buffer keeps the stream's order. 0: in-process, ~150 MB
-    #: less RSS. bench/ingest.py alternated on this 2-core machine: 7,516 / 8,411 events/s with
-    #: 0, 9,728 / 10,279 with 1 (docs/ingest.md).
-    decode_workers: int = Field(1, ge=0, le=1)
+    #: the answer back). More workers take requests in turn, answers in the order sent (a core
+    #: each is worth it where decoding is the bottleneck: one slice, a new backlog). 0:
+    #: in-process, ~150 MB less RSS. bench/ingest.py alternated on this 2-core machine: 7,516 /
+    #: 8,411 events/s with 0, 9,728 / 10,279 with 1 (docs/ingest.md).
+    decode_workers: int = Field(1, ge=0, le=4)
     #: Group timeouts. Defaults are Apache Kafka's (session 45 s since Kafka 3.0, heartbeat 3 s,
     #: max poll interval 300 s). The embedded Tansu broker holds a JoinGroup for the max poll
     #: interval, so the demo and the tests set seconds (6 / 1 / 10): a rebalance then completes

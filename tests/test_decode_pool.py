@@ -141,7 +141,7 @@ def test_close_leaves_no_process_even_mid_decode():
 def test_vitmon_run_commits_the_same_with_the_worker_as_in_process(
         broker, db_url_factory, topic_names, tmp_path):
     """Same counts, findings, dead letters, offsets and embedding_drift states from the same
-    backlog, decoded by the worker or in-process (malformed and invalid events included), with
+    backlog, decoded by one worker, two or in-process (malformed and invalid events included), with
     a captured reference for version 1.0: the worker projects its embeddings ahead
     (``Precomputable``) once the first checkpoint has looked the reference up."""
     messages, _, _ = synthetic_stream(20_000, seed=11, malformed_fraction=0.02)
@@ -153,7 +153,7 @@ def test_vitmon_run_commits_the_same_with_the_worker_as_in_process(
     # window rests on its volume (monitor.core.slice_admission), which timing moves.
     allow = orjson.dumps({f"a{j}": [f"v{i}" for i in range(5)] for j in range(3)}).decode()
     results = []
-    for workers in ("0", "1"):
+    for workers in ("0", "1", "2"):
         topics, db_url, env = backlogged(broker, topic_names, db_url_factory, "confluent-kafka",
                                          messages, VITMON_KAFKA__DECODE_WORKERS=workers,
                                          VITMON_SLICES__ALLOW=allow)
@@ -163,9 +163,9 @@ def test_vitmon_run_commits_the_same_with_the_worker_as_in_process(
         log = tmp_path / f"monitor-{workers}.log"
         proc = start_monitor(env, "--exit-when-idle", "1", log=log)  # a backlog: 1 s times the flush
         assert proc.wait(600) == 0, log.read_text()[-3000:]
-        sent = re.findall(r"decode worker precomputes versions=(\d+) columns=(\d+)",
+        sent = re.findall(r"decode worker precomputes worker=(\d+) versions=(\d+) columns=(\d+)",
                           log.read_text())
-        assert sent == ([] if workers == "0" else [("1", "1")])
+        assert sorted(sent) == [(str(w), "1", "1") for w in range(int(workers))]  # once to each
         st = status_json(env)
         findings = query(db_url, "SELECT detector, model, model_version, slice, "
                          "window_start_ms, subject, status, n FROM findings "
@@ -189,4 +189,4 @@ def test_vitmon_run_commits_the_same_with_the_worker_as_in_process(
                         [(m["model"], m["accepted"]) for m in st["models"]], findings,
                         rejected, committed, projected))
     assert results[0][2] and results[0][3] and results[0][4]  # the comparison is not empty
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]

@@ -194,8 +194,8 @@ class Consumer(GroupMember):
                                 return
                             # Flush once (then exit when nothing is left), but not with records
                             # left to fetch (after a pause): it would judge windows half-read
-                            if not flushed and self.log_ends.read_to_end():
-                                self._submit(flush=True)
+                            if not flushed and self.log_ends.read_to_end(ends := self.log_ends.read()):
+                                self._submit(flush=True, ends=ends)
                                 self._idle_since, flushed = time.monotonic() - exit_when_idle_s, True
                     self._harvest(block=True)
                     if self._buf.next:
@@ -218,9 +218,10 @@ class Consumer(GroupMember):
         self.stop_event.set()
         self.cp.abandon_at = time.monotonic() + self.checkpoint.stop_grace_s
 
-    def _submit(self, flush: bool = False, force: bool = False) -> None:
-        """Hand the filling buffer to the checkpoint worker; while one is in flight, pause
-        fetching instead (the buffer waits)."""
+    def _submit(self, flush: bool = False, force: bool = False,
+                ends: dict[TopicPartition, int] | None = None) -> None:
+        """Hand the filling buffer to the checkpoint worker (``ends``: the log ends a flush has
+        just read); while one is in flight, pause fetching instead (the buffer waits)."""
         if self._inflight is not None:
             self._pause()
             return
@@ -239,8 +240,8 @@ class Consumer(GroupMember):
                                               if tp in self.held},
                              batches=coalesce(buf.batches), labels=buf.labels,
                              rejected=buf.rejected, evaluate_all=flush, parked=buf.parked,
-                             read_to_end=flush and self.log_ends.read_to_end(),
-                             idle=self.log_ends.idle(),
+                             read_to_end=flush and self.log_ends.read_to_end(ends),
+                             idle=self.log_ends.idle(ends),
                              epochs={tp: self.held.epochs[tp] for tp in buf.next})
         self._inflight = self._worker.submit(self._checkpoint, cp)
         if buf.settles:  # what is read before it commits would park too
@@ -358,8 +359,7 @@ class Consumer(GroupMember):
                 self._advance_watermarks(batch)
             buf.rejected.extend(out.rejected)
         if labels:
-            out_l = decode.decode_labels(labels)
-            buf.labels.append(out_l)
+            buf.labels.append(out_l := decode.decode_labels(labels))
             buf.rejected.extend(out_l.rejected)
             # The labels partitions' watermark: how far the labels' own event time has come
             # (when a label-based window's labels have settled; checkpoint step 6).

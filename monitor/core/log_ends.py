@@ -84,20 +84,32 @@ class LogEnds:
             return False
         return all(self.held.committed.get(tp, 0) >= end for tp, end in ends.items())
 
-    def read_to_end(self) -> bool:
-        """Every held partition read up to its log end (a flush then has every label there
-        is: label decisions settle, checkpoint step 6)."""
+    def read(self) -> dict[TopicPartition, int]:
+        """Every held partition's log end, in one request, for a caller with several questions
+        (a flush asks :meth:`read_to_end` and :meth:`idle`): caught up, each request waits
+        behind the consumer's fetch long-poll (``fetch.wait.max.ms``, ~0.1 s), and a flush
+        asked three of them in a row. Empty when the broker does not answer."""
         try:
             ends = self.source.end_offsets(self.held.tps)
-        except Exception:  # noqa: BLE001 - not known to be read to the end: do not settle
-            return False
+        except Exception:  # noqa: BLE001 - unknown: neither read to the end nor idle
+            return {}
+        self.ends.update(ends)
+        return ends
+
+    def read_to_end(self, ends: dict[TopicPartition, int] | None = None) -> bool:
+        """Every held partition read up to its log end (a flush then has every label there
+        is: label decisions settle, checkpoint step 6); by ``ends`` (:meth:`read`) if given."""
+        ends = self.read() if ends is None else ends
         return bool(ends) and all(self.held.read.get(tp, 0) >= end for tp, end in ends.items())
 
-    def idle(self) -> frozenset[TopicPartition]:
+    def idle(self, ends: dict[TopicPartition, int] | None = None) -> frozenset[TopicPartition]:
         """Held partitions read up to their log end (checked against the broker for those the
-        last known ends suggest): their event time holds no watermark back (step 6 of the
-        checkpoint: a labels partition with nothing left to read does not keep label-based
-        windows from settling; one with records not yet read does, even before its first)."""
+        last known ends suggest, or by ``ends``, :meth:`read`): their event time holds no
+        watermark back (step 6 of the checkpoint: a labels partition with nothing left to read
+        does not keep label-based windows from settling; one with records not yet read does,
+        even before its first)."""
+        if ends is not None:
+            return frozenset(tp for tp, end in ends.items() if self.held.read.get(tp, 0) >= end)
         maybe = [tp for tp in self.held.tps if self.held.read.get(tp, 0) >= self.ends.get(tp, 0)
                  or tp not in self.ends]
         if not maybe:

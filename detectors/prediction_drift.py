@@ -23,10 +23,11 @@ from monitor.contract import (
 )
 
 PROBS_GRID = hist.Grid("unit", 0.1)  # 323 logit bins per class: memory is classes x 323 x 4 bytes
+PROBS_BINS = PROBS_GRID.unit_bins  # a property that computes a logit: read once
 
 
 def _zeros_probs() -> np.ndarray:
-    return np.zeros((0, PROBS_GRID.unit_bins), np.int32)
+    return np.zeros((0, PROBS_BINS), np.int32)
 
 
 SKETCH_VERSION = 2  # 1: one row per class of the model (grew with the head), one family
@@ -66,7 +67,7 @@ def count_probs(probs: np.ndarray, classes: tuple[int, ...] | None = None) -> np
     ``classes``: one row per listed class (0 where the model has no such output) and a last
     "other" row for the mass on every other class; without: one row per column."""
     idx = probs_bins(probs, classes)
-    rows, bins = idx.shape[1], PROBS_GRID.unit_bins
+    rows, bins = idx.shape[1], PROBS_BINS
     return np.bincount(idx.ravel(), minlength=rows * bins).reshape(rows, bins).astype(np.int32)
 
 
@@ -81,7 +82,7 @@ def probs_bins(probs: np.ndarray, classes: tuple[int, ...] | None = None) -> np.
         tracked[:, ok] = probs[:, cols[ok]]
         other = np.clip(1.0 - tracked.sum(1), 0.0, 1.0)
         probs = np.column_stack([tracked, other])
-    rows, bins = probs.shape[1], PROBS_GRID.unit_bins
+    rows, bins = probs.shape[1], PROBS_BINS
     return hist.bin_index(PROBS_GRID, probs) + np.arange(rows) * bins
 
 
@@ -98,6 +99,41 @@ def fold_classes(counts: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
     cols = np.asarray(classes, np.int64)
     picked = np.append(counts, 0)[np.where(cols < counts.size, cols, counts.size)]
     return np.append(picked, counts.sum() - picked.sum()).astype(np.int64)
+
+
+def _group_class_counts(pred: np.ndarray, groups: Sequence[np.ndarray],
+                        classes: tuple[int, ...]) -> np.ndarray:
+    """``fold_classes(np.bincount(p[p >= 0]), classes)`` of each group's predictions ``p``,
+    int64 [groups, K + 1]: every group's class counts in one ``bincount`` (a class beyond the
+    batch's largest has count 0, as beyond a group's)."""
+    sizes = np.fromiter((len(g) for g in groups), np.int64, len(groups))
+    rows = np.concatenate(groups).astype(np.int64) if len(groups) else np.zeros(0, np.int64)
+    p = np.asarray(pred, np.int64)[rows]
+    ok = p >= 0
+    width = int(p[ok].max()) + 1 if ok.any() else 0
+    which = np.repeat(np.arange(len(groups)), sizes)[ok]
+    table = np.bincount(which * width + p[ok], minlength=len(groups) * width).reshape(
+        len(groups), width)
+    cols = np.asarray(classes, np.int64)
+    picked = np.append(table, np.zeros((len(groups), 1), np.int64), 1)[
+        :, np.where(cols < width, cols, width)]
+    return np.column_stack([picked, table.sum(1) - picked.sum(1)]).astype(np.int64)
+
+
+def _group_probs(prob_bins: np.ndarray, groups: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each group's int32 [rows, bins] softmax sketch (``_zeros_probs()`` when none of its
+    events has ``probs``), group by group: one ``bincount`` of all groups' bins laid end to end
+    measured slower (its megabyte temporaries are fresh pages; a group's stay in cache)."""
+    k = prob_bins.shape[1]
+    every = bool((prob_bins[:, 0] >= 0).all())  # then no group needs its rows masked
+    out = []
+    for rows in groups:
+        flat = prob_bins[rows]
+        if not every:
+            flat = flat[flat[:, 0] >= 0]
+        out.append(np.bincount(flat.ravel(), minlength=k * PROBS_BINS).reshape(
+            k, PROBS_BINS).astype(np.int32) if len(flat) else _zeros_probs())
+    return out
 
 
 @dataclass(frozen=True)
@@ -210,22 +246,21 @@ class PredictionDrift(DataclassStateCodec):
             prob_bins = np.full((len(batch), len(classes) + 1), -1, np.int64)
             prob_bins[batch.has_probs] = probs_bins(batch.probs[batch.has_probs], classes)
         conf_sketches = hist.group_counts(conf_bin, finite, groups)
+        class_counts = _group_class_counts(pred, groups, classes)
+        probs = (_group_probs(prob_bins, groups) if prob_bins is not None
+                 else [_zeros_probs()] * len(groups))
         out = []
-        for state, rows, conf_sketch in zip(states, groups, conf_sketches, strict=True):
-            p = pred[rows]
-            counts = fold_classes(np.bincount(p[p >= 0]), classes)
+        empty = None  # the last state found empty: most groups share the one blank state
+        for state, rows, conf_sketch, counts, sketch in zip(
+                states, groups, conf_sketches, class_counts, probs, strict=True):
             lo, conf_counts = conf_sketch or (0, np.zeros(0, dtype=np.int64))
-            probs = _zeros_probs()
-            if prob_bins is not None:
-                flat = prob_bins[rows]
-                flat = flat[flat[:, 0] >= 0]
-                if len(flat):
-                    k, bins = prob_bins.shape[1], PROBS_GRID.unit_bins
-                    probs = np.bincount(flat.ravel(), minlength=k * bins).reshape(
-                        k, bins).astype(np.int32)
             part = PredictionDriftState(SKETCH_VERSION, classes, len(rows), counts, lo,
-                                        conf_counts, probs)
-            out.append(part if _is_empty(state) else self.merge(state, part))
+                                        conf_counts, sketch)
+            if state is empty or _is_empty(state):
+                empty = state
+                out.append(part)
+            else:
+                out.append(self.merge(state, part))
         return out
 
     def merge(self, a: PredictionDriftState, b: PredictionDriftState) -> PredictionDriftState:

@@ -12,6 +12,7 @@ from detectors import _verdict as verdict
 from detectors._equality import ValueEquality
 from detectors.stats import histograms as hist
 from detectors.stats import univariate as uni
+from detectors.traffic import group_bincount
 from monitor.contract import (
     Batch,
     ConfigError,
@@ -94,46 +95,13 @@ def top_classes(class_counts: np.ndarray, k: int) -> tuple[int, ...]:
 
 
 def fold_classes(counts: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
-    """Counts per listed class plus the rest ("other"), int64 [K + 1]."""
+    """Counts per listed class plus the rest ("other"), int64 [K + 1] (of each row of a table
+    of counts: [rows, K + 1])."""
     counts = np.asarray(counts, np.int64)
-    cols = np.asarray(classes, np.int64)
-    picked = np.append(counts, 0)[np.where(cols < counts.size, cols, counts.size)]
-    return np.append(picked, counts.sum() - picked.sum()).astype(np.int64)
-
-
-def _group_class_counts(pred: np.ndarray, groups: Sequence[np.ndarray],
-                        classes: tuple[int, ...]) -> np.ndarray:
-    """``fold_classes(np.bincount(p[p >= 0]), classes)`` of each group's predictions ``p``,
-    int64 [groups, K + 1]: every group's class counts in one ``bincount`` (a class beyond the
-    batch's largest has count 0, as beyond a group's)."""
-    sizes = np.fromiter((len(g) for g in groups), np.int64, len(groups))
-    rows = np.concatenate(groups).astype(np.int64) if len(groups) else np.zeros(0, np.int64)
-    p = np.asarray(pred, np.int64)[rows]
-    ok = p >= 0
-    width = int(p[ok].max()) + 1 if ok.any() else 0
-    which = np.repeat(np.arange(len(groups)), sizes)[ok]
-    table = np.bincount(which * width + p[ok], minlength=len(groups) * width).reshape(
-        len(groups), width)
-    cols = np.asarray(classes, np.int64)
-    picked = np.append(table, np.zeros((len(groups), 1), np.int64), 1)[
-        :, np.where(cols < width, cols, width)]
-    return np.column_stack([picked, table.sum(1) - picked.sum(1)]).astype(np.int64)
-
-
-def _group_probs(prob_bins: np.ndarray, groups: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Each group's int32 [rows, bins] softmax sketch (``_zeros_probs()`` when none of its
-    events has ``probs``), group by group: one ``bincount`` of all groups' bins laid end to end
-    measured slower (its megabyte temporaries are fresh pages; a group's stay in cache)."""
-    k = prob_bins.shape[1]
-    every = bool((prob_bins[:, 0] >= 0).all())  # then no group needs its rows masked
-    out = []
-    for rows in groups:
-        flat = prob_bins[rows]
-        if not every:
-            flat = flat[flat[:, 0] >= 0]
-        out.append(np.bincount(flat.ravel(), minlength=k * PROBS_BINS).reshape(
-            k, PROBS_BINS).astype(np.int32) if len(flat) else _zeros_probs())
-    return out
+    cols, size = np.asarray(classes, np.int64), counts.shape[-1]
+    picked = np.concatenate([counts, np.zeros((*counts.shape[:-1], 1), np.int64)], -1)[
+        ..., np.where(cols < size, cols, size)]
+    return np.concatenate([picked, (counts.sum(-1) - picked.sum(-1))[..., None]], -1)
 
 
 @dataclass(frozen=True)
@@ -246,21 +214,24 @@ class PredictionDrift(DataclassStateCodec):
             prob_bins = np.full((len(batch), len(classes) + 1), -1, np.int64)
             prob_bins[batch.has_probs] = probs_bins(batch.probs[batch.has_probs], classes)
         conf_sketches = hist.group_counts(conf_bin, finite, groups)
-        class_counts = _group_class_counts(pred, groups, classes)
-        probs = (_group_probs(prob_bins, groups) if prob_bins is not None
-                 else [_zeros_probs()] * len(groups))
-        out = []
-        empty = None  # the last state found empty: most groups share the one blank state
-        for state, rows, conf_sketch, counts, sketch in zip(
-                states, groups, conf_sketches, class_counts, probs, strict=True):
+        every = prob_bins is None or bool((prob_bins[:, 0] >= 0).all())  # no row to mask
+        out, empty = [], None  # empty: the state last found empty (groups share one blank)
+        for state, rows, conf_sketch, counts in zip(
+                states, groups, conf_sketches, fold_classes(group_bincount(  # column 0: -1
+                    np.maximum(pred + 1, 0), groups, int(np.max(pred, initial=-1)) + 2)[:, 1:],
+                    classes), strict=True):
             lo, conf_counts = conf_sketch or (0, np.zeros(0, dtype=np.int64))
+            flat = None if prob_bins is None else prob_bins[rows]
+            if not every:
+                flat = flat[flat[:, 0] >= 0]
+            probs = _zeros_probs() if flat is None or not len(flat) else np.bincount(
+                flat.ravel(), minlength=flat.shape[1] * PROBS_BINS).reshape(
+                    flat.shape[1], PROBS_BINS).astype(np.int32)
             part = PredictionDriftState(SKETCH_VERSION, classes, len(rows), counts, lo,
-                                        conf_counts, sketch)
-            if state is empty or _is_empty(state):
-                empty = state
-                out.append(part)
-            else:
-                out.append(self.merge(state, part))
+                                        conf_counts, probs)
+            fresh = state is empty or _is_empty(state)
+            empty = state if fresh else empty
+            out.append(part if fresh else self.merge(state, part))
         return out
 
     def merge(self, a: PredictionDriftState, b: PredictionDriftState) -> PredictionDriftState:

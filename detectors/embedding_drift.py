@@ -231,10 +231,9 @@ class EmbeddingDrift(DataclassStateCodec):
         cat, starts = group_offsets([local[i] for i in full])
         totals, outers = sk.group_sums(fq, cat, starts)
         out = list(states)
-        for j, i in enumerate(full):
+        samples = emb.group_bottom_k(hashes, ids, cat, starts, self.sample_size)
+        for j, (i, kept) in enumerate(zip(full, samples, strict=True)):
             r = local[i]
-            h = hashes[r]
-            kept = r[emb.bottom_k(h, ids, self.sample_size, rows=r)]
             part = EmbeddingDriftState(SKETCH_VERSION, basis.fingerprint, len(r), 0, totals[j],
                                        outers[j], hashes[kept], tuple(ids[kept].tolist()),
                                        sampled[kept])

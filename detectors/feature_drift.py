@@ -153,8 +153,8 @@ class FeatureDrift(DataclassStateCodec):
             name = f"attrs.{attr}"
             if self._wanted(name, self.attrs):
                 categorical.append((name, *cats.codes(values)))
-        num_sketches = [(name, hist.group_counts(idx, finite, groups))
-                        for name, idx, finite in numeric]
+        num_sketches = list(zip((name for name, _, _ in numeric), hist.group_counts_many(
+            [(idx, finite) for _, idx, finite in numeric], groups), strict=True))
         cat_sketches = [(name, cats.group_count_codes(distinct, hashes, code, groups,
                                                       self.max_categories))
                         for name, distinct, hashes, code in categorical]

@@ -12,6 +12,7 @@ from detectors import _verdict as verdict
 from detectors._equality import ValueEquality
 from detectors.stats import histograms as hist
 from detectors.stats import univariate as uni
+from detectors.traffic import group_bincount
 from monitor.contract import (
     Batch,
     ConfigError,
@@ -23,10 +24,11 @@ from monitor.contract import (
 )
 
 PROBS_GRID = hist.Grid("unit", 0.1)  # 323 logit bins per class: memory is classes x 323 x 4 bytes
+PROBS_BINS = PROBS_GRID.unit_bins  # a property that computes a logit: read once
 
 
 def _zeros_probs() -> np.ndarray:
-    return np.zeros((0, PROBS_GRID.unit_bins), np.int32)
+    return np.zeros((0, PROBS_BINS), np.int32)
 
 
 SKETCH_VERSION = 2  # 1: one row per class of the model (grew with the head), one family
@@ -66,7 +68,7 @@ def count_probs(probs: np.ndarray, classes: tuple[int, ...] | None = None) -> np
     ``classes``: one row per listed class (0 where the model has no such output) and a last
     "other" row for the mass on every other class; without: one row per column."""
     idx = probs_bins(probs, classes)
-    rows, bins = idx.shape[1], PROBS_GRID.unit_bins
+    rows, bins = idx.shape[1], PROBS_BINS
     return np.bincount(idx.ravel(), minlength=rows * bins).reshape(rows, bins).astype(np.int32)
 
 
@@ -81,7 +83,7 @@ def probs_bins(probs: np.ndarray, classes: tuple[int, ...] | None = None) -> np.
         tracked[:, ok] = probs[:, cols[ok]]
         other = np.clip(1.0 - tracked.sum(1), 0.0, 1.0)
         probs = np.column_stack([tracked, other])
-    rows, bins = probs.shape[1], PROBS_GRID.unit_bins
+    rows, bins = probs.shape[1], PROBS_BINS
     return hist.bin_index(PROBS_GRID, probs) + np.arange(rows) * bins
 
 
@@ -93,11 +95,13 @@ def top_classes(class_counts: np.ndarray, k: int) -> tuple[int, ...]:
 
 
 def fold_classes(counts: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
-    """Counts per listed class plus the rest ("other"), int64 [K + 1]."""
+    """Counts per listed class plus the rest ("other"), int64 [K + 1] (of each row of a table
+    of counts: [rows, K + 1])."""
     counts = np.asarray(counts, np.int64)
-    cols = np.asarray(classes, np.int64)
-    picked = np.append(counts, 0)[np.where(cols < counts.size, cols, counts.size)]
-    return np.append(picked, counts.sum() - picked.sum()).astype(np.int64)
+    cols, size = np.asarray(classes, np.int64), counts.shape[-1]
+    picked = np.concatenate([counts, np.zeros((*counts.shape[:-1], 1), np.int64)], -1)[
+        ..., np.where(cols < size, cols, size)]
+    return np.concatenate([picked, (counts.sum(-1) - picked.sum(-1))[..., None]], -1)
 
 
 @dataclass(frozen=True)
@@ -210,22 +214,24 @@ class PredictionDrift(DataclassStateCodec):
             prob_bins = np.full((len(batch), len(classes) + 1), -1, np.int64)
             prob_bins[batch.has_probs] = probs_bins(batch.probs[batch.has_probs], classes)
         conf_sketches = hist.group_counts(conf_bin, finite, groups)
-        out = []
-        for state, rows, conf_sketch in zip(states, groups, conf_sketches, strict=True):
-            p = pred[rows]
-            counts = fold_classes(np.bincount(p[p >= 0]), classes)
+        every = prob_bins is None or bool((prob_bins[:, 0] >= 0).all())  # no row to mask
+        out, empty = [], None  # empty: the state last found empty (groups share one blank)
+        for state, rows, conf_sketch, counts in zip(
+                states, groups, conf_sketches, fold_classes(group_bincount(  # column 0: -1
+                    np.maximum(pred + 1, 0), groups, int(np.max(pred, initial=-1)) + 2)[:, 1:],
+                    classes), strict=True):
             lo, conf_counts = conf_sketch or (0, np.zeros(0, dtype=np.int64))
-            probs = _zeros_probs()
-            if prob_bins is not None:
-                flat = prob_bins[rows]
+            flat = None if prob_bins is None else prob_bins[rows]
+            if not every:
                 flat = flat[flat[:, 0] >= 0]
-                if len(flat):
-                    k, bins = prob_bins.shape[1], PROBS_GRID.unit_bins
-                    probs = np.bincount(flat.ravel(), minlength=k * bins).reshape(
-                        k, bins).astype(np.int32)
+            probs = _zeros_probs() if flat is None or not len(flat) else np.bincount(
+                flat.ravel(), minlength=flat.shape[1] * PROBS_BINS).reshape(
+                    flat.shape[1], PROBS_BINS).astype(np.int32)
             part = PredictionDriftState(SKETCH_VERSION, classes, len(rows), counts, lo,
                                         conf_counts, probs)
-            out.append(part if _is_empty(state) else self.merge(state, part))
+            fresh = state is empty or _is_empty(state)
+            empty = state if fresh else empty
+            out.append(part if fresh else self.merge(state, part))
         return out
 
     def merge(self, a: PredictionDriftState, b: PredictionDriftState) -> PredictionDriftState:

@@ -144,9 +144,41 @@ def merge(a: tuple[tuple[str, ...], np.ndarray, int], b: tuple[tuple[str, ...], 
     for names, counts, _ in (a, b):
         for name, c in zip(names, counts.tolist(), strict=True):
             totals[name] = totals.get(name, 0) + c
-    names = np.asarray(list(totals), dtype=object)
-    counts = np.asarray(list(totals.values()), dtype=np.int64)
-    return _canonical(names, counts, a[2] + b[2], cap)
+    hashes = _known_hashes(list(totals))
+    # What _canonical does, on the few names in Python: order by (hash, name), keep ``cap``;
+    # a tie of two hashes (never seen) goes the numpy way, which compares the names as numpy
+    # strings.
+    kept = sorted((h, name, c) for (name, c), h in zip(totals.items(), hashes, strict=True)
+                  if c > 0)
+    if any(x[0] == y[0] for x, y in zip(kept, kept[1:])):
+        return _canonical(np.asarray(list(totals), dtype=object),
+                          np.asarray(list(totals.values()), dtype=np.int64), a[2] + b[2], cap,
+                          np.array(hashes, np.uint64))
+    return (tuple(name for _, name, _ in kept[:cap]),
+            np.array([c for _, _, c in kept[:cap]], np.int64),
+            a[2] + b[2] + sum(c for _, _, c in kept[cap:]))
+
+
+#: name -> its :func:`event_hashes` value, for merges of sketches with different names (a
+#: checkpoint merges one per slice and attribute whenever a camera is missing from a batch):
+#: the same values, without a BLAKE2b per name per merge. Bounded: cleared when full.
+_HASHES: dict[str, int] = {}
+_HASHES_MAX = 1 << 16
+
+
+def _known_hashes(names: list[str]) -> list[int]:
+    """``event_hashes(names)`` as ints, each name hashed once per process while it stays in
+    :data:`_HASHES`."""
+    out = [_HASHES.get(n) for n in names]
+    missing = [n for n, h in zip(names, out, strict=True) if h is None]
+    if missing:
+        fresh = dict(zip(missing, event_hashes(np.asarray(missing, dtype=object)).tolist(),
+                         strict=True))
+        if len(_HASHES) + len(fresh) > _HASHES_MAX:
+            _HASHES.clear()
+        _HASHES.update(fresh)
+        out = [fresh[n] if h is None else h for n, h in zip(names, out, strict=True)]
+    return out
 
 
 def align(ref_names: np.ndarray, ref_counts: np.ndarray, ref_other: int,

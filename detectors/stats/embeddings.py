@@ -58,6 +58,34 @@ def bottom_k(hashes: np.ndarray, ids: np.ndarray, k: int,
     return keep[order][:k]
 
 
+def group_bottom_k(hashes: np.ndarray, ids: np.ndarray, rows: np.ndarray, starts: np.ndarray,
+                   k: int) -> list[np.ndarray]:
+    """``rows[lo:hi][bottom_k(hashes[rows[lo:hi]], ids, k, rows=rows[lo:hi])]`` of every group
+    ``rows[lo:hi]`` (``starts`` where each begins, as ``monitor.contract.group_offsets`` lays
+    them out): the groups' rows ranked by hash in one sort, not a partition and a sort per
+    group. Rows sharing a hash (the ids decide then) take the group-by-group way.
+
+    >>> h = np.array([30, 10, 20, 40], dtype=np.uint64)
+    >>> [g.tolist() for g in group_bottom_k(h, None, np.array([0, 1, 2, 3, 0]), [0, 3], 2)]
+    [[1, 2], [0, 3]]
+    """
+    sizes = np.diff(np.r_[starts, len(rows)]).astype(np.int64)
+    ends = np.cumsum(sizes)
+    order = np.argsort(hashes)
+    if np.any(hashes[order[1:]] == hashes[order[:-1]]):
+        return [rows[lo:hi][bottom_k(hashes[rows[lo:hi]], ids, k, rows=rows[lo:hi])]
+                for lo, hi in zip((ends - sizes).tolist(), ends.tolist(), strict=True)]
+    n = len(hashes)
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
+    # Group-major keys, by hash inside a group: sorted, each group's block stays in its place.
+    key = np.sort(np.repeat(np.arange(len(sizes)) * n, sizes) + rank[rows])
+    take = np.minimum(sizes, k)
+    bounds = np.cumsum(take) - take
+    kept = order[key[np.repeat(ends - sizes - bounds, take) + np.arange(int(take.sum()))] % n]
+    return [kept[lo:lo + t] for lo, t in zip(bounds.tolist(), take.tolist(), strict=True)]
+
+
 def fit_pca(x: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Principal axes of ``x`` [n, d]: ``(mean [d], components [d, q], explained_variance [q])``.
 

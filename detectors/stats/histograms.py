@@ -22,6 +22,7 @@ Two grids:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,7 +57,13 @@ class Grid:
     @property
     def unit_bins(self) -> int:
         """Number of bins of a ``unit`` grid (fixed: the grid covers all of [0, 1])."""
-        return int(math.ceil(2 * _logit(1 - _UNIT_EPS) / self.step))
+        return _unit_bins(self.step)
+
+
+@functools.lru_cache(maxsize=64)
+def _unit_bins(step: float) -> int:
+    """:attr:`Grid.unit_bins` of a step, once (it was a logit per call, per group observed)."""
+    return int(math.ceil(2 * _logit(1 - _UNIT_EPS) / step))
 
 
 REAL = Grid("real", 0.002, 1e-3)
@@ -67,14 +74,16 @@ def _logit(p: float | np.ndarray) -> float | np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+_UNIT_HALF = _logit(1 - _UNIT_EPS)
+
+
 def bin_index(grid: Grid, x: np.ndarray) -> np.ndarray:
     """Grid bin of each finite value of ``x`` (int64). Callers drop NaN first."""
     x = np.asarray(x, dtype=np.float64)
     if grid.kind == "unit":
-        half = _logit(1 - _UNIT_EPS)
         z = _logit(np.clip(x, _UNIT_EPS, 1 - _UNIT_EPS))
-        idx = np.floor((z + half) / grid.step).astype(np.int64)
-        return np.clip(idx, 0, grid.unit_bins - 1)
+        idx = np.floor((z + _UNIT_HALF) / grid.step).astype(np.int64)
+        return np.clip(idx, 0, _unit_bins(grid.step) - 1)
     z = np.arcsinh(np.clip(x, -_REAL_CLIP, _REAL_CLIP) / grid.scale)
     return np.floor(z / grid.step).astype(np.int64)
 
@@ -118,26 +127,45 @@ def group_counts(bins: np.ndarray, valid: np.ndarray,
     >>> sk[0][0], sk[0][1].tolist(), sk[1]
     (5, [2, 0, 1], None)
     """
+    return group_counts_many([(bins, valid)], groups)[0]
+
+
+def group_counts_many(columns: Sequence[tuple[np.ndarray, np.ndarray]],
+                      groups: Sequence[np.ndarray]) -> list[list[tuple[int, np.ndarray] | None]]:
+    """:func:`group_counts` of each ``(bins, valid)`` column over the same groups: the groups'
+    rows are laid out once for all columns, and a column valid on every row is not masked."""
     sizes = np.fromiter((len(g) for g in groups), np.int64, len(groups))
     rows = np.concatenate(groups).astype(np.int64) if len(groups) else np.zeros(0, np.int64)
-    ok = valid[rows]
-    which = np.repeat(np.arange(len(groups)), sizes)[ok]  # ascending: groups stay contiguous
-    b = np.asarray(bins, np.int64)[rows[ok]]
-    out: list[tuple[int, np.ndarray] | None] = [None] * len(groups)
+    which = np.repeat(np.arange(len(groups)), sizes)  # ascending: groups stay contiguous
+    return [_group_counts(np.asarray(bins, np.int64), np.asarray(valid, bool), rows, which,
+                          len(groups)) for bins, valid in columns]
+
+
+def _group_counts(bins: np.ndarray, valid: np.ndarray, rows: np.ndarray, which: np.ndarray,
+                  n_groups: int) -> list[tuple[int, np.ndarray] | None]:
+    if valid.all():
+        b = bins[rows]
+    else:
+        ok = valid[rows]
+        which, b = which[ok], bins[rows[ok]]
+    out: list[tuple[int, np.ndarray] | None] = [None] * n_groups
     if b.size == 0:
         return out
-    per = np.bincount(which, minlength=len(groups))
+    per = np.bincount(which, minlength=n_groups)
     present = np.flatnonzero(per)
     starts = (np.cumsum(per) - per)[present]
     lo = np.minimum.reduceat(b, starts)
     span = np.maximum.reduceat(b, starts) - lo + 1
     offset = np.cumsum(span) - span
-    slot = np.zeros(len(groups), np.int64)
-    slot[present] = np.arange(len(present))
-    at = slot[which]
-    flat = np.bincount(offset[at] + b - lo[at], minlength=int(span.sum()))
-    for j, g in enumerate(present.tolist()):
-        out[g] = (int(lo[j]), flat[offset[j]:offset[j] + span[j]].copy())
+    shift = offset - lo  # a valid row's place in ``flat``: its bin + its group's shift
+    if present.size < n_groups:
+        slot = np.zeros(n_groups, np.int64)
+        slot[present] = np.arange(len(present))
+        shift = shift[slot]
+    flat = np.bincount(b + shift[which], minlength=int(span.sum()))
+    for g, lo_g, start, end in zip(present.tolist(), lo.tolist(), offset.tolist(),
+                                   (offset + span).tolist()):
+        out[g] = (lo_g, flat[start:end].copy())
     return out
 
 

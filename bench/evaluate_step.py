@@ -9,7 +9,8 @@ reads and decode, the detectors' ``evaluate``, the findings' upserts, ``keep_onl
 each round (the first round fills the per-reference memos, as a run's first checkpoints do,
 and is not counted unless ``--rounds 1``), and the CPU seconds of its three parts per round:
 ``prepare`` (the dirty states' rows, their contexts' queries), ``evaluate`` (decode and the
-detectors' ``evaluate``), ``write`` (findings, ``keep_only``, ``mark_evaluated``). The cyclic
+detectors' ``evaluate``), ``write`` (findings, ``keep_only``, ``mark_evaluated``; on their own
+thread beside the next window's ``evaluate`` since 2026-12-03), each its own thread's. The cyclic
 collector is tuned as ``vitmon run`` tunes it (``monitor.app.service.tune_collector``).
 ``--dump FILE`` writes every finding the last round wrote (JSON lines, sorted) before the
 rollback: two trees' dumps compare findings bit for bit.
@@ -115,18 +116,21 @@ def main() -> None:
 
 
 def _time_parts(evaluator, parts: dict[str, list]) -> None:
-    """Add each call's CPU seconds of ``prepare``, ``_findings`` and ``write`` to the round's
-    list (the last entry of each of ``parts``), by wrapping them on the instance."""
+    """Add each call's CPU seconds (its thread's) of ``prepare``, ``_findings`` and the writes
+    (``_write``, on their own thread while the next window is judged; ``write`` in trees
+    before that) to the round's list (the last entry of each of ``parts``), by wrapping them
+    on the instance. The parts overlap in time: their sum exceeds the wall seconds."""
     def timed(name: str, fn):
         def call(*a, **k):
-            t0 = time.process_time()
+            t0 = time.thread_time()
             out = fn(*a, **k)
             out = list(out) if name == "evaluate" else out  # _findings is a generator
-            parts[name][-1].append(time.process_time() - t0)
+            parts[name][-1].append(time.thread_time() - t0)
             return out
         return call
 
-    for name, method in (("prepare", "prepare"), ("evaluate", "_findings"), ("write", "write")):
+    writes = "_write" if hasattr(evaluator, "_write") else "write"
+    for name, method in (("prepare", "prepare"), ("evaluate", "_findings"), ("write", writes)):
         setattr(evaluator, method, timed(name, getattr(evaluator, method)))
 
 

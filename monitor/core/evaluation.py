@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -84,17 +85,32 @@ class WindowEvaluator:
         out: list[tuple[WindowKey, Finding]] = []
         t0 = time.monotonic()
         done = 0
-        for end in pending:
-            if done and not everything and time.monotonic() - t0 >= self.budget_s:
-                break
-            out += self._window(conn, end, refs, settled is None or end <= settled)
-            done += 1
+        # A window's writes (findings, keep_only, mark_evaluated) run on their own thread while
+        # this one judges the next window: PostgreSQL spends ~0.9 s a pass over 2,808 keys
+        # parsing the findings' details and updating their indexes, for ~0.1 CPU s here
+        # (bench/evaluate_step.py), and the statistics are CPU here. The connection is used by
+        # one thread at a time: the next window is prepared (and this one's warm-up taken)
+        # before the writes start, and the writes are waited for before the next prepare.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="findings-write") as writer:
+            writing: Future[list[tuple[WindowKey, Finding]]] | None = None
+            work = self.prepare(conn, pending[0], refs, settled is None or pending[0] <= settled,
+                                lock=True) if pending else None
+            while work is not None:
+                findings = list(self._findings(work.states, work.ctxs))
+                if writing is not None:
+                    out += writing.result()
+                if self.warm_up_events > 0:
+                    self._warm_up(conn, work.states, refs)
+                done += 1
+                nxt = None
+                if done < len(pending) and (everything or time.monotonic() - t0 < self.budget_s):
+                    end = pending[done]
+                    nxt = self.prepare(conn, end, refs, settled is None or end <= settled, lock=True)
+                writing = writer.submit(self._write, conn, work, findings)
+                work = nxt
+            if writing is not None:
+                out += writing.result()
         return out, done < len(pending)
-
-    def _window(self, conn: Connection, end: int, refs: CheckpointReferences,
-                settled: bool = False) -> list[tuple[WindowKey, Finding]]:
-        work = self.prepare(conn, end, refs, settled, lock=True)
-        return self.write(conn, work, list(self._findings(work.states, work.ctxs)), refs)
 
     def prepare(self, conn: Connection, end: int, refs: CheckpointReferences,
                 settled: bool, lock: bool) -> WindowEvaluation:
@@ -126,7 +142,13 @@ class WindowEvaluator:
               refs: CheckpointReferences) -> list[tuple[WindowKey, Finding]]:
         """Write each state's ``findings`` (in ``work``'s order), take warm-up references and
         mark exactly these states evaluated."""
-        size = self.size_ms
+        if self.warm_up_events > 0:
+            self._warm_up(conn, work.states, refs)
+        return self._write(conn, work, findings)
+
+    def _write(self, conn: Connection, work: WindowEvaluation,
+               findings: Sequence[Sequence[Finding]]) -> list[tuple[WindowKey, Finding]]:
+        """Write each state's ``findings`` and mark exactly these states evaluated."""
         out: list[tuple[WindowKey, Finding]] = []
         for s, found in zip(work.states, findings):
             key = s.key
@@ -135,14 +157,12 @@ class WindowEvaluator:
                     finding = replace(finding, details={
                         **finding.details, "labels_settled": work.settled or key in work.decided})
                 out.append((key, finding))
-        upsert_findings(conn, [(k, k.window_start_ms + size, f) for k, f in out])
+        upsert_findings(conn, [(k, k.window_start_ms + self.size_ms, f) for k, f in out])
         # a label decision's verdict is its latest look's findings: no subject left over from
         # a provisional look (say a group that was the largest before all predictions were in)
         keep_only(conn, [(k, f) for k, f in out if k.detector in self.label_decisions])
-        if self.warm_up_events > 0:
-            self._warm_up(conn, work.states, refs)
         window_states.mark_evaluated(conn, work.end, [s.key for s in work.states],
-                                     list(self.by_name), not_before=work.end - size)
+                                     list(self.by_name), not_before=work.end - self.size_ms)
         return out
 
     def _findings(self, dirty: Sequence[window_states.StoredState],

@@ -9,8 +9,8 @@ With ``checkpoint.evaluate_workers`` = 0 every checkpoint evaluates its closed w
    row version, ``xmin``: a merge, another process's evaluation or a re-insert since makes the
    result stale) and whose reference is still the one the checkpoint uses (a slice warm-up
    replaces it). A stale result is dropped: the row stays dirty and is evaluated again later,
-   with its state then. The rest are written as the synchronous path writes them (findings,
-   ``keep_only``, warm-up, ``mark_evaluated`` for exactly those keys) and become checkpoint N's
+   with its state then. The rest are written as the synchronous path writes them (warm-up,
+   findings, ``keep_only``, ``mark_evaluated`` for exactly those keys) and become checkpoint N's
    findings, so its hooks (SLOs, the alert engine) see them.
 2. SUBMIT: when nothing is in flight, load the closed changed windows' states (unlocked: the
    transaction commits before the answer is back) and their contexts (``n_tests``, the look

@@ -8,7 +8,8 @@ first large window as one (the warm-up, a :class:`~monitor.contract.SliceReferen
 The detectors' ``evaluate`` calls may run in worker processes
 (:mod:`monitor.core.evaluation_pool`, ``checkpoint.evaluate_workers``); everything else here
 stays in this process. :meth:`WindowEvaluator.evaluate` evaluates and writes windows in one
-checkpoint; the pipelined step 6 (:mod:`monitor.core.evaluation_pipeline`) uses its halves,
+checkpoint (a window's writes on their own thread while the next window is judged); the
+pipelined step 6 (:mod:`monitor.core.evaluation_pipeline`) uses its halves,
 :meth:`~WindowEvaluator.prepare` in one checkpoint and :meth:`~WindowEvaluator.write` in a
 later one.
 Runs inside the checkpoint's transaction; imports the contract, the store and core helpers.

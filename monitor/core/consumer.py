@@ -20,7 +20,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,6 +41,7 @@ from monitor.core.kafka import Record, Sink, Source
 from monitor.core.kafka.dead_letters import DeadLetterTopic
 from monitor.core.log_ends import LogEnds
 from monitor.core.metrics import Metrics
+from monitor.core.read_buffer import Part, ReadBuffer, merged, split_poll
 from monitor.core.settings import CheckpointSettings, DatabaseSettings, KafkaSettings
 from monitor.core.stages import StageClock
 from monitor.errors import CheckpointAbandoned, Fenced
@@ -49,21 +49,6 @@ from monitor.store.db import with_retry
 from monitor.store.keys import TopicPartition
 
 log = logging.getLogger(__name__)
-
-@dataclass
-class _Buffer:
-    """Records read since the last checkpoint, already decoded."""
-
-    start: dict[TopicPartition, int] = field(default_factory=dict)
-    next: dict[TopicPartition, int] = field(default_factory=dict)
-    batches: list[Any] = field(default_factory=list)
-    labels: list[Any] = field(default_factory=list)
-    rejected: list[Any] = field(default_factory=list)
-    parked: list[Any] = field(default_factory=list)  # held for the checkpoint's intake
-    settles: bool = False  # parked events the intake expects to settle: checkpoint them now
-    events: int = 0
-    opened_at: float = field(default_factory=time.monotonic)
-
 
 class Consumer(GroupMember):
     """Reads partitions, checkpoints them, and follows the group's assignment.
@@ -95,11 +80,11 @@ class Consumer(GroupMember):
         self.health = health
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.stop_event = threading.Event()
-        self._buf = _Buffer()
+        self._buf = ReadBuffer()
         self.decoder = DecodePool(kafka.decode_workers)
-        #: requests in the decode worker, oldest first: their buffer and the label records
-        #: decoded after them (the last request of a poll carries the poll's)
-        self._decoding: deque[tuple[_Buffer, list[Record]]] = deque()
+        #: the parts of polls sent to the decode worker (or of labels only, behind them), oldest
+        #: first; each is added to the buffer filling when its answer is taken
+        self._decoding: deque[Part] = deque()
         self.log_ends = LogEnds(source, self.held, kafka.predictions_topic)
         self._inflight: Future[CheckpointInput] | None = None
         self._worker: ThreadPoolExecutor | None = None
@@ -110,9 +95,9 @@ class Consumer(GroupMember):
         self._pending_eval = False  # closed windows left to evaluate, or evaluations in flight
         self.stages = StageClock()  # totals since start, logged at the end
 
-    def _new_buffer(self) -> _Buffer:
+    def _new_buffer(self) -> ReadBuffer:
         self._decoded()  # the poll in the worker lands in the buffer being dropped, as in-process
-        return _Buffer()
+        return ReadBuffer()
 
     def assigned(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         self._decoded()
@@ -171,18 +156,11 @@ class Consumer(GroupMember):
                         self.log_ends.refresh(self.metrics, self.health)
                         if records:
                             self._idle_since, flushed = time.monotonic(), False
-                            self._add(self._buf, records)
-                        buf = self._buf
-                        # While a checkpoint is in flight the buffer fills up to max_events, then
-                        # the loop holds; at once with parked events the intake will settle, or
-                        # with a backlog and the worker free (LogEnds.behind). Polls are short
-                        # when held or to notice idleness within 0.1 s (--exit-when-idle).
-                        busy, c = self._inflight is not None, self.checkpoint
-                        due = (buf.events >= c.max_events or buf.settles or (not busy and (
-                            not records or time.monotonic() - buf.opened_at >= c.interval_s
-                            or self.log_ends.behind(buf.events, c.max_events))))
-                        if (buf.next and due) or (not records and not busy and self._pending_eval
-                                                  and self.cp.evaluation_ready()):
+                            self._add(records)
+                        busy = self._inflight is not None
+                        if self._due(polled=bool(records)) or (
+                                not records and not busy and self._pending_eval
+                                and self.cp.evaluation_ready()):
                             self._pending_eval = False
                             self._submit(force=True)
                         # Idle since the last records or commit (not the flush's: S s are past)
@@ -213,6 +191,28 @@ class Consumer(GroupMember):
             self.decoder.close()
             self.cp.close()
 
+    def _due(self, polled: bool) -> bool:
+        """Checkpoint what was read now? While one is in flight, once max_events are read (then
+        the loop holds); at once with parked events the intake will settle, or with a backlog
+        and the worker free (LogEnds.behind)."""
+        buf, c = self._buf, self.checkpoint
+        events = buf.events + sum(p.events for p in self._decoding)  # decoded or not
+        return events > 0 and (events >= c.max_events or buf.settles or (self._inflight is None and (
+            not polled or time.monotonic() - buf.opened_at >= c.interval_s
+            or self.log_ends.behind(events, c.max_events))))
+
+    def _hand_over(self) -> float:
+        """While a poll waits for the decode worker: a checkpoint done meanwhile is harvested
+        and the next starts with the buffer as decoded so far (the checkpoint thread is the
+        critical path; it does not wait for the rest of the poll). The seconds it took."""
+        t0 = time.perf_counter()
+        if self._inflight is not None and self._inflight.done():
+            self._harvest(block=False)
+            self._release()
+        if self._inflight is None and self._due(polled=True):
+            self._submit()
+        return time.perf_counter() - t0
+
     def stop(self) -> None:
         """Stop polling; abandon the checkpoint in flight after ``stop_grace_s``."""
         self.stop_event.set()
@@ -225,8 +225,12 @@ class Consumer(GroupMember):
         if self._inflight is not None:
             self._pause()
             return
-        self._decoded()
-        buf, self._buf = self._buf, _Buffer()
+        # The buffer goes as decoded so far: the requests still in the worker land in the next
+        # one (a flush takes every record read; an empty buffer waits for the oldest request)
+        if flush or not self._buf.next:
+            self._decoded(None if flush else 1)
+        self._decoded(ready=True)
+        buf, self._buf = self._buf, ReadBuffer()
         if any(tp not in self.held or self.held.committed[tp] != start
                for tp, start in buf.start.items()):
             self._rewind()  # read after a checkpoint that failed, or of a dropped partition
@@ -293,45 +297,40 @@ class Consumer(GroupMember):
         return cp
 
     # ------------------------------------------------------------------------------------
-    def _add(self, buf: _Buffer, records: list[Record]) -> None:
-        """Take a poll into ``buf``: offsets now; the decode in-process, or in the decode worker
-        (``kafka.decode_workers``) while the next poll comes in -- :meth:`_decoded` adds it,
-        before anything reads the buffer or the watermarks."""
+    def _add(self, records: list[Record]) -> None:
+        """Take a poll: in the decode worker (``kafka.decode_workers``) a request per part, each
+        added to the buffer by :meth:`_decoded` (before anything reads the buffer or the
+        watermarks) while the next polls come in; else decoded here, at once."""
         t0 = time.perf_counter()
-        preds, labels = [], []
-        for r in records:
-            tp = (r.topic, r.partition)
-            expected = self.held.read.get(tp)
-            if expected is None or r.offset < expected:
-                continue  # a partition just dropped, or a record fetched before a seek back
-            buf.start.setdefault(tp, expected)
-            buf.next[tp] = self.held.read[tp] = r.offset + 1
-            (labels if r.topic == self.kafka.labels_topic else preds).append(r)
-        buf.events += len(records)
-        if preds and self.decoder.workers:
-            gate, step = self.cp.intake.snapshot(), self.decoder.chunk
-            for lo in range(0, len(preds), step):
-                if self.decoder.full:
-                    t0 += self._decoded(1)  # its own stages
-                self.decoder.submit(preds[lo:lo + step], gate, self.cp.precomputes)
-                self._decoding.append((buf, labels if lo + step >= len(preds) else []))
-        else:
-            t0 += self._decoded()  # earlier polls first: the buffer keeps the stream's order
-            self._apply(buf, decode.decode_predictions(preds, {}, gate=self.cp.intake)
-                        if preds else None, labels)
+        parts = split_poll(records, self.held.read, self.kafka.labels_topic, self.decoder.chunk)
+        if self.decoder.workers:
+            gate = self.cp.intake.snapshot()
+            for part in parts:
+                if part.predictions:
+                    while self.decoder.full:
+                        t0 += self._decoded(1) + self._hand_over()  # their own stages
+                    self.decoder.submit(part.predictions, gate, self.cp.precomputes)
+                self._decoding.append(part)  # labels only: behind the requests before them
+        elif parts:
+            part = merged(parts)
+            self._apply(part, decode.decode_predictions(part.predictions, {}, gate=self.cp.intake)
+                        if part.predictions else None)
         self._stage("decode", time.perf_counter() - t0)
 
-    def _decoded(self, n: int | None = None) -> float:
-        """Add the (``n`` oldest) requests in the decode worker to their buffers, waiting for
-        them; the seconds it took. Stages: the wait and the copy out of the worker's segment
-        are ``decode_wait``."""
+    def _decoded(self, n: int | None = None, ready: bool = False) -> float:
+        """Add the (``n`` oldest; with ``ready``, those answered already) parts in the decode
+        worker to the buffer, waiting for them; the seconds it took (the wait: ``decode_wait``)."""
         start = time.perf_counter()
         while self._decoding and (n is None or n > 0):
-            buf, labels = self._decoding.popleft()
+            part = self._decoding[0]
+            if ready and part.predictions and not self.decoder.ready():
+                break
+            self._decoding.popleft()
             t0 = time.perf_counter()
-            out = self.decoder.result(self.health.beat if self.health is not None else None)
+            out = self.decoder.result(self.health.beat if self.health is not None else None) \
+                if part.predictions else None
             t1 = time.perf_counter()
-            self._apply(buf, out, labels)
+            self._apply(part, out)
             self._stage("decode_wait", t1 - t0)
             self._stage("decode", time.perf_counter() - t1)
             n = None if n is None else n - 1
@@ -341,8 +340,9 @@ class Consumer(GroupMember):
         self.metrics.stage_seconds.labels(name).observe(took)
         self.stages.add(name, took)
 
-    def _apply(self, buf: _Buffer, out: decode.PredictionDecode | None,
-               labels: list[Record]) -> None:
+    def _apply(self, part: Part, out: decode.PredictionDecode | None) -> None:
+        buf, labels = self._buf, part.labels
+        buf.cover(part.span, part.events)
         if out is not None:
             buf.parked.extend(out.parked)
             if out.parked and not buf.settles:

@@ -4,9 +4,10 @@ The consumer is GIL-bound: its main thread's decode (orjson, validation, base64 
 ~10-16 us an event) holds the GIL the checkpoint thread -- the critical path -- waits for. With
 a decode worker the main thread hands each poll's prediction records to another process
 (``CHUNK`` records a request, ``DEPTH`` in flight) and goes on polling (heartbeats, rebalances,
-the next fetch) while it decodes; each answer is added to its buffer, in order, before anything
-else reads the buffer (``monitor.core.consumer``), so the buffer and offset bookkeeping are the
-in-process decode's. What stays on the GIL is ~3 us an event (``bench/decode.py``).
+the next fetch) while it decodes; each answer is added, in order, to the buffer filling when it
+is taken, with the offsets its records cover (``monitor.core.read_buffer``), so a checkpoint
+takes the buffer as decoded so far and the rest lands in the next. What stays on the GIL is
+~3 us an event (``bench/decode.py``).
 
 Transport: a pipe carries only small control messages. The records travel as columns in a
 shared-memory segment (values one after another, their lengths, partitions, offsets, keys; not
@@ -232,6 +233,16 @@ class DecodePool:
     def full(self) -> bool:
         """No request can be sent before the oldest answer is taken."""
         return len(self._slots) >= self.depth
+
+    def ready(self) -> bool:
+        """The oldest request's answer is in, or its worker is gone (:meth:`result` says so):
+        taking it would not wait."""
+        if not self._slots:
+            return False
+        try:
+            return self._conns[self._slots[0] % self.workers].poll(0)
+        except (OSError, EOFError):
+            return True
 
     # -- decoding ------------------------------------------------------------------------------
     def submit(self, records: Sequence[Record], gate: Mapping[tuple[str, str], int],

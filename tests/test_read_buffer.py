@@ -5,7 +5,7 @@ tests pin the bookkeeping that keeps exactly-once: each buffer starts where the 
 per partition, whatever the split."""
 
 from monitor.core.ingest.records import Record
-from monitor.core.read_buffer import ReadBuffer, merged, split_poll
+from monitor.core.read_buffer import ReadBuffer, split_poll
 
 PRED, LABELS = "pred", "labels"
 
@@ -59,6 +59,6 @@ def test_a_buffer_taken_mid_poll_and_the_next_meet_at_the_same_offsets():
     assert first.next == second.start == {(PRED, 0): 106, (PRED, 1): 106}
     assert second.next == {(PRED, 0): 110, (PRED, 1): 110}
     assert (first.events, second.events) == (12, 8)
-    whole = merged(parts)
+    (whole,) = split_poll(records, {(PRED, 0): 100, (PRED, 1): 95}, LABELS, chunk=len(records))
     assert whole.span == {(PRED, 0): [100, 110], (PRED, 1): [95, 110]}
     assert whole.predictions == records and whole.events == 20

@@ -41,7 +41,7 @@ from monitor.core.kafka import Record, Sink, Source
 from monitor.core.kafka.dead_letters import DeadLetterTopic
 from monitor.core.log_ends import LogEnds
 from monitor.core.metrics import Metrics
-from monitor.core.read_buffer import Part, ReadBuffer, merged, split_poll
+from monitor.core.read_buffer import Part, ReadBuffer, split_poll
 from monitor.core.settings import CheckpointSettings, DatabaseSettings, KafkaSettings
 from monitor.core.stages import StageClock
 from monitor.errors import CheckpointAbandoned, Fenced
@@ -202,9 +202,8 @@ class Consumer(GroupMember):
             or self.log_ends.behind(events, c.max_events))))
 
     def _hand_over(self) -> float:
-        """While a poll waits for the decode worker: a checkpoint done meanwhile is harvested
-        and the next starts with the buffer as decoded so far (the checkpoint thread is the
-        critical path; it does not wait for the rest of the poll). The seconds it took."""
+        """While a poll waits for the decode worker, a checkpoint done meanwhile is harvested and
+        the next takes the buffer as decoded so far (the critical path); the seconds it took."""
         t0 = time.perf_counter()
         if self._inflight is not None and self._inflight.done():
             self._harvest(block=False)
@@ -302,7 +301,8 @@ class Consumer(GroupMember):
         added to the buffer by :meth:`_decoded` (before anything reads the buffer or the
         watermarks) while the next polls come in; else decoded here, at once."""
         t0 = time.perf_counter()
-        parts = split_poll(records, self.held.read, self.kafka.labels_topic, self.decoder.chunk)
+        chunk = self.decoder.chunk if self.decoder.workers else len(records)  # else one part
+        parts = split_poll(records, self.held.read, self.kafka.labels_topic, chunk)
         if self.decoder.workers:
             gate = self.cp.intake.snapshot()
             for part in parts:
@@ -312,7 +312,7 @@ class Consumer(GroupMember):
                     self.decoder.submit(part.predictions, gate, self.cp.precomputes)
                 self._decoding.append(part)  # labels only: behind the requests before them
         elif parts:
-            part = merged(parts)
+            (part,) = parts
             self._apply(part, decode.decode_predictions(part.predictions, {}, gate=self.cp.intake)
                         if part.predictions else None)
         self._stage("decode", time.perf_counter() - t0)

@@ -82,13 +82,3 @@ def split_poll(records: Sequence[Record], read: dict[TopicPartition, int], label
         part.span.setdefault(tp, [expected, 0])[1] = r.offset + 1
     parts[-1].labels, parts[-1].span = labels.labels, parts[-1].span | labels.span
     return [p for p in parts if p.events]
-
-
-def merged(parts: Sequence[Part]) -> Part:
-    """``parts`` (in order) as one: the in-process decode takes a poll at once."""
-    span: Span = {}
-    for p in parts:
-        for tp, (first, after) in p.span.items():
-            span.setdefault(tp, [first, 0])[1] = after
-    return Part([r for p in parts for r in p.predictions], [r for p in parts for r in p.labels],
-                span)

@@ -109,6 +109,37 @@ def test_the_hook_prunes_one_batch_per_table_per_interval_after_commit(engine):
     assert len(_all(engine, "SELECT 1 FROM findings")) == 2
 
 
+FAR_FUTURE = 253_402_214_399_999  # 9999-12-31T23:59:59.999Z: the latest ts the decoder accepts
+
+
+def test_an_event_stamped_in_the_far_future_prunes_nothing_inside_the_horizons(engine, caplog):
+    """One such event raises its partition's watermark for good; counted from it, every cutoff
+    would pass every partition, state and finding. The clock caps it: with the clock at WM,
+    retention does exactly what the watermark WM does above, and says why."""
+    _seed(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, "
+                          "next_offset, watermark_ms) VALUES ('vitmon', 'p', 1, 1, :w)"),
+                     {"w": FAR_FUTURE})
+    hook = RetentionHook(engine, RetentionSettings(batch_size=100, interval_s=60), LATENESS,
+                         wall_clock=lambda: WM / 1000)
+    with caplog.at_level("WARNING", logger="monitor.core.retention"):
+        hook.after_commit(None)
+        hook.after_commit(None)  # within the interval: nothing, and no second warning
+    r = hook.last
+    assert r is not None and r.watermark_ahead_ms == FAR_FUTURE - WM
+    assert r.cutoff_ms == WM - 14 * DAY and r.dropped == [predictions.partition_name(T0)]
+    assert predictions.partitions(engine.connect()) == [predictions.partition_name(T0 + 6 * DAY),
+                                                        predictions.partition_name(T0 + 20 * DAY)]
+    assert len(_all(engine, "SELECT 1 FROM predictions")) == 29
+    state_cut = WM - 7 * DAY - LATENESS
+    assert _all(engine, "SELECT window_end_ms FROM window_states ORDER BY 1") == [
+        state_cut - 1, state_cut, state_cut + DAY]  # the dirty one waits for its evaluation
+    assert sorted(_all(engine, "SELECT window_end_ms FROM findings")) == [WM - 365 * DAY, WM]
+    warnings = [m for m in caplog.messages if "retention counts back from the clock" in m]
+    assert len(warnings) == 1 and f"ahead_days={(FAR_FUTURE - WM) / DAY:.1f}" in warnings[0], caplog.messages
+
+
 def test_db_prune_command(engine, fresh_db_url):
     _seed(engine)
     out = run_cli({"VITMON_DATABASE_URL": fresh_db_url, "VITMON_RETENTION__BATCH_SIZE": "5",

@@ -26,7 +26,7 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     r = prune(engine(settings), settings.retention, settings.windows.allowed_lateness_s * 1000,
               before_ms=args.before, labels_topic=settings.kafka.labels_topic)
     print(json.dumps({"cutoff_ms": r.cutoff_ms, "dropped": r.dropped, "deleted": r.deleted,
-                      "batches": r.batches}))
+                      "batches": r.batches, "watermark_ahead_ms": r.watermark_ahead_ms}))
     return 0
 
 
@@ -41,4 +41,5 @@ def register_prune(db: Subparsers) -> None:
     p = command(db, "prune", "apply retention: drop prediction partitions past the label horizon, "
                 "delete old window states, findings and rejected events in batches", cmd_prune)
     p.add_argument("--before", type=time_arg, metavar="T",
-                   help="cutoff (default: the consumers' watermark - retention.label_horizon_s)")
+                   help="cutoff (default: the consumers' watermark, at most the clock, - "
+                   "retention.label_horizon_s)")

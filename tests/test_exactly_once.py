@@ -109,7 +109,7 @@ def test_sigkill_three_times_then_counts_are_exact(client, broker, db_url_factor
     assert st["rejected_by_reason"] == dict(Counter(reasons.values()))
     pred_parts = [p for p in st["partitions"] if p["topic"] == topics.predictions]
     assert sum(p["committed_offset"] for p in pred_parts) == len(messages)
-    assert all(p["lag"] == 0 for p in pred_parts)
+    assert all(p["lag"] == 0 for p in pred_parts), pred_parts
 
     # The DLQ topic got every rejected message with its reason header (at least once).
     dlq = _read_all(client, broker.bootstrap, topics.dlq)

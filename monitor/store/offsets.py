@@ -61,7 +61,8 @@ def save(conn: Connection, group: str, next_offsets: Mapping[TopicPartition, int
          watermarks: Mapping[TopicPartition, int],
          high_watermarks: Mapping[TopicPartition, int]) -> None:
     """Store the next offset and watermark of each partition read; for partitions not read
-    this time only their log end (``high_watermarks``) moves."""
+    this time only their log end (``high_watermarks``) moves. A partition absent from
+    ``high_watermarks`` keeps the log end stored last."""
     rows = [{"g": group, "t": tp[0], "p": tp[1], "o": nxt, "w": watermarks[tp],
              "h": high_watermarks.get(tp)} for tp, nxt in next_offsets.items()]
     idle = [{"g": group, "t": tp[0], "p": tp[1], "h": h}
@@ -76,7 +77,10 @@ def save(conn: Connection, group: str, next_offsets: Mapping[TopicPartition, int
             "watermark_ms, high_watermark) VALUES (:g, :t, :p, :o, :w, :h) "
             "ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET "
             "next_offset = excluded.next_offset, watermark_ms = excluded.watermark_ms, "
-            "high_watermark = excluded.high_watermark, updated_at = now()"), rows)
+            # a checkpoint without a fresh read (they come every LAG_REFRESH_S) keeps the last:
+            # NULL here made `vitmon status` show no lag for a drained partition
+            "high_watermark = coalesce(excluded.high_watermark, consumer_offsets.high_watermark), "
+            "updated_at = now()"), rows)
 
 
 def max_watermark(conn: Connection, besides_topic: str | None = None) -> int | None:

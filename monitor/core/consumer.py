@@ -353,7 +353,7 @@ class Consumer(GroupMember):
             for p in out.parked:
                 tp = (p.topic, p.partition)
                 if tp in self.held:
-                    self.held.max_ts[tp] = max(self.held.max_ts[tp], p.ts_ms)
+                    self.held.advance(tp, p.ts_ms)
             for batch in out.batches.values():
                 buf.batches.append(batch)
                 self._advance_watermarks(batch)
@@ -366,8 +366,7 @@ class Consumer(GroupMember):
             for p in np.unique(out_l.partition):
                 tp = (self.kafka.labels_topic, int(p))
                 if tp in self.held:
-                    self.held.max_ts[tp] = max(self.held.max_ts[tp],
-                                               int(out_l.ts_ms[out_l.partition == p].max()))
+                    self.held.advance(tp, out_l.ts_ms[out_l.partition == p])
 
     def _advance_watermarks(self, batch: Any) -> None:
         parts = batch.extras["_partition"]
@@ -375,7 +374,7 @@ class Consumer(GroupMember):
         for p in np.unique(parts):
             tp = (topic, int(p))
             if tp in self.held:
-                self.held.max_ts[tp] = max(self.held.max_ts[tp], int(batch.ts_ms[parts == p].max()))
+                self.held.advance(tp, batch.ts_ms[parts == p])
 
     def _after(self, result: CheckpointResult, cp: CheckpointInput, took: float) -> None:
         k = self.kafka

@@ -170,3 +170,31 @@ def test_on_a_new_database_only_the_first_small_poll_parks(broker, db_url_factor
     assert 0 < commits[0][1] == sum(p for _, p in commits) <= FIRST_POLL_RECORDS, commits
     assert query(db_url, "SELECT dim, source FROM embedding_dims") == [(8, "reference")]
     assert query(db_url, "SELECT count(*) FROM parked_events")[0][0] == 0
+
+
+def test_a_canary_of_a_known_model_is_decided_at_once_and_a_new_backbone_still_waits(
+        broker, db_url_factory, topic_names, tmp_path):
+    """Version 1 is decided by 1,000 votes. Canary 2 sends 20 events of the same D: decided in
+    its first checkpoint from the model's last D, long before the 30 s wait or the flush.
+    Version 3, a new backbone with D = 32, sends 20 events: the prior does not outvote them;
+    they wait as any new version does, and the flush decides them by consensus."""
+    topics = make_topics(topic_names, CLIENT, broker.bootstrap, partitions=1)
+    values = [event(i, T0 + i * 20, 64, CAMERAS[i % 6], version="1") for i in range(1_500)]
+    values += [event(10_000 + i, T0 + 30_000 + i * 20, 64, CAMERAS[0], version="2",
+                     prefix="canary") for i in range(20)]
+    values += [event(20_000 + i, T0 + 31_000 + i * 20, 32, CAMERAS[1], version="3",
+                     prefix="backbone") for i in range(20)]
+    publish(broker.bootstrap, topics.predictions, {0: values})
+    db_url = db_url_factory()
+    env = monitor_env(broker.bootstrap, db_url, topics, CLIENT, VITMON_DETECTORS="traffic",
+                      VITMON_INTAKE__DIM_CONSENSUS_WAIT_S="3600")
+    consume(env, tmp_path / "monitor.log")
+
+    assert query(db_url, "SELECT model_version, dim, source FROM embedding_dims "
+                         "ORDER BY model_version") == [("1", 64, "consensus"),
+                                                       ("2", 64, "previous_version"),
+                                                       ("3", 32, "consensus")]
+    by_version = dict(query(db_url, "SELECT model_version, count(*) FROM predictions "
+                                    "GROUP BY 1"))
+    assert by_version == {"1": 1_500, "2": 20, "3": 20}
+    assert query(db_url, "SELECT count(*) FROM rejected_events")[0][0] == 0

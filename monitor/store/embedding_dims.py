@@ -43,6 +43,14 @@ def reference_dim(conn: Connection, key: Key) -> int | None:
     return dim or None
 
 
+def previous_version_dim(conn: Connection, key: Key) -> int | None:
+    """The dimension decided last for another version of the model (a canary's prior)."""
+    return conn.execute(text(
+        "SELECT dim FROM embedding_dims WHERE model = :m AND model_version <> :v AND dim IS NOT "
+        "NULL ORDER BY decided_at DESC, model_version DESC LIMIT 1"),
+        {"m": key[0], "v": key[1]}).scalar()
+
+
 def decide(conn: Connection, key: Key, dim: int, source: str) -> None:
     conn.execute(text("UPDATE embedding_dims SET dim = :d, source = :s, decided_at = now() "
                       "WHERE model = :m AND model_version = :v"),

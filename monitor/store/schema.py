@@ -328,7 +328,7 @@ class EmbeddingDim(Base):
     model: Mapped[str] = mapped_column(Text, primary_key=True)
     model_version: Mapped[str] = mapped_column(Text, primary_key=True)
     dim: Mapped[int | None] = mapped_column(Integer)
-    source: Mapped[str | None] = mapped_column(Text)  # "consensus" | "reference" | ...
+    source: Mapped[str | None] = mapped_column(Text)  # "consensus" | "previous_version" | "reference"
     created_at: Mapped[datetime] = _now()
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -13,12 +13,13 @@ embedding of a version whose dimension D is undecided. At the start of the check
 2. **embedding dimension** per (model, version), locked on its ``embedding_dims`` row: from
    ``models.<m>.embedding_dim``, else the version's active reference profile, else the
    consensus of :mod:`monitor.core.ingest.consensus` over the events parked so far by every
-   process (``parked_events``). Undecided: the events wait in ``parked_events`` (committed with
-   the offsets that passed them, so exactly-once holds). Decided: every parked event of the
-   version is decoded afresh with D -- accepted into this checkpoint, or rejected with
-   ``embedding_dim`` -- and deleted (this checkpoint's parked events keep the decoder's
-   validated rows, so only their D and C are checked again; those read back from
-   ``parked_events`` are parsed again);
+   process (``parked_events``), at once if its clear leader is the D decided last for another
+   version of the model (a canary: ``source`` "previous_version"). Undecided: the events wait
+   in ``parked_events`` (committed with the offsets that passed them, so exactly-once holds).
+   Decided: every parked event of the version is decoded afresh with D -- accepted into this
+   checkpoint, or rejected with ``embedding_dim`` -- and deleted (this checkpoint's parked
+   events keep the decoder's validated rows, so only their D and C are checked again; those
+   read back from ``parked_events`` are parsed again);
 3. the slice admission (:class:`~monitor.core.slice_admission.TopKAdmission`) of the windows of
    all accepted events.
 
@@ -222,10 +223,15 @@ class Intake:
                 for p in events:
                     if p.dim:
                         votes[p.dim] = votes.get(p.dim, 0) + 1
+                prior = embedding_dims.previous_version_dim(conn, key)
                 dim = consensus.decide(votes, waited, flush, s.dim_consensus_events,
-                                       s.dim_consensus_wait_s, s.dim_min_agree)
+                                       s.dim_consensus_wait_s, s.dim_min_agree, prior)
                 if dim is not None:
-                    embedding_dims.decide(conn, key, dim, "consensus")
+                    # "previous_version": decided before the wait, as the model's last D
+                    early = dim == prior and not flush and waited < s.dim_consensus_wait_s \
+                        and sum(votes.values()) < s.dim_consensus_events
+                    embedding_dims.decide(conn, key, dim, "previous_version" if early
+                                          else "consensus")
                 else:  # wait: park those with an embedding, accept the others
                     embedding_dims.park(conn, [_parked_row(p) for p in events if p.dim])
                     events = [p for p in events if not p.dim]

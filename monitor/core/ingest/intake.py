@@ -223,15 +223,14 @@ class Intake:
                 for p in events:
                     if p.dim:
                         votes[p.dim] = votes.get(p.dim, 0) + 1
-                prior = embedding_dims.previous_version_dim(conn, key)
-                dim = consensus.decide(votes, waited, flush, s.dim_consensus_events,
-                                       s.dim_consensus_wait_s, s.dim_min_agree, prior)
+                rule = (votes, waited, flush, s.dim_consensus_events, s.dim_consensus_wait_s,
+                        s.dim_min_agree)
+                dim, source = consensus.decide(*rule), "consensus"
+                if dim is None:  # a canary: the model's last D may decide it before the wait
+                    prior = embedding_dims.previous_version_dim(conn, key)
+                    dim, source = consensus.decide(*rule, prior=prior), "previous_version"
                 if dim is not None:
-                    # "previous_version": decided before the wait, as the model's last D
-                    early = dim == prior and not flush and waited < s.dim_consensus_wait_s \
-                        and sum(votes.values()) < s.dim_consensus_events
-                    embedding_dims.decide(conn, key, dim, "previous_version" if early
-                                          else "consensus")
+                    embedding_dims.decide(conn, key, dim, source)
                 else:  # wait: park those with an embedding, accept the others
                     embedding_dims.park(conn, [_parked_row(p) for p in events if p.dim])
                     events = [p for p in events if not p.dim]
